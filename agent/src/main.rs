@@ -1,0 +1,108 @@
+//! `proxmox-monitor-agent`: collects this Proxmox host's state and pushes it over MQTT.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+use proxmox_monitor_agent::collect::Collectors;
+use proxmox_monitor_agent::config::{self, Config, Settings};
+use proxmox_monitor_agent::publisher;
+use proxmox_monitor_agent::schedule::{self, Envelopes, Intervals};
+use proxmox_monitor_agent::source::{HostSource, Source};
+use tokio::sync::mpsc;
+use wire::Kind;
+
+/// Collects host, ZFS, storage and guest state of this Proxmox VE host and pushes it to a
+/// Proxmox Monitor server over MQTT. Read-only: it never changes the host.
+#[derive(Parser)]
+#[command(version, about)]
+struct Args {
+    /// The agent's config file.
+    #[arg(long, value_name = "PATH", default_value = config::DEFAULT_PATH)]
+    config: PathBuf,
+    /// Collect every tier once, print the payloads as JSON and exit; no network.
+    #[arg(long, conflicts_with = "check")]
+    once: bool,
+    /// Validate the config, try one authenticated connection and print a one-line verdict
+    /// (ok, invalid_token, unreachable, tls_error, protocol_error); exit 0 only for ok.
+    #[arg(long)]
+    check: bool,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,rumqttc=warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    // Two workers at most: the agent is mostly idle and must stay small on the host.
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build();
+    let runtime = match runtime {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: failed to start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(args)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let settings = Config::load(&args.config)?;
+    if args.check {
+        let verdict = publisher::check(&settings, Duration::from_secs(10)).await;
+        println!("{}", verdict.line());
+        return Ok(if verdict == publisher::Verdict::Ok { ExitCode::SUCCESS } else { ExitCode::FAILURE });
+    }
+    let source = HostSource(Collectors::new(settings.node.clone()));
+    if args.once {
+        print_once(&settings, source).await?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    tracing::info!(host_id = %settings.host_id, node = %settings.node, "starting");
+    let (tx, rx) = mpsc::channel(64);
+    let intervals = Intervals { fast: settings.fast, medium: settings.medium, slow: settings.slow };
+    tokio::spawn(schedule::run(source, Envelopes::new(settings.host_id.clone()), intervals, tx));
+    publisher::run(&settings, rx, shutdown_signal()).await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `--once`: every tier, as `{"fast": {..}, "medium": {..}, "slow": {..}}`.
+async fn print_once(settings: &Settings, mut source: HostSource) -> anyhow::Result<()> {
+    let mut envelopes = Envelopes::new(settings.host_id.clone());
+    let mut out = serde_json::Map::new();
+    for (tier, every) in [(Kind::Fast, settings.fast), (Kind::Medium, settings.medium), (Kind::Slow, settings.slow)] {
+        let (data, errors) = source.collect(tier, schedule::collect_timeout(every)).await;
+        let message = envelopes.wrap(data, errors, 0);
+        out.insert(tier.to_string(), serde_json::from_slice(&message.payload)?);
+    }
+    println!("{}", serde_json::to_string_pretty(&out)?);
+    Ok(())
+}
+
+/// Resolves on SIGINT or SIGTERM (what systemd sends).
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}

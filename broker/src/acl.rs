@@ -1,0 +1,143 @@
+//! The topic ACL: a host publishes only its own four topics; an observer only reads.
+
+use wire::{Kind, Topic};
+
+use crate::auth::Identity;
+
+/// Why a packet was refused; each closes the connection and is counted by name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Violation {
+    /// A host published outside its own `pmon/v1/<id>/{status,fast,medium,slow}`.
+    ForeignTopic,
+    /// A topic name with a wildcard, a leading `$` or a NUL.
+    InvalidTopic,
+    /// A payload over the configured maximum.
+    Oversized,
+    /// An observer tried to publish.
+    ReadOnly,
+    /// A subscription outside what the identity may read.
+    ForeignFilter,
+    /// A will aimed at another topic than the host's own status.
+    ForeignWill,
+}
+
+impl Violation {
+    pub const ALL: [Violation; 6] = [
+        Violation::ForeignTopic,
+        Violation::InvalidTopic,
+        Violation::Oversized,
+        Violation::ReadOnly,
+        Violation::ForeignFilter,
+        Violation::ForeignWill,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Violation::ForeignTopic => "foreign_topic",
+            Violation::InvalidTopic => "invalid_topic",
+            Violation::Oversized => "oversized",
+            Violation::ReadOnly => "read_only",
+            Violation::ForeignFilter => "foreign_filter",
+            Violation::ForeignWill => "foreign_will",
+        }
+    }
+}
+
+fn is_valid_topic_name(topic: &str) -> bool {
+    !topic.is_empty() && !topic.starts_with('$') && !topic.contains(['+', '#', '\0'])
+}
+
+/// May `who` publish `payload_len` bytes to `topic`?
+pub fn check_publish(who: &Identity, topic: &str, payload_len: usize, max_payload: usize) -> Result<(), Violation> {
+    if !is_valid_topic_name(topic) {
+        return Err(Violation::InvalidTopic);
+    }
+    let Identity::Host(host) = who else {
+        return Err(Violation::ReadOnly);
+    };
+    match Topic::parse(topic) {
+        Ok(t) if t.host == *host => {}
+        _ => return Err(Violation::ForeignTopic),
+    }
+    if payload_len > max_payload {
+        return Err(Violation::Oversized);
+    }
+    Ok(())
+}
+
+/// May `who` leave a will on `topic`? Only a host, only on its own status topic.
+pub fn check_will(who: &Identity, topic: &str) -> Result<(), Violation> {
+    match who {
+        Identity::Host(host) if topic == host.topic(Kind::Status) => Ok(()),
+        _ => Err(Violation::ForeignWill),
+    }
+}
+
+/// May `who` subscribe to `filter`? Observers read under `pmon/v1/`, hosts only their own.
+pub fn check_subscribe(who: &Identity, filter: &str) -> Result<(), Violation> {
+    if filter.contains('\0') || filter.starts_with('$') {
+        return Err(Violation::InvalidTopic);
+    }
+    let allowed_prefix = match who {
+        Identity::Observer(_) => format!("{}/", wire::PREFIX),
+        Identity::Host(host) => format!("{}/{}/", wire::PREFIX, host),
+    };
+    // A wildcard before the end of the allowed prefix would widen it (`pmon/+/...`, `#`).
+    match filter.strip_prefix(allowed_prefix.as_str()) {
+        Some(_) => Ok(()),
+        None => Err(Violation::ForeignFilter),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wire::HostId;
+
+    fn host(id: &str) -> Identity {
+        Identity::Host(HostId::parse(id).unwrap())
+    }
+
+    #[test]
+    fn a_host_publishes_only_its_own_topics() {
+        let me = host("pve1");
+        for kind in Kind::ALL {
+            assert_eq!(check_publish(&me, &format!("pmon/v1/pve1/{kind}"), 10, 100), Ok(()));
+        }
+        assert_eq!(check_publish(&me, "pmon/v1/pve2/fast", 10, 100), Err(Violation::ForeignTopic));
+        assert_eq!(check_publish(&me, "pmon/v1/pve1/other", 10, 100), Err(Violation::ForeignTopic));
+        assert_eq!(check_publish(&me, "elsewhere", 10, 100), Err(Violation::ForeignTopic));
+        assert_eq!(check_publish(&me, "pmon/v1/pve1/fast", 101, 100), Err(Violation::Oversized));
+        for bad in ["pmon/v1/+/fast", "pmon/v1/#", "$SYS/x", "pmon/v1/pve1/fast\0", ""] {
+            assert_eq!(check_publish(&me, bad, 1, 100), Err(Violation::InvalidTopic), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn observers_never_publish() {
+        let o = Identity::Observer("ops".into());
+        assert_eq!(check_publish(&o, "pmon/v1/pve1/fast", 1, 100), Err(Violation::ReadOnly));
+        assert_eq!(check_will(&o, "pmon/v1/pve1/status"), Err(Violation::ForeignWill));
+    }
+
+    #[test]
+    fn wills_only_on_the_own_status_topic() {
+        assert_eq!(check_will(&host("pve1"), "pmon/v1/pve1/status"), Ok(()));
+        assert_eq!(check_will(&host("pve1"), "pmon/v1/pve2/status"), Err(Violation::ForeignWill));
+        assert_eq!(check_will(&host("pve1"), "pmon/v1/pve1/fast"), Err(Violation::ForeignWill));
+    }
+
+    #[test]
+    fn subscriptions_stay_inside_what_may_be_read() {
+        let o = Identity::Observer("ops".into());
+        assert_eq!(check_subscribe(&o, "pmon/v1/#"), Ok(()));
+        assert_eq!(check_subscribe(&o, "pmon/v1/+/status"), Ok(()));
+        assert_eq!(check_subscribe(&o, "#"), Err(Violation::ForeignFilter));
+        assert_eq!(check_subscribe(&o, "pmon/+/x"), Err(Violation::ForeignFilter));
+        assert_eq!(check_subscribe(&o, "$SYS/#"), Err(Violation::InvalidTopic));
+        let me = host("pve1");
+        assert_eq!(check_subscribe(&me, "pmon/v1/pve1/#"), Ok(()));
+        assert_eq!(check_subscribe(&me, "pmon/v1/#"), Err(Violation::ForeignFilter));
+        assert_eq!(check_subscribe(&me, "pmon/v1/pve2/#"), Err(Violation::ForeignFilter));
+    }
+}

@@ -1,0 +1,161 @@
+//! MQTT framing on rumqttd's own codecs, with the protocol version read from CONNECT.
+
+use bytes::BytesMut;
+use rumqttd::protocol::{self, v4::V4, v5::V5, ConnAck, ConnectReturnCode, Packet, Protocol};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+/// The protocol a client spoke in its CONNECT.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Version {
+    /// MQTT 3.1.1 (protocol level 4).
+    V4,
+    /// MQTT 5.
+    V5,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CodecError {
+    #[error("connection closed")]
+    Closed,
+    #[error("i/o: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("not an MQTT CONNECT")]
+    NotConnect,
+    #[error("unsupported MQTT protocol level {0}")]
+    UnsupportedLevel(u8),
+    #[error("malformed packet: {0:?}")]
+    Malformed(protocol::Error),
+    #[error("packet of {0} bytes is over the limit")]
+    TooLarge(usize),
+}
+
+/// Looks at the first bytes of a connection: `Ok(None)` means "need more bytes".
+pub fn detect(buf: &[u8]) -> Result<Option<Version>, CodecError> {
+    let Some(&first) = buf.first() else { return Ok(None) };
+    if first != 0x10 {
+        return Err(CodecError::NotConnect);
+    }
+    // Skip the remaining-length varint (1 to 4 bytes).
+    let mut i = 1;
+    loop {
+        let Some(&b) = buf.get(i) else { return Ok(None) };
+        i += 1;
+        if b & 0x80 == 0 {
+            break;
+        }
+        if i > 4 {
+            return Err(CodecError::NotConnect);
+        }
+    }
+    let Some(name_len) = buf.get(i..i + 2) else { return Ok(None) };
+    let name_len = u16::from_be_bytes([name_len[0], name_len[1]]) as usize;
+    if name_len > 6 {
+        return Err(CodecError::NotConnect);
+    }
+    let Some(&level) = buf.get(i + 2 + name_len) else { return Ok(None) };
+    match level {
+        4 => Ok(Some(Version::V4)),
+        5 => Ok(Some(Version::V5)),
+        other => Err(CodecError::UnsupportedLevel(other)),
+    }
+}
+
+/// A byte stream framed into MQTT packets of one protocol version.
+pub struct Framed<S> {
+    pub stream: S,
+    pub version: Version,
+    read: BytesMut,
+    write: BytesMut,
+    max_packet: usize,
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Framed<S> {
+    /// Reads until the protocol version of the CONNECT is known.
+    pub async fn accept(mut stream: S, max_packet: usize) -> Result<Framed<S>, CodecError> {
+        let mut read = BytesMut::with_capacity(1024);
+        let version = loop {
+            if let Some(v) = detect(&read)? {
+                break v;
+            }
+            if stream.read_buf(&mut read).await? == 0 {
+                return Err(CodecError::Closed);
+            }
+        };
+        Ok(Framed { stream, version, read, write: BytesMut::with_capacity(1024), max_packet })
+    }
+
+    /// The next packet already in the buffer, if a whole one is there.
+    pub fn try_next(&mut self) -> Result<Option<Packet>, CodecError> {
+        let result = match self.version {
+            Version::V4 => V4.read_mut(&mut self.read, self.max_packet),
+            Version::V5 => V5.read_mut(&mut self.read, self.max_packet),
+        };
+        match result {
+            Ok(p) => Ok(Some(p)),
+            Err(protocol::Error::InsufficientBytes(_)) => Ok(None),
+            Err(protocol::Error::PayloadSizeLimitExceeded(n)) => Err(CodecError::TooLarge(n)),
+            Err(e) => Err(CodecError::Malformed(e)),
+        }
+    }
+
+    /// Reads one packet. Cancel-safe: bytes already read stay in the buffer.
+    pub async fn next(&mut self) -> Result<Packet, CodecError> {
+        loop {
+            if let Some(p) = self.try_next()? {
+                return Ok(p);
+            }
+            if self.stream.read_buf(&mut self.read).await? == 0 {
+                return Err(CodecError::Closed);
+            }
+        }
+    }
+
+    /// Queues a packet; [`Framed::flush`] sends what is queued.
+    pub fn queue(&mut self, packet: Packet) -> Result<(), CodecError> {
+        let result = match self.version {
+            Version::V4 => V4.write(packet, &mut self.write),
+            Version::V5 => V5.write(packet, &mut self.write),
+        };
+        result.map(|_| ()).map_err(CodecError::Malformed)
+    }
+
+    pub async fn flush(&mut self) -> Result<(), CodecError> {
+        if !self.write.is_empty() {
+            self.stream.write_all(&self.write).await?;
+            self.write.clear();
+            self.stream.flush().await?;
+        }
+        Ok(())
+    }
+
+    /// Answers a CONNECT with "not authorized" (3.1.1 code 5, MQTT 5 reason 0x87) and
+    /// closes, so that a client can tell a bad token from a network failure.
+    pub async fn refuse(&mut self, code: ConnectReturnCode) {
+        let ack = ConnAck { session_present: false, code };
+        if self.queue(Packet::ConnAck(ack, None)).is_ok() {
+            let _ = self.flush().await;
+        }
+        let _ = self.stream.shutdown().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // CONNECT headers as mosquitto_pub sends them.
+    const V311: &[u8] = &[0x10, 0x1a, 0x00, 0x04, b'M', b'Q', b'T', b'T', 0x04, 0x02];
+    const V5_: &[u8] = &[0x10, 0x1a, 0x00, 0x04, b'M', b'Q', b'T', b'T', 0x05, 0x02];
+    const V31: &[u8] = &[0x10, 0x1a, 0x00, 0x06, b'M', b'Q', b'I', b's', b'd', b'p', 0x03];
+
+    #[test]
+    fn version_is_read_from_the_connect() {
+        assert_eq!(detect(V311).unwrap(), Some(Version::V4));
+        assert_eq!(detect(V5_).unwrap(), Some(Version::V5));
+        assert!(matches!(detect(V31), Err(CodecError::UnsupportedLevel(3))));
+        assert!(matches!(detect(b"GET / HTTP/1.1"), Err(CodecError::NotConnect)));
+        for n in 0..9 {
+            assert_eq!(detect(&V311[..n]).unwrap(), None, "prefix of {n} bytes");
+        }
+    }
+}

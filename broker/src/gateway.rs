@@ -1,0 +1,361 @@
+//! One client connection from CONNECT to close, in front of rumqttd's router.
+//!
+//! rumqttd alone has no topic ACL, no way to learn who published, no way to disconnect a
+//! client, and a will that misfires on reconnect. So the gateway decodes every packet a
+//! client sends, checks it against [`acl`](crate::acl), and only then hands it to the
+//! client's router link. Wills are checked and then dropped: the gateway owns presence and
+//! publishes `online`/`offline` itself, from the connection's own life.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use rumqttd::local::LinkTx;
+use rumqttd::protocol::{ConnAck, ConnectReturnCode, Login, Packet, Publish};
+use rumqttd::Notification;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::{Mutex, Notify, Semaphore};
+use tokio::time::{sleep_until, timeout, Instant};
+use tracing::{debug, info, warn};
+use wire::{HostId, Kind};
+
+use crate::acl::{self, Violation};
+use crate::auth::{CredentialTable, Identity};
+use crate::codec::{CodecError, Framed};
+use crate::router::{self, Router};
+use crate::stats::Stats;
+
+/// Limits of the gateway.
+#[derive(Debug, Clone)]
+pub struct GatewayConfig {
+    /// Largest publish payload accepted (default 256 KiB).
+    pub max_payload: usize,
+    /// Deadline for the whole opening: handshakes and the CONNECT packet.
+    pub connect_timeout: Duration,
+    /// Most simultaneous client connections.
+    pub max_connections: usize,
+    /// Idle limit for a client that asks for no keepalive (keepalive 0).
+    pub max_idle: Duration,
+}
+
+impl Default for GatewayConfig {
+    fn default() -> Self {
+        GatewayConfig {
+            max_payload: 256 * 1024,
+            connect_timeout: Duration::from_secs(10),
+            max_connections: 20_000,
+            max_idle: Duration::from_secs(300),
+        }
+    }
+}
+
+/// The live session of one username.
+struct Session {
+    id: u64,
+    token_hash: [u8; 32],
+    /// Notified to close the session: rotated token, removed host, or a newer session.
+    kick: Arc<Notify>,
+}
+
+/// What the presence lock guards: the live sessions and the link presence is published
+/// on. One lock for both, so that `online` and `offline` of one host are published in the
+/// order their sessions started and ended.
+struct Presence {
+    sessions: HashMap<String, Session>,
+    link: LinkTx,
+}
+
+struct Inner {
+    router: Router,
+    config: GatewayConfig,
+    credentials: RwLock<Arc<CredentialTable>>,
+    presence: Mutex<Presence>,
+    /// One permit per open connection, up to `max_connections`.
+    slots: Arc<Semaphore>,
+    next_session: AtomicU64,
+    stats: Stats,
+}
+
+/// The gateway; cheap to clone, shared by every listener.
+#[derive(Clone)]
+pub struct Gateway(Arc<Inner>);
+
+/// How a session ended, for the log and the counters.
+#[derive(Debug)]
+enum End {
+    Disconnected,
+    #[allow(dead_code)] // Read through `Debug` in the disconnect log line.
+    Closed(CodecError),
+    Kicked,
+    KeepaliveTimeout,
+    Violation(Violation, String),
+    RouterGone,
+}
+
+impl Gateway {
+    pub async fn new(router: Router, config: GatewayConfig) -> anyhow::Result<Gateway> {
+        let (link, rx) = router.link("gateway-presence").await?;
+        router::drain(rx);
+        Ok(Gateway(Arc::new(Inner {
+            slots: Arc::new(Semaphore::new(config.max_connections)),
+            router,
+            config,
+            credentials: RwLock::new(Arc::new(CredentialTable::default())),
+            presence: Mutex::new(Presence { sessions: HashMap::new(), link }),
+            next_session: AtomicU64::new(1),
+            stats: Stats::default(),
+        })))
+    }
+
+    pub fn stats(&self) -> &Stats {
+        &self.0.stats
+    }
+
+    pub fn config(&self) -> &GatewayConfig {
+        &self.0.config
+    }
+
+    /// Replaces the credential table and closes every session whose token is no longer
+    /// valid (rotated or removed). Returns how many were closed.
+    pub async fn set_credentials(&self, table: CredentialTable) -> usize {
+        let table = Arc::new(table);
+        // The lock is never held across an await or a panic point.
+        *self.0.credentials.write().unwrap_or_else(|e| e.into_inner()) = table.clone();
+        let presence = self.0.presence.lock().await;
+        let mut kicked = 0;
+        for (user, session) in &presence.sessions {
+            if !table.still_valid(user, &session.token_hash) {
+                info!(user = %user, "credential revoked; closing its session");
+                session.kick.notify_one();
+                kicked += 1;
+            }
+        }
+        kicked
+    }
+
+    fn credentials(&self) -> Arc<CredentialTable> {
+        self.0.credentials.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Host ids with a live session right now.
+    pub async fn online_hosts(&self) -> Vec<String> {
+        let presence = self.0.presence.lock().await;
+        let mut hosts: Vec<String> = presence.sessions.keys().cloned().collect();
+        hosts.sort();
+        hosts
+    }
+
+    /// Publishes the retained status of hosts nobody is connected as, e.g. at start,
+    /// because rumqttd forgets retained messages when the server restarts.
+    pub async fn announce_offline(&self, hosts: &[HostId]) {
+        let mut presence = self.0.presence.lock().await;
+        for host in hosts {
+            if !presence.sessions.contains_key(host.as_str()) {
+                publish_status(&mut presence.link, host, false).await;
+            }
+        }
+    }
+
+    /// Serves one client connection to its end. `peer` is the client's address (the
+    /// forwarded one when behind a trusted proxy).
+    pub async fn serve<S>(&self, stream: S, peer: SocketAddr)
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send,
+    {
+        let stats = &self.0.stats;
+        let Ok(_slot) = self.0.slots.clone().try_acquire_owned() else {
+            Stats::add(&stats.refused_busy);
+            warn!(%peer, "connection limit reached; refusing a connection");
+            return;
+        };
+        let opening = timeout(self.0.config.connect_timeout, async {
+            let mut framed = Framed::accept(stream, self.0.config.max_payload + 1024).await?;
+            let packet = framed.next().await?;
+            Ok::<_, CodecError>((framed, packet))
+        })
+        .await;
+        let (mut framed, packet) = match opening {
+            Ok(Ok(opened)) => opened,
+            Ok(Err(e)) => {
+                Stats::add(&stats.refused_protocol);
+                debug!(%peer, error = %e, "bad opening");
+                return;
+            }
+            Err(_) => {
+                Stats::add(&stats.connect_timeouts);
+                debug!(%peer, "no CONNECT within the deadline");
+                return;
+            }
+        };
+        let Packet::Connect(connect, _props, will, _will_props, login) = packet else {
+            Stats::add(&stats.refused_protocol);
+            return;
+        };
+        let Some((identity, token_hash)) = self.authenticate(&connect.client_id, login.as_ref()) else {
+            Stats::add(&stats.refused_auth);
+            let user = login.as_ref().map(|l| l.username.as_str()).unwrap_or("");
+            info!(%peer, user, client_id = %connect.client_id, "refused: not authorized");
+            framed.refuse(ConnectReturnCode::NotAuthorized).await;
+            return;
+        };
+        if let Some(will) = &will {
+            let topic = String::from_utf8_lossy(&will.topic);
+            if let Err(v) = acl::check_will(&identity, &topic) {
+                stats.violation(v);
+                warn!(user = identity.name(), topic = %topic, violation = v.as_str(), "refused: will on a foreign topic");
+                framed.refuse(ConnectReturnCode::NotAuthorized).await;
+                return;
+            }
+        }
+        let (mut link_tx, mut link_rx) = match self.0.router.link(identity.name()).await {
+            Ok(link) => link,
+            Err(e) => {
+                warn!(error = %e, "router refused a link");
+                framed.refuse(ConnectReturnCode::ServerUnavailable).await;
+                return;
+            }
+        };
+        let ack = ConnAck { session_present: false, code: ConnectReturnCode::Success };
+        if framed.queue(Packet::ConnAck(ack, None)).is_err() || framed.flush().await.is_err() {
+            let _ = link_tx.send(disconnect()).await;
+            return;
+        }
+        Stats::add(&stats.accepted);
+        stats.sessions.fetch_add(1, Ordering::Relaxed);
+        let (session_id, kick) = self.join(&identity, token_hash).await;
+        info!(%peer, user = identity.name(), "connected");
+
+        let keepalive = match connect.keep_alive {
+            0 => self.0.config.max_idle,
+            secs => Duration::from_secs(u64::from(secs)).mul_f32(1.5),
+        };
+        let mut deadline = Instant::now() + keepalive;
+        let end = loop {
+            tokio::select! {
+                _ = kick.notified() => break End::Kicked,
+                _ = sleep_until(deadline) => break End::KeepaliveTimeout,
+                read = framed.next() => {
+                    let packet = match read {
+                        Ok(p) => p,
+                        Err(e) => break End::Closed(e),
+                    };
+                    deadline = Instant::now() + keepalive;
+                    if let Err((v, topic)) = self.check(&identity, &packet) {
+                        break End::Violation(v, topic);
+                    }
+                    let last = matches!(packet, Packet::Disconnect(..));
+                    if link_tx.send(packet).await.is_err() {
+                        break End::RouterGone;
+                    }
+                    if last {
+                        break End::Disconnected;
+                    }
+                }
+                note = link_rx.next() => match note {
+                    Ok(Some(Notification::Unschedule)) => {
+                        if link_rx.wake().await.is_err() {
+                            break End::RouterGone;
+                        }
+                    }
+                    Ok(Some(note)) => {
+                        if let Some(packet) = Option::<Packet>::from(note) {
+                            if let Err(e) = framed.queue(packet) {
+                                break End::Closed(e);
+                            }
+                        }
+                        if let Err(e) = framed.flush().await {
+                            break End::Closed(e);
+                        }
+                    }
+                    Ok(None) => {}
+                    Err(_) => break End::RouterGone,
+                },
+            }
+        };
+        if !matches!(end, End::Disconnected) {
+            let _ = link_tx.send(disconnect()).await;
+        }
+        match &end {
+            End::Violation(v, topic) => {
+                stats.violation(*v);
+                warn!(user = identity.name(), topic = %topic, violation = v.as_str(), "closed: ACL violation");
+            }
+            End::Kicked => Stats::add(&stats.kicked),
+            End::KeepaliveTimeout => Stats::add(&stats.keepalive_timeouts),
+            _ => {}
+        }
+        stats.sessions.fetch_sub(1, Ordering::Relaxed);
+        self.leave(&identity, session_id).await;
+        info!(%peer, user = identity.name(), reason = ?end, "disconnected");
+    }
+
+    /// The username must match a credential, and a host's client id must be its host id.
+    fn authenticate(&self, client_id: &str, login: Option<&Login>) -> Option<(Identity, [u8; 32])> {
+        let login = login?;
+        let (identity, hash) = self.credentials().verify(&login.username, &login.password)?;
+        match &identity {
+            Identity::Host(host) if host.as_str() != client_id => None,
+            _ => Some((identity, hash)),
+        }
+    }
+
+    /// The ACL, applied to one packet from the client.
+    fn check(&self, who: &Identity, packet: &Packet) -> Result<(), (Violation, String)> {
+        match packet {
+            Packet::Publish(publish, _) => {
+                let topic = String::from_utf8_lossy(&publish.topic);
+                acl::check_publish(who, &topic, publish.payload.len(), self.0.config.max_payload)
+                    .map_err(|v| (v, topic.into_owned()))
+            }
+            Packet::Subscribe(subscribe, _) => subscribe
+                .filters
+                .iter()
+                .try_for_each(|f| acl::check_subscribe(who, &f.path).map_err(|v| (v, f.path.clone()))),
+            _ => Ok(()),
+        }
+    }
+
+    /// Registers a session, replacing (and closing) an older one of the same user.
+    async fn join(&self, who: &Identity, token_hash: [u8; 32]) -> (u64, Arc<Notify>) {
+        let id = self.0.next_session.fetch_add(1, Ordering::Relaxed);
+        let kick = Arc::new(Notify::new());
+        let mut presence = self.0.presence.lock().await;
+        let session = Session { id, token_hash, kick: kick.clone() };
+        if let Some(old) = presence.sessions.insert(who.name().to_owned(), session) {
+            info!(user = who.name(), "a newer session replaces the live one");
+            old.kick.notify_one();
+        }
+        if let Identity::Host(host) = who {
+            publish_status(&mut presence.link, host, true).await;
+        }
+        (id, kick)
+    }
+
+    /// Unregisters a session; `offline` only if no newer session of that host is live.
+    async fn leave(&self, who: &Identity, id: u64) {
+        let mut presence = self.0.presence.lock().await;
+        if presence.sessions.get(who.name()).is_some_and(|s| s.id == id) {
+            presence.sessions.remove(who.name());
+            if let Identity::Host(host) = who {
+                publish_status(&mut presence.link, host, false).await;
+            }
+        }
+    }
+}
+
+fn disconnect() -> Packet {
+    use rumqttd::protocol::{Disconnect, DisconnectReasonCode};
+    Packet::Disconnect(Disconnect { reason_code: DisconnectReasonCode::NormalDisconnection }, None)
+}
+
+/// Retained `online`/`offline` on the host's status topic. rumqttd's public API builds
+/// only QoS 0 publishes for local links; the recorder still receives them, retained.
+async fn publish_status(link: &mut LinkTx, host: &HostId, online: bool) {
+    let payload = if online { wire::topic::ONLINE } else { wire::topic::OFFLINE };
+    let publish = Publish::new(host.topic(Kind::Status), payload.to_owned(), true);
+    if link.send(Packet::Publish(publish, None)).await.is_err() {
+        warn!(host = %host, "router gone; presence not published");
+    }
+}

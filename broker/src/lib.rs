@@ -1,0 +1,25 @@
+//! The embedded MQTT broker: rumqttd's router behind our own gateway.
+//!
+//! # Layout
+//! - [`router`]: rumqttd's router on its own thread, and in-process links to it.
+//! - [`auth`]: tokens (256 random bits, stored as SHA-256) and the credential table.
+//! - [`acl`]: what each identity may publish and subscribe to (pure functions).
+//! - [`codec`]: MQTT 3.1.1 / 5 detection and framing, on rumqttd's own codecs.
+//! - [`gateway`]: one client connection from CONNECT to close: auth, ACL, keepalive,
+//!   presence and kick. Serves any byte stream (TCP, TLS, WebSocket).
+//! - [`listener`]: the TCP and TLS listeners, with handshake deadlines and limits.
+//! - [`stats`]: counters for `/metrics`.
+//!
+//! rumqttd opens no socket of its own: every client reaches it through [`gateway`].
+
+pub mod acl;
+pub mod auth;
+pub mod codec;
+pub mod gateway;
+pub mod listener;
+pub mod router;
+pub mod stats;
+
+pub use auth::{hash_token, new_token, Credential, CredentialTable, Identity, Role};
+pub use gateway::{Gateway, GatewayConfig};
+pub use router::Router;

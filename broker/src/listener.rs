@@ -1,0 +1,77 @@
+//! The gateway's own TCP and TLS listeners. Every connection is handled in its own task,
+//! so a slow TLS handshake or an idle socket never delays the next `accept`.
+
+use std::future::Future;
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
+use tracing::{debug, warn};
+
+use crate::gateway::Gateway;
+use crate::stats::Stats;
+
+/// Accepts MQTT (or, with `tls`, MQTTS) clients until `shutdown` resolves.
+pub async fn serve(
+    listener: TcpListener,
+    gateway: Gateway,
+    tls: Option<TlsAcceptor>,
+    shutdown: impl Future<Output = ()>,
+) {
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            _ = &mut shutdown => return,
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // Out of file descriptors and similar: pause instead of spinning.
+                    warn!(error = %e, "accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+        };
+        let _ = stream.set_nodelay(true);
+        let gateway = gateway.clone();
+        let tls = tls.clone();
+        tokio::spawn(async move {
+            match tls {
+                None => gateway.serve(stream, peer).await,
+                Some(acceptor) => {
+                    let deadline = gateway.config().connect_timeout;
+                    match tokio::time::timeout(deadline, acceptor.accept(stream)).await {
+                        Ok(Ok(tls_stream)) => gateway.serve(tls_stream, peer).await,
+                        Ok(Err(e)) => debug!(%peer, error = %e, "TLS handshake failed"),
+                        Err(_) => {
+                            Stats::add(&gateway.stats().connect_timeouts);
+                            debug!(%peer, "TLS handshake timed out");
+                        }
+                    }
+                }
+            }
+        });
+    }
+}
+
+/// A rustls acceptor from PEM files (`TLS_CERT`, `TLS_KEY`).
+pub fn tls_acceptor(cert: &Path, key: &Path) -> anyhow::Result<TlsAcceptor> {
+    let cert_pem = std::fs::read(cert).with_context(|| format!("failed to read TLS_CERT {}", cert.display()))?;
+    let key_pem = std::fs::read(key).with_context(|| format!("failed to read TLS_KEY {}", key.display()))?;
+    let certs = rustls_pemfile::certs(&mut cert_pem.as_slice())
+        .collect::<Result<Vec<_>, _>>()
+        .with_context(|| format!("bad PEM in TLS_CERT {}", cert.display()))?;
+    let key = rustls_pemfile::private_key(&mut key_pem.as_slice())
+        .with_context(|| format!("bad PEM in TLS_KEY {}", key.display()))?
+        .with_context(|| format!("no private key in TLS_KEY {}", key.display()))?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .context("rustls has no safe protocol versions")?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .context("TLS_CERT and TLS_KEY do not form a valid pair")?;
+    Ok(TlsAcceptor::from(Arc::new(config)))
+}

@@ -1,0 +1,92 @@
+//! rumqttd's router, embedded: it runs on its own thread and is reached only through
+//! in-process links. No rumqttd listener is ever started.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use anyhow::Context;
+use rumqttd::local::{LinkRx, LinkTx};
+use rumqttd::protocol::{Filter, Packet, QoS, RetainForwardRule, Subscribe};
+use rumqttd::{Config, Notification, RouterConfig};
+
+/// Segment size of rumqttd's per-topic in-memory log. Small on purpose: the router keeps
+/// up to [`SEGMENT_COUNT`] segments for every topic, and a fleet has 4 topics per host.
+/// A segment still holds at least one message, however large.
+const SEGMENT_SIZE: usize = 16 * 1024;
+const SEGMENT_COUNT: usize = 2;
+
+/// The router, shared by the gateway (one link per client) and the recorder.
+#[derive(Clone)]
+pub struct Router {
+    /// `Broker::new` spawns the router thread; we never call `Broker::start`, which would
+    /// open rumqttd's own listeners without our gateway in front.
+    broker: Arc<rumqttd::Broker>,
+    next_link: Arc<AtomicU64>,
+}
+
+impl Router {
+    /// Starts the router thread, sized for `max_connections` links.
+    pub fn start(max_connections: usize) -> Router {
+        let config = Config {
+            router: RouterConfig {
+                max_connections,
+                // Above this many queued notifications the router unschedules a link until
+                // it asks again (`LinkRx::wake`).
+                max_outgoing_packet_count: 200,
+                max_segment_size: SEGMENT_SIZE,
+                max_segment_count: SEGMENT_COUNT,
+                ..RouterConfig::default()
+            },
+            ..Config::default()
+        };
+        Router { broker: Arc::new(rumqttd::Broker::new(config)), next_link: Arc::new(AtomicU64::new(1)) }
+    }
+
+    /// A new link. `name` is for logs; the router gets a unique client id
+    /// (`name~n`), so rumqttd's own duplicate-id handling (and its will misfire) never runs.
+    pub async fn link(&self, name: &str) -> anyhow::Result<(LinkTx, LinkRx)> {
+        let n = self.next_link.fetch_add(1, Ordering::Relaxed);
+        let client_id = format!("{name}~{n}");
+        let broker = self.broker.clone();
+        // `LinkBuilder::build` waits on a blocking channel for the router's ack.
+        tokio::task::spawn_blocking(move || {
+            broker.link(&client_id).map_err(|e| anyhow::anyhow!("router refused a link: {e}"))
+        })
+        .await
+        .context("link task panicked")?
+    }
+}
+
+/// A QoS 1 subscription request, which rumqttd's `LinkTx::subscribe` (QoS 0 only) can't
+/// make. At QoS 1 the router reads a slow subscriber's backlog from its log instead of
+/// dropping it, as long as the subscriber acks.
+pub fn subscribe_qos1(filter: &str) -> Packet {
+    let filter = Filter {
+        path: filter.to_owned(),
+        qos: QoS::AtLeastOnce,
+        nolocal: false,
+        preserve_retain: false,
+        retain_forward_rule: RetainForwardRule::OnEverySubscribe,
+    };
+    Packet::Subscribe(Subscribe { pkid: 1, filters: vec![filter] }, None)
+}
+
+/// The packet id of a forwarded QoS 1 publish, which rumqttd keeps crate-private; its
+/// public serialization carries it in bytes 1 and 2.
+pub fn forwarded_pkid(publish: &rumqttd::protocol::Publish) -> u16 {
+    let raw = publish.serialize();
+    u16::from_be_bytes([raw[1], raw[2]])
+}
+
+/// Drains a link we only publish on, so the router never stalls on it.
+pub fn drain(mut rx: LinkRx) {
+    tokio::spawn(async move {
+        while let Ok(n) = rx.next().await {
+            if let Some(Notification::Unschedule) = n {
+                if rx.wake().await.is_err() {
+                    break;
+                }
+            }
+        }
+    });
+}

@@ -1,0 +1,38 @@
+//! Gateway counters, read by `/metrics`.
+
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+
+use crate::acl::Violation;
+
+/// Counters only grow, except `sessions`, the live count.
+#[derive(Debug, Default)]
+pub struct Stats {
+    pub accepted: AtomicU64,
+    /// Wrong or unknown token, or a client id that isn't the username.
+    pub refused_auth: AtomicU64,
+    /// Not MQTT, an unsupported version, or a malformed CONNECT.
+    pub refused_protocol: AtomicU64,
+    /// No CONNECT (or no handshake) within the deadline.
+    pub connect_timeouts: AtomicU64,
+    /// Over the connection cap or the per-address attempt rate.
+    pub refused_busy: AtomicU64,
+    /// Closed because the token was rotated, the host removed, or a newer session came.
+    pub kicked: AtomicU64,
+    pub keepalive_timeouts: AtomicU64,
+    pub sessions: AtomicI64,
+    violations: [AtomicU64; Violation::ALL.len()],
+}
+
+impl Stats {
+    pub fn violation(&self, v: Violation) {
+        self.violations[v as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn violations(&self) -> Vec<(Violation, u64)> {
+        Violation::ALL.into_iter().map(|v| (v, self.violations[v as usize].load(Ordering::Relaxed))).collect()
+    }
+
+    pub fn add(counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+}

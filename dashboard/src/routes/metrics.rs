@@ -1,0 +1,94 @@
+//! `GET /metrics`: Prometheus text format.
+
+use std::fmt::Write;
+use std::sync::atomic::Ordering;
+
+use axum::extract::State;
+use axum::http::header;
+use axum::response::IntoResponse;
+
+use crate::error::AppError;
+use crate::routes::read;
+use crate::AppState;
+
+pub async fn metrics(State(state): State<AppState>) -> Result<impl IntoResponse, AppError> {
+    let states = read(&state.database, recorder::view::load_states).await?;
+    let now = recorder::now_ms();
+    let mut by_status = [("online", 0u64), ("warning", 0), ("critical", 0), ("offline", 0)];
+    for s in &states {
+        let level = s.health(now).level;
+        if let Some(slot) = by_status.iter_mut().find(|(n, _)| *n == level.as_str()) {
+            slot.1 += 1;
+        }
+    }
+    let g = state.gateway.stats();
+    let r = &state.recorder_stats;
+    let load = |c: &std::sync::atomic::AtomicU64| c.load(Ordering::Relaxed);
+    let mut out = String::new();
+    let mut metric = |name: &str, kind: &str, help: &str, samples: &[(String, u64)]| {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        for (labels, value) in samples {
+            let _ = writeln!(out, "{name}{labels} {value}");
+        }
+    };
+    let plain = |v: u64| vec![(String::new(), v)];
+    metric(
+        "pmon_hosts",
+        "gauge",
+        "Registered hosts by status.",
+        &by_status.iter().map(|(n, v)| (format!("{{status=\"{n}\"}}"), *v)).collect::<Vec<_>>(),
+    );
+    metric(
+        "pmon_mqtt_sessions",
+        "gauge",
+        "Live MQTT sessions.",
+        &plain(g.sessions.load(Ordering::Relaxed).max(0) as u64),
+    );
+    metric("pmon_mqtt_accepted_total", "counter", "Accepted MQTT connections.", &plain(load(&g.accepted)));
+    metric(
+        "pmon_mqtt_refused_total",
+        "counter",
+        "Refused MQTT connections by reason.",
+        &[
+            ("{reason=\"auth\"}".into(), load(&g.refused_auth)),
+            ("{reason=\"protocol\"}".into(), load(&g.refused_protocol)),
+            ("{reason=\"timeout\"}".into(), load(&g.connect_timeouts)),
+            ("{reason=\"busy\"}".into(), load(&g.refused_busy)),
+        ],
+    );
+    metric(
+        "pmon_mqtt_kicked_total",
+        "counter",
+        "Sessions closed by rotation, removal or replacement.",
+        &plain(load(&g.kicked)),
+    );
+    metric(
+        "pmon_mqtt_keepalive_timeouts_total",
+        "counter",
+        "Sessions closed for silence.",
+        &plain(load(&g.keepalive_timeouts)),
+    );
+    metric(
+        "pmon_mqtt_acl_violations_total",
+        "counter",
+        "Connections closed for an ACL violation.",
+        &g.violations().into_iter().map(|(v, n)| (format!("{{reason=\"{}\"}}", v.as_str()), n)).collect::<Vec<_>>(),
+    );
+    metric("pmon_recorder_received_total", "counter", "Messages received by the recorder.", &plain(load(&r.received)));
+    metric("pmon_recorder_stored_total", "counter", "Messages committed to SQLite.", &plain(load(&r.stored)));
+    metric("pmon_recorder_duplicates_total", "counter", "Replayed payloads stored once.", &plain(load(&r.duplicates)));
+    metric(
+        "pmon_recorder_rejected_total",
+        "counter",
+        "Payloads rejected by reason.",
+        &r.rejected().into_iter().map(|(v, n)| (format!("{{reason=\"{}\"}}", v.as_str()), n)).collect::<Vec<_>>(),
+    );
+    metric("pmon_recorder_write_errors_total", "counter", "Failed write batches.", &plain(load(&r.write_errors)));
+    metric(
+        "pmon_recorder_last_batch_microseconds",
+        "gauge",
+        "Duration of the last write batch.",
+        &plain(load(&r.last_batch_us)),
+    );
+    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out))
+}

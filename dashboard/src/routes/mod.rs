@@ -1,0 +1,70 @@
+//! The route table: which paths need a session, and which don't.
+
+mod admin;
+mod api;
+mod events;
+mod health;
+mod login;
+mod metrics;
+mod mqtt_ws;
+mod pages;
+
+use std::path::Path;
+
+use axum::middleware::from_fn_with_state;
+use axum::routing::{get, post};
+use axum::Router;
+
+use crate::error::AppError;
+use crate::AppState;
+
+pub fn router(state: AppState) -> Router {
+    let private = Router::new()
+        .route("/", get(pages::overview))
+        .route("/hosts/{host_id}", get(pages::host))
+        .route("/admin/hosts", get(admin::page).post(admin::add))
+        .route("/admin/hosts/{host_id}/rotate", post(admin::rotate))
+        .route("/admin/hosts/{host_id}/remove", post(admin::remove))
+        .route("/events", get(events::stream))
+        .route("/api/v1/hosts", get(api::hosts))
+        .route("/api/v1/hosts/{host_id}", get(api::host))
+        .route_layer(from_fn_with_state(state.clone(), crate::auth::require_login));
+    Router::new()
+        .merge(private)
+        .route("/health", get(health::health))
+        .route("/metrics", get(metrics::metrics))
+        .route("/login", get(login::page).post(login::submit))
+        .route("/logout", post(login::logout).get(login::logout))
+        .route("/mqtt", get(mqtt_ws::upgrade))
+        .with_state(state)
+}
+
+/// Runs a read-only query off the async runtime.
+pub(crate) async fn read<T, F>(database: &Path, f: F) -> Result<T, AppError>
+where
+    T: Send + 'static,
+    F: FnOnce(&rusqlite::Connection) -> rusqlite::Result<T> + Send + 'static,
+{
+    let path = database.to_owned();
+    tokio::task::spawn_blocking(move || {
+        let conn = recorder::db::open_read(&path)?;
+        Ok::<T, anyhow::Error>(f(&conn)?)
+    })
+    .await?
+    .map_err(AppError::Internal)
+}
+
+/// Runs a registry write (admin actions) off the async runtime.
+pub(crate) async fn write<T, F>(database: &Path, f: F) -> Result<T, AppError>
+where
+    T: Send + 'static,
+    F: FnOnce(&mut rusqlite::Connection) -> anyhow::Result<T> + Send + 'static,
+{
+    let path = database.to_owned();
+    tokio::task::spawn_blocking(move || {
+        let mut conn = recorder::db::open(&path)?;
+        f(&mut conn)
+    })
+    .await?
+    .map_err(AppError::Internal)
+}

@@ -1,0 +1,79 @@
+//! `GET /mqtt`: MQTT over WebSocket (subprotocol `mqtt`), handed to the gateway as a
+//! plain byte stream.
+
+use std::net::{IpAddr, SocketAddr};
+
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{ConnectInfo, State};
+use axum::http::HeaderMap;
+use axum::response::Response;
+use bytes::BytesMut;
+use futures_util::{SinkExt, StreamExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::AppState;
+
+/// The client's address: behind a proxy on loopback (Caddy), the last hop it added to
+/// `X-Forwarded-For`; otherwise the socket's peer. Only a loopback peer is trusted.
+pub fn client_addr(peer: SocketAddr, headers: &HeaderMap) -> SocketAddr {
+    if !peer.ip().is_loopback() {
+        return peer;
+    }
+    headers
+        .get("x-forwarded-for")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.rsplit(',').next())
+        .and_then(|ip| ip.trim().parse::<IpAddr>().ok())
+        .map(|ip| SocketAddr::new(ip, 0))
+        .unwrap_or(peer)
+}
+
+pub async fn upgrade(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    ws: WebSocketUpgrade,
+) -> Response {
+    let client = client_addr(peer, &headers);
+    let max = state.gateway.config().max_payload + 64 * 1024;
+    ws.protocols(["mqtt"]).max_message_size(max).on_upgrade(move |socket| bridge(socket, state.gateway, client))
+}
+
+/// Pipes WebSocket binary frames to and from the gateway through an in-memory duplex.
+async fn bridge(socket: WebSocket, gateway: broker::Gateway, client: SocketAddr) {
+    let (ours, theirs) = tokio::io::duplex(64 * 1024);
+    let session = tokio::spawn(async move { gateway.serve(theirs, client).await });
+    let (mut ws_tx, mut ws_rx) = socket.split();
+    let (mut read, mut write) = tokio::io::split(ours);
+    let inbound = async {
+        while let Some(Ok(message)) = ws_rx.next().await {
+            match message {
+                Message::Binary(b) if write.write_all(&b).await.is_err() => break,
+                Message::Close(_) => break,
+                _ => {}
+            }
+        }
+        let _ = write.shutdown().await;
+    };
+    let outbound = async {
+        let mut buf = BytesMut::with_capacity(16 * 1024);
+        loop {
+            buf.clear();
+            match read.read_buf(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {
+                    if ws_tx.send(Message::Binary(buf.split().freeze())).await.is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+        let _ = ws_tx.close().await;
+    };
+    // Whichever side ends first ends the bridge; the gateway sees EOF and cleans up.
+    tokio::select! {
+        _ = inbound => {},
+        _ = outbound => {},
+    }
+    let _ = session.await;
+}

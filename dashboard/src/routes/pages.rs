@@ -1,0 +1,320 @@
+//! The overview (`/`) and a host's page (`/hosts/<host_id>`).
+
+use askama::Template;
+use axum::extract::{Path, Query, State};
+use axum::response::Html;
+use serde::Deserialize;
+
+use crate::error::AppError;
+use crate::format::{ago, bytes, duration, opt_bytes, opt_f, pct};
+use crate::routes::read;
+use crate::AppState;
+use recorder::view::{Card, HostState};
+
+/// A card as the template shows it.
+pub struct CardView {
+    pub id: String,
+    pub status: &'static str,
+    pub reasons: String,
+    pub last_seen: String,
+    pub load: String,
+    pub cpu: String,
+    pub mem: String,
+    pub mem_pct: String,
+    pub arc: String,
+    pub pools: String,
+    pub guests: String,
+}
+
+impl CardView {
+    pub fn new(c: &Card, now_ms: i64) -> CardView {
+        let without_arc = c.mem_used.map(|u| u.saturating_sub(c.arc_bytes.unwrap_or(0)));
+        CardView {
+            id: c.host_id.clone(),
+            status: c.status.as_str(),
+            reasons: c.reasons.join("; "),
+            last_seen: ago(c.last_seen_ms, now_ms),
+            load: format!("{} / {}", opt_f(c.load1, 2), opt_f(c.load15, 2)),
+            cpu: c.cpu_pct.map(|v| format!("{v:.0}%")).unwrap_or_else(|| "–".into()),
+            mem: format!("{} / {}", opt_bytes(without_arc), opt_bytes(c.mem_total)),
+            mem_pct: format!("{:.0}", pct(without_arc, c.mem_total).unwrap_or(0.0)),
+            arc: c.arc_bytes.map(bytes).unwrap_or_default(),
+            pools: if c.pools == 0 {
+                "no pools".into()
+            } else {
+                format!("{}/{} pools healthy", c.pools_healthy, c.pools)
+            },
+            guests: format!("VMs {}/{} · CTs {}/{}", c.vms_running, c.vms_total, c.cts_running, c.cts_total),
+        }
+    }
+}
+
+/// One card on its own, as SSE sends it.
+#[derive(Template)]
+#[template(path = "card.html")]
+pub struct CardPartial {
+    pub c: CardView,
+}
+
+#[derive(Template)]
+#[template(path = "overview.html")]
+struct Overview {
+    cards: Vec<CardView>,
+    total: usize,
+    counts: [(&'static str, usize); 4],
+    status: String,
+    q: String,
+}
+
+#[derive(Deserialize)]
+pub struct OverviewQuery {
+    #[serde(default)]
+    status: String,
+    #[serde(default)]
+    q: String,
+}
+
+/// Whether a host matches the search: its id, or a VM or CT name or id.
+fn matches(state: &HostState, q: &str) -> bool {
+    let q = q.trim().to_lowercase();
+    if q.is_empty() || state.host_id.to_lowercase().contains(&q) {
+        return true;
+    }
+    let Some(m) = state.medium.as_ref() else { return false };
+    m.data
+        .vms
+        .iter()
+        .chain(m.data.cts.iter())
+        .flatten()
+        .any(|g| g.name.to_lowercase().contains(&q) || g.vmid.to_string() == q)
+}
+
+pub async fn overview(
+    State(state): State<AppState>,
+    Query(query): Query<OverviewQuery>,
+) -> Result<Html<String>, AppError> {
+    let states = read(&state.database, recorder::view::load_states).await?;
+    let now = recorder::now_ms();
+    let cards: Vec<(Card, bool)> = states.iter().map(|s| (s.card(now), matches(s, &query.q))).collect();
+    let mut counts = [("online", 0), ("warning", 0), ("critical", 0), ("offline", 0)];
+    for (card, _) in &cards {
+        if let Some(slot) = counts.iter_mut().find(|(name, _)| *name == card.status.as_str()) {
+            slot.1 += 1;
+        }
+    }
+    let mut shown: Vec<&Card> = cards
+        .iter()
+        .filter(|(c, hit)| *hit && (query.status.is_empty() || c.status.as_str() == query.status))
+        .map(|(c, _)| c)
+        .collect();
+    // Worst first, then by name: what needs attention is at the top.
+    shown.sort_by(|a, b| b.status.cmp(&a.status).then_with(|| a.host_id.cmp(&b.host_id)));
+    let page = Overview {
+        cards: shown.into_iter().map(|c| CardView::new(c, now)).collect(),
+        total: cards.len(),
+        counts,
+        status: query.status,
+        q: query.q,
+    };
+    Ok(Html(page.render()?))
+}
+
+pub struct Row {
+    pub cells: Vec<String>,
+    pub bad: bool,
+}
+
+pub struct Section {
+    pub title: String,
+    pub head: Vec<&'static str>,
+    pub rows: Vec<Row>,
+    pub empty: String,
+}
+
+#[derive(Template)]
+#[template(path = "host.html")]
+struct HostPage {
+    c: CardView,
+    facts: Vec<(&'static str, String)>,
+    sections: Vec<Section>,
+    errors: Vec<(String, String)>,
+    events: Vec<(String, String, String)>,
+}
+
+fn fast_facts(s: &HostState) -> Vec<(&'static str, String)> {
+    let Some(p) = &s.fast else { return vec![("Fast tier", "no sample yet".into())] };
+    let f = &p.data;
+    vec![
+        ("Load 1 / 5 / 15", format!("{} / {} / {}", opt_f(f.load1, 2), opt_f(f.load5, 2), opt_f(f.load15, 2))),
+        ("CPUs", f.cpus.map(|c| c.to_string()).unwrap_or_else(|| "–".into())),
+        ("CPU busy / iowait", format!("{}% / {}%", opt_f(f.cpu_pct, 1), opt_f(f.iowait_pct, 1))),
+        ("Memory used (without ARC)", format!("{} of {}", opt_bytes(f.mem_used_without_arc()), opt_bytes(f.mem_total))),
+        ("Memory used (kernel view, with ARC)", opt_bytes(f.mem_used)),
+        ("ZFS ARC", opt_bytes(f.arc_bytes)),
+        ("Swap", format!("{} of {}", opt_bytes(f.swap_used), opt_bytes(f.swap_total))),
+        ("Root filesystem", format!("{} of {}", opt_bytes(f.rootfs_used), opt_bytes(f.rootfs_total))),
+        ("Uptime", duration(f.uptime_s)),
+        (
+            "Agent",
+            format!(
+                "{} (last seen {})",
+                s.agent_version.clone().unwrap_or_default(),
+                ago(s.last_seen_ms, recorder::now_ms())
+            ),
+        ),
+    ]
+}
+
+fn sections(s: &HostState, now_ms: i64) -> Vec<Section> {
+    let mut out = Vec::new();
+    let medium = s.medium.as_ref().map(|p| &p.data);
+    let mut pools = Section {
+        title: "ZFS pools".into(),
+        head: vec!["Pool / vdev", "State", "Used", "Frag", "Errors (R/W/C)", "Last scan"],
+        rows: vec![],
+        empty: "No pools reported.".into(),
+    };
+    for p in medium.and_then(|m| m.pools.as_ref()).into_iter().flatten() {
+        let scan = p.scan.as_ref().map(|sc| {
+            let when = sc.end.or(sc.start).map(|t| ago(Some(t * 1000), now_ms)).unwrap_or_default();
+            format!("{} {} {}", sc.function.to_lowercase(), sc.state.to_lowercase(), when)
+        });
+        let mut state = p.state.clone();
+        if let Some(status) = &p.status {
+            state = format!("{state} — {status}");
+        }
+        pools.rows.push(Row {
+            cells: vec![
+                p.name.clone(),
+                state,
+                format!("{} of {} ({}%)", opt_bytes(p.alloc), opt_bytes(p.size), opt_f(p.cap_pct, 0)),
+                format!("{}%", opt_f(p.frag_pct, 0)),
+                format!("{} data errors", p.error_count),
+                scan.unwrap_or_else(|| "never".into()),
+            ],
+            bad: p.state != "ONLINE",
+        });
+        for v in &p.vdevs {
+            pools.rows.push(Row {
+                cells: vec![
+                    format!("{}└ {}", "  ".repeat(v.depth as usize), v.name),
+                    v.state.clone(),
+                    String::new(),
+                    String::new(),
+                    format!("{}/{}/{}", v.read_errors, v.write_errors, v.checksum_errors),
+                    String::new(),
+                ],
+                bad: v.state != "ONLINE" || v.read_errors + v.write_errors + v.checksum_errors > 0,
+            });
+        }
+    }
+    out.push(pools);
+    let mut storages = Section {
+        title: "Storages".into(),
+        head: vec!["Storage", "Type", "Active", "Used", "Content"],
+        rows: vec![],
+        empty: "No storages reported.".into(),
+    };
+    for st in medium.and_then(|m| m.storages.as_ref()).into_iter().flatten() {
+        let used = pct(st.used, st.total);
+        storages.rows.push(Row {
+            cells: vec![
+                st.name.clone(),
+                st.kind.clone(),
+                if st.active { "yes".into() } else { "no".into() },
+                format!("{} of {} ({}%)", opt_bytes(st.used), opt_bytes(st.total), opt_f(used, 0)),
+                st.content.clone(),
+            ],
+            bad: (st.enabled && !st.active) || used.is_some_and(|u| u >= 85.0),
+        });
+    }
+    out.push(storages);
+    for (title, guests) in
+        [("Virtual machines", medium.and_then(|m| m.vms.as_ref())), ("Containers", medium.and_then(|m| m.cts.as_ref()))]
+    {
+        let mut sec = Section {
+            title: title.into(),
+            head: vec!["ID", "Name", "Status", "CPU", "Memory", "Uptime", "Tags"],
+            rows: vec![],
+            empty: "None.".into(),
+        };
+        for g in guests.into_iter().flatten() {
+            let mut status = g.status.clone();
+            if let Some(lock) = &g.lock {
+                status = format!("{status} (lock: {lock})");
+            }
+            sec.rows.push(Row {
+                cells: vec![
+                    g.vmid.to_string(),
+                    g.name.clone(),
+                    status,
+                    g.cpu.map(|c| format!("{:.0}%", c * 100.0)).unwrap_or_else(|| "–".into()),
+                    format!("{} of {}", opt_bytes(g.mem), opt_bytes(g.maxmem)),
+                    duration(g.uptime_s),
+                    g.tags.join(", "),
+                ],
+                bad: false,
+            });
+        }
+        out.push(sec);
+    }
+    let slow = s.slow.as_ref().map(|p| &p.data);
+    let mut snaps = Section {
+        title: "Snapshots".into(),
+        head: vec!["Dataset", "Count", "Oldest", "Newest", "Used"],
+        rows: vec![],
+        empty: "No snapshots reported.".into(),
+    };
+    for d in slow.and_then(|s| s.snapshots.as_ref()).map(|s| s.datasets.as_slice()).unwrap_or_default() {
+        snaps.rows.push(Row {
+            cells: vec![
+                d.dataset.clone(),
+                d.count.to_string(),
+                ago(Some(d.oldest * 1000), now_ms),
+                ago(Some(d.newest * 1000), now_ms),
+                bytes(d.used),
+            ],
+            bad: false,
+        });
+    }
+    out.push(snaps);
+    if let Some(v) = slow.and_then(|s| s.versions.as_ref()) {
+        let dash = |o: &Option<String>| o.clone().unwrap_or_else(|| "–".into());
+        out.push(Section {
+            title: "Versions".into(),
+            head: vec!["pve-manager", "Kernel", "ZFS"],
+            rows: vec![Row { cells: vec![dash(&v.pve_manager), dash(&v.kernel), dash(&v.zfs)], bad: false }],
+            empty: String::new(),
+        });
+    }
+    out
+}
+
+pub async fn host(State(state): State<AppState>, Path(host_id): Path<String>) -> Result<Html<String>, AppError> {
+    let id = host_id.clone();
+    let (host, events) = read(&state.database, move |conn| {
+        Ok((recorder::view::load_state(conn, &id)?, recorder::view::recent_events(conn, &id, 50)?))
+    })
+    .await?;
+    let host = host.ok_or(AppError::NotFound)?;
+    let now = recorder::now_ms();
+    let mut errors: Vec<(String, String)> = Vec::new();
+    let tiers = [
+        ("fast", host.fast.as_ref().map(|p| &p.errors)),
+        ("medium", host.medium.as_ref().map(|p| &p.errors)),
+        ("slow", host.slow.as_ref().map(|p| &p.errors)),
+    ];
+    for (tier, errs) in tiers {
+        for (name, message) in errs.into_iter().flatten() {
+            errors.push((format!("{tier}/{name}"), message.clone()));
+        }
+    }
+    let page = HostPage {
+        c: CardView::new(&host.card(now), now),
+        facts: fast_facts(&host),
+        sections: sections(&host, now),
+        errors,
+        events: events.into_iter().map(|e| (ago(Some(e.ts_ms), now), e.kind, e.message)).collect(),
+    };
+    Ok(Html(page.render()?))
+}

@@ -1,0 +1,87 @@
+//! The SQLite file: opening, pragmas and the migrations embedded in the binary.
+
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::Context;
+use rusqlite::{Connection, OpenFlags};
+
+/// Migrations in order; `PRAGMA user_version` counts those applied.
+const MIGRATIONS: &[&str] = &[include_str!("migrations/001_initial.sql")];
+
+/// The schema version this binary expects.
+pub const SCHEMA_VERSION: usize = MIGRATIONS.len();
+
+fn configure(conn: &Connection) -> rusqlite::Result<()> {
+    conn.busy_timeout(Duration::from_secs(5))?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    Ok(())
+}
+
+/// Opens (creating if needed) a read-write connection: WAL, synchronous=NORMAL.
+pub fn open(path: &Path) -> anyhow::Result<Connection> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("failed to create the database directory {}", dir.display()))?;
+    }
+    let conn = Connection::open(path).with_context(|| format!("failed to open the database {}", path.display()))?;
+    configure(&conn)?;
+    conn.pragma_update(None, "journal_mode", "WAL")
+        .with_context(|| format!("failed to enable WAL on {}", path.display()))?;
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    Ok(conn)
+}
+
+/// Opens a read-only connection, for pages and the API.
+pub fn open_read(path: &Path) -> anyhow::Result<Connection> {
+    let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
+        .with_context(|| format!("failed to open the database {} for reading", path.display()))?;
+    configure(&conn)?;
+    Ok(conn)
+}
+
+/// Applies pending migrations; returns how many ran. Refuses a database from a newer
+/// version, which this binary would misread.
+pub fn migrate(conn: &mut Connection) -> anyhow::Result<usize> {
+    let current: usize = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    if current > MIGRATIONS.len() {
+        anyhow::bail!(
+            "the database schema is version {current}, newer than this binary's {}; \
+             run the newer proxmox-monitor or restore a backup",
+            MIGRATIONS.len()
+        );
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(current) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql).with_context(|| format!("migration {} failed", i + 1))?;
+        tx.pragma_update(None, "user_version", i + 1)?;
+        tx.commit()?;
+    }
+    Ok(MIGRATIONS.len() - current)
+}
+
+/// Opens the database and brings its schema up to date.
+pub fn open_and_migrate(path: &Path) -> anyhow::Result<Connection> {
+    let mut conn = open(path)?;
+    migrate(&mut conn)?;
+    Ok(conn)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrations_apply_once_and_refuse_newer_schemas() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.db");
+        let mut conn = open(&path).unwrap();
+        assert_eq!(migrate(&mut conn).unwrap(), SCHEMA_VERSION);
+        assert_eq!(migrate(&mut conn).unwrap(), 0);
+        let mode: String = conn.pragma_query_value(None, "journal_mode", |r| r.get(0)).unwrap();
+        assert_eq!(mode, "wal");
+        conn.pragma_update(None, "user_version", SCHEMA_VERSION + 1).unwrap();
+        let err = migrate(&mut conn).unwrap_err().to_string();
+        assert!(err.contains("newer than this binary"), "{err}");
+    }
+}

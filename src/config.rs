@@ -1,0 +1,99 @@
+//! Server configuration from the environment (the runbook's `/etc/default/proxmox-monitor`).
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Where the database lives unless `DATABASE_PATH` says otherwise.
+pub const DEFAULT_DATABASE: &str = "/var/lib/proxmox-monitor/monitor.db";
+
+/// Everything `serve` needs, validated.
+#[derive(Clone)]
+pub struct ServerConfig {
+    pub database: PathBuf,
+    pub secret_key_base: String,
+    pub password_hash: String,
+    /// The public name agents and browsers use (for the agent.toml snippet).
+    pub public_host: Option<String>,
+    pub bind: IpAddr,
+    /// HTTP: dashboard, API, `/health`, `/metrics` and MQTT over WebSocket at `/mqtt`.
+    pub port: u16,
+    /// Plain MQTT; `None` when `MQTT_PORT=off`.
+    pub mqtt_port: Option<u16>,
+    /// MQTT over TLS, with its certificate and key.
+    pub mqtts: Option<(u16, PathBuf, PathBuf)>,
+    pub retention: Duration,
+}
+
+impl std::fmt::Debug for ServerConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerConfig")
+            .field("database", &self.database)
+            .field("bind", &self.bind)
+            .field("port", &self.port)
+            .field("mqtt_port", &self.mqtt_port)
+            .field("retention", &self.retention)
+            .finish_non_exhaustive()
+    }
+}
+
+fn var(name: &str) -> Option<String> {
+    std::env::var(name).ok().map(|v| v.trim().to_owned()).filter(|v| !v.is_empty())
+}
+
+fn parse<T: std::str::FromStr>(name: &str, default: T) -> anyhow::Result<T> {
+    match var(name) {
+        None => Ok(default),
+        Some(v) => v.parse().map_err(|_| anyhow::anyhow!("{name}={v:?} is not valid")),
+    }
+}
+
+/// Only the database path, for the commands that just touch the database.
+pub fn database() -> PathBuf {
+    var("DATABASE_PATH").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(DEFAULT_DATABASE))
+}
+
+impl ServerConfig {
+    pub fn from_env() -> anyhow::Result<ServerConfig> {
+        let secret_key_base = var("SECRET_KEY_BASE").ok_or_else(|| {
+            anyhow::anyhow!("SECRET_KEY_BASE is not set; generate one with `proxmox-monitor gen-secret`")
+        })?;
+        let password_hash = var("DASHBOARD_PASSWORD_HASH").ok_or_else(|| {
+            anyhow::anyhow!(
+                "DASHBOARD_PASSWORD_HASH is not set; make one with `proxmox-monitor hash-password` (reads the password from stdin)"
+            )
+        })?;
+        let mqtt_port = match var("MQTT_PORT").as_deref() {
+            Some("off") | Some("0") => None,
+            _ => Some(parse("MQTT_PORT", 1883u16)?),
+        };
+        let mqtts = match (var("MQTTS_PORT"), var("TLS_CERT"), var("TLS_KEY")) {
+            (None, _, _) => None,
+            (Some(_), Some(cert), Some(key)) => Some((parse("MQTTS_PORT", 8883u16)?, cert.into(), key.into())),
+            (Some(_), _, _) => anyhow::bail!("MQTTS_PORT is set but TLS_CERT or TLS_KEY is not; set both to PEM files"),
+        };
+        let hours: u64 = parse("RETENTION_HOURS", 48)?;
+        if hours == 0 {
+            anyhow::bail!("RETENTION_HOURS must be at least 1");
+        }
+        Ok(ServerConfig {
+            database: database(),
+            secret_key_base,
+            password_hash,
+            public_host: var("PUBLIC_HOST"),
+            bind: parse("BIND", IpAddr::from([127, 0, 0, 1]))?,
+            port: parse("PORT", 4000u16)?,
+            mqtt_port,
+            mqtts,
+            retention: Duration::from_secs(hours * 3600),
+        })
+    }
+
+    /// The `server_url` an agent should use.
+    pub fn public_url(&self) -> String {
+        match &self.public_host {
+            Some(host) => format!("wss://{host}/mqtt"),
+            None => format!("ws://{}:{}/mqtt", self.bind, self.port),
+        }
+    }
+}

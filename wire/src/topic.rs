@@ -1,0 +1,197 @@
+//! Topic names: `pmon/v1/<host_id>/{status,fast,medium,slow}`.
+
+use std::fmt;
+
+/// Every topic of this protocol starts with this prefix (no trailing slash).
+pub const PREFIX: &str = "pmon/v1";
+
+/// Payload of a `status` topic while the host is connected.
+pub const ONLINE: &str = "online";
+/// Payload of a `status` topic once the host's connection ended.
+pub const OFFLINE: &str = "offline";
+
+/// Longest host id we accept; keeps topics and client ids short.
+pub const MAX_HOST_ID_LEN: usize = 63;
+
+/// A validated host id: 1 to 63 ASCII letters, digits, `-`, `_` or `.`, starting with a
+/// letter or digit. This excludes `/`, `+`, `#`, `$` and NUL, so a host id can never widen
+/// a topic or a filter, and it is safe as an MQTT client id (rumqttd panics on some ids
+/// containing `/`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct HostId(String);
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HostIdError {
+    Empty,
+    TooLong,
+    BadChar(char),
+    BadStart,
+}
+
+impl fmt::Display for HostIdError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            HostIdError::Empty => write!(f, "host id is empty"),
+            HostIdError::TooLong => write!(f, "host id is longer than {MAX_HOST_ID_LEN} characters"),
+            HostIdError::BadChar(c) => write!(f, "host id contains {c:?}; use letters, digits, '-', '_' or '.'"),
+            HostIdError::BadStart => write!(f, "host id must start with a letter or digit"),
+        }
+    }
+}
+
+impl std::error::Error for HostIdError {}
+
+impl HostId {
+    pub fn parse(s: &str) -> Result<HostId, HostIdError> {
+        let first = s.chars().next().ok_or(HostIdError::Empty)?;
+        if s.len() > MAX_HOST_ID_LEN {
+            return Err(HostIdError::TooLong);
+        }
+        if let Some(c) = s.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))) {
+            return Err(HostIdError::BadChar(c));
+        }
+        if !first.is_ascii_alphanumeric() {
+            return Err(HostIdError::BadStart);
+        }
+        Ok(HostId(s.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The topic of one of this host's messages.
+    pub fn topic(&self, kind: Kind) -> String {
+        format!("{PREFIX}/{}/{}", self.0, kind.as_str())
+    }
+
+    /// The filter that matches every topic of this host.
+    pub fn filter(&self) -> String {
+        format!("{PREFIX}/{}/#", self.0)
+    }
+}
+
+impl fmt::Display for HostId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::str::FromStr for HostId {
+    type Err = HostIdError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        HostId::parse(s)
+    }
+}
+
+/// The last level of a topic: what the message is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Kind {
+    Status,
+    Fast,
+    Medium,
+    Slow,
+}
+
+impl Kind {
+    pub const ALL: [Kind; 4] = [Kind::Status, Kind::Fast, Kind::Medium, Kind::Slow];
+    pub const TIERS: [Kind; 3] = [Kind::Fast, Kind::Medium, Kind::Slow];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Status => "status",
+            Kind::Fast => "fast",
+            Kind::Medium => "medium",
+            Kind::Slow => "slow",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Kind> {
+        Kind::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A parsed topic of this protocol.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Topic {
+    pub host: HostId,
+    pub kind: Kind,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TopicError {
+    /// Not under `pmon/v1/`.
+    Foreign,
+    BadHost(HostIdError),
+    UnknownKind,
+}
+
+impl fmt::Display for TopicError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TopicError::Foreign => write!(f, "topic is not under {PREFIX}/"),
+            TopicError::BadHost(e) => write!(f, "bad host id in topic: {e}"),
+            TopicError::UnknownKind => {
+                write!(f, "topic must end in /status, /fast, /medium or /slow")
+            }
+        }
+    }
+}
+
+impl std::error::Error for TopicError {}
+
+impl Topic {
+    pub fn parse(topic: &str) -> Result<Topic, TopicError> {
+        let rest = topic.strip_prefix(PREFIX).and_then(|r| r.strip_prefix('/')).ok_or(TopicError::Foreign)?;
+        let (host, kind) = rest.split_once('/').ok_or(TopicError::UnknownKind)?;
+        let host = HostId::parse(host).map_err(TopicError::BadHost)?;
+        let kind = Kind::parse(kind).ok_or(TopicError::UnknownKind)?;
+        Ok(Topic { host, kind })
+    }
+}
+
+impl fmt::Display for Topic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{PREFIX}/{}/{}", self.host, self.kind)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_ids_that_could_widen_a_topic_are_refused() {
+        for bad in ["", "a/b", "+", "#", "$SYS", "a\0b", "-lead", "a b", "ü"] {
+            assert!(HostId::parse(bad).is_err(), "{bad:?} must be refused");
+        }
+        assert_eq!(HostId::parse(&"a".repeat(64)), Err(HostIdError::TooLong));
+        assert_eq!(HostId::parse("pve-host_01.dc").unwrap().as_str(), "pve-host_01.dc");
+    }
+
+    #[test]
+    fn topics_round_trip() {
+        let host = HostId::parse("pve1").unwrap();
+        for kind in Kind::ALL {
+            let t = host.topic(kind);
+            assert_eq!(Topic::parse(&t).unwrap(), Topic { host: host.clone(), kind });
+        }
+        assert_eq!(host.topic(Kind::Fast), "pmon/v1/pve1/fast");
+        assert_eq!(host.filter(), "pmon/v1/pve1/#");
+    }
+
+    #[test]
+    fn foreign_and_malformed_topics_are_refused() {
+        assert_eq!(Topic::parse("other/pve1/fast"), Err(TopicError::Foreign));
+        assert_eq!(Topic::parse("pmon/v1/pve1/extra"), Err(TopicError::UnknownKind));
+        assert_eq!(Topic::parse("pmon/v1/pve1/fast/x"), Err(TopicError::UnknownKind));
+        assert_eq!(Topic::parse("pmon/v1/pve1"), Err(TopicError::UnknownKind));
+        assert!(matches!(Topic::parse("pmon/v1/+/fast"), Err(TopicError::BadHost(_))));
+    }
+}
