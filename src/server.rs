@@ -2,6 +2,8 @@
 //! until shutdown.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -57,19 +59,28 @@ pub async fn run(
 
     let gateway_config = GatewayConfig::default();
     let router = Router::start(gateway_config.max_connections + 16);
-    let gateway = Gateway::new(router.clone(), gateway_config).await?;
+    let credentials = Arc::new(Credentials { database: config.database.clone(), seen: Mutex::new(None) });
+    let refresh: broker::gateway::Refresh = {
+        let credentials = credentials.clone();
+        Arc::new(move || {
+            let credentials = credentials.clone();
+            Box::pin(async move { credentials.reload_if_changed().await.ok().flatten() })
+        })
+    };
+    let gateway = Gateway::new(router.clone(), gateway_config, Some(refresh)).await?;
     let recorder =
         Recorder::start(&router, RecorderConfig { database: config.database.clone(), retention: config.retention })
             .await?;
 
     // rumqttd forgets retained messages on restart: republish every host's status.
     // Nobody is connected yet, so that is `offline` until each agent comes back.
-    let (table, hosts) = load_credentials(&config).await?;
-    gateway.set_credentials(table).await;
-    gateway.announce_offline(&hosts).await;
+    if let Some(table) = credentials.reload_if_changed().await? {
+        gateway.set_credentials(table).await;
+    }
+    gateway.announce_offline(&host_ids(config.database.clone()).await?).await;
 
     let (stop_tx, stop_rx) = watch::channel(false);
-    let watcher = tokio::spawn(watch_credentials(config.clone(), gateway.clone(), stop_rx.clone()));
+    let watcher = tokio::spawn(watch_credentials(credentials, gateway.clone(), stop_rx.clone()));
 
     let bound = Bound {
         http: http.local_addr()?,
@@ -85,7 +96,7 @@ pub async fn run(
     }
     let state = dashboard::AppState {
         database: config.database.clone(),
-        auth: std::sync::Arc::new(auth),
+        auth: Arc::new(auth),
         gateway: gateway.clone(),
         live: recorder.live.clone(),
         recorder_stats: recorder.stats.clone(),
@@ -122,40 +133,51 @@ async fn stopped(mut stop: watch::Receiver<bool>) {
     let _ = stop.wait_for(|s| *s).await;
 }
 
-async fn load_credentials(config: &ServerConfig) -> anyhow::Result<(broker::CredentialTable, Vec<wire::HostId>)> {
-    let path = config.database.clone();
+/// The credential table in the database, and which version of it the gateway has.
+struct Credentials {
+    database: PathBuf,
+    /// The `credentials_version` last loaded; a short lock, never held across an await.
+    seen: Mutex<Option<i64>>,
+}
+
+impl Credentials {
+    /// The table, if its version changed since the last call (always on the first).
+    async fn reload_if_changed(&self) -> anyhow::Result<Option<broker::CredentialTable>> {
+        let path = self.database.clone();
+        let (version, table) = tokio::task::spawn_blocking(move || {
+            let conn = recorder::db::open_read(&path)?;
+            let version = recorder::hosts::credentials_version(&conn)?;
+            Ok::<_, anyhow::Error>((version, recorder::hosts::credential_table(&conn)?))
+        })
+        .await??;
+        let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+        if *seen == Some(version) {
+            return Ok(None);
+        }
+        *seen = Some(version);
+        Ok(Some(table))
+    }
+}
+
+async fn host_ids(database: PathBuf) -> anyhow::Result<Vec<wire::HostId>> {
     tokio::task::spawn_blocking(move || {
-        let conn = recorder::db::open_read(&path)?;
-        Ok((recorder::hosts::credential_table(&conn)?, recorder::hosts::host_ids(&conn)?))
+        let conn = recorder::db::open_read(&database)?;
+        Ok(recorder::hosts::host_ids(&conn)?)
     })
     .await?
 }
 
 /// Reloads credentials whenever their version changes, so that `host rotate/remove`
 /// from the CLI or the admin page closes the affected session at once.
-async fn watch_credentials(config: ServerConfig, gateway: Gateway, mut stop: watch::Receiver<bool>) {
-    let mut seen = None;
+async fn watch_credentials(credentials: Arc<Credentials>, gateway: Gateway, mut stop: watch::Receiver<bool>) {
     loop {
-        let path = config.database.clone();
-        let version = tokio::task::spawn_blocking(move || {
-            let conn = recorder::db::open_read(&path)?;
-            Ok::<_, anyhow::Error>(recorder::hosts::credentials_version(&conn)?)
-        })
-        .await;
-        match version {
-            Ok(Ok(v)) if seen != Some(v) => match load_credentials(&config).await {
-                Ok((table, _)) => {
-                    let kicked = gateway.set_credentials(table).await;
-                    if seen.is_some() {
-                        info!(kicked, "credentials changed; reloaded");
-                    }
-                    seen = Some(v);
-                }
-                Err(e) => warn!(error = format!("{e:#}"), "failed to reload credentials"),
-            },
-            Ok(Ok(_)) => {}
-            Ok(Err(e)) => warn!(error = format!("{e:#}"), "failed to read the credentials version"),
-            Err(e) => warn!(error = %e, "credentials task failed"),
+        match credentials.reload_if_changed().await {
+            Ok(Some(table)) => {
+                let kicked = gateway.set_credentials(table).await;
+                info!(kicked, "credentials loaded");
+            }
+            Ok(None) => {}
+            Err(e) => warn!(error = format!("{e:#}"), "failed to reload credentials"),
         }
         tokio::select! {
             _ = tokio::time::sleep(CREDENTIALS_POLL) => {}

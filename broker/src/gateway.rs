@@ -7,7 +7,9 @@
 //! publishes `online`/`offline` itself, from the connection's own life.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -67,8 +69,13 @@ struct Presence {
     link: LinkTx,
 }
 
+/// Asked when a CONNECT fails authentication: returns a newer credential table if one
+/// exists, so that a host registered a moment ago by another process gets in at once.
+pub type Refresh = Arc<dyn Fn() -> Pin<Box<dyn Future<Output = Option<CredentialTable>> + Send>> + Send + Sync>;
+
 struct Inner {
     router: Router,
+    refresh: Option<Refresh>,
     config: GatewayConfig,
     credentials: RwLock<Arc<CredentialTable>>,
     presence: Mutex<Presence>,
@@ -95,12 +102,13 @@ enum End {
 }
 
 impl Gateway {
-    pub async fn new(router: Router, config: GatewayConfig) -> anyhow::Result<Gateway> {
+    pub async fn new(router: Router, config: GatewayConfig, refresh: Option<Refresh>) -> anyhow::Result<Gateway> {
         let (link, rx) = router.link("gateway-presence").await?;
         router::drain(rx);
         Ok(Gateway(Arc::new(Inner {
             slots: Arc::new(Semaphore::new(config.max_connections)),
             router,
+            refresh,
             config,
             credentials: RwLock::new(Arc::new(CredentialTable::default())),
             presence: Mutex::new(Presence { sessions: HashMap::new(), link }),
@@ -193,7 +201,14 @@ impl Gateway {
             Stats::add(&stats.refused_protocol);
             return;
         };
-        let Some((identity, token_hash)) = self.authenticate(&connect.client_id, login.as_ref()) else {
+        let mut accepted = self.authenticate(&connect.client_id, login.as_ref());
+        if accepted.is_none() {
+            if let Some(table) = self.refreshed().await {
+                self.set_credentials(table).await;
+                accepted = self.authenticate(&connect.client_id, login.as_ref());
+            }
+        }
+        let Some((identity, token_hash)) = accepted else {
             Stats::add(&stats.refused_auth);
             let user = login.as_ref().map(|l| l.username.as_str()).unwrap_or("");
             info!(%peer, user, client_id = %connect.client_id, "refused: not authorized");
@@ -289,6 +304,11 @@ impl Gateway {
         stats.sessions.fetch_sub(1, Ordering::Relaxed);
         self.leave(&identity, session_id).await;
         info!(%peer, user = identity.name(), reason = ?end, "disconnected");
+    }
+
+    async fn refreshed(&self) -> Option<CredentialTable> {
+        let refresh = self.0.refresh.as_ref()?;
+        refresh().await
     }
 
     /// The username must match a credential, and a host's client id must be its host id.

@@ -1,1 +1,294 @@
+//! The harness for end-to-end tests: the real `proxmox-monitor` and
+//! `proxmox-monitor-agent` binaries on loopback, a temporary database, and fake Proxmox
+//! commands (scripts on PATH that print captured output).
 
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// The dashboard password every test server uses.
+pub const PASSWORD: &str = "test-password";
+/// Its argon2id hash (made with `proxmox-monitor hash-password`).
+pub const PASSWORD_HASH: &str =
+    "$argon2id$v=19$m=19456,t=2,p=1$D7E17nw4Lt1c0WOShBCSXg$L4N/tG/xSuZA6el1hSjiKzzB5PB+xxtlr0jE2B12Vfc";
+pub const SECRET: &str = "test-secret-key-base-that-is-long-enough-for-the-server-0123456789";
+
+/// A binary of this workspace, built by `cargo build --workspace` (the test command does).
+pub fn bin(name: &str) -> PathBuf {
+    let mut dir = std::env::current_exe().expect("test binary path");
+    dir.pop();
+    if dir.ends_with("deps") {
+        dir.pop();
+    }
+    let path = dir.join(name);
+    assert!(path.exists(), "{} is missing: run `cargo build --workspace` first", path.display());
+    path
+}
+
+/// A free port on 127.0.0.1 (free when asked; tests bind it right after).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Polls `f` every 50 ms until it returns Some, or panics after `limit` naming `what`.
+pub fn wait_for<T>(what: &str, limit: Duration, mut f: impl FnMut() -> Option<T>) -> T {
+    let start = Instant::now();
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(start.elapsed() < limit, "timed out after {limit:?} waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Sends SIGTERM (what systemd sends) and waits for the exit.
+pub fn terminate(child: &mut Child) {
+    let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(10) {
+        if child.try_wait().ok().flatten().is_some() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// A running `proxmox-monitor serve` with its own temporary directory and ports.
+pub struct Server {
+    pub dir: tempfile::TempDir,
+    pub http: SocketAddr,
+    pub mqtt: SocketAddr,
+    pub child: Child,
+    pub extra_env: Vec<(String, String)>,
+}
+
+impl Server {
+    pub fn start() -> Server {
+        Server::start_with(vec![])
+    }
+
+    pub fn start_with(extra_env: Vec<(String, String)>) -> Server {
+        let dir = tempfile::tempdir().unwrap();
+        let http = SocketAddr::from(([127, 0, 0, 1], free_port()));
+        let mqtt = SocketAddr::from(([127, 0, 0, 1], free_port()));
+        let mut server = Server { child: spawn_server(dir.path(), http, mqtt, &extra_env), dir, http, mqtt, extra_env };
+        server.wait_healthy();
+        server
+    }
+
+    pub fn database(&self) -> PathBuf {
+        self.dir.path().join("monitor.db")
+    }
+
+    fn wait_healthy(&mut self) {
+        let url = format!("http://{}/health", self.http);
+        let child = &mut self.child;
+        wait_for("the server's /health", Duration::from_secs(30), || {
+            if let Some(status) = child.try_wait().unwrap() {
+                panic!("server exited early: {status}");
+            }
+            http_get(&url).filter(|(code, _)| *code == 200)
+        });
+    }
+
+    /// Stops the server with SIGTERM and starts it again on the same ports and database.
+    pub fn restart(&mut self) {
+        terminate(&mut self.child);
+        self.child = spawn_server(self.dir.path(), self.http, self.mqtt, &self.extra_env);
+        self.wait_healthy();
+    }
+
+    /// Runs a `proxmox-monitor` subcommand against this server's database.
+    pub fn cli(&self, args: &[&str]) -> Output {
+        Command::new(bin("proxmox-monitor"))
+            .args(args)
+            .env("DATABASE_PATH", self.database())
+            .env("RUST_LOG", "warn")
+            .output()
+            .unwrap()
+    }
+
+    /// `host add NAME --json`, returning the token.
+    pub fn add_host(&self, name: &str) -> String {
+        let out = self.cli(&["host", "add", name, "--json"]);
+        assert!(out.status.success(), "host add failed: {}", String::from_utf8_lossy(&out.stderr));
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(v["host_id"], name);
+        v["token"].as_str().unwrap().to_owned()
+    }
+
+    /// `host list --json`, as (host_id, status) pairs.
+    pub fn host_statuses(&self) -> Vec<(String, String)> {
+        let out = self.cli(&["host", "list", "--json"]);
+        assert!(out.status.success(), "host list failed: {}", String::from_utf8_lossy(&out.stderr));
+        let v: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+        v.iter()
+            .map(|h| (h["host_id"].as_str().unwrap().to_owned(), h["status"].as_str().unwrap().to_owned()))
+            .collect()
+    }
+
+    pub fn status_of(&self, host: &str) -> Option<String> {
+        self.host_statuses().into_iter().find(|(h, _)| h == host).map(|(_, s)| s)
+    }
+
+    /// Signs in to the dashboard and returns the session cookie.
+    pub fn login(&self) -> String {
+        let (code, headers) =
+            http_post_form(&format!("http://{}/login", self.http), &format!("password={PASSWORD}"), None);
+        assert_eq!(code, 303, "login should redirect");
+        headers
+            .lines()
+            .find_map(|l| l.strip_prefix("set-cookie: ").or_else(|| l.strip_prefix("Set-Cookie: ")))
+            .and_then(|c| c.split(';').next())
+            .expect("a session cookie")
+            .to_owned()
+    }
+
+    pub fn sql<T: rusqlite::types::FromSql>(&self, query: &str) -> T {
+        let conn = rusqlite::Connection::open(self.database()).unwrap();
+        conn.busy_timeout(Duration::from_secs(5)).unwrap();
+        conn.query_row(query, [], |r| r.get(0)).unwrap()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn spawn_server(dir: &Path, http: SocketAddr, mqtt: SocketAddr, extra_env: &[(String, String)]) -> Child {
+    let mut cmd = Command::new(bin("proxmox-monitor"));
+    cmd.arg("serve")
+        .env("DATABASE_PATH", dir.join("monitor.db"))
+        .env("SECRET_KEY_BASE", SECRET)
+        .env("DASHBOARD_PASSWORD_HASH", PASSWORD_HASH)
+        .env("BIND", "127.0.0.1")
+        .env("PORT", http.port().to_string())
+        .env("MQTT_PORT", mqtt.port().to_string())
+        .env("RUST_LOG", std::env::var("TEST_SERVER_LOG").unwrap_or_else(|_| "warn".into()))
+        .stdout(Stdio::null());
+    for (k, v) in extra_env {
+        cmd.env(k, v);
+    }
+    cmd.spawn().expect("spawn proxmox-monitor serve")
+}
+
+/// A directory of fake Proxmox commands, to put first on an agent's PATH.
+pub struct FakeProxmox {
+    pub dir: tempfile::TempDir,
+}
+
+impl FakeProxmox {
+    /// `pvesh get /nodes/<node>/status` prints the captured status of a real PVE 8.3 node;
+    /// every other command fails, as on a host without ZFS or guests.
+    pub fn new() -> FakeProxmox {
+        let dir = tempfile::tempdir().unwrap();
+        let status = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/pvesh-node-status.json");
+        let script = format!(
+            "#!/bin/sh\ncase \"$2\" in\n  */status) cat '{}' ;;\n  *) echo \"no such path: $2\" >&2; exit 2 ;;\nesac\n",
+            status.display()
+        );
+        let path = dir.path().join("pvesh");
+        std::fs::write(&path, script).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        FakeProxmox { dir }
+    }
+
+    pub fn path_env(&self) -> String {
+        format!("{}:{}", self.dir.path().display(), std::env::var("PATH").unwrap_or_default())
+    }
+}
+
+impl Default for FakeProxmox {
+    fn default() -> Self {
+        FakeProxmox::new()
+    }
+}
+
+/// Writes an agent.toml for `host` talking to `url`, with 1 s tiers.
+pub fn agent_config(dir: &Path, url: &str, host: &str, token: &str) -> PathBuf {
+    let path = dir.join(format!("agent-{host}.toml"));
+    let text = format!(
+        "server_url = \"{url}\"\ntoken = \"{token}\"\nhost_id = \"{host}\"\nnode = \"{host}\"\nkeepalive_seconds = 5\n\n[intervals]\nfast_seconds = 1\nmedium_seconds = 2\nslow_seconds = 5\n"
+    );
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// Starts the real agent binary with the fake Proxmox commands first on PATH.
+pub fn spawn_agent(config: &Path, fake: &FakeProxmox) -> Child {
+    Command::new(bin("proxmox-monitor-agent"))
+        .arg("--config")
+        .arg(config)
+        .env("PATH", fake.path_env())
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn proxmox-monitor-agent")
+}
+
+/// A minimal HTTP/1.1 GET: (status, body). None if the server isn't answering.
+pub fn http_get(url: &str) -> Option<(u16, String)> {
+    http_get_with(url, None).map(|(code, _, body)| (code, body))
+}
+
+/// GET with an optional cookie: (status, headers, body).
+pub fn http_get_with(url: &str, cookie: Option<&str>) -> Option<(u16, String, String)> {
+    request("GET", url, cookie, None)
+}
+
+/// POST a form: (status, headers).
+pub fn http_post_form(url: &str, body: &str, cookie: Option<&str>) -> (u16, String) {
+    let (code, headers, _) = request("POST", url, cookie, Some(body)).expect("server answers");
+    (code, headers)
+}
+
+fn request(method: &str, url: &str, cookie: Option<&str>, body: Option<&str>) -> Option<(u16, String, String)> {
+    use std::io::{Read, Write};
+    let rest = url.strip_prefix("http://")?;
+    let (authority, path) = rest.split_once('/').map(|(a, p)| (a, format!("/{p}"))).unwrap_or((rest, "/".into()));
+    let mut stream = std::net::TcpStream::connect(authority).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+    let mut req =
+        format!("{method} {path} HTTP/1.1\r\nHost: {authority}\r\nAccept: text/html\r\nConnection: close\r\n");
+    if let Some(c) = cookie {
+        req.push_str(&format!("Cookie: {c}\r\n"));
+    }
+    if let Some(b) = body {
+        req.push_str(&format!("Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n", b.len()));
+    }
+    req.push_str("\r\n");
+    if let Some(b) = body {
+        req.push_str(b);
+    }
+    stream.write_all(req.as_bytes()).ok()?;
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).ok()?;
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let code = head.split_whitespace().nth(1)?.parse().ok()?;
+    let body =
+        if head.to_ascii_lowercase().contains("transfer-encoding: chunked") { dechunk(body) } else { body.to_owned() };
+    Some((code, head.to_owned(), body))
+}
+
+fn dechunk(mut body: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = body.split_once("\r\n") {
+        let Ok(n) = usize::from_str_radix(size.trim(), 16) else { break };
+        if n == 0 || rest.len() < n {
+            break;
+        }
+        out.push_str(&rest[..n]);
+        body = rest[n..].trim_start_matches("\r\n");
+    }
+    out
+}

@@ -1,1 +1,3 @@
+//! End-to-end tests: the real binaries on loopback. One binary, a module per scenario.
+
 mod e2e;
