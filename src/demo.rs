@@ -7,6 +7,7 @@ use std::time::Duration;
 use anyhow::Context;
 use proxmox_monitor_agent::collect::Errors;
 use proxmox_monitor_agent::config::{ServerUrl, Settings};
+use proxmox_monitor_agent::outbox::Outbox;
 use proxmox_monitor_agent::publisher;
 use proxmox_monitor_agent::schedule::{self, Envelopes, Intervals};
 use proxmox_monitor_agent::source::{Source, TierData};
@@ -79,6 +80,8 @@ pub async fn run(port: u16) -> anyhow::Result<()> {
             slow: Duration::from_secs(30),
             keepalive: Duration::from_secs(15),
             ca_file: None,
+            state_dir: dir.path().join("agents").join(host.as_str()),
+            buffer_max_bytes: 1 << 20,
         };
         tokio::spawn(simulate(settings, i));
     }
@@ -91,9 +94,12 @@ async fn simulate(settings: Settings, index: usize) {
         let (tx, rx) = mpsc::channel(16);
         let intervals = Intervals { fast: settings.fast, medium: settings.medium, slow: settings.slow };
         let source = SimHost::new(&settings.host_id, index);
-        let scheduler = tokio::spawn(schedule::run(source, Envelopes::new(settings.host_id.clone()), intervals, tx));
+        let Ok(outbox) = Outbox::open(&settings.state_dir, settings.buffer_max_bytes) else { return };
+        let envelopes = Envelopes::new(settings.host_id.clone(), outbox.dropped.clone());
+        let scheduler = tokio::spawn(schedule::run(source, envelopes, intervals, tx));
         let up = if index == FLAKY { Duration::from_secs(40) } else { Duration::MAX };
-        let _ = publisher::run(&settings, rx, tokio::time::sleep(up.min(Duration::from_secs(86_400 * 365)))).await;
+        let stop = tokio::time::sleep(up.min(Duration::from_secs(86_400 * 365)));
+        let _ = publisher::run(&settings, rx, outbox, stop).await;
         scheduler.abort();
         tokio::time::sleep(Duration::from_secs(20)).await;
     }

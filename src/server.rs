@@ -3,7 +3,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -59,12 +59,15 @@ pub async fn run(
 
     let gateway_config = GatewayConfig::default();
     let router = Router::start(gateway_config.max_connections + 16);
-    let credentials = Arc::new(Credentials { database: config.database.clone(), seen: Mutex::new(None) });
+    let credentials =
+        Arc::new(Credentials { database: config.database.clone(), installed: tokio::sync::Mutex::new(None) });
     let refresh: broker::gateway::Refresh = {
         let credentials = credentials.clone();
-        Arc::new(move || {
+        Arc::new(move |gateway| {
             let credentials = credentials.clone();
-            Box::pin(async move { credentials.reload_if_changed().await.ok().flatten() })
+            // Ok(None) counts too: a sync that held the lock meanwhile may have installed
+            // the very credential this CONNECT needs.
+            Box::pin(async move { credentials.sync(&gateway).await.is_ok() })
         })
     };
     let gateway = Gateway::new(router.clone(), gateway_config, Some(refresh)).await?;
@@ -74,9 +77,7 @@ pub async fn run(
 
     // rumqttd forgets retained messages on restart: republish every host's status.
     // Nobody is connected yet, so that is `offline` until each agent comes back.
-    if let Some(table) = credentials.reload_if_changed().await? {
-        gateway.set_credentials(table).await;
-    }
+    credentials.sync(&gateway).await?;
     gateway.announce_offline(&host_ids(config.database.clone()).await?).await;
 
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -136,26 +137,36 @@ async fn stopped(mut stop: watch::Receiver<bool>) {
 /// The credential table in the database, and which version of it the gateway has.
 struct Credentials {
     database: PathBuf,
-    /// The `credentials_version` last loaded; a short lock, never held across an await.
-    seen: Mutex<Option<i64>>,
+    /// The `credentials_version` installed in the gateway. Held across "read, compare,
+    /// install" by the poller and by the gateway's refresh (a failed CONNECT) alike, so
+    /// that installs happen in version order. Without it, a table read by one could be
+    /// installed after a newer one read by the other, or the version could be marked seen
+    /// before its table was installed: a credential added a moment ago was then refused,
+    /// or its fresh session kicked.
+    installed: tokio::sync::Mutex<Option<i64>>,
 }
 
 impl Credentials {
-    /// The table, if its version changed since the last call (always on the first).
-    async fn reload_if_changed(&self) -> anyhow::Result<Option<broker::CredentialTable>> {
+    /// Installs the database's table in `gateway` if its version changed since the last
+    /// install (always on the first). Returns how many sessions that closed, or None when
+    /// nothing changed.
+    async fn sync(&self, gateway: &Gateway) -> anyhow::Result<Option<usize>> {
+        let mut installed = self.installed.lock().await;
         let path = self.database.clone();
-        let (version, table) = tokio::task::spawn_blocking(move || {
+        let seen = *installed;
+        let loaded = tokio::task::spawn_blocking(move || {
             let conn = recorder::db::open_read(&path)?;
             let version = recorder::hosts::credentials_version(&conn)?;
-            Ok::<_, anyhow::Error>((version, recorder::hosts::credential_table(&conn)?))
+            if seen == Some(version) {
+                return Ok::<_, anyhow::Error>(None);
+            }
+            Ok(Some((version, recorder::hosts::credential_table(&conn)?)))
         })
         .await??;
-        let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
-        if *seen == Some(version) {
-            return Ok(None);
-        }
-        *seen = Some(version);
-        Ok(Some(table))
+        let Some((version, table)) = loaded else { return Ok(None) };
+        let kicked = gateway.set_credentials(table).await;
+        *installed = Some(version);
+        Ok(Some(kicked))
     }
 }
 
@@ -171,11 +182,8 @@ async fn host_ids(database: PathBuf) -> anyhow::Result<Vec<wire::HostId>> {
 /// from the CLI or the admin page closes the affected session at once.
 async fn watch_credentials(credentials: Arc<Credentials>, gateway: Gateway, mut stop: watch::Receiver<bool>) {
     loop {
-        match credentials.reload_if_changed().await {
-            Ok(Some(table)) => {
-                let kicked = gateway.set_credentials(table).await;
-                info!(kicked, "credentials loaded");
-            }
+        match credentials.sync(&gateway).await {
+            Ok(Some(kicked)) => info!(kicked, "credentials loaded"),
             Ok(None) => {}
             Err(e) => warn!(error = format!("{e:#}"), "failed to reload credentials"),
         }

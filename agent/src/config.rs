@@ -34,6 +34,19 @@ pub struct Config {
     /// Extra CA certificate (PEM) to trust for mqtts:// and wss://, beside the system roots.
     #[serde(default)]
     pub ca_file: Option<PathBuf>,
+    /// Where the outage buffer lives (systemd's StateDirectory).
+    #[serde(default = "default_state_dir")]
+    pub state_dir: PathBuf,
+    /// Size limit of the outage buffer, in MB; the oldest payloads go first when full.
+    #[serde(default = "default_buffer_max_mb")]
+    pub buffer_max_mb: u64,
+}
+
+fn default_state_dir() -> PathBuf {
+    PathBuf::from("/var/lib/proxmox-monitor-agent")
+}
+const fn default_buffer_max_mb() -> u64 {
+    50
 }
 
 #[derive(Deserialize)]
@@ -132,6 +145,8 @@ pub struct Settings {
     pub slow: Duration,
     pub keepalive: Duration,
     pub ca_file: Option<PathBuf>,
+    pub state_dir: PathBuf,
+    pub buffer_max_bytes: u64,
 }
 
 /// Tokens never reach a log line.
@@ -214,6 +229,11 @@ impl Config {
             slow: interval("intervals.slow_seconds", self.intervals.slow_seconds)?,
             keepalive,
             ca_file: self.ca_file,
+            state_dir: self.state_dir,
+            buffer_max_bytes: match self.buffer_max_mb {
+                0 => return Err(ConfigError::Invalid { key: "buffer_max_mb", why: "must be at least 1".into() }),
+                mb => mb * 1024 * 1024,
+            },
         })
     }
 }

@@ -6,11 +6,13 @@
 //! - [`source`]: the [`source::Source`] trait the scheduler pulls tier data from; the
 //!   real host is one source, the demo's simulated hosts are others.
 //! - [`schedule`]: runs each tier at its interval and builds the payload envelopes.
+//! - [`outbox`]: the on-disk outage buffer, replayed in order after reconnecting.
 //! - [`publisher`]: the MQTT connection (mqtt, mqtts, ws, wss), presence, reconnect
 //!   with backoff, and the verdict for `--check`.
 
 pub mod collect;
 pub mod config;
+pub mod outbox;
 pub mod publisher;
 pub mod schedule;
 pub mod source;

@@ -4,9 +4,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use anyhow::Context;
 use clap::Parser;
 use proxmox_monitor_agent::collect::Collectors;
 use proxmox_monitor_agent::config::{self, Config, Settings};
+use proxmox_monitor_agent::outbox::Outbox;
 use proxmox_monitor_agent::publisher;
 use proxmox_monitor_agent::schedule::{self, Envelopes, Intervals};
 use proxmox_monitor_agent::source::{HostSource, Source};
@@ -69,20 +71,23 @@ async fn run(args: Args) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     tracing::info!(host_id = %settings.host_id, node = %settings.node, "starting");
+    let outbox = Outbox::open(&settings.state_dir, settings.buffer_max_bytes)
+        .with_context(|| format!("cannot open the outage buffer in {} (state_dir)", settings.state_dir.display()))?;
     let (tx, rx) = mpsc::channel(64);
     let intervals = Intervals { fast: settings.fast, medium: settings.medium, slow: settings.slow };
-    tokio::spawn(schedule::run(source, Envelopes::new(settings.host_id.clone()), intervals, tx));
-    publisher::run(&settings, rx, shutdown_signal()).await?;
+    let envelopes = Envelopes::new(settings.host_id.clone(), outbox.dropped.clone());
+    tokio::spawn(schedule::run(source, envelopes, intervals, tx));
+    publisher::run(&settings, rx, outbox, shutdown_signal()).await?;
     Ok(ExitCode::SUCCESS)
 }
 
 /// `--once`: every tier, as `{"fast": {..}, "medium": {..}, "slow": {..}}`.
 async fn print_once(settings: &Settings, mut source: HostSource) -> anyhow::Result<()> {
-    let mut envelopes = Envelopes::new(settings.host_id.clone());
+    let mut envelopes = Envelopes::new(settings.host_id.clone(), Default::default());
     let mut out = serde_json::Map::new();
     for (tier, every) in [(Kind::Fast, settings.fast), (Kind::Medium, settings.medium), (Kind::Slow, settings.slow)] {
         let (data, errors) = source.collect(tier, schedule::collect_timeout(every)).await;
-        let message = envelopes.wrap(data, errors, 0);
+        let message = envelopes.wrap(data, errors);
         out.insert(tier.to_string(), serde_json::from_slice(&message.payload)?);
     }
     println!("{}", serde_json::to_string_pretty(&out)?);

@@ -5,7 +5,6 @@
 //! disconnect. The server's gateway publishes the same from the connection's life, and
 //! is the authority; the agent's own messages make it work with any broker too.
 
-use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,13 +19,14 @@ use tracing::{info, warn};
 use wire::Kind;
 
 use crate::config::{ServerUrl, Settings};
+use crate::outbox::Outbox;
 use crate::schedule::Message;
 
 /// Largest payload the agent will send; the server refuses larger ones.
 pub const MAX_PACKET: usize = 256 * 1024;
 
-/// Payloads kept in memory while the server is unreachable; the oldest go first.
-const OUTBOX_CAP: usize = 1000;
+/// Requests rumqttc may queue between us and its event loop.
+const REQUEST_QUEUE: usize = 256;
 
 /// The one-line outcome of a connection attempt, as `--check` prints it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -200,64 +200,80 @@ impl Default for Backoff {
     }
 }
 
+/// What the event loop task tells the publishing loop.
+enum Link {
+    Up,
+    Down,
+}
+
+/// Polls the event loop forever: reconnects with backoff, and reports each change.
+async fn drive(mut eventloop: EventLoop, host_id: String, links: mpsc::UnboundedSender<Link>) {
+    let mut backoff = Backoff::new();
+    let mut up = false;
+    loop {
+        match eventloop.poll().await {
+            Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                info!(host_id = %host_id, "connected");
+                backoff.reset();
+                up = true;
+                if links.send(Link::Up).is_err() {
+                    return;
+                }
+            }
+            Ok(_) => {}
+            Err(e) => {
+                let verdict = Verdict::of(&e);
+                let delay = backoff.next(&verdict);
+                if up {
+                    up = false;
+                    warn!("disconnected: {}", verdict.line());
+                    if links.send(Link::Down).is_err() {
+                        return;
+                    }
+                }
+                warn!("connect failed: {}; retrying in {:.1}s", verdict.line(), delay.as_secs_f32());
+                tokio::time::sleep(delay).await;
+            }
+        }
+    }
+}
+
 /// Runs the connection until `shutdown` resolves: publishes what arrives on `messages`,
-/// reconnects with backoff, and says goodbye (`offline`, then DISCONNECT) at the end.
+/// buffers to `outbox` while disconnected and replays it after each CONNACK, and says
+/// goodbye (`offline`, then DISCONNECT) at the end.
 pub async fn run(
     settings: &Settings,
     mut messages: mpsc::Receiver<Message>,
+    mut outbox: Outbox,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> anyhow::Result<()> {
     let options = mqtt_options(settings)?;
     let status_topic = settings.host_id.topic(Kind::Status);
-    let (client, mut eventloop) = AsyncClient::new(options, OUTBOX_CAP);
-    let mut outbox: VecDeque<Message> = VecDeque::new();
+    let (client, eventloop) = AsyncClient::new(options, REQUEST_QUEUE);
+    let (links_tx, mut links) = mpsc::unbounded_channel();
+    let driver = tokio::spawn(drive(eventloop, settings.host_id.to_string(), links_tx));
     let mut connected = false;
-    let mut backoff = Backoff::new();
-    let mut retry_at: Option<tokio::time::Instant> = None;
     tokio::pin!(shutdown);
     loop {
-        let waiting = retry_at.is_some();
         tokio::select! {
             _ = &mut shutdown => break,
-            _ = async { tokio::time::sleep_until(retry_at.unwrap_or_else(tokio::time::Instant::now)).await }, if waiting => {
-                retry_at = None;
-            }
-            event = eventloop.poll(), if !waiting => match event {
-                Ok(Event::Incoming(Packet::ConnAck(_))) => {
-                    info!(host_id = %settings.host_id, "connected");
+            link = links.recv() => match link {
+                Some(Link::Up) => {
                     connected = true;
-                    backoff.reset();
-                    let _ = client.try_publish(&status_topic, QoS::AtLeastOnce, true, wire::topic::ONLINE);
-                    while let Some(m) = outbox.pop_front() {
-                        if let Err(e) = client.try_publish(m.topic, QoS::AtLeastOnce, false, m.payload) {
-                            warn!(error = %e, "publish queue full; payload dropped");
-                        }
-                    }
+                    let _ = client.publish(&status_topic, QoS::AtLeastOnce, true, wire::topic::ONLINE).await;
+                    replay(&client, &mut outbox).await;
                 }
-                Ok(_) => {}
-                Err(e) => {
-                    let verdict = Verdict::of(&e);
-                    let delay = backoff.next(&verdict);
-                    if connected {
-                        warn!("disconnected: {}", verdict.line());
-                    }
-                    warn!("connect failed: {}; retrying in {:.1}s", verdict.line(), delay.as_secs_f32());
-                    connected = false;
-                    retry_at = Some(tokio::time::Instant::now() + delay);
-                }
+                Some(Link::Down) => connected = false,
+                None => break,
             },
             message = messages.recv() => match message {
-                Some(m) if connected => {
-                    if let Err(e) = client.try_publish(m.topic, QoS::AtLeastOnce, false, m.payload) {
-                        warn!(error = %e, "publish queue full; payload dropped");
+                Some(m) if connected && outbox.is_empty() => {
+                    if let Err(e) = client.try_publish(&m.topic, QoS::AtLeastOnce, false, m.payload.clone()) {
+                        warn!(error = %e, "publish queue full; buffering");
+                        buffer(&mut outbox, &m);
                     }
                 }
-                Some(m) => {
-                    if outbox.len() >= OUTBOX_CAP {
-                        outbox.pop_front();
-                    }
-                    outbox.push_back(m);
-                }
+                Some(m) => buffer(&mut outbox, &m),
                 None => break,
             },
         }
@@ -265,15 +281,46 @@ pub async fn run(
     if connected {
         let _ = client.try_publish(&status_topic, QoS::AtLeastOnce, true, wire::topic::OFFLINE);
         let _ = client.try_disconnect();
-        drain(&mut eventloop).await;
+        // Let the event loop send the `offline` and the DISCONNECT, briefly.
+        let _ = tokio::time::timeout(Duration::from_secs(3), async {
+            while links.recv().await.is_some_and(|l| !matches!(l, Link::Down)) {}
+        })
+        .await;
     }
+    driver.abort();
     info!("stopped");
     Ok(())
 }
 
-/// Lets the event loop send what is queued (the `offline` and the DISCONNECT), briefly.
-async fn drain(eventloop: &mut EventLoop) {
-    let _ = tokio::time::timeout(Duration::from_secs(3), async { while eventloop.poll().await.is_ok() {} }).await;
+fn buffer(outbox: &mut Outbox, message: &Message) {
+    if let Err(e) = outbox.push(message) {
+        warn!(error = %e, "outage buffer write failed; payload dropped");
+        outbox.dropped.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// Hands every buffered payload to the client, in order, then empties the buffer. If the
+/// link drops meanwhile, rumqttc resends its unacknowledged publishes after reconnecting.
+async fn replay(client: &AsyncClient, outbox: &mut Outbox) {
+    let messages = match outbox.read_all() {
+        Ok(m) => m,
+        Err(e) => {
+            warn!(error = %e, "cannot read the outage buffer");
+            return;
+        }
+    };
+    if messages.is_empty() {
+        return;
+    }
+    info!(count = messages.len(), "replaying buffered payloads");
+    for m in messages {
+        if client.publish(m.topic, QoS::AtLeastOnce, false, m.payload).await.is_err() {
+            return;
+        }
+    }
+    if let Err(e) = outbox.clear() {
+        warn!(error = %e, "cannot clear the outage buffer; its payloads may be sent twice (stored once)");
+    }
 }
 
 #[cfg(test)]

@@ -1,5 +1,7 @@
 //! The tiered schedule: each tier at its own interval, wrapped in a payload envelope.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rand::Rng;
@@ -22,16 +24,19 @@ pub struct Envelopes {
     host_id: HostId,
     boot_id: String,
     seq: [u64; 3],
+    /// The outage buffer's count of dropped payloads; reported once, then reset.
+    dropped: Arc<AtomicU64>,
 }
 
 impl Envelopes {
-    pub fn new(host_id: HostId) -> Envelopes {
+    pub fn new(host_id: HostId, dropped: Arc<AtomicU64>) -> Envelopes {
         let boot_id = format!("{:016x}", rand::thread_rng().gen::<u64>());
-        Envelopes { host_id, boot_id, seq: [0; 3] }
+        Envelopes { host_id, boot_id, seq: [0; 3], dropped }
     }
 
     /// Wraps one tier's data and encodes it.
-    pub fn wrap(&mut self, data: TierData, errors: Errors, dropped: u64) -> Message {
+    pub fn wrap(&mut self, data: TierData, errors: Errors) -> Message {
+        let dropped = self.dropped.swap(0, Ordering::Relaxed);
         let (kind, slot) = match &data {
             TierData::Fast(_) => (Kind::Fast, 0),
             TierData::Medium(_) => (Kind::Medium, 1),
@@ -104,7 +109,7 @@ pub async fn run<S: Source>(mut source: S, mut envelopes: Envelopes, intervals: 
             _ = out.closed() => return,
         };
         let (data, errors) = source.collect(tier, collect_timeout(every)).await;
-        if out.send(envelopes.wrap(data, errors, 0)).await.is_err() {
+        if out.send(envelopes.wrap(data, errors)).await.is_err() {
             return;
         }
     }
@@ -117,15 +122,20 @@ mod tests {
 
     #[test]
     fn envelopes_count_per_tier_and_keep_the_boot_id() {
-        let mut e = Envelopes::new(HostId::parse("pve1").unwrap());
-        let a = e.wrap(TierData::Fast(Fast::default()), Errors::new(), 0);
-        let b = e.wrap(TierData::Fast(Fast::default()), Errors::new(), 3);
+        let dropped = Arc::new(AtomicU64::new(0));
+        let mut e = Envelopes::new(HostId::parse("pve1").unwrap(), dropped.clone());
+        let a = e.wrap(TierData::Fast(Fast::default()), Errors::new());
+        dropped.store(3, Ordering::Relaxed);
+        let b = e.wrap(TierData::Fast(Fast::default()), Errors::new());
+        let c = e.wrap(TierData::Fast(Fast::default()), Errors::new());
         assert_eq!(a.topic, "pmon/v1/pve1/fast");
         let a: FastPayload = serde_json::from_slice(&a.payload).unwrap();
         let b: FastPayload = serde_json::from_slice(&b.payload).unwrap();
         assert_eq!((a.seq, b.seq), (1, 2));
         assert_eq!(a.boot_id, b.boot_id);
         assert_eq!(b.dropped, 3);
+        let c: FastPayload = serde_json::from_slice(&c.payload).unwrap();
+        assert_eq!(c.dropped, 0, "a drop count is reported once");
         assert_eq!(a.host_id, "pve1");
     }
 

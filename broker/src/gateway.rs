@@ -11,21 +11,22 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex as StdMutex, RwLock};
 use std::time::Duration;
 
 use rumqttd::local::LinkTx;
 use rumqttd::protocol::{ConnAck, ConnectReturnCode, Login, Packet, Publish};
 use rumqttd::Notification;
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::sync::{Mutex, Notify, Semaphore};
-use tokio::time::{sleep_until, timeout, Instant};
+use tokio::sync::{Mutex, Notify, OwnedSemaphorePermit, Semaphore};
+use tokio::time::{sleep_until, timeout_at, Instant};
 use tracing::{debug, info, warn};
 use wire::{HostId, Kind};
 
 use crate::acl::{self, Violation};
 use crate::auth::{CredentialTable, Identity};
 use crate::codec::{CodecError, Framed};
+use crate::limit::{AttemptLimiter, Rate};
 use crate::router::{self, Router};
 use crate::stats::Stats;
 
@@ -40,6 +41,10 @@ pub struct GatewayConfig {
     pub max_connections: usize,
     /// Idle limit for a client that asks for no keepalive (keepalive 0).
     pub max_idle: Duration,
+    /// Connect attempts per source address (loopback exempt; see [`crate::limit`]).
+    pub attempts: Rate,
+    /// Most addresses the attempt limiter tracks at once.
+    pub max_tracked_addresses: usize,
 }
 
 impl Default for GatewayConfig {
@@ -49,6 +54,8 @@ impl Default for GatewayConfig {
             connect_timeout: Duration::from_secs(10),
             max_connections: 20_000,
             max_idle: Duration::from_secs(300),
+            attempts: Rate::default(),
+            max_tracked_addresses: 100_000,
         }
     }
 }
@@ -69,9 +76,13 @@ struct Presence {
     link: LinkTx,
 }
 
-/// Asked when a CONNECT fails authentication: returns a newer credential table if one
-/// exists, so that a host registered a moment ago by another process gets in at once.
-pub type Refresh = Arc<dyn Fn() -> Pin<Box<dyn Future<Output = Option<CredentialTable>> + Send>> + Send + Sync>;
+/// Asked when a CONNECT fails authentication: brings the gateway's credentials up to date
+/// (through [`Gateway::set_credentials`]) and says whether that worked, so that a host
+/// registered a moment ago by another process gets in at once. The refresher installs the
+/// table itself, rather than returning it, so that it can order every install (its own and
+/// its poller's) by version: a table installed late over a newer one would refuse, and
+/// kick, credentials made in between.
+pub type Refresh = Arc<dyn Fn(Gateway) -> Pin<Box<dyn Future<Output = bool> + Send>> + Send + Sync>;
 
 struct Inner {
     router: Router,
@@ -81,6 +92,8 @@ struct Inner {
     presence: Mutex<Presence>,
     /// One permit per open connection, up to `max_connections`.
     slots: Arc<Semaphore>,
+    /// A short lock, never held across an await.
+    attempts: StdMutex<AttemptLimiter>,
     next_session: AtomicU64,
     stats: Stats,
 }
@@ -88,6 +101,24 @@ struct Inner {
 /// The gateway; cheap to clone, shared by every listener.
 #[derive(Clone)]
 pub struct Gateway(Arc<Inner>);
+
+/// Leave to open a connection, from [`Gateway::admit`]: one of the `max_connections`
+/// slots, held by the connection's task and given back when it drops, and the deadline
+/// for the whole opening (TLS or WebSocket handshake and CONNECT), which starts at
+/// admission. Listeners ask for it before any handshake, so refused clients cost no TLS
+/// or WebSocket work.
+#[must_use]
+pub struct Admission {
+    _slot: OwnedSemaphorePermit,
+    deadline: Instant,
+}
+
+impl Admission {
+    /// When the opening (handshakes and CONNECT) must be done.
+    pub fn deadline(&self) -> Instant {
+        self.deadline
+    }
+}
 
 /// How a session ended, for the log and the counters.
 #[derive(Debug)]
@@ -107,6 +138,7 @@ impl Gateway {
         router::drain(rx);
         Ok(Gateway(Arc::new(Inner {
             slots: Arc::new(Semaphore::new(config.max_connections)),
+            attempts: StdMutex::new(AttemptLimiter::new(config.attempts, config.max_tracked_addresses)),
             router,
             refresh,
             config,
@@ -166,19 +198,42 @@ impl Gateway {
         }
     }
 
+    /// Decides whether a new connection from `peer` may open: the per-address attempt
+    /// limit, then the connection cap. `peer` is the client's address (the forwarded one
+    /// when behind a trusted proxy). Refusals are counted; the caller just closes.
+    pub fn admit(&self, peer: SocketAddr) -> Option<Admission> {
+        let stats = &self.0.stats;
+        // The lock is never held across an await or a panic point.
+        let allowed =
+            self.0.attempts.lock().unwrap_or_else(|e| e.into_inner()).allow(peer.ip(), std::time::Instant::now());
+        if !allowed {
+            // One line per refused attempt would let a flood fill the log: warn at the
+            // 1st, 2nd, 4th, 8th ... refusal; `pmon_mqtt_refused_total{reason="rate"}`
+            // has the exact count.
+            let refused = stats.refused_rate.fetch_add(1, Ordering::Relaxed) + 1;
+            if refused.is_power_of_two() {
+                warn!(%peer, refused, "connect attempts over the per-address limit; refusing");
+            } else {
+                debug!(%peer, "connect attempts over the per-address limit; refused");
+            }
+            return None;
+        }
+        let Ok(slot) = self.0.slots.clone().try_acquire_owned() else {
+            Stats::add(&stats.refused_busy);
+            warn!(%peer, "connection limit reached; refusing a connection");
+            return None;
+        };
+        Some(Admission { _slot: slot, deadline: Instant::now() + self.0.config.connect_timeout })
+    }
+
     /// Serves one client connection to its end. `peer` is the client's address (the
-    /// forwarded one when behind a trusted proxy).
-    pub async fn serve<S>(&self, stream: S, peer: SocketAddr)
+    /// forwarded one when behind a trusted proxy); `admission` comes from [`Gateway::admit`].
+    pub async fn serve<S>(&self, stream: S, peer: SocketAddr, admission: Admission)
     where
         S: AsyncRead + AsyncWrite + Unpin + Send,
     {
         let stats = &self.0.stats;
-        let Ok(_slot) = self.0.slots.clone().try_acquire_owned() else {
-            Stats::add(&stats.refused_busy);
-            warn!(%peer, "connection limit reached; refusing a connection");
-            return;
-        };
-        let opening = timeout(self.0.config.connect_timeout, async {
+        let opening = timeout_at(admission.deadline, async {
             let mut framed = Framed::accept(stream, self.0.config.max_payload + 1024).await?;
             let packet = framed.next().await?;
             Ok::<_, CodecError>((framed, packet))
@@ -202,11 +257,8 @@ impl Gateway {
             return;
         };
         let mut accepted = self.authenticate(&connect.client_id, login.as_ref());
-        if accepted.is_none() {
-            if let Some(table) = self.refreshed().await {
-                self.set_credentials(table).await;
-                accepted = self.authenticate(&connect.client_id, login.as_ref());
-            }
+        if accepted.is_none() && self.refresh().await {
+            accepted = self.authenticate(&connect.client_id, login.as_ref());
         }
         let Some((identity, token_hash)) = accepted else {
             Stats::add(&stats.refused_auth);
@@ -254,6 +306,12 @@ impl Gateway {
                 read = framed.next() => {
                     let packet = match read {
                         Ok(p) => p,
+                        // A publish far over the limit is refused by the codec before the
+                        // ACL sees it: count it as the same violation (its topic was never
+                        // decoded). Found by integration/tests/gateway.rs.
+                        Err(CodecError::TooLarge(n)) => {
+                            break End::Violation(Violation::Oversized, format!("(a {n}-byte packet, not decoded)"))
+                        }
                         Err(e) => break End::Closed(e),
                     };
                     deadline = Instant::now() + keepalive;
@@ -306,9 +364,11 @@ impl Gateway {
         info!(%peer, user = identity.name(), reason = ?end, "disconnected");
     }
 
-    async fn refreshed(&self) -> Option<CredentialTable> {
-        let refresh = self.0.refresh.as_ref()?;
-        refresh().await
+    async fn refresh(&self) -> bool {
+        match &self.0.refresh {
+            Some(refresh) => refresh(self.clone()).await,
+            None => false,
+        }
     }
 
     /// The username must match a credential, and a host's client id must be its host id.

@@ -8,6 +8,7 @@
 //! - [`gateway`]: one client connection from CONNECT to close: auth, ACL, keepalive,
 //!   presence and kick. Serves any byte stream (TCP, TLS, WebSocket).
 //! - [`listener`]: the TCP and TLS listeners, with handshake deadlines and limits.
+//! - [`limit`]: the per-address connect-attempt limit (token buckets, loopback exempt).
 //! - [`stats`]: counters for `/metrics`.
 //!
 //! rumqttd opens no socket of its own: every client reaches it through [`gateway`].
@@ -16,10 +17,11 @@ pub mod acl;
 pub mod auth;
 pub mod codec;
 pub mod gateway;
+pub mod limit;
 pub mod listener;
 pub mod router;
 pub mod stats;
 
 pub use auth::{hash_token, new_token, Credential, CredentialTable, Identity, Role};
-pub use gateway::{Gateway, GatewayConfig};
+pub use gateway::{Admission, Gateway, GatewayConfig};
 pub use router::Router;

@@ -34,16 +34,21 @@ pub async fn serve(
                 }
             },
         };
+        // Limits first, before any handshake work: a refused client is just closed.
+        let Some(admission) = gateway.admit(peer) else {
+            drop(stream);
+            continue;
+        };
         let _ = stream.set_nodelay(true);
         let gateway = gateway.clone();
         let tls = tls.clone();
         tokio::spawn(async move {
             match tls {
-                None => gateway.serve(stream, peer).await,
+                None => gateway.serve(stream, peer, admission).await,
                 Some(acceptor) => {
-                    let deadline = gateway.config().connect_timeout;
-                    match tokio::time::timeout(deadline, acceptor.accept(stream)).await {
-                        Ok(Ok(tls_stream)) => gateway.serve(tls_stream, peer).await,
+                    // One deadline for the handshake and the CONNECT together.
+                    match tokio::time::timeout_at(admission.deadline(), acceptor.accept(stream)).await {
+                        Ok(Ok(tls_stream)) => gateway.serve(tls_stream, peer, admission).await,
                         Ok(Err(e)) => debug!(%peer, error = %e, "TLS handshake failed"),
                         Err(_) => {
                             Stats::add(&gateway.stats().connect_timeouts);

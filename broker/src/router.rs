@@ -9,11 +9,13 @@ use rumqttd::local::{LinkRx, LinkTx};
 use rumqttd::protocol::{Filter, Packet, QoS, RetainForwardRule, Subscribe};
 use rumqttd::{Config, Notification, RouterConfig};
 
-/// Segment size of rumqttd's per-topic in-memory log. Small on purpose: the router keeps
-/// up to [`SEGMENT_COUNT`] segments for every topic, and a fleet has 4 topics per host.
-/// A segment still holds at least one message, however large.
-const SEGMENT_SIZE: usize = 16 * 1024;
-const SEGMENT_COUNT: usize = 2;
+/// rumqttd keeps one in-memory log per subscription filter (not per topic): the
+/// recorder's `pmon/v1/#` log is the backlog it reads from, so it must hold a burst. With
+/// 2 × 16 KiB the recorder lost most of a 20,000 msg/s burst ("read cursor jumped");
+/// 6 × 8 MiB holds about 4 s of that rate (at ~600 B per fast payload). Memory grows to
+/// this size per active filter and stays there.
+const SEGMENT_SIZE: usize = 8 * 1024 * 1024;
+const SEGMENT_COUNT: usize = 6;
 
 /// The router, shared by the gateway (one link per client) and the recorder.
 #[derive(Clone)]

@@ -14,8 +14,10 @@ pub struct Stats {
     pub refused_protocol: AtomicU64,
     /// No CONNECT (or no handshake) within the deadline.
     pub connect_timeouts: AtomicU64,
-    /// Over the connection cap or the per-address attempt rate.
+    /// Over the connection cap.
     pub refused_busy: AtomicU64,
+    /// Over the per-address connect-attempt rate.
+    pub refused_rate: AtomicU64,
     /// Closed because the token was rotated, the host removed, or a newer session came.
     pub kicked: AtomicU64,
     pub keepalive_timeouts: AtomicU64,

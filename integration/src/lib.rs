@@ -59,6 +59,8 @@ pub fn terminate(child: &mut Child) {
 
 /// A running `proxmox-monitor serve` with its own temporary directory and ports.
 pub struct Server {
+    /// Tokens of the hosts registered by [`Server::start_with_hosts`].
+    pub tokens: Vec<(String, String)>,
     pub dir: tempfile::TempDir,
     pub http: SocketAddr,
     pub mqtt: SocketAddr,
@@ -75,7 +77,34 @@ impl Server {
         let dir = tempfile::tempdir().unwrap();
         let http = SocketAddr::from(([127, 0, 0, 1], free_port()));
         let mqtt = SocketAddr::from(([127, 0, 0, 1], free_port()));
-        let mut server = Server { child: spawn_server(dir.path(), http, mqtt, &extra_env), dir, http, mqtt, extra_env };
+        let mut server = Server {
+            child: spawn_server(dir.path(), http, mqtt, &extra_env),
+            dir,
+            http,
+            mqtt,
+            extra_env,
+            tokens: vec![],
+        };
+        server.wait_healthy();
+        server
+    }
+
+    /// A server with `n` hosts (`host-00000`, ...) registered directly in its database
+    /// before it starts; their tokens are in `tokens`.
+    pub fn start_with_hosts(n: usize, extra_env: Vec<(String, String)>) -> Server {
+        let dir = tempfile::tempdir().unwrap();
+        let mut tokens = Vec::with_capacity(n);
+        {
+            let mut conn = recorder::db::open_and_migrate(&dir.path().join("monitor.db")).unwrap();
+            for i in 0..n {
+                let (host, token) = recorder::hosts::add_host(&mut conn, &format!("host-{i:05}")).unwrap();
+                tokens.push((host.to_string(), token));
+            }
+        }
+        let http = SocketAddr::from(([127, 0, 0, 1], free_port()));
+        let mqtt = SocketAddr::from(([127, 0, 0, 1], free_port()));
+        let mut server =
+            Server { child: spawn_server(dir.path(), http, mqtt, &extra_env), dir, http, mqtt, extra_env, tokens };
         server.wait_healthy();
         server
     }
@@ -100,6 +129,31 @@ impl Server {
         terminate(&mut self.child);
         self.child = spawn_server(self.dir.path(), self.http, self.mqtt, &self.extra_env);
         self.wait_healthy();
+    }
+
+    /// Kills the server with SIGKILL (a crash) and starts it again on the same database,
+    /// as systemd's `Restart=always` would.
+    pub fn crash_and_restart(&mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+        self.child = spawn_server(self.dir.path(), self.http, self.mqtt, &self.extra_env);
+        self.wait_healthy();
+    }
+
+    /// Stops the server (SIGTERM) and leaves it stopped.
+    pub fn stop(&mut self) {
+        terminate(&mut self.child);
+    }
+
+    /// Starts a stopped server again on the same ports and database.
+    pub fn start_again(&mut self) {
+        self.child = spawn_server(self.dir.path(), self.http, self.mqtt, &self.extra_env);
+        self.wait_healthy();
+    }
+
+    /// `PRAGMA integrity_check` of the database file.
+    pub fn integrity(&self) -> String {
+        integrity(&self.database())
     }
 
     /// Runs a `proxmox-monitor` subcommand against this server's database.
@@ -129,6 +183,36 @@ impl Server {
         v.iter()
             .map(|h| (h["host_id"].as_str().unwrap().to_owned(), h["status"].as_str().unwrap().to_owned()))
             .collect()
+    }
+
+    /// `observer add NAME --json`, returning the token.
+    pub fn add_observer(&self, name: &str) -> String {
+        let out = self.cli(&["observer", "add", name, "--json"]);
+        assert!(out.status.success(), "observer add failed: {}", String::from_utf8_lossy(&out.stderr));
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(v["observer"], name);
+        v["token"].as_str().unwrap().to_owned()
+    }
+
+    /// The value of one `/metrics` series, e.g.
+    /// `pmon_mqtt_acl_violations_total{reason="foreign_topic"}`; 0 when absent.
+    pub fn metric(&self, series: &str) -> u64 {
+        let (code, body) = http_get(&format!("http://{}/metrics", self.http)).expect("/metrics answers");
+        assert_eq!(code, 200, "{body}");
+        body.lines()
+            .find_map(|l| l.strip_prefix(series).and_then(|v| v.strip_prefix(' ')))
+            .map(|v| v.trim().parse().unwrap_or_else(|_| panic!("{series} = {v:?}")))
+            .unwrap_or(0)
+    }
+
+    /// Waits until `series` reaches `value` (counters are bumped as the session ends).
+    pub fn wait_metric(&self, series: &str, value: u64) {
+        let mut seen = 0;
+        wait_for(&format!("{series} to be {value}"), Duration::from_secs(5), || {
+            seen = self.metric(series);
+            (seen >= value).then_some(())
+        });
+        assert_eq!(seen, value, "{series}");
     }
 
     pub fn status_of(&self, host: &str) -> Option<String> {
@@ -214,9 +298,16 @@ impl Default for FakeProxmox {
 
 /// Writes an agent.toml for `host` talking to `url`, with 1 s tiers.
 pub fn agent_config(dir: &Path, url: &str, host: &str, token: &str) -> PathBuf {
+    agent_config_with(dir, url, host, token, "")
+}
+
+/// [`agent_config`] with more top-level keys (`extra` is TOML lines, e.g. `ca_file = ..`).
+pub fn agent_config_with(dir: &Path, url: &str, host: &str, token: &str, extra: &str) -> PathBuf {
     let path = dir.join(format!("agent-{host}.toml"));
+    let state = dir.join(format!("state-{host}"));
     let text = format!(
-        "server_url = \"{url}\"\ntoken = \"{token}\"\nhost_id = \"{host}\"\nnode = \"{host}\"\nkeepalive_seconds = 5\n\n[intervals]\nfast_seconds = 1\nmedium_seconds = 2\nslow_seconds = 5\n"
+        "server_url = \"{url}\"\ntoken = \"{token}\"\nhost_id = \"{host}\"\nnode = \"{host}\"\nkeepalive_seconds = 5\nstate_dir = \"{}\"\n{extra}\n\n[intervals]\nfast_seconds = 1\nmedium_seconds = 2\nslow_seconds = 5\n",
+        state.display()
     );
     std::fs::write(&path, text).unwrap();
     path
@@ -233,6 +324,74 @@ pub fn spawn_agent(config: &Path, fake: &FakeProxmox) -> Child {
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn proxmox-monitor-agent")
+}
+
+/// `proxmox-monitor-agent --config CONFIG --check`: (exit success, the verdict line).
+pub fn agent_check(config: &Path) -> (bool, String) {
+    let out = run_bounded(
+        Command::new(bin("proxmox-monitor-agent")).arg("--config").arg(config).arg("--check"),
+        Duration::from_secs(20),
+    );
+    (out.status.success(), String::from_utf8_lossy(&out.stdout).trim().to_owned())
+}
+
+/// Runs a command to its end, killing it after `limit` (the test then fails on its
+/// output, not by hanging). Stdin is null; stdout and stderr are captured.
+pub fn run_bounded(cmd: &mut Command, limit: Duration) -> Output {
+    let mut child =
+        cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn a command");
+    let start = Instant::now();
+    while child.try_wait().unwrap().is_none() && start.elapsed() < limit {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    child.wait_with_output().unwrap()
+}
+
+/// A throwaway self-signed certificate for `localhost` and 127.0.0.1, made with openssl
+/// in a temporary directory (never committed).
+pub struct SelfSigned {
+    pub dir: tempfile::TempDir,
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+impl SelfSigned {
+    pub fn new() -> SelfSigned {
+        let dir = tempfile::tempdir().unwrap();
+        let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+        let out = run_bounded(
+            Command::new("openssl")
+                .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"])
+                .args(["-days", "2", "-subj", "/CN=localhost"])
+                .args(["-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"])
+                // openssl marks a self-signed certificate as a CA by default, and rustls
+                // (webpki) refuses a CA certificate as the server's own: CaUsedAsEndEntity.
+                .args(["-addext", "basicConstraints=critical,CA:FALSE"])
+                .arg("-keyout")
+                .arg(&key)
+                .arg("-out")
+                .arg(&cert),
+            Duration::from_secs(20),
+        );
+        assert!(out.status.success(), "openssl failed: {}", String::from_utf8_lossy(&out.stderr));
+        SelfSigned { dir, cert, key }
+    }
+
+    /// The server environment for an MQTTS listener on `port` with this certificate.
+    pub fn server_env(&self, port: u16) -> Vec<(String, String)> {
+        vec![
+            ("MQTTS_PORT".into(), port.to_string()),
+            ("TLS_CERT".into(), self.cert.display().to_string()),
+            ("TLS_KEY".into(), self.key.display().to_string()),
+        ]
+    }
+}
+
+impl Default for SelfSigned {
+    fn default() -> Self {
+        SelfSigned::new()
+    }
 }
 
 /// A minimal HTTP/1.1 GET: (status, body). None if the server isn't answering.
@@ -291,4 +450,43 @@ fn dechunk(mut body: &str) -> String {
         body = rest[n..].trim_start_matches("\r\n");
     }
     out
+}
+
+/// One sample of a Prometheus text page (`name` with its labels, exactly as printed).
+pub fn metric(url: &str, name: &str) -> Option<f64> {
+    let (_, body) = http_get(url)?;
+    body.lines()
+        .find_map(|l| l.strip_prefix(name).and_then(|v| v.strip_prefix(' ')).and_then(|v| v.trim().parse().ok()))
+}
+
+/// CPU time and peak memory of a process, from /proc.
+pub struct ProcStats {
+    pub cpu_seconds: f64,
+    pub peak_rss_kib: u64,
+    pub rss_kib: u64,
+}
+
+pub fn proc_stats(pid: u32) -> ProcStats {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the parenthesised command name; utime and stime are the 12th and 13th.
+    let fields: Vec<&str> = stat.rsplit_once(')').map(|(_, r)| r.split_whitespace().collect()).unwrap_or_default();
+    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let kib = |key: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(key))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    // Clock ticks are 100 per second on Linux.
+    ProcStats { cpu_seconds: (ticks(11) + ticks(12)) / 100.0, peak_rss_kib: kib("VmHWM:"), rss_kib: kib("VmRSS:") }
+}
+
+/// `PRAGMA integrity_check` of a database file ("ok" when sound).
+pub fn integrity(path: &Path) -> String {
+    let conn = rusqlite::Connection::open(path).unwrap();
+    conn.busy_timeout(Duration::from_secs(5)).unwrap();
+    conn.query_row("PRAGMA integrity_check", [], |r| r.get(0)).unwrap()
 }

@@ -7,7 +7,8 @@ use anyhow::Context;
 use rusqlite::{Connection, OpenFlags};
 
 /// Migrations in order; `PRAGMA user_version` counts those applied.
-const MIGRATIONS: &[&str] = &[include_str!("migrations/001_initial.sql")];
+const MIGRATIONS: &[&str] =
+    &[include_str!("migrations/001_initial.sql"), include_str!("migrations/002_medium_series.sql")];
 
 /// The schema version this binary expects.
 pub const SCHEMA_VERSION: usize = MIGRATIONS.len();

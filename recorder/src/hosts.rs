@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use broker::{hash_token, new_token, Credential, CredentialTable, Role};
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use serde::Serialize;
 use wire::HostId;
 
@@ -51,7 +51,7 @@ fn name_taken(conn: &Connection, name: &str) -> rusqlite::Result<bool> {
 pub fn add_host(conn: &mut Connection, name: &str) -> Result<(HostId, String), RegistryError> {
     let host = HostId::parse(name).map_err(|e| RegistryError::InvalidName(e.to_string()))?;
     let token = new_token();
-    let tx = conn.transaction()?;
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     if name_taken(&tx, name)? {
         return Err(RegistryError::Exists(name.to_owned()));
     }
@@ -67,7 +67,7 @@ pub fn add_host(conn: &mut Connection, name: &str) -> Result<(HostId, String), R
 /// Gives a host a new token; the old one stops working at once.
 pub fn rotate_host(conn: &mut Connection, name: &str) -> Result<String, RegistryError> {
     let token = new_token();
-    let tx = conn.transaction()?;
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let n = tx.execute(
         "UPDATE hosts SET token_hash = ?2, rotated_ms = ?3 WHERE host_id = ?1",
         params![name, hash_token(&token).as_slice(), now_ms()],
@@ -82,12 +82,12 @@ pub fn rotate_host(conn: &mut Connection, name: &str) -> Result<String, Registry
 
 /// Removes a host and everything recorded about it.
 pub fn remove_host(conn: &mut Connection, name: &str) -> Result<(), RegistryError> {
-    let tx = conn.transaction()?;
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let n = tx.execute("DELETE FROM hosts WHERE host_id = ?1", [name])?;
     if n == 0 {
         return Err(RegistryError::NotFound(name.to_owned()));
     }
-    for table in ["latest", "ingested", "fast_samples", "events"] {
+    for table in ["latest", "ingested", "fast_samples", "pool_samples", "storage_samples", "guest_samples", "events"] {
         tx.execute(&format!("DELETE FROM {table} WHERE host_id = ?1"), [name])?;
     }
     bump_credentials(&tx)?;
@@ -100,7 +100,7 @@ pub fn add_observer(conn: &mut Connection, name: &str) -> Result<String, Registr
     // Observer names follow host id rules: safe as usernames and in log lines.
     HostId::parse(name).map_err(|e| RegistryError::InvalidName(e.to_string()))?;
     let token = new_token();
-    let tx = conn.transaction()?;
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     if name_taken(&tx, name)? {
         return Err(RegistryError::Exists(name.to_owned()));
     }

@@ -19,6 +19,16 @@ pub enum Item {
 }
 
 impl Item {
+    /// When the agent collected (and sent) it; None for presence.
+    pub fn ts_ms(&self) -> Option<i64> {
+        match self {
+            Item::Status { .. } => None,
+            Item::Fast(p, _) => Some(p.ts_ms),
+            Item::Medium(p, _) => Some(p.ts_ms),
+            Item::Slow(p, _) => Some(p.ts_ms),
+        }
+    }
+
     pub fn host(&self) -> &str {
         match self {
             Item::Status { host, .. } => host.as_str(),

@@ -28,6 +28,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use anyhow::Context;
 use broker::router::{forwarded_pkid, subscribe_qos1};
 use broker::Router;
+use rumqttd::local::{LinkRx, LinkTx};
 use rumqttd::protocol::{Packet, PubAck, PubAckReason};
 use rumqttd::Notification;
 use tokio::sync::{broadcast, mpsc};
@@ -50,12 +51,40 @@ pub struct Stats {
     pub batches: AtomicU64,
     pub last_batch_us: AtomicU64,
     pub write_errors: AtomicU64,
+    /// The last retention pass: its duration, and its longest single chunk (an ingest pause).
+    pub last_prune_ms: AtomicU64,
+    pub last_prune_longest_chunk_us: AtomicU64,
+    /// Time from a payload's `ts_ms` (set by the agent when it sent the sample) to its
+    /// commit, as a histogram: counts per bucket of [`LAG_BUCKETS_MS`], plus the overflow.
+    lag: [AtomicU64; LAG_BUCKETS_MS.len() + 1],
+    lag_sum_ms: AtomicU64,
     rejected: [AtomicU64; Reject::ALL.len()],
     /// When each reason was last logged, to log at most once per 10 s per reason.
     last_logged: Mutex<[Option<Instant>; Reject::ALL.len()]>,
 }
 
+/// Upper bounds of the commit lag histogram, in milliseconds.
+pub const LAG_BUCKETS_MS: [u64; 10] = [5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000];
+
 impl Stats {
+    pub fn record_lag(&self, lag_ms: i64) {
+        let lag = lag_ms.max(0) as u64;
+        let i = LAG_BUCKETS_MS.iter().position(|b| lag <= *b).unwrap_or(LAG_BUCKETS_MS.len());
+        self.lag[i].fetch_add(1, Ordering::Relaxed);
+        self.lag_sum_ms.fetch_add(lag, Ordering::Relaxed);
+    }
+
+    /// Cumulative counts per bucket bound (`None` = +Inf), and the sum in ms.
+    pub fn lag_histogram(&self) -> (Vec<(Option<u64>, u64)>, u64) {
+        let mut total = 0;
+        let mut out = Vec::new();
+        for (i, count) in self.lag.iter().enumerate() {
+            total += count.load(Ordering::Relaxed);
+            out.push((LAG_BUCKETS_MS.get(i).copied(), total));
+        }
+        (out, self.lag_sum_ms.load(Ordering::Relaxed))
+    }
+
     pub fn rejected(&self) -> Vec<(Reject, u64)> {
         Reject::ALL.into_iter().map(|r| (r, self.rejected[r as usize].load(Ordering::Relaxed))).collect()
     }
@@ -101,50 +130,17 @@ impl Recorder {
         let (tx, rx) = mpsc::channel(QUEUE);
         let writer = std::thread::Builder::new()
             .name("recorder-writer".into())
-            .spawn(move || writer.run(rx))
+            .spawn({
+                let runtime = tokio::runtime::Handle::current();
+                move || writer.run(rx, runtime)
+            })
             .context("failed to start the writer thread")?;
-        let (mut link_tx, mut link_rx) = router.link("recorder").await?;
+        let (mut link_tx, link_rx) = router.link("recorder").await?;
         link_tx
             .send(subscribe_qos1(&format!("{}/#", wire::PREFIX)))
             .await
             .map_err(|e| anyhow::anyhow!("subscribe failed: {e}"))?;
-        let sub_stats = stats.clone();
-        let subscription = tokio::spawn(async move {
-            loop {
-                match link_rx.next().await {
-                    Ok(Some(Notification::Forward(forward))) => {
-                        let publish = forward.publish;
-                        sub_stats.received.fetch_add(1, Ordering::Relaxed);
-                        match ingest::parse(&publish.topic, &publish.payload, now_ms()) {
-                            Ok(item) => {
-                                if tx.send(item).await.is_err() {
-                                    return;
-                                }
-                            }
-                            Err(reason) => sub_stats.reject(reason, &publish.topic),
-                        }
-                        // Ack after the item is queued: the router keeps unacked messages.
-                        let pkid = forwarded_pkid(&publish);
-                        if pkid != 0 {
-                            let ack = PubAck { pkid, reason: PubAckReason::Success };
-                            if link_tx.send(Packet::PubAck(ack, None)).await.is_err() {
-                                return;
-                            }
-                        }
-                    }
-                    Ok(Some(Notification::Unschedule)) => {
-                        if link_rx.wake().await.is_err() {
-                            return;
-                        }
-                    }
-                    Ok(_) => {}
-                    Err(e) => {
-                        warn!(error = %e, "recorder link closed");
-                        return;
-                    }
-                }
-            }
-        });
+        let subscription = tokio::spawn(subscribe(link_tx, link_rx, tx, stats.clone()));
         Ok(Recorder { live, stats, subscription, writer })
     }
 
@@ -153,5 +149,67 @@ impl Recorder {
         self.subscription.abort();
         let _ = self.subscription.await;
         let _ = tokio::task::spawn_blocking(move || self.writer.join()).await;
+    }
+}
+
+/// Most notifications handled per round, between acks.
+const ROUND: usize = 512;
+
+/// The subscription loop: takes every notification already queued, queues the valid
+/// items for the writer (waiting when it is full), then acks the whole round at once, so
+/// that the router keeps what is not yet queued and sees one event per round, not per
+/// message.
+async fn subscribe(mut link_tx: LinkTx, mut link_rx: LinkRx, tx: mpsc::Sender<ingest::Item>, stats: Arc<Stats>) {
+    let mut acks = Vec::with_capacity(ROUND);
+    loop {
+        let first = match link_rx.next().await {
+            Ok(Some(n)) => n,
+            Ok(None) => continue,
+            Err(e) => {
+                warn!(error = %e, "recorder link closed");
+                return;
+            }
+        };
+        let mut round = vec![first];
+        // `recv_deadline(now)` returns at once: what is already queued, or nothing.
+        while round.len() < ROUND {
+            match link_rx.recv_deadline(std::time::Instant::now()) {
+                Ok(Some(n)) => round.push(n),
+                _ => break,
+            }
+        }
+        let mut unscheduled = false;
+        for note in round {
+            match note {
+                Notification::Forward(forward) => {
+                    let publish = forward.publish;
+                    stats.received.fetch_add(1, Ordering::Relaxed);
+                    match ingest::parse(&publish.topic, &publish.payload, now_ms()) {
+                        Ok(item) => {
+                            if tx.send(item).await.is_err() {
+                                return;
+                            }
+                        }
+                        Err(reason) => stats.reject(reason, &publish.topic),
+                    }
+                    let pkid = forwarded_pkid(&publish);
+                    if pkid != 0 {
+                        acks.push(pkid);
+                    }
+                }
+                Notification::Unschedule => unscheduled = true,
+                _ => {}
+            }
+        }
+        if let Some(last) = acks.pop() {
+            let ack = |pkid| Packet::PubAck(PubAck { pkid, reason: PubAckReason::Success }, None);
+            link_tx.buffer().extend(acks.drain(..).map(ack));
+            if link_tx.send(ack(last)).await.is_err() {
+                return;
+            }
+        }
+        if unscheduled && link_rx.wake().await.is_err() {
+            return;
+        }
     }
 }

@@ -36,7 +36,8 @@ pub struct Facts<'a> {
     pub online: bool,
     pub now_ms: i64,
     pub fast: Option<&'a Fast>,
-    /// When the latest fast sample arrived, and the fast interval seen from the agent.
+    /// When the latest fast sample arrived (or the host reconnected, if later), and the
+    /// fast interval seen from the agent.
     pub fast_received_ms: Option<i64>,
     pub fast_interval_ms: Option<i64>,
     pub medium: Option<&'a Medium>,

@@ -12,6 +12,8 @@ use crate::status::{self, Facts, Health, Level};
 pub struct HostState {
     pub host_id: String,
     pub online: bool,
+    /// When `online` last changed: a host that just reconnected isn't "silent" yet.
+    pub online_changed_ms: Option<i64>,
     pub last_seen_ms: Option<i64>,
     pub agent_version: Option<String>,
     pub fast: Option<FastPayload>,
@@ -54,7 +56,8 @@ impl HostState {
             online: self.online,
             now_ms,
             fast: self.fast.as_ref().map(|p| &p.data),
-            fast_received_ms: self.fast_received_ms,
+            // Silence counts from the later of the last sample and the reconnect.
+            fast_received_ms: self.fast_received_ms.max(self.online_changed_ms),
             fast_interval_ms: self.fast_interval_ms,
             medium: self.medium.as_ref().map(|p| &p.data),
             previous_medium: self.previous_medium.as_ref(),
@@ -98,7 +101,9 @@ impl HostState {
 
 /// Every registered host with its latest payloads, in host id order.
 pub fn load_states(conn: &Connection) -> rusqlite::Result<Vec<HostState>> {
-    let mut hosts = conn.prepare("SELECT host_id, online, last_seen_ms, agent_version FROM hosts ORDER BY host_id")?;
+    let mut hosts = conn.prepare(
+        "SELECT host_id, online, last_seen_ms, agent_version, online_changed_ms FROM hosts ORDER BY host_id",
+    )?;
     let mut states: Vec<HostState> = hosts
         .query_map([], |r| {
             Ok(HostState {
@@ -106,6 +111,7 @@ pub fn load_states(conn: &Connection) -> rusqlite::Result<Vec<HostState>> {
                 online: r.get(1)?,
                 last_seen_ms: r.get(2)?,
                 agent_version: r.get(3)?,
+                online_changed_ms: r.get(4)?,
                 ..HostState::default()
             })
         })?

@@ -47,38 +47,48 @@ impl Writer {
     }
 
     /// Runs until every sender of `rx` is dropped, then commits what is left and returns.
-    pub fn run(mut self, mut rx: mpsc::Receiver<Item>) {
+    /// Runs until every sender of `rx` is dropped, then commits what is left and returns.
+    /// Retention runs one chunk at a time between ingest batches, so it never stalls
+    /// ingest for longer than one chunk.
+    pub fn run(mut self, mut rx: mpsc::Receiver<Item>, runtime: tokio::runtime::Handle) {
         let mut next_prune = Instant::now();
+        let mut pruning: Option<Prune> = None;
         let mut batch = Vec::with_capacity(MAX_BATCH);
         loop {
-            if Instant::now() >= next_prune && rx.is_empty() {
-                self.prune();
+            if pruning.is_none() && Instant::now() >= next_prune {
+                pruning = Some(Prune::new(now_ms() - self.retention_ms));
                 next_prune = Instant::now() + PRUNE_EVERY;
             }
-            let first = if rx.is_empty() {
-                // Wake at least every few seconds to see whether retention is due.
-                match rx.blocking_recv() {
-                    Some(item) => item,
-                    None => return,
+            if let Some(prune) = &mut pruning {
+                if prune.step(&self.conn) {
+                    prune.report(&self.stats);
+                    pruning = None;
                 }
             } else {
-                match rx.try_recv() {
-                    Ok(item) => item,
+                // Idle: wait for an item, but wake each second to see whether retention is due.
+                match runtime.block_on(async { tokio::time::timeout(Duration::from_secs(1), rx.recv()).await }) {
+                    Ok(Some(item)) => batch.push(item),
+                    Ok(None) => return,
                     Err(_) => continue,
                 }
-            };
-            batch.push(first);
+            }
             while batch.len() < MAX_BATCH {
                 match rx.try_recv() {
                     Ok(item) => batch.push(item),
-                    Err(_) => break,
+                    Err(mpsc::error::TryRecvError::Empty) => break,
+                    Err(mpsc::error::TryRecvError::Disconnected) => {
+                        self.write(&mut batch);
+                        return;
+                    }
                 }
             }
-            self.write(&mut batch);
+            if !batch.is_empty() {
+                self.write(&mut batch);
+            }
         }
     }
 
-    fn write(&mut self, batch: &mut Vec<Item>) {
+    pub fn write(&mut self, batch: &mut Vec<Item>) {
         let started = Instant::now();
         let now = now_ms();
         let mut touched = Vec::new();
@@ -96,6 +106,10 @@ impl Writer {
                 self.stats.stored.fetch_add(batch.len() as u64, Ordering::Relaxed);
                 self.stats.batches.fetch_add(1, Ordering::Relaxed);
                 self.stats.last_batch_us.store(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+                let committed = now_ms();
+                for ts in batch.iter().filter_map(Item::ts_ms) {
+                    self.stats.record_lag(committed - ts);
+                }
             }
             Err(e) => {
                 // The states cache may now be ahead of the database; reload it.
@@ -118,35 +132,73 @@ impl Writer {
         }
     }
 
-    /// Deletes samples older than the retention window, in small chunks.
-    fn prune(&mut self) {
-        let cutoff = now_ms() - self.retention_ms;
-        let mut pruned = 0;
-        // `ingested` has no rowid: it is keyed by its primary key.
-        for (table, key, cutoff) in [
-            ("fast_samples", "rowid", cutoff),
-            ("ingested", "host_id, tier, boot_id, seq", cutoff),
-            ("events", "rowid", now_ms() - EVENT_RETENTION_MS),
-        ] {
-            let sql = format!(
-                "DELETE FROM {table} WHERE ({key}) IN (SELECT {key} FROM {table} WHERE ts_ms < ?1 LIMIT {PRUNE_CHUNK})"
-            );
-            loop {
-                match self.conn.execute(&sql, [cutoff]) {
-                    Ok(0) => break,
-                    Ok(n) => {
-                        if table != "events" {
-                            pruned += n;
-                        }
-                    }
-                    Err(e) => {
-                        warn!(error = %e, table, "retention failed");
-                        break;
-                    }
+    /// Runs a whole retention pass at once (tests and benchmarks).
+    pub fn prune_now(&mut self) {
+        let mut prune = Prune::new(now_ms() - self.retention_ms);
+        while !prune.step(&self.conn) {}
+        prune.report(&self.stats);
+    }
+}
+
+/// Tables pruned by retention: (table, key columns, whether it is a sample table).
+/// `ingested` has no rowid: it is keyed by its primary key. Events keep 30 days.
+const PRUNED: [(&str, &str, bool); 6] = [
+    ("fast_samples", "rowid", true),
+    ("pool_samples", "rowid", true),
+    ("storage_samples", "rowid", true),
+    ("guest_samples", "rowid", true),
+    ("ingested", "host_id, tier, boot_id, seq", false),
+    ("events", "rowid", false),
+];
+
+/// One retention pass in progress.
+struct Prune {
+    cutoff_ms: i64,
+    table: usize,
+    pruned: usize,
+    started: Instant,
+    longest: Duration,
+}
+
+impl Prune {
+    fn new(cutoff_ms: i64) -> Prune {
+        Prune { cutoff_ms, table: 0, pruned: 0, started: Instant::now(), longest: Duration::ZERO }
+    }
+
+    /// Deletes one chunk; returns true when the pass is done.
+    fn step(&mut self, conn: &Connection) -> bool {
+        let Some((table, key, is_sample)) = PRUNED.get(self.table) else { return true };
+        let cutoff = if *table == "events" { now_ms() - EVENT_RETENTION_MS } else { self.cutoff_ms };
+        let sql = format!(
+            "DELETE FROM {table} WHERE ({key}) IN (SELECT {key} FROM {table} WHERE ts_ms < ?1 LIMIT {PRUNE_CHUNK})"
+        );
+        let started = Instant::now();
+        let result = conn.prepare_cached(&sql).and_then(|mut s| s.execute([cutoff]));
+        self.longest = self.longest.max(started.elapsed());
+        match result {
+            Ok(n) if n > 0 => {
+                if *is_sample {
+                    self.pruned += n;
                 }
             }
+            Ok(_) => self.table += 1,
+            Err(e) => {
+                warn!(error = %e, table, "retention failed on this table; trying the next");
+                self.table += 1;
+            }
         }
-        info!("retention: pruned {pruned} stale samples");
+        self.table >= PRUNED.len()
+    }
+
+    fn report(&self, stats: &Stats) {
+        let ms = self.started.elapsed().as_millis() as u64;
+        stats.last_prune_ms.store(ms, Ordering::Relaxed);
+        stats.last_prune_longest_chunk_us.store(self.longest.as_micros() as u64, Ordering::Relaxed);
+        info!(
+            "retention: pruned {} stale samples in {ms} ms (longest pause {} ms)",
+            self.pruned,
+            self.longest.as_millis()
+        );
     }
 }
 
@@ -173,7 +225,9 @@ fn apply(
         Item::Status { online, .. } => {
             if state.online != *online {
                 state.online = *online;
-                tx.execute(
+                state.online_changed_ms = Some(now);
+                exec(
+                    tx,
                     "UPDATE hosts SET online = ?2, online_changed_ms = ?3 WHERE host_id = ?1",
                     params![host, online, now],
                 )?;
@@ -188,7 +242,8 @@ fn apply(
                 return Ok(false);
             }
             let f = &p.data;
-            tx.execute(
+            exec(
+                tx,
                 "INSERT INTO fast_samples (host_id, ts_ms, load1, load5, load15, cpu_pct, iowait_pct,
                      mem_total, mem_used, arc_bytes, swap_total, swap_used)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
@@ -225,6 +280,7 @@ fn apply(
                 stats.duplicates.fetch_add(1, Ordering::Relaxed);
                 return Ok(false);
             }
+            medium_series(tx, p)?;
             let newer = upsert_latest(tx, p, "medium", raw, now)?;
             seen(tx, state, p, now)?;
             if newer {
@@ -250,9 +306,66 @@ fn apply(
     }
 }
 
+/// Executes through the statement cache: the same few statements run thousands of times
+/// a second under load.
+fn exec(tx: &Transaction, sql: &str, params: impl rusqlite::Params) -> rusqlite::Result<usize> {
+    tx.prepare_cached(sql)?.execute(params)
+}
+
+/// One row per pool, storage and guest, for the charts.
+fn medium_series(tx: &Transaction, p: &wire::MediumPayload) -> rusqlite::Result<()> {
+    let as_i64 = |v: Option<u64>| v.map(|v| v as i64);
+    let mut pool = tx.prepare_cached(
+        "INSERT INTO pool_samples (host_id, ts_ms, pool, state, cap_pct, frag_pct, alloc, size,
+             read_errors, write_errors, checksum_errors) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+    )?;
+    for pl in p.data.pools.iter().flatten() {
+        let sum = |f: fn(&wire::Vdev) -> u64| pl.vdevs.iter().map(f).sum::<u64>() as i64;
+        pool.execute(params![
+            p.host_id,
+            p.ts_ms,
+            pl.name,
+            pl.state,
+            pl.cap_pct,
+            pl.frag_pct,
+            as_i64(pl.alloc),
+            as_i64(pl.size),
+            sum(|v| v.read_errors),
+            sum(|v| v.write_errors),
+            sum(|v| v.checksum_errors)
+        ])?;
+    }
+    let mut storage = tx.prepare_cached(
+        "INSERT INTO storage_samples (host_id, ts_ms, storage, used, total) VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?;
+    for st in p.data.storages.iter().flatten() {
+        storage.execute(params![p.host_id, p.ts_ms, st.name, as_i64(st.used), as_i64(st.total)])?;
+    }
+    let mut guest = tx.prepare_cached(
+        "INSERT INTO guest_samples (host_id, ts_ms, vmid, kind, status, cpu, mem, maxmem)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    )?;
+    for (kind, guests) in [("vm", &p.data.vms), ("ct", &p.data.cts)] {
+        for g in guests.iter().flatten() {
+            guest.execute(params![
+                p.host_id,
+                p.ts_ms,
+                g.vmid,
+                kind,
+                g.status,
+                g.cpu,
+                as_i64(g.mem),
+                as_i64(g.maxmem)
+            ])?;
+        }
+    }
+    Ok(())
+}
+
 /// Records (host, tier, boot, seq); false if it was stored before (a replay).
 fn first_time<T>(tx: &Transaction, p: &Payload<T>, tier: &str) -> rusqlite::Result<bool> {
-    let n = tx.execute(
+    let n = exec(
+        tx,
         "INSERT OR IGNORE INTO ingested (host_id, tier, boot_id, seq, ts_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
         params![p.host_id, tier, p.boot_id, p.seq as i64, p.ts_ms],
     )?;
@@ -261,7 +374,8 @@ fn first_time<T>(tx: &Transaction, p: &Payload<T>, tier: &str) -> rusqlite::Resu
 
 /// Replaces the latest payload unless the stored one is newer (a late replay).
 fn upsert_latest<T>(tx: &Transaction, p: &Payload<T>, tier: &str, raw: &str, now: i64) -> rusqlite::Result<bool> {
-    let n = tx.execute(
+    let n = exec(
+        tx,
         "INSERT INTO latest (host_id, tier, ts_ms, received_ms, payload) VALUES (?1, ?2, ?3, ?4, ?5)
          ON CONFLICT (host_id, tier) DO UPDATE SET ts_ms = excluded.ts_ms,
              received_ms = excluded.received_ms, payload = excluded.payload
@@ -276,7 +390,8 @@ fn seen<T>(tx: &Transaction, state: &mut HostState, p: &Payload<T>, now: i64) ->
     if state.agent_version.as_deref() != Some(p.agent_version.as_str()) {
         state.agent_version = Some(p.agent_version.clone());
     }
-    tx.execute(
+    exec(
+        tx,
         "UPDATE hosts SET last_seen_ms = ?2, agent_version = ?3 WHERE host_id = ?1",
         params![p.host_id, now, p.agent_version],
     )?;
@@ -284,7 +399,8 @@ fn seen<T>(tx: &Transaction, state: &mut HostState, p: &Payload<T>, now: i64) ->
 }
 
 fn event(tx: &Transaction, host: &str, ts: i64, kind: &str, message: &str) -> rusqlite::Result<()> {
-    tx.execute(
+    exec(
+        tx,
         "INSERT INTO events (host_id, ts_ms, kind, message) VALUES (?1, ?2, ?3, ?4)",
         params![host, ts, kind, message],
     )?;
@@ -304,4 +420,88 @@ fn medium_events(
         event(tx, host, ts, line.kind, &line.message)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ingest::parse;
+
+    fn setup() -> (tempfile::TempDir, Writer, broadcast::Receiver<Card>) {
+        let dir = tempfile::tempdir().unwrap();
+        let mut conn = crate::db::open_and_migrate(&dir.path().join("w.db")).unwrap();
+        crate::hosts::add_host(&mut conn, "pve1").unwrap();
+        let (live, rx) = broadcast::channel(16);
+        let writer = Writer::new(conn, live, Arc::new(Stats::default()), Duration::from_secs(3600)).unwrap();
+        (dir, writer, rx)
+    }
+
+    fn fast(host: &str, seq: u64, ts_ms: i64, load1: f64) -> Item {
+        let json = format!(
+            r#"{{"schema":1,"host_id":"{host}","ts_ms":{ts_ms},"boot_id":"b","seq":{seq},"agent_version":"t","data":{{"load1":{load1}}}}}"#
+        );
+        parse(format!("pmon/v1/{host}/fast").as_bytes(), json.as_bytes(), now_ms()).unwrap()
+    }
+
+    fn count(w: &Writer, sql: &str) -> i64 {
+        w.conn.query_row(sql, [], |r| r.get(0)).unwrap()
+    }
+
+    #[test]
+    fn replays_are_stored_once_and_late_ones_do_not_replace_latest() {
+        let (_dir, mut w, mut live) = setup();
+        let now = now_ms();
+        w.write(&mut vec![fast("pve1", 1, now - 2000, 1.0), fast("pve1", 2, now - 1000, 2.0)]);
+        w.write(&mut vec![fast("pve1", 1, now - 2000, 1.0), fast("pve1", 2, now - 1000, 2.0)]);
+        assert_eq!(count(&w, "SELECT count(*) FROM fast_samples"), 2);
+        assert_eq!(w.stats.duplicates.load(Ordering::Relaxed), 2);
+        // A replay from the outage buffer arrives after newer data: history, not "latest".
+        w.write(&mut vec![fast("pve1", 3, now - 500, 3.0), fast("pve1", 4, now - 60_000, 9.0)]);
+        assert_eq!(count(&w, "SELECT count(*) FROM fast_samples"), 4);
+        let latest: String = w.conn.query_row("SELECT payload FROM latest", [], |r| r.get(0)).unwrap();
+        assert!(latest.contains("\"load1\":3"), "{latest}");
+        assert_eq!(live.try_recv().unwrap().load1, Some(2.0));
+    }
+
+    #[test]
+    fn unknown_hosts_are_counted_not_stored() {
+        let (_dir, mut w, _live) = setup();
+        w.write(&mut vec![fast("ghost", 1, now_ms(), 1.0)]);
+        assert_eq!(count(&w, "SELECT count(*) FROM fast_samples"), 0);
+        assert_eq!(w.stats.unknown_host.load(Ordering::Relaxed), 1);
+    }
+
+    #[test]
+    fn presence_changes_are_events() {
+        let (_dir, mut w, _live) = setup();
+        let status = |online| Item::Status { host: wire::HostId::parse("pve1").unwrap(), online };
+        w.write(&mut vec![status(true), status(true), status(false)]);
+        assert_eq!(count(&w, "SELECT count(*) FROM events WHERE kind = 'online'"), 1);
+        assert_eq!(count(&w, "SELECT count(*) FROM events WHERE kind = 'offline'"), 1);
+        assert_eq!(count(&w, "SELECT online FROM hosts"), 0);
+    }
+
+    #[test]
+    fn a_host_that_just_reconnected_is_not_called_silent() {
+        let (_dir, mut w, mut live) = setup();
+        let long_ago = now_ms() - 600_000;
+        w.write(&mut vec![fast("pve1", 1, long_ago - 1000, 1.0), fast("pve1", 2, long_ago, 1.0)]);
+        let state = w.states.get_mut("pve1").unwrap();
+        state.fast_received_ms = Some(long_ago);
+        w.write(&mut vec![Item::Status { host: wire::HostId::parse("pve1").unwrap(), online: true }]);
+        let card = std::iter::from_fn(|| live.try_recv().ok()).last().unwrap();
+        assert_eq!(card.status, crate::status::Level::Online, "{:?}", card.reasons);
+    }
+
+    #[test]
+    fn retention_prunes_only_stale_rows() {
+        let (_dir, mut w, _live) = setup();
+        let now = now_ms();
+        let old = now - 2 * 3600 * 1000;
+        w.write(&mut vec![fast("pve1", 1, old, 1.0), fast("pve1", 2, now, 2.0)]);
+        w.prune_now();
+        assert_eq!(count(&w, "SELECT count(*) FROM fast_samples"), 1);
+        assert_eq!(count(&w, "SELECT count(*) FROM ingested"), 1);
+        assert_eq!(count(&w, "SELECT count(*) FROM latest"), 1, "latest is never pruned");
+    }
 }

@@ -1,5 +1,6 @@
 //! Runs one read-only host command from an argv, with no shell and a deadline.
 
+use std::ffi::OsStr;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
@@ -40,14 +41,21 @@ pub struct Runner {
 impl Runner {
     /// Runs `program args…` and returns its stdout (lossily decoded: dataset names may hold any bytes).
     ///
-    /// The child gets null stdin and `LC_ALL=C`, so that `zpool status` prints English month names and
-    /// `.` decimals whatever the host locale. `kill_on_drop` ends it when the deadline drops the future.
-    pub async fn run(&self, program: &str, args: &[&str], timeout: Duration) -> Result<String, CommandError> {
+    /// The child gets null stdin, `LC_ALL=C` and `TZ=UTC`, so that `zpool status` prints English month
+    /// names, `.` decimals and UTC times whatever the host's locale and zone (its scan times are
+    /// `ctime` strings, parsed as UTC). `kill_on_drop` ends it when the deadline drops the future.
+    pub async fn run<S: AsRef<OsStr>>(
+        &self,
+        program: &str,
+        args: &[S],
+        timeout: Duration,
+    ) -> Result<String, CommandError> {
         let path = self.resolve(program);
         let mut command = Command::new(&path);
         command
             .args(args)
             .env("LC_ALL", "C")
+            .env("TZ", "UTC")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -106,17 +114,17 @@ mod tests {
     #[tokio::test]
     async fn returns_stdout_of_a_successful_command() {
         let dir = tempfile::tempdir().unwrap();
-        script(dir.path(), "hello", "echo \"$1 $LC_ALL\"");
+        script(dir.path(), "hello", "echo \"$1 $LC_ALL $TZ\"");
         let runner = Runner { bin_dir: Some(dir.path().to_path_buf()) };
         let out = runner.run("hello", &["world"], Duration::from_secs(5)).await.unwrap();
-        assert_eq!(out, "world C\n");
+        assert_eq!(out, "world C UTC\n");
     }
 
     #[tokio::test]
     async fn a_missing_program_is_not_found() {
         let dir = tempfile::tempdir().unwrap();
         let runner = Runner { bin_dir: Some(dir.path().to_path_buf()) };
-        let err = runner.run("zpool", &[], Duration::from_secs(5)).await.unwrap_err();
+        let err = runner.run("zpool", &[] as &[&str], Duration::from_secs(5)).await.unwrap_err();
         assert!(matches!(err, CommandError::NotFound { .. }), "{err}");
         assert_eq!(err.to_string(), "zpool: command not found");
     }
@@ -137,7 +145,7 @@ mod tests {
         script(dir.path(), "pvesh", "sleep 30");
         let runner = Runner { bin_dir: Some(dir.path().to_path_buf()) };
         let started = std::time::Instant::now();
-        let err = runner.run("pvesh", &[], Duration::from_millis(200)).await.unwrap_err();
+        let err = runner.run("pvesh", &[] as &[&str], Duration::from_millis(200)).await.unwrap_err();
         assert!(matches!(err, CommandError::TimedOut { .. }));
         assert!(started.elapsed() < Duration::from_secs(10));
         assert_eq!(err.to_string(), "pvesh timed out after 0.2s");

@@ -54,6 +54,7 @@ pub async fn metrics(State(state): State<AppState>) -> Result<impl IntoResponse,
             ("{reason=\"protocol\"}".into(), load(&g.refused_protocol)),
             ("{reason=\"timeout\"}".into(), load(&g.connect_timeouts)),
             ("{reason=\"busy\"}".into(), load(&g.refused_busy)),
+            ("{reason=\"rate\"}".into(), load(&g.refused_rate)),
         ],
     );
     metric(
@@ -90,5 +91,26 @@ pub async fn metrics(State(state): State<AppState>) -> Result<impl IntoResponse,
         "Duration of the last write batch.",
         &plain(load(&r.last_batch_us)),
     );
+    metric(
+        "pmon_retention_last_pass_milliseconds",
+        "gauge",
+        "Duration of the last retention pass.",
+        &plain(load(&r.last_prune_ms)),
+    );
+    metric(
+        "pmon_retention_longest_chunk_microseconds",
+        "gauge",
+        "Longest ingest pause of the last retention pass.",
+        &plain(load(&r.last_prune_longest_chunk_us)),
+    );
+    let (buckets, sum_ms) = r.lag_histogram();
+    let name = "pmon_recorder_commit_lag_seconds";
+    let _ = writeln!(out, "# HELP {name} Time from an agent's sample to its commit.\n# TYPE {name} histogram");
+    for (bound, count) in &buckets {
+        let le = bound.map_or("+Inf".to_owned(), |ms| format!("{}", ms as f64 / 1000.0));
+        let _ = writeln!(out, "{name}_bucket{{le=\"{le}\"}} {count}");
+    }
+    let _ = writeln!(out, "{name}_sum {}", sum_ms as f64 / 1000.0);
+    let _ = writeln!(out, "{name}_count {}", buckets.last().map_or(0, |b| b.1));
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out))
 }

@@ -5,8 +5,8 @@ use std::net::{IpAddr, SocketAddr};
 
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{ConnectInfo, State};
-use axum::http::HeaderMap;
-use axum::response::Response;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
 use bytes::BytesMut;
 use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -35,14 +35,22 @@ pub async fn upgrade(
     ws: WebSocketUpgrade,
 ) -> Response {
     let client = client_addr(peer, &headers);
+    // The per-address limit and the connection cap, before the upgrade: a refused client
+    // costs one small HTTP answer. The opening deadline starts here.
+    let Some(admission) = state.gateway.admit(client) else {
+        return (StatusCode::TOO_MANY_REQUESTS, [("retry-after", "5")], "too many connection attempts\n")
+            .into_response();
+    };
     let max = state.gateway.config().max_payload + 64 * 1024;
-    ws.protocols(["mqtt"]).max_message_size(max).on_upgrade(move |socket| bridge(socket, state.gateway, client))
+    ws.protocols(["mqtt"])
+        .max_message_size(max)
+        .on_upgrade(move |socket| bridge(socket, state.gateway, client, admission))
 }
 
 /// Pipes WebSocket binary frames to and from the gateway through an in-memory duplex.
-async fn bridge(socket: WebSocket, gateway: broker::Gateway, client: SocketAddr) {
+async fn bridge(socket: WebSocket, gateway: broker::Gateway, client: SocketAddr, admission: broker::Admission) {
     let (ours, theirs) = tokio::io::duplex(64 * 1024);
-    let session = tokio::spawn(async move { gateway.serve(theirs, client).await });
+    let session = tokio::spawn(async move { gateway.serve(theirs, client, admission).await });
     let (mut ws_tx, mut ws_rx) = socket.split();
     let (mut read, mut write) = tokio::io::split(ours);
     let inbound = async {

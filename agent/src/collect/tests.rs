@@ -1,0 +1,225 @@
+//! `Collectors` end to end, against fake `pvesh`/`zpool`/`zfs`/`pveversion` scripts that print
+//! the captured fixtures, and `/proc` and `/sys` roots copied from `tests/fixtures/host`.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use super::zpool_status::Format;
+use super::Collectors;
+
+const TIMEOUT: Duration = Duration::from_secs(20);
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
+}
+
+/// A temp dir holding `bin/` (the fake programs) and `proc/`, `sys/` (copies of the fixture roots).
+struct FakeHost {
+    dir: tempfile::TempDir,
+}
+
+impl FakeHost {
+    fn new() -> FakeHost {
+        let dir = tempfile::tempdir().unwrap();
+        for sub in ["bin", "proc/sys/kernel", "proc/spl/kstat/zfs", "sys/module/zfs"] {
+            std::fs::create_dir_all(dir.path().join(sub)).unwrap();
+        }
+        let host = fixtures().join("host");
+        for file in ["proc/stat", "proc/sys/kernel/osrelease", "proc/spl/kstat/zfs/arcstats", "sys/module/zfs/version"]
+        {
+            std::fs::copy(host.join(file), dir.path().join(file)).unwrap();
+        }
+        FakeHost { dir }
+    }
+
+    fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    /// Writes an executable `bin/<name>` whose body is a POSIX shell `case "$*"` dispatch.
+    fn script(&self, name: &str, cases: &str) {
+        let body = format!(
+            "#!/bin/sh\nF='{}'\necho \"$*\" >> '{}'\ncase \"$*\" in\n{cases}\n*) echo \"unexpected args: $*\" >&2; exit 99;;\nesac\n",
+            fixtures().display(),
+            self.path("calls").display(),
+        );
+        let path = self.path("bin").join(name);
+        std::fs::write(&path, body).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+
+    /// A Proxmox VE 8 host with OpenZFS 2.2: `zpool status -j` is refused with a usage message.
+    fn pve8(&self) {
+        self.script(
+            "pvesh",
+            r#""get /nodes/pve1/status --output-format json") cat "$F/node_status.json";;
+"get /nodes/pve1/storage --output-format json") cat "$F/storage.json";;
+"get /nodes/pve1/qemu --output-format json") cat "$F/qemu.json";;
+"get /nodes/pve1/lxc --output-format json") cat "$F/lxc.json";;"#,
+        );
+        self.script(
+            "zpool",
+            r#""status -j --json-int") echo "invalid option 'j'" >&2; echo "usage:" >&2; exit 2;;
+"status -p") cat "$F/zpool_status_healthy.txt"; echo; cat "$F/zpool_status_degraded_scrub.txt";;
+"list -Hp -o name,size,alloc,free,frag,cap,dedup,health") cat "$F/zpool_list.txt";;"#,
+        );
+        self.script("zfs", r#""list -t snapshot -Hp -o name,used,creation") cat "$F/zfs_list_snapshots.txt";;"#);
+        self.script("pveversion", r#""") cat "$F/pveversion.txt";;"#);
+    }
+
+    fn collectors(&self) -> Collectors {
+        Collectors::with_roots("pve1".into(), self.path("proc"), self.path("sys")).with_bin_dir(self.path("bin"))
+    }
+
+    fn calls(&self) -> Vec<String> {
+        std::fs::read_to_string(self.path("calls")).unwrap_or_default().lines().map(str::to_string).collect()
+    }
+}
+
+#[tokio::test]
+async fn fast_tier_from_pvesh_proc_stat_and_arcstats() {
+    let host = FakeHost::new();
+    host.pve8();
+    let mut collectors = host.collectors();
+
+    let (fast, errors) = collectors.fast(TIMEOUT).await;
+    assert!(errors.is_empty(), "{errors:?}");
+    assert_eq!(fast.cpus, Some(4));
+    assert_eq!((fast.load1, fast.load5, fast.load15), (Some(0.51), Some(0.47), Some(0.62)));
+    assert_eq!((fast.mem_total, fast.mem_used), (Some(8_269_389_824), Some(5_493_719_040)));
+    assert_eq!(fast.arc_bytes, Some(8_575_205_920));
+    assert_eq!((fast.swap_total, fast.swap_used), (Some(7_516_188_672), Some(127_664_128)));
+    assert_eq!((fast.rootfs_total, fast.rootfs_used), (Some(21_003_583_488), Some(6_877_716_480)));
+    assert_eq!(fast.uptime_s, Some(1_433_562));
+    assert_eq!((fast.cpu_pct, fast.iowait_pct), (None, None), "the first cycle only records a baseline");
+
+    std::fs::copy(fixtures().join("proc_stat_2.txt"), host.path("proc/stat")).unwrap();
+    let (fast, errors) = collectors.fast(TIMEOUT).await;
+    assert!(errors.is_empty(), "{errors:?}");
+    assert!((fast.cpu_pct.unwrap() - 1.5).abs() < 1e-9, "{:?}", fast.cpu_pct);
+    assert_eq!(fast.iowait_pct, Some(0.0));
+}
+
+#[tokio::test]
+async fn medium_tier_falls_back_to_text_zpool_status_and_remembers() {
+    let host = FakeHost::new();
+    host.pve8();
+    let mut collectors = host.collectors();
+
+    let (medium, errors) = collectors.medium(TIMEOUT).await;
+    assert!(errors.is_empty(), "{errors:?}");
+    assert_eq!(collectors.zpool_format(), Format::Text);
+    let pools = medium.pools.unwrap();
+    let names: Vec<(&str, &str)> = pools.iter().map(|p| (p.name.as_str(), p.state.as_str())).collect();
+    assert_eq!(names, [("lwastor04", "ONLINE"), ("rpool", "DEGRADED"), ("store", "DEGRADED")]);
+    let rpool = &pools[1];
+    assert_eq!((rpool.size, rpool.cap_pct, rpool.frag_pct), (Some(59_055_800_320), Some(36.0), None));
+    assert_eq!((rpool.vdevs.len(), rpool.vdevs[2].checksum_errors, rpool.error_count), (3, 104, 2));
+    assert!(pools[2].vdevs.is_empty(), "store is only known to zpool list");
+    assert_eq!(medium.storages.unwrap().len(), 5);
+    assert_eq!(medium.vms.unwrap().iter().map(|g| g.vmid).collect::<Vec<_>>(), [100, 101, 200, 9000]);
+    assert_eq!(medium.cts.unwrap()[1].lock.as_deref(), Some("snapshot"));
+
+    let (_, errors) = collectors.medium(TIMEOUT).await;
+    assert!(errors.is_empty(), "{errors:?}");
+    let json_tries = host.calls().iter().filter(|c| c.as_str() == "status -j --json-int").count();
+    assert_eq!(json_tries, 1, "the text form is remembered after the first cycle");
+}
+
+#[tokio::test]
+async fn medium_tier_reads_json_zpool_status_on_openzfs_2_3() {
+    let host = FakeHost::new();
+    host.pve8();
+    host.script(
+        "zpool",
+        r#""status -j --json-int") cat "$F/zpool_status_degraded_mirror.json";;
+"list -Hp -o name,size,alloc,free,frag,cap,dedup,health") printf 'tank\t5083496448\t233472\t5083262976\t0\t0\t1.00\tDEGRADED\n';;"#,
+    );
+    let mut collectors = host.collectors();
+    let (medium, errors) = collectors.medium(TIMEOUT).await;
+    assert!(errors.is_empty(), "{errors:?}");
+    assert_eq!(collectors.zpool_format(), Format::Json);
+    let pools = medium.pools.unwrap();
+    assert_eq!(pools.len(), 1);
+    assert_eq!((pools[0].name.as_str(), pools[0].state.as_str()), ("tank", "DEGRADED"));
+    assert_eq!((pools[0].size, pools[0].alloc, pools[0].dedup_ratio), (Some(5_083_496_448), Some(233_472), Some(1.0)));
+    assert_eq!(pools[0].vdevs[2].checksum_errors, 7);
+    assert!(host.calls().iter().all(|c| c != "status -p"), "no text fallback when JSON works");
+}
+
+#[tokio::test]
+async fn a_hanging_storage_call_only_empties_storages() {
+    let host = FakeHost::new();
+    host.pve8();
+    host.script(
+        "pvesh",
+        r#""get /nodes/pve1/storage --output-format json") sleep 30;;
+"get /nodes/pve1/qemu --output-format json") cat "$F/qemu.json";;
+"get /nodes/pve1/lxc --output-format json") echo "unable to open file '/etc/pve/nodes/pve1/lxc' - Permission denied" >&2; exit 255;;"#,
+    );
+    let mut collectors = host.collectors();
+    let (medium, errors) = collectors.medium(Duration::from_secs(3)).await;
+    assert_eq!(errors.keys().collect::<Vec<_>>(), ["lxc", "storage"]);
+    assert_eq!(errors["storage"], "pvesh timed out after 3s");
+    assert_eq!(
+        errors["lxc"],
+        "pvesh exited with exit status: 255: unable to open file '/etc/pve/nodes/pve1/lxc' - Permission denied"
+    );
+    assert_eq!((medium.storages, medium.cts), (None, None));
+    assert_eq!(medium.vms.unwrap().len(), 4);
+    assert_eq!(medium.pools.unwrap().len(), 3);
+}
+
+#[tokio::test]
+async fn slow_tier_snapshots_and_versions() {
+    let host = FakeHost::new();
+    host.pve8();
+    let mut collectors = host.collectors();
+    let (slow, errors) = collectors.slow(TIMEOUT).await;
+    assert!(errors.is_empty(), "{errors:?}");
+    let snapshots = slow.snapshots.unwrap();
+    assert_eq!((snapshots.total, snapshots.datasets.len(), snapshots.truncated), (9, 5, false));
+    let versions = slow.versions.unwrap();
+    assert_eq!(versions.pve_manager.as_deref(), Some("8.0.3"));
+    assert_eq!(versions.kernel.as_deref(), Some("6.2.16-3-pve"));
+    assert_eq!(versions.zfs.as_deref(), Some("2.1.12-pve1"));
+}
+
+#[tokio::test]
+async fn a_bare_host_reports_every_missing_source_and_panics_nowhere() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("bin")).unwrap();
+    let mut collectors = Collectors::with_roots("pve1".into(), dir.path().join("proc"), dir.path().join("sys"))
+        .with_bin_dir(dir.path().join("bin"));
+
+    let (fast, errors) = collectors.fast(TIMEOUT).await;
+    assert_eq!(errors.keys().collect::<Vec<_>>(), ["node_status", "proc_stat"], "no ARC is not an error");
+    assert_eq!(errors["node_status"], "pvesh: command not found");
+    assert!(errors["proc_stat"].starts_with("failed to read "), "{}", errors["proc_stat"]);
+    assert_eq!(fast, wire::Fast::default());
+
+    let (medium, errors) = collectors.medium(TIMEOUT).await;
+    assert_eq!(errors.keys().collect::<Vec<_>>(), ["lxc", "qemu", "storage", "zpool_list", "zpool_status"]);
+    assert_eq!(errors["zpool_status"], "zpool: command not found");
+    assert_eq!(medium, wire::Medium::default());
+    assert_eq!(collectors.zpool_format(), Format::Unknown);
+
+    let (slow, errors) = collectors.slow(TIMEOUT).await;
+    assert_eq!(errors.keys().collect::<Vec<_>>(), ["snapshots", "versions"]);
+    assert!(errors["versions"].starts_with("pveversion: pveversion: command not found; kernel: failed to read"));
+    assert_eq!(slow, wire::Slow::default());
+}
+
+#[tokio::test]
+async fn unparseable_output_is_an_error_for_that_section_only() {
+    let host = FakeHost::new();
+    host.pve8();
+    host.script("zfs", r#""list -t snapshot -Hp -o name,used,creation") printf 'rpool@x\tlots\tyesterday\n';;"#);
+    let mut collectors = host.collectors();
+    let (slow, errors) = collectors.slow(TIMEOUT).await;
+    assert_eq!(errors.keys().collect::<Vec<_>>(), ["snapshots"]);
+    assert_eq!(errors["snapshots"], "unexpected output: bad used bytes \"lots\"");
+    assert_eq!(slow.snapshots, None);
+    assert_eq!(slow.versions.unwrap().pve_manager.as_deref(), Some("8.0.3"));
+}

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Installs the Proxmox Monitor agent on this Proxmox VE host.
+# Usage: install-agent.sh BINARY SERVER_URL HOST_ID   (the token is read from stdin)
+#   printf %s "$TOKEN" | ./install-agent.sh ./proxmox-monitor-agent wss://monitor.example.com/mqtt pve-host-01
+set -euo pipefail
+if [ $# -ne 3 ]; then
+  echo "usage: printf %s \"\$TOKEN\" | $0 BINARY SERVER_URL HOST_ID" >&2
+  exit 2
+fi
+binary=$1 url=$2 host=$3
+IFS= read -r token || true
+[ -n "$token" ] || { echo "error: no token on stdin; pipe the token from 'proxmox-monitor host add'" >&2; exit 2; }
+here=$(cd "$(dirname "$0")" && pwd)
+
+install -m 0755 "$binary" /usr/local/bin/proxmox-monitor-agent
+install -d -m 0700 /etc/proxmox-monitor
+umask 077
+cat > /etc/proxmox-monitor/agent.toml <<TOML
+server_url = "$url"
+token = "$token"
+host_id = "$host"
+
+[intervals]
+fast_seconds = 30
+medium_seconds = 300
+slow_seconds = 1800
+TOML
+install -m 0644 "$here/proxmox-monitor-agent.service" /etc/systemd/system/proxmox-monitor-agent.service
+/usr/local/bin/proxmox-monitor-agent --config /etc/proxmox-monitor/agent.toml --check
+systemctl daemon-reload
+systemctl enable --now proxmox-monitor-agent
+echo "installed; follow it with: journalctl -u proxmox-monitor-agent -f"
