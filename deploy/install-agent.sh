@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Installs the Proxmox Monitor agent on this Proxmox VE host.
 # Usage: install-agent.sh BINARY SERVER_URL HOST_ID   (the token is read from stdin)
-#   printf %s "$TOKEN" | ./install-agent.sh ./proxmox-monitor-agent wss://monitor.example.com/mqtt pve-host-01
+#   printf %s "$TOKEN" | ./install-agent.sh ./proxmox-monitor-agent_linux_amd64 wss://monitor.example.com/mqtt pve-host-01
+# BINARY is the static agent for this host's architecture, built by scripts/build-agents:
+# dist/proxmox-monitor-agent_linux_amd64 or dist/proxmox-monitor-agent_linux_arm64. It is
+# installed as /usr/local/bin/proxmox-monitor-agent, next to proxmox-monitor-agent.service.
 set -euo pipefail
 if [ $# -ne 3 ]; then
   echo "usage: printf %s \"\$TOKEN\" | $0 BINARY SERVER_URL HOST_ID" >&2

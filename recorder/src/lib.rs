@@ -21,7 +21,7 @@ pub mod view;
 pub mod writer;
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -113,6 +113,9 @@ pub struct Recorder {
     pub stats: Arc<Stats>,
     subscription: tokio::task::JoinHandle<()>,
     writer: std::thread::JoinHandle<()>,
+    /// Set at shutdown; the checkpoint thread then runs a last TRUNCATE checkpoint.
+    stop_checkpoints: Arc<AtomicBool>,
+    checkpointer: std::thread::JoinHandle<()>,
 }
 
 /// Bounded: when the writer falls behind, the subscription waits instead of buffering.
@@ -124,7 +127,7 @@ impl Recorder {
     pub async fn start(router: &Router, config: RecorderConfig) -> anyhow::Result<Recorder> {
         let stats = Arc::new(Stats::default());
         let (live, _) = broadcast::channel(1024);
-        let conn = db::open(&config.database)?;
+        let conn = db::open_writer(&config.database)?;
         let writer = writer::Writer::new(conn, live.clone(), stats.clone(), config.retention)
             .context("failed to load host states")?;
         let (tx, rx) = mpsc::channel(QUEUE);
@@ -135,20 +138,37 @@ impl Recorder {
                 move || writer.run(rx, runtime)
             })
             .context("failed to start the writer thread")?;
+        let stop_checkpoints = Arc::new(AtomicBool::new(false));
+        let checkpointer = std::thread::Builder::new()
+            .name("recorder-checkpoint".into())
+            .spawn({
+                let (path, stop) = (config.database.clone(), stop_checkpoints.clone());
+                move || {
+                    if let Err(e) = db::checkpoint(&path, &stop) {
+                        warn!(error = format!("{e:#}"), "checkpoint thread stopped");
+                    }
+                }
+            })
+            .context("failed to start the checkpoint thread")?;
         let (mut link_tx, link_rx) = router.link("recorder").await?;
         link_tx
             .send(subscribe_qos1(&format!("{}/#", wire::PREFIX)))
             .await
             .map_err(|e| anyhow::anyhow!("subscribe failed: {e}"))?;
         let subscription = tokio::spawn(subscribe(link_tx, link_rx, tx, stats.clone()));
-        Ok(Recorder { live, stats, subscription, writer })
+        Ok(Recorder { live, stats, subscription, writer, stop_checkpoints, checkpointer })
     }
 
     /// Stops the subscription, lets the writer commit what is queued, and waits for it.
     pub async fn shutdown(self) {
         self.subscription.abort();
         let _ = self.subscription.await;
-        let _ = tokio::task::spawn_blocking(move || self.writer.join()).await;
+        let _ = tokio::task::spawn_blocking(move || {
+            let _ = self.writer.join();
+            self.stop_checkpoints.store(true, Ordering::Relaxed);
+            let _ = self.checkpointer.join();
+        })
+        .await;
     }
 }
 

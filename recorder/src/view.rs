@@ -101,11 +101,22 @@ impl HostState {
 
 /// Every registered host with its latest payloads, in host id order.
 pub fn load_states(conn: &Connection) -> rusqlite::Result<Vec<HostState>> {
+    load(conn, None)
+}
+
+/// One host's state, or None if it isn't registered.
+pub fn load_state(conn: &Connection, host_id: &str) -> rusqlite::Result<Option<HostState>> {
+    Ok(load(conn, Some(host_id))?.pop())
+}
+
+/// All hosts, or only `only`.
+fn load(conn: &Connection, only: Option<&str>) -> rusqlite::Result<Vec<HostState>> {
     let mut hosts = conn.prepare(
-        "SELECT host_id, online, last_seen_ms, agent_version, online_changed_ms FROM hosts ORDER BY host_id",
+        "SELECT host_id, online, last_seen_ms, agent_version, online_changed_ms FROM hosts
+         WHERE ?1 IS NULL OR host_id = ?1 ORDER BY host_id",
     )?;
     let mut states: Vec<HostState> = hosts
-        .query_map([], |r| {
+        .query_map([only], |r| {
             Ok(HostState {
                 host_id: r.get(0)?,
                 online: r.get(1)?,
@@ -116,8 +127,9 @@ pub fn load_states(conn: &Connection) -> rusqlite::Result<Vec<HostState>> {
             })
         })?
         .collect::<Result<_, _>>()?;
-    let mut latest = conn.prepare("SELECT host_id, tier, received_ms, payload FROM latest")?;
-    let rows = latest.query_map([], |r| {
+    let mut latest =
+        conn.prepare("SELECT host_id, tier, received_ms, payload FROM latest WHERE ?1 IS NULL OR host_id = ?1")?;
+    let rows = latest.query_map([only], |r| {
         Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?, r.get::<_, String>(3)?))
     })?;
     for row in rows {
@@ -136,11 +148,6 @@ pub fn load_states(conn: &Connection) -> rusqlite::Result<Vec<HostState>> {
         }
     }
     Ok(states)
-}
-
-/// One host's state, or None if it isn't registered.
-pub fn load_state(conn: &Connection, host_id: &str) -> rusqlite::Result<Option<HostState>> {
-    Ok(load_states(conn)?.into_iter().find(|s| s.host_id == host_id))
 }
 
 /// One line of a host's timeline.

@@ -2,7 +2,10 @@
 //! the agent's steady RSS, its own CPU per fast cycle (children such as pvesh excluded),
 //! and its stripped binary size; node_exporter's idle RSS and the CPU of one scrape.
 //!
-//! `cargo build --release --workspace && target/release/bench_agent [--seconds 60]`
+//! `cargo build --release -p proxmox-monitor -p proxmox-monitor-agent -p integration --bins &&
+//!  target/release/bench_agent [--seconds 60] [--agent PATH]`
+//! `--agent` measures another agent binary (e.g. the static musl build from
+//! `scripts/build-agents`); by default the agent next to this binary is measured.
 //! (node_exporter: `apt-get install prometheus-node-exporter`; skipped if absent).
 
 use std::process::{Command, Stdio};
@@ -11,8 +14,9 @@ use std::time::{Duration, Instant};
 use integration::{agent_config, free_port, http_get, proc_stats, terminate, wait_for, FakeProxmox, Server};
 
 fn main() {
-    let seconds: u64 =
-        std::env::args().skip_while(|a| a != "--seconds").nth(1).map_or(60, |s| s.parse().expect("--seconds N"));
+    let flag = |name: &str| std::env::args().skip_while(|a| a != name).nth(1);
+    let seconds: u64 = flag("--seconds").map_or(60, |s| s.parse().expect("--seconds N"));
+    let binary = flag("--agent").map_or_else(|| integration::bin("proxmox-monitor-agent"), std::path::PathBuf::from);
     let server = Server::start();
     let token = server.add_host("bench-agent");
     let fake = FakeProxmox::new();
@@ -23,7 +27,6 @@ fn main() {
         .replace("medium_seconds = 2", "medium_seconds = 3600")
         .replace("slow_seconds = 5", "slow_seconds = 3600");
     std::fs::write(&config, text).unwrap();
-    let binary = integration::bin("proxmox-monitor-agent");
     let size = std::fs::metadata(&binary).unwrap().len();
     let mut agent = Command::new(&binary)
         .arg("--config")
@@ -45,13 +48,17 @@ fn main() {
         std::thread::sleep(Duration::from_millis(250));
     }
     let (cpu1, cycles1) = (proc_stats(pid).cpu_seconds, count());
+    // VmHWM is only brought up to date now and then, so take the larger of it and our samples.
+    let peak_rss = proc_stats(pid).peak_rss_kib.max(max_rss);
     let cycles = (cycles1 - cycles0).max(1);
     let agent_cpu_ms = (cpu1 - cpu0) * 1000.0 / cycles as f64;
     terminate(&mut agent);
+    println!("agent: {} (fast tier every 1 s)", binary.display());
     println!(
-        "agent: binary {:.1} MiB (stripped release), steady RSS max {:.1} MiB over {seconds} s",
+        "agent: binary {:.1} MiB (stripped release), steady RSS max {:.1} MiB over {seconds} s (peak incl. start {:.1} MiB)",
         size as f64 / 1048576.0,
-        max_rss as f64 / 1024.0
+        max_rss as f64 / 1024.0,
+        peak_rss as f64 / 1024.0
     );
     println!(
         "agent: {:.2} ms own CPU per fast cycle ({} cycles, {:.2} CPU-s; children excluded)",
@@ -76,11 +83,12 @@ fn main() {
         .unwrap();
     let url = format!("http://127.0.0.1:{port}/metrics");
     wait_for("node_exporter", Duration::from_secs(10), || http_get(&url).map(|_| ()));
-    // Idle RSS after its first scrape (it loads its collectors lazily), then 20 scrapes.
+    // Idle RSS after its first scrape (it loads its collectors lazily), then 100 scrapes
+    // (CPU time is counted in 10 ms ticks, so one scrape alone would be too coarse).
     std::thread::sleep(Duration::from_secs(2));
     let idle_rss = proc_stats(ne.id()).rss_kib;
     let c0 = proc_stats(ne.id()).cpu_seconds;
-    let scrapes = 20;
+    let scrapes = 100;
     for _ in 0..scrapes {
         let _ = http_get(&url);
     }

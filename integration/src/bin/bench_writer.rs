@@ -1,14 +1,19 @@
-//! The recorder's writer alone (no MQTT): how many fast samples per second SQLite takes
-//! in batches, and what one retention pass over 48 h of 1,000 hosts costs.
+//! The recorder's writer alone (no MQTT), on a real SQLite file:
+//! 1. how many fast samples per second it commits in batches;
+//! 2. database bytes per host-day at the default intervals, with a realistic medium tier;
+//! 3. one retention pass over 49 h of 1,000 hosts (the oldest hour goes), its total time
+//!    and its longest single chunk (the longest ingest pause).
 //!
-//! `cargo build --release -p integration --bin bench_writer && target/release/bench_writer`
+//! `cargo build --release -p integration --bins && target/release/bench_writer`
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use recorder::ingest::{parse, Item};
 use recorder::writer::Writer;
 use recorder::{now_ms, Stats};
+use wire::{Guest, Medium, Payload, Pool, Scan, Storage, Vdev, SCHEMA_VERSION};
 
 fn fast(host: &str, seq: u64, ts_ms: i64) -> Item {
     let json = format!(
@@ -17,69 +22,221 @@ fn fast(host: &str, seq: u64, ts_ms: i64) -> Item {
     parse(format!("pmon/v1/{host}/fast").as_bytes(), json.as_bytes(), now_ms()).unwrap()
 }
 
-fn main() {
-    let hosts = 1000;
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("bench.db");
-    let mut conn = recorder::db::open_and_migrate(&path).unwrap();
-    let names: Vec<String> = (0..hosts).map(|i| format!("host-{i:05}")).collect();
-    for n in &names {
-        recorder::hosts::add_host(&mut conn, n).unwrap();
-    }
-    let stats = Arc::new(Stats::default());
-    let (live, _rx) = tokio::sync::broadcast::channel(1024);
-    let mut writer = Writer::new(conn, live, stats.clone(), Duration::from_secs(48 * 3600)).unwrap();
+/// A medium payload of a typical host: 2 pools (mirror of 2), 4 storages, 10 VMs, 5 CTs.
+fn medium(host: &str, seq: u64, ts_ms: i64) -> Item {
+    let disk = |n: &str| Vdev { name: n.into(), depth: 1, state: "ONLINE".into(), ..Vdev::default() };
+    let pool = |n: &str| Pool {
+        name: n.into(),
+        state: "ONLINE".into(),
+        size: Some(1 << 40),
+        alloc: Some(1 << 39),
+        free: Some(1 << 39),
+        frag_pct: Some(12.0),
+        cap_pct: Some(50.0),
+        dedup_ratio: Some(1.0),
+        vdevs: vec![
+            Vdev { name: "mirror-0".into(), state: "ONLINE".into(), ..Vdev::default() },
+            disk("sda3"),
+            disk("sdb3"),
+        ],
+        scan: Some(Scan {
+            function: "SCRUB".into(),
+            state: "FINISHED".into(),
+            start: Some(1),
+            end: Some(2),
+            errors: 0,
+        }),
+        ..Pool::default()
+    };
+    let storage = |n: &str| Storage {
+        name: n.into(),
+        kind: "dir".into(),
+        active: true,
+        enabled: true,
+        total: Some(1 << 40),
+        used: Some(1 << 38),
+        avail: Some(1 << 39),
+        content: "images".into(),
+        shared: false,
+    };
+    let guest = |id: u32| Guest {
+        vmid: id,
+        name: format!("guest-{id}"),
+        status: "running".into(),
+        cpu: Some(0.05),
+        cpus: Some(4.0),
+        mem: Some(1 << 31),
+        maxmem: Some(1 << 32),
+        disk: Some(0),
+        maxdisk: Some(1 << 35),
+        uptime_s: Some(86_400),
+        tags: vec!["prod".into()],
+        lock: None,
+    };
+    let payload = Payload {
+        schema: SCHEMA_VERSION,
+        host_id: host.into(),
+        ts_ms,
+        boot_id: "bench".into(),
+        seq,
+        agent_version: "bench".into(),
+        dropped: 0,
+        errors: Default::default(),
+        data: Medium {
+            pools: Some(vec![pool("rpool"), pool("tank")]),
+            storages: Some(["local", "local-zfs", "nfs-backup", "pbs"].iter().map(|n| storage(n)).collect()),
+            vms: Some((100..110).map(guest).collect()),
+            cts: Some((200..205).map(guest).collect()),
+        },
+    };
+    let json = serde_json::to_vec(&payload).unwrap();
+    parse(format!("pmon/v1/{host}/medium").as_bytes(), &json, now_ms()).unwrap()
+}
 
-    // 1. Throughput: 200,000 samples in batches of 2,000 (what queues during a commit).
+fn db_bytes(conn: &rusqlite::Connection) -> i64 {
+    let pages: i64 = conn.query_row("PRAGMA page_count", [], |r| r.get(0)).unwrap();
+    let size: i64 = conn.query_row("PRAGMA page_size", [], |r| r.get(0)).unwrap();
+    pages * size
+}
+
+struct Bench {
+    _dir: tempfile::TempDir,
+    path: std::path::PathBuf,
+    writer: Writer,
+    stats: Arc<Stats>,
+    stop: Arc<AtomicBool>,
+    checkpointer: Option<std::thread::JoinHandle<anyhow::Result<()>>>,
+}
+
+impl Bench {
+    /// A migrated database with `hosts` hosts, the writer, and the checkpoint thread, as
+    /// in `serve`.
+    fn new(hosts: usize) -> (Bench, Vec<String>) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bench.db");
+        let mut conn = recorder::db::open_and_migrate(&path).unwrap();
+        let names: Vec<String> = (0..hosts).map(|i| format!("host-{i:05}")).collect();
+        for n in &names {
+            recorder::hosts::add_host(&mut conn, n).unwrap();
+        }
+        drop(conn);
+        let conn = recorder::db::open_writer(&path).unwrap();
+        let stats = Arc::new(Stats::default());
+        let (live, _) = tokio::sync::broadcast::channel(1024);
+        let writer = Writer::new(conn, live, stats.clone(), Duration::from_secs(48 * 3600)).unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let checkpointer = {
+            let (path, stop) = (path.clone(), stop.clone());
+            Some(std::thread::spawn(move || recorder::db::checkpoint(&path, &stop)))
+        };
+        (Bench { _dir: dir, path, writer, stats, stop, checkpointer }, names)
+    }
+}
+
+impl Drop for Bench {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.checkpointer.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn main() {
+    // 1. Throughput: 200,000 fast samples of 1,000 hosts in batches of 2,000.
+    let (mut b, names) = Bench::new(1000);
     let total = 200_000u64;
     let start = Instant::now();
-    let mut seq = 0;
     let mut worst = Duration::ZERO;
-    while seq < total / hosts as u64 {
-        seq += 1;
-        let mut batch: Vec<Item> = names.iter().map(|h| fast(h, seq, now_ms())).collect();
-        for chunk in batch.chunks_mut(2000) {
-            let mut v = chunk.to_vec();
+    for seq in 1..=total / names.len() as u64 {
+        let items: Vec<Item> = names.iter().map(|h| fast(h, seq, now_ms())).collect();
+        for chunk in items.chunks(2000) {
             let t = Instant::now();
-            writer.write(&mut v);
+            b.writer.write(&mut chunk.to_vec());
             worst = worst.max(t.elapsed());
         }
-        batch.clear();
     }
     let secs = start.elapsed().as_secs_f64();
-    println!("writer: {total} fast samples in {secs:.2} s = {:.0} samples/s (incl. JSON parse); slowest batch of 2,000: {} ms", total as f64 / secs, worst.as_millis());
+    println!(
+        "1. writer: {total} fast samples in {secs:.2} s = {:.0} samples/s (JSON parse included); slowest batch of 2,000: {} ms",
+        total as f64 / secs,
+        worst.as_millis()
+    );
+    drop(b);
 
-    // 2. Retention: fill 49 h of 1,000 hosts at the default 30 s interval directly in SQL
-    //    (5.9 M rows), then one pass prunes the oldest hour.
-    let conn = rusqlite::Connection::open(&path).unwrap();
+    // 2. One host-day at the default intervals (2,880 fast, 288 medium), 20 hosts.
+    let (mut b, names) = Bench::new(20);
+    let conn = rusqlite::Connection::open(&b.path).unwrap();
+    let before = db_bytes(&conn);
+    let day_start = now_ms() - 86_400_000;
+    for i in 0..2880u64 {
+        let ts = day_start + i as i64 * 30_000;
+        let mut batch: Vec<Item> = names.iter().map(|h| fast(h, i + 1, ts)).collect();
+        if i % 10 == 0 {
+            batch.extend(names.iter().map(|h| medium(h, i / 10 + 1, ts)));
+        }
+        b.writer.write(&mut batch);
+    }
+    let per_host_day = (db_bytes(&conn) - before) / names.len() as i64;
+    println!(
+        "2. database growth per host-day (2,880 fast + 288 medium: 2 pools, 4 storages, 15 guests): {:.2} MiB",
+        per_host_day as f64 / 1048576.0
+    );
+    drop(conn);
+    drop(b);
+
+    if std::env::args().any(|a| a == "--no-prune") {
+        return;
+    }
+    // 3. Retention: 49 h of 1,000 hosts at the default intervals, filled in SQL: fast
+    //    samples every 30 s, and every 5 min 2 pools, 4 storages and 15 guests.
+    let (mut b, _names) = Bench::new(1000);
+    let conn = rusqlite::Connection::open(&b.path).unwrap();
+    conn.busy_timeout(Duration::from_secs(30)).unwrap();
     let now = now_ms();
     let t = Instant::now();
     conn.execute_batch("BEGIN").unwrap();
     conn.execute(
         "WITH RECURSIVE t(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM t WHERE i < 5879)
-         INSERT INTO fast_samples (host_id, ts_ms, load1, load5, load15, cpu_pct, mem_total, mem_used)
-         SELECT h.host_id, ?1 - t.i * 30000, 0.4, 0.3, 0.3, 7.5, 67350102016, 26536796160 FROM hosts h, t",
+         INSERT INTO fast_samples (host_id, ts_ms, seq, load1, load5, load15, cpu_pct, mem_total, mem_used)
+         SELECT h.host_id, ?1 - t.i * 30000, t.i + 1, 0.4, 0.3, 0.3, 7.5, 67350102016, 26536796160 FROM hosts h, t",
         [now],
     )
     .unwrap();
-    conn.execute(
-        "WITH RECURSIVE t(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM t WHERE i < 5879)
-         INSERT OR IGNORE INTO ingested (host_id, tier, boot_id, seq, ts_ms)
-         SELECT h.host_id, 'fast', 'old', t.i + 1, ?1 - t.i * 30000 FROM hosts h, t",
-        [now],
-    )
-    .unwrap();
+    for (table, columns, values, per) in [
+        (
+            "pool_samples",
+            "pool, state, cap_pct, frag_pct, read_errors, write_errors, checksum_errors",
+            "'rpool', 'ONLINE', 50.0, 12.0, 0, 0, 0",
+            2,
+        ),
+        ("storage_samples", "storage, used, total", "'local', 1000, 2000", 4),
+        ("guest_samples", "vmid, kind, status, cpu, mem, maxmem", "100 + k.j, 'vm', 'running', 0.05, 1, 2", 15),
+    ] {
+        conn.execute(
+            &format!(
+                "WITH RECURSIVE t(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM t WHERE i < 587),
+                               k(j) AS (SELECT 0 UNION ALL SELECT j + 1 FROM k WHERE j < {})
+                 INSERT INTO {table} (host_id, ts_ms, {columns})
+                 SELECT h.host_id, ?1 - t.i * 300000, {values} FROM hosts h, t, k",
+                per - 1
+            ),
+            [now],
+        )
+        .unwrap();
+    }
     conn.execute_batch("COMMIT").unwrap();
-    let rows: i64 = conn.query_row("SELECT count(*) FROM fast_samples", [], |r| r.get(0)).unwrap();
-    println!("filled {rows} fast samples (49 h × 1,000 hosts) in {:.1} s", t.elapsed().as_secs_f64());
-    drop(conn);
-    writer.prune_now();
+    let count =
+        |table: &str| conn.query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get::<_, i64>(0)).unwrap();
+    let rows: i64 = ["fast_samples", "pool_samples", "storage_samples", "guest_samples"].iter().map(|t| count(t)).sum();
+    println!("3. filled {rows} rows (49 h × 1,000 hosts) in {:.0} s", t.elapsed().as_secs_f64());
+    b.writer.prune_now();
+    let after: i64 =
+        ["fast_samples", "pool_samples", "storage_samples", "guest_samples"].iter().map(|t| count(t)).sum();
     println!(
-        "retention pass: {} ms in all, longest single chunk (ingest pause) {:.1} ms",
-        stats.last_prune_ms.load(std::sync::atomic::Ordering::Relaxed),
-        stats.last_prune_longest_chunk_us.load(std::sync::atomic::Ordering::Relaxed) as f64 / 1000.0
+        "   retention pass: pruned {} rows in {} ms in all; longest single chunk (ingest pause) {:.1} ms",
+        rows - after,
+        b.stats.last_prune_ms.load(Ordering::Relaxed),
+        b.stats.last_prune_longest_chunk_us.load(Ordering::Relaxed) as f64 / 1000.0
     );
-    let bytes = std::fs::metadata(&path).unwrap().len()
-        + std::fs::metadata(dir.path().join("bench.db-wal")).map(|m| m.len()).unwrap_or(0);
-    println!("database after: {:.1} MiB", bytes as f64 / 1048576.0);
 }

@@ -34,7 +34,8 @@ CREATE TABLE latest (
     PRIMARY KEY (host_id, tier)
 ) STRICT, WITHOUT ROWID;
 
--- One row per payload ever stored: makes replays idempotent, pruned with retention.
+-- One row per medium and slow payload stored: makes their replays idempotent (fast
+-- samples are keyed in fast_samples itself). Pruned with retention.
 CREATE TABLE ingested (
     host_id TEXT NOT NULL,
     tier TEXT NOT NULL,
@@ -49,6 +50,7 @@ CREATE INDEX ingested_ts ON ingested (ts_ms);
 CREATE TABLE fast_samples (
     host_id TEXT NOT NULL,
     ts_ms INTEGER NOT NULL,
+    seq INTEGER NOT NULL,
     load1 REAL,
     load5 REAL,
     load15 REAL,
@@ -60,7 +62,8 @@ CREATE TABLE fast_samples (
     swap_total INTEGER,
     swap_used INTEGER
 ) STRICT;
-CREATE INDEX fast_samples_host_ts ON fast_samples (host_id, ts_ms);
+-- Serves per-host charts and makes a replayed sample (same host, time and seq) a no-op.
+CREATE UNIQUE INDEX fast_samples_key ON fast_samples (host_id, ts_ms, seq);
 CREATE INDEX fast_samples_ts ON fast_samples (ts_ms);
 
 -- Changes worth a line on a host's timeline.
