@@ -69,3 +69,43 @@ fn serve_refuses_to_start_without_secrets_and_names_the_fix() {
     assert!(err.contains("SECRET_KEY_BASE") && err.contains("gen-secret"), "{err}");
     assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
 }
+
+#[test]
+fn malformed_payloads_are_counted_and_dropped_and_the_server_carries_on() {
+    let server = Server::start();
+    let token = server.add_host("pve-junk");
+    let publish = |topic: &str, message: &str| {
+        let out = Command::new("mosquitto_pub")
+            .args(["-h", "127.0.0.1", "-p", &server.mqtt.port().to_string(), "-q", "1"])
+            .args(["-u", "pve-junk", "-P", &token, "-i", "pve-junk", "-t", topic, "-m", message])
+            .output()
+            .expect("mosquitto_pub (Debian mosquitto-clients; scripts/test installs it)");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    };
+    publish("pmon/v1/pve-junk/fast", "{not json");
+    publish(
+        "pmon/v1/pve-junk/fast",
+        r#"{"schema":99,"host_id":"pve-junk","ts_ms":1,"boot_id":"b","seq":1,"agent_version":"x","data":{}}"#,
+    );
+    publish("pmon/v1/pve-junk/status", "maybe");
+    server.wait_metric("pmon_recorder_rejected_total{reason=\"bad_json\"}", 2);
+    server.wait_metric("pmon_recorder_rejected_total{reason=\"unknown_schema\"}", 1);
+    let stored: i64 = server.sql("SELECT count(*) FROM fast_samples");
+    assert_eq!(stored, 0);
+
+    // A good payload right after is stored: one bad item never stops the stream.
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis();
+    publish(
+        "pmon/v1/pve-junk/fast",
+        &format!(
+            r#"{{"schema":1,"host_id":"pve-junk","ts_ms":{now},"boot_id":"b","seq":1,"agent_version":"x","data":{{"load1":1.5}}}}"#
+        ),
+    );
+    let load1: f64 = wait_for("the good payload", std::time::Duration::from_secs(10), || {
+        let n: i64 = server.sql("SELECT count(*) FROM fast_samples");
+        (n == 1).then(|| server.sql("SELECT load1 FROM fast_samples"))
+    });
+    assert_eq!(load1, 1.5);
+    let (code, _) = http_get(&format!("http://{}/health", server.http)).unwrap();
+    assert_eq!(code, 200);
+}

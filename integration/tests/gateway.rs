@@ -690,7 +690,7 @@ fn idle_http_and_websocket_connections_do_not_delay_others() {
     let server = Server::start();
     let token = server.add_host("pve-ws");
     // Nothing sent; half an upgrade request; a finished upgrade with no CONNECT.
-    let _idle = TcpStream::connect(server.http).unwrap();
+    let mut idle = TcpStream::connect(server.http).unwrap();
     let mut half = TcpStream::connect(server.http).unwrap();
     half.write_all(b"GET /mqtt HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n").unwrap();
     let (code, mut upgraded) = ws_upgrade(server.http, None);
@@ -708,6 +708,11 @@ fn idle_http_and_websocket_connections_do_not_delay_others() {
     wait_closed(&mut upgraded, OPENING_DEADLINE + Duration::from_secs(3));
     assert!(opened.elapsed() >= OPENING_DEADLINE - Duration::from_millis(500), "{:?}", opened.elapsed());
     server.wait_metric("pmon_mqtt_refused_total{reason=\"timeout\"}", 1);
+    // The silent socket and the half-sent upgrade request are closed by the HTTP header
+    // read deadline (10 s), not left open for as long as the client likes.
+    for s in [&mut idle, &mut half] {
+        wait_closed(s, Duration::from_secs(3));
+    }
 }
 
 // ---- limits ----
