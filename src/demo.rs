@@ -34,7 +34,7 @@ pub async fn run(port: u16) -> anyhow::Result<()> {
     let port = if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() { port } else { 0 };
     let config = ServerConfig {
         database: database.clone(),
-        secret_key_base: crate::hash_password(&password)?,
+        secret_key_base: crate::gen_secret(),
         password_hash: crate::hash_password(&password)?,
         public_host: None,
         bind: [127, 0, 0, 1].into(),

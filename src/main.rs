@@ -144,9 +144,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::GenSecret => {
-            let mut bytes = [0u8; 64];
-            rand::rngs::OsRng.fill_bytes(&mut bytes);
-            println!("{}", base64::engine::general_purpose::STANDARD.encode(bytes));
+            println!("{}", gen_secret());
             Ok(())
         }
         Command::Host(cmd) => host(cmd),
@@ -180,6 +178,13 @@ fn backup(src: &rusqlite::Connection, path: &std::path::Path) -> anyhow::Result<
     let backup = rusqlite::backup::Backup::new(src, &mut dst)?;
     backup.step(-1)?;
     Ok(())
+}
+
+/// A fresh 64-byte random secret, base64: what `SECRET_KEY_BASE` should hold.
+pub fn gen_secret() -> String {
+    let mut bytes = [0u8; 64];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
 pub fn hash_password(password: &str) -> anyhow::Result<String> {
