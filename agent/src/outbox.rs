@@ -41,18 +41,13 @@ impl Outbox {
 
     /// Appends one payload, first dropping the oldest ones if it would not fit.
     pub fn push(&mut self, message: &Message) -> std::io::Result<()> {
-        let size = 8 + message.topic.len() as u64 + message.payload.len() as u64;
+        let size = record_len(message);
         if self.len_bytes() + size > self.max_bytes {
             // Drop a quarter at once, so a long outage rewrites the file rarely.
             self.drop_oldest((self.max_bytes / 4).max(size))?;
         }
         let mut file = OpenOptions::new().append(true).open(&self.path)?;
-        let mut record = Vec::with_capacity(size as usize);
-        record.extend_from_slice(&(message.topic.len() as u32).to_le_bytes());
-        record.extend_from_slice(&(message.payload.len() as u32).to_le_bytes());
-        record.extend_from_slice(message.topic.as_bytes());
-        record.extend_from_slice(&message.payload);
-        file.write_all(&record)?;
+        file.write_all(&record(message))?;
         file.sync_data()
     }
 
@@ -61,7 +56,7 @@ impl Outbox {
     pub fn read_all(&self) -> std::io::Result<Vec<Message>> {
         let mut bytes = Vec::new();
         BufReader::new(File::open(&self.path)?).read_to_end(&mut bytes)?;
-        Ok(parse(&bytes).0)
+        Ok(parse(&bytes))
     }
 
     /// Forgets everything (after a successful replay).
@@ -77,7 +72,7 @@ impl Outbox {
             if freed >= at_least {
                 break;
             }
-            freed += 8 + m.topic.len() as u64 + m.payload.len() as u64;
+            freed += record_len(m);
             skip += 1;
         }
         self.dropped.fetch_add(skip as u64, Ordering::Relaxed);
@@ -85,10 +80,7 @@ impl Outbox {
         {
             let mut file = File::create(&tmp)?;
             for m in &messages[skip..] {
-                file.write_all(&(m.topic.len() as u32).to_le_bytes())?;
-                file.write_all(&(m.payload.len() as u32).to_le_bytes())?;
-                file.write_all(m.topic.as_bytes())?;
-                file.write_all(&m.payload)?;
+                file.write_all(&record(m))?;
             }
             file.sync_all()?;
         }
@@ -96,9 +88,23 @@ impl Outbox {
     }
 }
 
-/// Parses records; returns them and the number of bytes used.
-fn parse(mut bytes: &[u8]) -> (Vec<Message>, usize) {
-    let total = bytes.len();
+/// Bytes one message takes in the file.
+fn record_len(message: &Message) -> u64 {
+    8 + message.topic.len() as u64 + message.payload.len() as u64
+}
+
+/// One message as a record: `[u32 topic len][u32 payload len][topic][payload]`.
+fn record(message: &Message) -> Vec<u8> {
+    let mut record = Vec::with_capacity(record_len(message) as usize);
+    record.extend_from_slice(&(message.topic.len() as u32).to_le_bytes());
+    record.extend_from_slice(&(message.payload.len() as u32).to_le_bytes());
+    record.extend_from_slice(message.topic.as_bytes());
+    record.extend_from_slice(&message.payload);
+    record
+}
+
+/// Parses records, stopping at the first incomplete one.
+fn parse(mut bytes: &[u8]) -> Vec<Message> {
     let mut out = Vec::new();
     while bytes.len() >= 8 {
         let topic_len = u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]) as usize;
@@ -108,7 +114,7 @@ fn parse(mut bytes: &[u8]) -> (Vec<Message>, usize) {
         out.push(Message { topic: topic.to_owned(), payload: record[topic_len..].to_vec() });
         bytes = &bytes[8 + topic_len + payload_len..];
     }
-    (out, total - bytes.len())
+    out
 }
 
 #[cfg(test)]

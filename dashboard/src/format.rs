@@ -20,12 +20,8 @@ pub fn opt_bytes(n: Option<u64>) -> String {
     n.map(bytes).unwrap_or_else(|| "–".into())
 }
 
-pub fn pct(used: Option<u64>, total: Option<u64>) -> Option<f64> {
-    match (used, total) {
-        (Some(u), Some(t)) if t > 0 => Some(u as f64 * 100.0 / t as f64),
-        _ => None,
-    }
-}
+/// The same percentage the status rules use.
+pub use recorder::status::pct;
 
 pub fn opt_f(v: Option<f64>, decimals: usize) -> String {
     v.map(|v| format!("{v:.decimals$}")).unwrap_or_else(|| "–".into())

@@ -199,10 +199,7 @@ impl Server {
     pub fn metric(&self, series: &str) -> u64 {
         let (code, body) = http_get(&format!("http://{}/metrics", self.http)).expect("/metrics answers");
         assert_eq!(code, 200, "{body}");
-        body.lines()
-            .find_map(|l| l.strip_prefix(series).and_then(|v| v.strip_prefix(' ')))
-            .map(|v| v.trim().parse().unwrap_or_else(|_| panic!("{series} = {v:?}")))
-            .unwrap_or(0)
+        sample(&body, series).map(|v| v.parse().unwrap_or_else(|_| panic!("{series} = {v:?}"))).unwrap_or(0)
     }
 
     /// Waits until `series` reaches `value` (counters are bumped as the session ends).
@@ -455,8 +452,12 @@ fn dechunk(mut body: &str) -> String {
 /// One sample of a Prometheus text page (`name` with its labels, exactly as printed).
 pub fn metric(url: &str, name: &str) -> Option<f64> {
     let (_, body) = http_get(url)?;
-    body.lines()
-        .find_map(|l| l.strip_prefix(name).and_then(|v| v.strip_prefix(' ')).and_then(|v| v.trim().parse().ok()))
+    sample(&body, name)?.parse().ok()
+}
+
+/// The value of `series` (name and labels, exactly as printed) in a Prometheus text page.
+fn sample<'a>(body: &'a str, series: &str) -> Option<&'a str> {
+    body.lines().find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')).map(str::trim)
 }
 
 /// CPU time and peak memory of a process, from /proc.

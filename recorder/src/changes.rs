@@ -28,10 +28,7 @@ pub fn diff(before: Option<&Medium>, now: &Medium) -> Vec<Change> {
             if prev.state != pool.state {
                 out.push(change("pool", format!("pool {} {} → {}", pool.name, prev.state, pool.state)));
             }
-            let errors = |p: &wire::Pool| {
-                p.vdevs.iter().map(|v| v.read_errors + v.write_errors + v.checksum_errors).sum::<u64>()
-            };
-            let (e0, e1) = (errors(prev), errors(pool));
+            let (e0, e1) = (prev.vdev_errors(), pool.vdev_errors());
             if e1 > e0 {
                 out.push(change("errors", format!("pool {} errors {e0} → {e1}", pool.name)));
             }

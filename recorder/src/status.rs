@@ -47,16 +47,17 @@ pub struct Facts<'a> {
 
 const DAY_MS: i64 = 86_400_000;
 
-fn pct(used: Option<u64>, total: Option<u64>) -> Option<f64> {
+/// `used` as a percentage of `total`, when both are known and `total` isn't 0.
+pub fn pct(used: Option<u64>, total: Option<u64>) -> Option<f64> {
     match (used, total) {
         (Some(u), Some(t)) if t > 0 => Some(u as f64 * 100.0 / t as f64),
         _ => None,
     }
 }
 
-fn vdev_errors(medium: &Medium, pool: &str) -> Option<u64> {
-    let pool = medium.pools.as_ref()?.iter().find(|p| p.name == pool)?;
-    Some(pool.vdevs.iter().map(|v| v.read_errors + v.write_errors + v.checksum_errors).sum())
+/// The vdev errors of the pool named `pool` in `medium`, if it is there.
+fn pool_errors(medium: &Medium, pool: &str) -> Option<u64> {
+    Some(medium.pools.as_ref()?.iter().find(|p| p.name == pool)?.vdev_errors())
 }
 
 /// Applies the rules: offline; critical; warning; otherwise online.
@@ -83,9 +84,8 @@ pub fn evaluate(f: &Facts) -> Health {
             }
             let grown = f
                 .previous_medium
-                .and_then(|prev| vdev_errors(prev, &pool.name))
-                .zip(vdev_errors(medium, &pool.name))
-                .is_some_and(|(before, now)| now > before);
+                .and_then(|prev| pool_errors(prev, &pool.name))
+                .is_some_and(|before| pool.vdev_errors() > before);
             if grown {
                 critical.push(format!("pool {} has new read/write/checksum errors", pool.name));
             }

@@ -119,6 +119,13 @@ pub struct Pool {
     pub error_count: u64,
 }
 
+impl Pool {
+    /// Read, write and checksum errors of all its vdevs together.
+    pub fn vdev_errors(&self) -> u64 {
+        self.vdevs.iter().map(Vdev::errors).sum()
+    }
+}
+
 /// One line of the vdev tree of `zpool status`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Vdev {
@@ -129,6 +136,13 @@ pub struct Vdev {
     pub read_errors: u64,
     pub write_errors: u64,
     pub checksum_errors: u64,
+}
+
+impl Vdev {
+    /// Read, write and checksum errors together.
+    pub fn errors(&self) -> u64 {
+        self.read_errors + self.write_errors + self.checksum_errors
+    }
 }
 
 /// The last or current scrub or resilver.

@@ -204,7 +204,7 @@ fn sections(s: &HostState, now_ms: i64) -> Vec<Section> {
                     format!("{}/{}/{}", v.read_errors, v.write_errors, v.checksum_errors),
                     String::new(),
                 ],
-                bad: v.state != "ONLINE" || v.read_errors + v.write_errors + v.checksum_errors > 0,
+                bad: v.state != "ONLINE" || v.errors() > 0,
             });
         }
     }
