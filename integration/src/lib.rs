@@ -2,6 +2,8 @@
 //! `proxmox-monitor-agent` binaries on loopback, a temporary database, and fake Proxmox
 //! commands (scripts on PATH that print captured output).
 
+pub mod load;
+
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};

@@ -87,7 +87,17 @@ pub fn remove_host(conn: &mut Connection, name: &str) -> Result<(), RegistryErro
     if n == 0 {
         return Err(RegistryError::NotFound(name.to_owned()));
     }
-    for table in ["latest", "ingested", "fast_samples", "pool_samples", "storage_samples", "guest_samples", "events"] {
+    let tables = [
+        "latest",
+        "ingested",
+        "fast_history",
+        "fast_recent",
+        "pool_samples",
+        "storage_samples",
+        "guest_samples",
+        "events",
+    ];
+    for table in tables {
         tx.execute(&format!("DELETE FROM {table} WHERE host_id = ?1"), [name])?;
     }
     bump_credentials(&tx)?;

@@ -27,6 +27,13 @@ const PRUNE_CHUNK: (usize, usize, usize) = (50, 500, 10_000);
 const PRUNE_PAUSE: Duration = Duration::from_millis(40);
 /// How often retention runs.
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
+/// How often the writer settles: moves fast samples from `fast_recent` into `fast_history`
+/// (see migration 003) and writes each host's latest payloads and last-seen time. These
+/// touch a page or more per host, so doing them at most four times a second rather than in
+/// every batch keeps commits small when hundreds of hosts send at once; and a settle moves
+/// at most a quarter second of samples, which bounds its pause (about 50 ms at 20,000
+/// samples/s, where a settle every second paused ingest for 150-250 ms).
+const SETTLE_EVERY: Duration = Duration::from_millis(250);
 /// Events are kept longer than samples: they are the host's timeline.
 const EVENT_RETENTION_MS: i64 = 30 * 86_400_000;
 
@@ -37,6 +44,9 @@ pub struct Writer {
     live: broadcast::Sender<Card>,
     stats: Arc<Stats>,
     retention_ms: i64,
+    /// What the next settle writes, and when the last one ran.
+    pending: Pending,
+    last_settle: Instant,
 }
 
 impl Writer {
@@ -47,18 +57,27 @@ impl Writer {
         retention: Duration,
     ) -> rusqlite::Result<Writer> {
         let states = view::load_states(&conn)?.into_iter().map(|s| (s.host_id.clone(), s)).collect();
-        Ok(Writer { conn, states, live, stats, retention_ms: retention.as_millis() as i64 })
+        Ok(Writer {
+            conn,
+            states,
+            live,
+            stats,
+            retention_ms: retention.as_millis() as i64,
+            pending: Pending::default(),
+            last_settle: Instant::now(),
+        })
     }
 
-    /// Runs until every sender of `rx` is dropped, then commits what is left and returns.
-    /// Runs until every sender of `rx` is dropped, then commits what is left and returns.
+    /// Runs until every sender of `rx` is dropped, then commits and settles what is left.
     /// Retention runs one chunk at a time between ingest batches, so it never stalls
     /// ingest for longer than one chunk.
     pub fn run(mut self, mut rx: mpsc::Receiver<Item>, runtime: tokio::runtime::Handle) {
         let mut next_prune = Instant::now();
         let mut pruning: Option<Prune> = None;
         let mut batch = Vec::with_capacity(MAX_BATCH);
-        loop {
+        // How long the last write took: items queued meanwhile have waited that long.
+        let mut last_write = Duration::ZERO;
+        'ingest: loop {
             if pruning.is_none() && Instant::now() >= next_prune {
                 pruning = Some(Prune::new(now_ms() - self.retention_ms));
                 next_prune = Instant::now() + PRUNE_EVERY;
@@ -73,58 +92,91 @@ impl Writer {
                 match rx.try_recv() {
                     Ok(item) => batch.push(item),
                     Err(mpsc::error::TryRecvError::Empty) => {}
-                    Err(mpsc::error::TryRecvError::Disconnected) => return,
+                    Err(mpsc::error::TryRecvError::Disconnected) => break 'ingest,
                 }
                 Duration::ZERO
             } else {
-                // Idle: wait for an item, but wake each second to see whether retention is due.
-                match runtime.block_on(async { tokio::time::timeout(Duration::from_secs(1), rx.recv()).await }) {
-                    Ok(Some(item)) => batch.push(item),
-                    Ok(None) => return,
-                    Err(_) => continue,
+                match rx.try_recv() {
+                    // Items queued while the last write ran: their window began then.
+                    Ok(item) => {
+                        batch.push(item);
+                        BATCH_WINDOW.saturating_sub(last_write)
+                    }
+                    Err(mpsc::error::TryRecvError::Disconnected) => break 'ingest,
+                    // Idle: wait for an item, waking each second to see whether retention
+                    // or a settle is due; then let the batch gather for BATCH_WINDOW.
+                    Err(mpsc::error::TryRecvError::Empty) => {
+                        match runtime.block_on(async { tokio::time::timeout(Duration::from_secs(1), rx.recv()).await })
+                        {
+                            Ok(Some(item)) => batch.push(item),
+                            Ok(None) => break 'ingest,
+                            Err(_) => {
+                                if self.last_settle.elapsed() >= SETTLE_EVERY && !self.pending.is_empty() {
+                                    self.commit(&mut batch, true);
+                                }
+                                continue;
+                            }
+                        }
+                        BATCH_WINDOW
+                    }
                 }
-                BATCH_WINDOW
             };
-            // Let a batch gather for BATCH_WINDOW after its first item, then take what
-            // queued: one commit then covers many samples of the same hosts and touches
-            // each page once, not once per sample. Sleeping, rather than waking for every
-            // item, keeps the hand-off cheap.
-            if !batch.is_empty() && !window.is_zero() {
+            // One commit then covers many samples of the same hosts and touches each page
+            // once, not once per sample. Sleeping through the window, rather than waking
+            // for every item, keeps the hand-off cheap.
+            if !window.is_zero() {
                 std::thread::sleep(window);
             }
             while !batch.is_empty() && batch.len() < MAX_BATCH {
                 match rx.try_recv() {
                     Ok(item) => batch.push(item),
                     Err(mpsc::error::TryRecvError::Empty) => break,
-                    Err(mpsc::error::TryRecvError::Disconnected) => {
-                        self.write(&mut batch);
-                        return;
-                    }
+                    Err(mpsc::error::TryRecvError::Disconnected) => break 'ingest,
                 }
             }
             if !batch.is_empty() {
+                let started = Instant::now();
                 self.write(&mut batch);
+                last_write = started.elapsed();
             }
         }
+        self.write_and_settle(&mut batch);
     }
 
+    /// Commits a batch, settling too if a settle is due.
     pub fn write(&mut self, batch: &mut Vec<Item>) {
+        let settle = self.last_settle.elapsed() >= SETTLE_EVERY;
+        self.commit(batch, settle);
+    }
+
+    /// Commits a batch and settles: at shutdown, and in tests that read `latest`.
+    pub fn write_and_settle(&mut self, batch: &mut Vec<Item>) {
+        self.commit(batch, true);
+    }
+
+    fn commit(&mut self, batch: &mut Vec<Item>, settle: bool) {
         let started = Instant::now();
         let now = now_ms();
         let mut touched = Vec::new();
         let result = (|| -> rusqlite::Result<()> {
             let tx = self.conn.transaction()?;
-            let mut pending = Pending::default();
             for item in batch.iter() {
-                if apply(&tx, &mut self.states, &mut pending, item, now, &self.stats)? {
+                if apply(&tx, &mut self.states, &mut self.pending, item, now, &self.stats)? {
                     touched.push(item.host().to_owned());
                 }
             }
-            pending.flush(&tx, now)?;
+            if settle {
+                self.pending.flush(&tx)?;
+                move_recent(&tx)?;
+            }
             tx.commit()
         })();
         match result {
             Ok(()) => {
+                if settle {
+                    self.pending = Pending::default();
+                    self.last_settle = Instant::now();
+                }
                 self.stats.stored.fetch_add(batch.len() as u64, Ordering::Relaxed);
                 self.stats.batches.fetch_add(1, Ordering::Relaxed);
                 self.stats.last_batch_us.store(started.elapsed().as_micros() as u64, Ordering::Relaxed);
@@ -134,9 +186,11 @@ impl Writer {
                 }
             }
             Err(e) => {
-                // The states cache may now be ahead of the database; reload it.
+                // The states cache and the pending rows may now be ahead of the database;
+                // start again from what it holds.
                 warn!(error = %e, items = batch.len(), "write failed; batch lost");
                 self.stats.write_errors.fetch_add(1, Ordering::Relaxed);
+                self.pending = Pending::default();
                 if let Ok(states) = view::load_states(&self.conn) {
                     self.states = states.into_iter().map(|s| (s.host_id.clone(), s)).collect();
                 }
@@ -164,8 +218,9 @@ impl Writer {
 
 /// Tables pruned by retention: (table, key columns, whether it is a sample table).
 /// `ingested` has no rowid: it is keyed by its primary key. Events keep 30 days.
-const PRUNED: [(&str, &str, bool); 6] = [
-    ("fast_samples", "rowid", true),
+const PRUNED: [(&str, &str, bool); 7] = [
+    ("fast_history", "rowid", true),
+    ("fast_recent", "rowid", true),
     ("pool_samples", "rowid", true),
     ("storage_samples", "rowid", true),
     ("guest_samples", "rowid", true),
@@ -231,41 +286,47 @@ impl Prune {
     }
 }
 
-/// What a batch changes once per host rather than once per sample: the `latest` row of
-/// each tier and the host's last-seen time. Under load a batch holds many samples of the
-/// same host, and each of these rows would otherwise be rewritten for every one of them.
+/// What the writer records once per host at each settle rather than per sample: the
+/// `latest` row of each tier and the host's last-seen time. Under load every batch holds
+/// samples of hundreds of hosts, and each of these rows would otherwise be rewritten in
+/// every commit. Until the settle, the writer's state cache is ahead of these rows (by at
+/// most SETTLE_EVERY); the samples themselves are committed with their batch.
 #[derive(Default)]
-struct Pending<'a> {
-    /// (host, tier) → (ts_ms, raw payload) of the newest payload in the batch.
-    latest: HashMap<(&'a str, &'static str), (i64, &'a str)>,
-    /// host → agent version of its newest payload.
-    seen: HashMap<&'a str, &'a str>,
+struct Pending {
+    /// (host, tier) → (ts_ms, received, raw payload) of the newest payload.
+    latest: HashMap<(String, &'static str), (i64, i64, String)>,
+    /// host → (when seen, agent version of its newest payload).
+    seen: HashMap<String, (i64, String)>,
 }
 
-impl<'a> Pending<'a> {
-    fn note<T>(&mut self, p: &'a Payload<T>, tier: &'static str, raw: &'a str, newer: bool) {
+impl Pending {
+    fn note<T>(&mut self, p: &Payload<T>, tier: &'static str, raw: &str, newer: bool, now: i64) {
         if newer {
-            self.latest.insert((p.host_id.as_str(), tier), (p.ts_ms, raw));
+            self.latest.insert((p.host_id.clone(), tier), (p.ts_ms, now, raw.to_owned()));
         }
-        self.seen.insert(p.host_id.as_str(), p.agent_version.as_str());
+        self.seen.insert(p.host_id.clone(), (now, p.agent_version.clone()));
     }
 
-    fn flush(self, tx: &Transaction, now: i64) -> rusqlite::Result<()> {
-        for ((host, tier), (ts_ms, raw)) in self.latest {
+    fn is_empty(&self) -> bool {
+        self.latest.is_empty() && self.seen.is_empty()
+    }
+
+    fn flush(&self, tx: &Transaction) -> rusqlite::Result<()> {
+        for ((host, tier), (ts_ms, received_ms, raw)) in &self.latest {
             exec(
                 tx,
                 "INSERT INTO latest (host_id, tier, ts_ms, received_ms, payload) VALUES (?1, ?2, ?3, ?4, ?5)
                  ON CONFLICT (host_id, tier) DO UPDATE SET ts_ms = excluded.ts_ms,
                      received_ms = excluded.received_ms, payload = excluded.payload
                  WHERE excluded.ts_ms >= latest.ts_ms",
-                params![host, tier, ts_ms, now, raw],
+                params![host, tier, ts_ms, received_ms, raw],
             )?;
         }
-        for (host, version) in self.seen {
+        for (host, (seen_ms, version)) in &self.seen {
             exec(
                 tx,
                 "UPDATE hosts SET last_seen_ms = ?2, agent_version = ?3 WHERE host_id = ?1",
-                params![host, now, version],
+                params![host, seen_ms, version],
             )?;
         }
         Ok(())
@@ -274,11 +335,11 @@ impl<'a> Pending<'a> {
 
 /// Applies one item; returns whether the host's card may have changed. The writer's
 /// state cache mirrors the `latest` table, so "newer" is decided in memory.
-fn apply<'a>(
+fn apply(
     tx: &Transaction,
     states: &mut HashMap<String, HostState>,
-    pending: &mut Pending<'a>,
-    item: &'a Item,
+    pending: &mut Pending,
+    item: &Item,
     now: i64,
     stats: &Stats,
 ) -> rusqlite::Result<bool> {
@@ -310,35 +371,39 @@ fn apply<'a>(
         }
         Item::Fast(p, raw) => {
             let f = &p.data;
-            // The unique key (host, ts_ms, seq) makes a replay a no-op: fast samples need
-            // no row in `ingested`, which halves the index writes of the busiest tier.
-            let stored = exec(
-                tx,
-                "INSERT OR IGNORE INTO fast_samples (host_id, ts_ms, seq, load1, load5, load15, cpu_pct,
+            // The unique key (host, ts_ms, seq) of both tables makes a replay a no-op: fast
+            // samples need no row in `ingested`. Looking in `fast_history` only reads.
+            let moved = tx
+                .prepare_cached("SELECT 1 FROM fast_history WHERE host_id = ?1 AND ts_ms = ?2 AND seq = ?3")?
+                .exists(params![host, p.ts_ms, p.seq as i64])?;
+            let stored = !moved
+                && exec(
+                    tx,
+                    "INSERT OR IGNORE INTO fast_recent (host_id, ts_ms, seq, load1, load5, load15, cpu_pct,
                      iowait_pct, mem_total, mem_used, arc_bytes, swap_total, swap_used)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
-                params![
-                    host,
-                    p.ts_ms,
-                    p.seq as i64,
-                    f.load1,
-                    f.load5,
-                    f.load15,
-                    f.cpu_pct,
-                    f.iowait_pct,
-                    f.mem_total.map(|v| v as i64),
-                    f.mem_used.map(|v| v as i64),
-                    f.arc_bytes.map(|v| v as i64),
-                    f.swap_total.map(|v| v as i64),
-                    f.swap_used.map(|v| v as i64)
-                ],
-            )?;
-            if stored == 0 {
+                    params![
+                        host,
+                        p.ts_ms,
+                        p.seq as i64,
+                        f.load1,
+                        f.load5,
+                        f.load15,
+                        f.cpu_pct,
+                        f.iowait_pct,
+                        f.mem_total.map(|v| v as i64),
+                        f.mem_used.map(|v| v as i64),
+                        f.arc_bytes.map(|v| v as i64),
+                        f.swap_total.map(|v| v as i64),
+                        f.swap_used.map(|v| v as i64)
+                    ],
+                )? == 1;
+            if !stored {
                 stats.duplicates.fetch_add(1, Ordering::Relaxed);
                 return Ok(false);
             }
             let newer = state.fast.as_ref().is_none_or(|old| p.ts_ms >= old.ts_ms);
-            pending.note(p, "fast", raw, newer);
+            pending.note(p, "fast", raw, newer, now);
             seen(state, p, now);
             if newer {
                 if let Some(prev) = &state.fast {
@@ -358,7 +423,7 @@ fn apply<'a>(
             }
             medium_series(tx, p)?;
             let newer = state.medium.as_ref().is_none_or(|old| p.ts_ms >= old.ts_ms);
-            pending.note(p, "medium", raw, newer);
+            pending.note(p, "medium", raw, newer, now);
             seen(state, p, now);
             if newer {
                 let previous = state.medium.take().map(|m| m.data);
@@ -374,7 +439,7 @@ fn apply<'a>(
                 return Ok(false);
             }
             let newer = state.slow.as_ref().is_none_or(|old| p.ts_ms >= old.ts_ms);
-            pending.note(p, "slow", raw, newer);
+            pending.note(p, "slow", raw, newer, now);
             seen(state, p, now);
             if newer {
                 state.slow = Some(p.clone());
@@ -388,6 +453,21 @@ fn apply<'a>(
 /// a second under load.
 fn exec(tx: &Transaction, sql: &str, params: impl rusqlite::Params) -> rusqlite::Result<usize> {
     tx.prepare_cached(sql)?.execute(params)
+}
+
+/// Moves every fast sample from `fast_recent` into `fast_history`, sorted by host so that
+/// each host's index page is written once. No sample is in both (`apply` looks in
+/// history first); OR IGNORE only keeps a broken invariant from losing the batch.
+fn move_recent(tx: &Transaction) -> rusqlite::Result<()> {
+    const COLUMNS: &str =
+        "host_id, ts_ms, seq, load1, load5, load15, cpu_pct, iowait_pct, mem_total, mem_used, arc_bytes, swap_total, swap_used";
+    exec(
+        tx,
+        &format!("INSERT OR IGNORE INTO fast_history ({COLUMNS}) SELECT {COLUMNS} FROM fast_recent ORDER BY host_id, ts_ms, seq"),
+        [],
+    )?;
+    exec(tx, "DELETE FROM fast_recent", [])?;
+    Ok(())
 }
 
 /// One row per pool, storage and guest, for the charts.
@@ -517,9 +597,28 @@ mod tests {
         // A replay from the outage buffer arrives after newer data: history, not "latest".
         w.write(&mut vec![fast("pve1", 3, now - 500, 3.0), fast("pve1", 4, now - 60_000, 9.0)]);
         assert_eq!(count(&w, "SELECT count(*) FROM fast_samples"), 4);
+        assert_eq!(count(&w, "SELECT count(*) FROM latest"), 0, "latest is written when the writer settles");
+        w.write_and_settle(&mut vec![]);
         let latest: String = w.conn.query_row("SELECT payload FROM latest", [], |r| r.get(0)).unwrap();
         assert!(latest.contains("\"load1\":3"), "{latest}");
         assert_eq!(live.try_recv().unwrap().load1, Some(2.0));
+    }
+
+    #[test]
+    fn samples_moved_into_history_are_still_known() {
+        let (_dir, mut w, _live) = setup();
+        let now = now_ms();
+        w.write(&mut vec![fast("pve1", 1, now - 2000, 1.0), fast("pve1", 2, now - 1000, 2.0)]);
+        assert_eq!(count(&w, "SELECT count(*) FROM fast_recent"), 2);
+        w.write_and_settle(&mut vec![fast("pve1", 3, now, 3.0)]);
+        assert_eq!(count(&w, "SELECT count(*) FROM fast_recent"), 0);
+        assert_eq!(count(&w, "SELECT count(*) FROM fast_history"), 3);
+        // Replays of moved samples, and of one in each table, are stored once.
+        w.write(&mut vec![fast("pve1", 1, now - 2000, 1.0), fast("pve1", 4, now + 1, 4.0)]);
+        w.write(&mut vec![fast("pve1", 3, now, 3.0), fast("pve1", 4, now + 1, 4.0)]);
+        assert_eq!(count(&w, "SELECT count(*) FROM fast_samples"), 4);
+        assert_eq!(count(&w, "SELECT count(DISTINCT seq) FROM fast_samples"), 4);
+        assert_eq!(w.stats.duplicates.load(Ordering::Relaxed), 3);
     }
 
     #[test]
@@ -557,7 +656,10 @@ mod tests {
         let (_dir, mut w, _live) = setup();
         let now = now_ms();
         let old = now - 2 * 3600 * 1000;
-        w.write(&mut vec![fast("pve1", 1, old, 1.0), fast("pve1", 2, now, 2.0)]);
+        w.write_and_settle(&mut vec![fast("pve1", 1, old, 1.0), fast("pve1", 2, now, 2.0)]);
+        // A stale sample still in fast_recent (the writer has not settled since) goes too.
+        w.write(&mut vec![fast("pve1", 3, old + 1, 1.0)]);
+        assert_eq!(count(&w, "SELECT count(*) FROM fast_recent"), 1);
         w.prune_now();
         assert_eq!(count(&w, "SELECT count(*) FROM fast_samples"), 1);
         assert_eq!(count(&w, "SELECT count(*) FROM latest"), 1, "latest is never pruned");

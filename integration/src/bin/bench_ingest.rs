@@ -6,6 +6,7 @@
 
 use std::time::{Duration, Instant};
 
+use integration::load::Publisher;
 use integration::{metric, proc_stats, Server};
 use rumqttc::{AsyncClient, MqttOptions, QoS};
 
@@ -13,10 +14,18 @@ struct Args {
     hosts: usize,
     rate: f64,
     seconds: u64,
+    client: Client,
+}
+
+/// The load generator: a lean hand-written MQTT publisher (the default), or rumqttc.
+#[derive(Clone, Copy)]
+enum Client {
+    Lean,
+    Rumqttc,
 }
 
 fn args() -> Args {
-    let mut a = Args { hosts: 500, rate: 20_000.0, seconds: 20 };
+    let mut a = Args { hosts: 500, rate: 20_000.0, seconds: 20, client: Client::Lean };
     let argv: Vec<String> = std::env::args().skip(1).collect();
     for pair in argv.chunks(2) {
         let value = pair.get(1).map(String::as_str).unwrap_or("");
@@ -24,7 +33,14 @@ fn args() -> Args {
             "--hosts" => a.hosts = value.parse().expect("--hosts N"),
             "--rate" => a.rate = value.parse().expect("--rate SAMPLES_PER_SECOND"),
             "--seconds" => a.seconds = value.parse().expect("--seconds N"),
-            other => panic!("unknown argument {other}; use --hosts N --rate N --seconds N"),
+            "--client" => {
+                a.client = match value {
+                    "lean" => Client::Lean,
+                    "rumqttc" => Client::Rumqttc,
+                    _ => panic!("--client lean|rumqttc"),
+                }
+            }
+            other => panic!("unknown argument {other}; use --hosts N --rate N --seconds N --client lean|rumqttc"),
         }
     }
     a
@@ -38,22 +54,58 @@ fn payload(host: &str, seq: u64) -> Vec<u8> {
     .into_bytes()
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    let a = args();
-    let server = Server::start_with_hosts(a.hosts, vec![]);
-    let tokens = server.tokens.clone();
-    println!(
-        "bench-ingest: {} hosts, target {} samples/s for {} s, server pid {}",
-        a.hosts,
-        a.rate,
-        a.seconds,
-        server.child.id()
-    );
+/// Every host publishes at an equal share of the rate, their phases spread evenly; one
+/// thread writes every due publish and drains PUBACKs every 100 ms. Returns how many were
+/// sent, after waiting (up to 10 s) for every PUBACK.
+fn publish_lean(server: &Server, a: &Args, deadline: Instant) -> anyhow::Result<u64> {
+    let mut clients = Vec::with_capacity(server.tokens.len());
+    for (host, token) in &server.tokens {
+        clients.push((Publisher::connect(server.mqtt, host, token)?, format!("pmon/v1/{host}/fast"), host.as_str()));
+    }
+    let period = Duration::from_secs_f64(a.hosts as f64 / a.rate);
+    let start = Instant::now();
+    let n = clients.len() as f64;
+    let mut next: Vec<Instant> = (0..clients.len()).map(|i| start + period.mul_f64(i as f64 / n)).collect();
+    let mut sent = 0u64;
+    let mut drained = start;
+    while Instant::now() < deadline {
+        let now = Instant::now();
+        for (i, (client, topic, host)) in clients.iter_mut().enumerate() {
+            while next[i] <= now {
+                sent += 1;
+                client.publish(topic, &payload(host, sent))?;
+                next[i] += period;
+            }
+        }
+        if now.duration_since(drained) >= Duration::from_millis(100) {
+            for (client, _, _) in &mut clients {
+                client.flush()?;
+            }
+            drained = now;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let patience = Instant::now() + Duration::from_secs(10);
+    loop {
+        let mut acked = 0;
+        for (client, _, _) in &mut clients {
+            client.flush()?;
+            acked += client.acked;
+        }
+        if acked >= sent || Instant::now() > patience {
+            println!("PUBACKs received: {acked} of {sent}");
+            return Ok(sent);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// rumqttc clients, a task each, as an agent would publish; costs the server about half a
+/// core of the two.
+async fn publish_rumqttc(server: &Server, a: &Args, deadline: Instant) -> anyhow::Result<u64> {
     let per_host = Duration::from_secs_f64(a.hosts as f64 / a.rate);
-    let deadline = Instant::now() + Duration::from_secs(a.seconds);
     let mut tasks = Vec::new();
-    for (host, token) in tokens {
+    for (host, token) in server.tokens.clone() {
         let mut options = MqttOptions::new(host.clone(), "127.0.0.1", server.mqtt.port());
         options.set_credentials(host.clone(), token).set_keep_alive(Duration::from_secs(30));
         let (client, mut eventloop) = AsyncClient::new(options, 1000);
@@ -78,13 +130,31 @@ async fn main() -> anyhow::Result<()> {
             seq
         }));
     }
-    let cpu_before = proc_stats(server.child.id()).cpu_seconds;
-    let started = Instant::now();
     let mut sent = 0;
     for t in tasks {
         sent += t.await?;
     }
-    let send_secs = started.elapsed().as_secs_f64() - 2.0;
+    Ok(sent)
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let a = args();
+    let server = Server::start_with_hosts(a.hosts, vec![]);
+    println!(
+        "bench-ingest: {} hosts, target {} samples/s for {} s, server pid {}",
+        a.hosts,
+        a.rate,
+        a.seconds,
+        server.child.id()
+    );
+    let deadline = Instant::now() + Duration::from_secs(a.seconds);
+    let cpu_before = proc_stats(server.child.id()).cpu_seconds;
+    let sent = match a.client {
+        Client::Lean => publish_lean(&server, &a, deadline)?,
+        Client::Rumqttc => publish_rumqttc(&server, &a, deadline).await?,
+    };
+    let send_secs = a.seconds as f64;
     // Wait until the recorder has stored everything (or stops making progress).
     let url = format!("http://{}/metrics", server.http);
     let mut last = 0.0;
@@ -108,6 +178,13 @@ async fn main() -> anyhow::Result<()> {
         }
         "> 5000 ms".into()
     };
+    let buckets: Vec<String> = ["0.025", "0.05", "0.1", "0.25", "0.5", "1"]
+        .iter()
+        .map(|le| {
+            let n = metric(&url, &format!("pmon_recorder_commit_lag_seconds_bucket{{le=\"{le}\"}}")).unwrap_or(0.0);
+            format!("<= {} ms: {:.2}%", (le.parse::<f64>().unwrap() * 1000.0) as u64, n / total * 100.0)
+        })
+        .collect();
     let samples: i64 = server.sql("SELECT count(*) FROM fast_samples");
     let db_bytes: u64 = ["monitor.db", "monitor.db-wal"]
         .iter()
@@ -117,6 +194,7 @@ async fn main() -> anyhow::Result<()> {
     println!("sent {sent} payloads in {send_secs:.1} s ({:.0}/s offered)", sent as f64 / send_secs);
     println!("stored {stored} ({:.0}/s), {} rows in fast_samples", stored as f64 / send_secs, samples);
     println!("publish→commit lag: p50 {}, p99 {}, max bucket {}", quantile(0.5), quantile(0.99), quantile(1.0));
+    println!("publish→commit lag, share committed within: {}", buckets.join(", "));
     println!(
         "server: {:.1} CPU-seconds while sending ({:.0}% of one core), peak RSS {} MiB",
         stats.cpu_seconds - cpu_before,
