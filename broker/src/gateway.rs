@@ -25,6 +25,7 @@ use wire::{HostId, Kind};
 
 use crate::acl::{self, Violation};
 use crate::auth::{CredentialTable, Identity};
+use crate::backlog::Backlog;
 use crate::codec::{CodecError, Framed};
 use crate::limit::{AttemptLimiter, Rate};
 use crate::router::{self, Router};
@@ -153,6 +154,10 @@ impl Gateway {
         &self.0.stats
     }
 
+    pub fn backlog(&self) -> &Backlog {
+        self.0.router.backlog()
+    }
+
     pub fn config(&self) -> &GatewayConfig {
         &self.0.config
     }
@@ -193,7 +198,7 @@ impl Gateway {
         let mut presence = self.0.presence.lock().await;
         for host in hosts {
             if !presence.sessions.contains_key(host.as_str()) {
-                publish_status(&mut presence.link, host, false).await;
+                publish_status(&mut presence.link, self.0.router.backlog(), host, false).await;
             }
         }
     }
@@ -319,6 +324,10 @@ impl Gateway {
                         break End::Violation(v, topic);
                     }
                     let last = matches!(packet, Packet::Disconnect(..));
+                    if let Packet::Publish(publish, _) = &packet {
+                        // Stop reading this socket while the recorder is far behind.
+                        self.0.router.backlog().admit(publish.topic.len() + publish.payload.len()).await;
+                    }
                     if link_tx.send(packet).await.is_err() {
                         break End::RouterGone;
                     }
@@ -408,7 +417,7 @@ impl Gateway {
             old.kick.notify_one();
         }
         if let Identity::Host(host) = who {
-            publish_status(&mut presence.link, host, true).await;
+            publish_status(&mut presence.link, self.0.router.backlog(), host, true).await;
         }
         (id, kick)
     }
@@ -419,7 +428,7 @@ impl Gateway {
         if presence.sessions.get(who.name()).is_some_and(|s| s.id == id) {
             presence.sessions.remove(who.name());
             if let Identity::Host(host) = who {
-                publish_status(&mut presence.link, host, false).await;
+                publish_status(&mut presence.link, self.0.router.backlog(), host, false).await;
             }
         }
     }
@@ -432,9 +441,10 @@ fn disconnect() -> Packet {
 
 /// Retained `online`/`offline` on the host's status topic. rumqttd's public API builds
 /// only QoS 0 publishes for local links; the recorder still receives them, retained.
-async fn publish_status(link: &mut LinkTx, host: &HostId, online: bool) {
+async fn publish_status(link: &mut LinkTx, backlog: &Backlog, host: &HostId, online: bool) {
     let payload = if online { wire::topic::ONLINE } else { wire::topic::OFFLINE };
     let publish = Publish::new(host.topic(Kind::Status), payload.to_owned(), true);
+    backlog.add(publish.topic.len() + publish.payload.len());
     if link.send(Packet::Publish(publish, None)).await.is_err() {
         warn!(host = %host, "router gone; presence not published");
     }

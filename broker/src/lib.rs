@@ -2,6 +2,8 @@
 //!
 //! # Layout
 //! - [`router`]: rumqttd's router on its own thread, and in-process links to it.
+//! - [`backlog`]: back-pressure from the recorder to publishers, so that rumqttd never
+//!   drops acked messages when the recorder falls behind.
 //! - [`auth`]: tokens (256 random bits, stored as SHA-256) and the credential table.
 //! - [`acl`]: what each identity may publish and subscribe to (pure functions).
 //! - [`codec`]: MQTT 3.1.1 / 5 detection and framing, on rumqttd's own codecs.
@@ -15,6 +17,7 @@
 
 pub mod acl;
 pub mod auth;
+pub mod backlog;
 pub mod codec;
 pub mod gateway;
 pub mod limit;

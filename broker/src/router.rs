@@ -5,6 +5,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use anyhow::Context;
+
+use crate::backlog::Backlog;
 use rumqttd::local::{LinkRx, LinkTx};
 use rumqttd::protocol::{Filter, Packet, QoS, RetainForwardRule, Subscribe};
 use rumqttd::{Config, Notification, RouterConfig};
@@ -24,6 +26,7 @@ pub struct Router {
     /// open rumqttd's own listeners without our gateway in front.
     broker: Arc<rumqttd::Broker>,
     next_link: Arc<AtomicU64>,
+    backlog: Arc<Backlog>,
 }
 
 impl Router {
@@ -41,7 +44,16 @@ impl Router {
             },
             ..Config::default()
         };
-        Router { broker: Arc::new(rumqttd::Broker::new(config)), next_link: Arc::new(AtomicU64::new(1)) }
+        Router {
+            broker: Arc::new(rumqttd::Broker::new(config)),
+            next_link: Arc::new(AtomicU64::new(1)),
+            backlog: Arc::default(),
+        }
+    }
+
+    /// What the recorder has yet to take of what was handed to the router.
+    pub fn backlog(&self) -> &Backlog {
+        &self.backlog
     }
 
     /// A new link. `name` is for logs; the router gets a unique client id

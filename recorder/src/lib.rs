@@ -21,7 +21,7 @@ pub mod view;
 pub mod writer;
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -54,6 +54,8 @@ pub struct Stats {
     /// The last retention pass: its duration, and its longest single chunk (an ingest pause).
     pub last_prune_ms: AtomicU64,
     pub last_prune_longest_chunk_us: AtomicU64,
+    /// Pages in the WAL at the checkpoint thread's last pass (see `db::open_writer`).
+    pub wal_pages: AtomicI64,
     /// Time from a payload's `ts_ms` (set by the agent when it sent the sample) to its
     /// commit, as a histogram: counts per bucket of [`LAG_BUCKETS_MS`], plus the overflow.
     lag: [AtomicU64; LAG_BUCKETS_MS.len() + 1],
@@ -142,9 +144,9 @@ impl Recorder {
         let checkpointer = std::thread::Builder::new()
             .name("recorder-checkpoint".into())
             .spawn({
-                let (path, stop) = (config.database.clone(), stop_checkpoints.clone());
+                let (path, stop, stats) = (config.database.clone(), stop_checkpoints.clone(), stats.clone());
                 move || {
-                    if let Err(e) = db::checkpoint(&path, &stop) {
+                    if let Err(e) = db::checkpoint(&path, &stop, &stats.wal_pages) {
                         warn!(error = format!("{e:#}"), "checkpoint thread stopped");
                     }
                 }
@@ -155,7 +157,8 @@ impl Recorder {
             .send(subscribe_qos1(&format!("{}/#", wire::PREFIX)))
             .await
             .map_err(|e| anyhow::anyhow!("subscribe failed: {e}"))?;
-        let subscription = tokio::spawn(subscribe(link_tx, link_rx, tx, stats.clone()));
+        router.backlog().attach();
+        let subscription = tokio::spawn(subscribe(link_tx, link_rx, tx, stats.clone(), router.clone()));
         Ok(Recorder { live, stats, subscription, writer, stop_checkpoints, checkpointer })
     }
 
@@ -179,7 +182,13 @@ const ROUND: usize = 512;
 /// items for the writer (waiting when it is full), then acks the whole round at once, so
 /// that the router keeps what is not yet queued and sees one event per round, not per
 /// message.
-async fn subscribe(mut link_tx: LinkTx, mut link_rx: LinkRx, tx: mpsc::Sender<ingest::Item>, stats: Arc<Stats>) {
+async fn subscribe(
+    mut link_tx: LinkTx,
+    mut link_rx: LinkRx,
+    tx: mpsc::Sender<ingest::Item>,
+    stats: Arc<Stats>,
+    router: Router,
+) {
     let mut acks = Vec::with_capacity(ROUND);
     loop {
         let first = match link_rx.next().await {
@@ -204,6 +213,7 @@ async fn subscribe(mut link_tx: LinkTx, mut link_rx: LinkRx, tx: mpsc::Sender<in
                 Notification::Forward(forward) => {
                     let publish = forward.publish;
                     stats.received.fetch_add(1, Ordering::Relaxed);
+                    router.backlog().taken(publish.topic.len() + publish.payload.len());
                     match ingest::parse(&publish.topic, &publish.payload, now_ms()) {
                         Ok(item) => {
                             if tx.send(item).await.is_err() {

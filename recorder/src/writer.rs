@@ -15,7 +15,7 @@ use wire::{Medium, Payload};
 
 use crate::ingest::Item;
 use crate::view::{self, Card, HostState};
-use crate::{now_ms, Stats};
+use crate::{db, now_ms, Stats};
 
 /// Most items in one transaction.
 const MAX_BATCH: usize = 5000;
@@ -103,16 +103,17 @@ impl Writer {
                         BATCH_WINDOW.saturating_sub(last_write)
                     }
                     Err(mpsc::error::TryRecvError::Disconnected) => break 'ingest,
-                    // Idle: wait for an item, waking each second to see whether retention
-                    // or a settle is due; then let the batch gather for BATCH_WINDOW.
+                    // Idle: wait for an item, waking to settle what is pending and each
+                    // second to see whether retention is due; then let the batch gather
+                    // for BATCH_WINDOW.
                     Err(mpsc::error::TryRecvError::Empty) => {
-                        match runtime.block_on(async { tokio::time::timeout(Duration::from_secs(1), rx.recv()).await })
-                        {
+                        let wait = if self.pending.is_empty() { Duration::from_secs(1) } else { SETTLE_EVERY };
+                        match runtime.block_on(async { tokio::time::timeout(wait, rx.recv()).await }) {
                             Ok(Some(item)) => batch.push(item),
                             Ok(None) => break 'ingest,
                             Err(_) => {
-                                if self.last_settle.elapsed() >= SETTLE_EVERY && !self.pending.is_empty() {
-                                    self.commit(&mut batch, true);
+                                if !self.pending.is_empty() {
+                                    self.write_and_settle(&mut batch);
                                 }
                                 continue;
                             }
@@ -176,6 +177,12 @@ impl Writer {
                 if settle {
                     self.pending = Pending::default();
                     self.last_settle = Instant::now();
+                    if self.stats.wal_pages.load(Ordering::Relaxed) > db::WRITER_CHECKPOINT_PAGES {
+                        self.stats.wal_pages.store(0, Ordering::Relaxed);
+                        if let Err(e) = db::checkpoint_now(&self.conn) {
+                            warn!(error = %e, "WAL checkpoint failed");
+                        }
+                    }
                 }
                 self.stats.stored.fetch_add(batch.len() as u64, Ordering::Relaxed);
                 self.stats.batches.fetch_add(1, Ordering::Relaxed);

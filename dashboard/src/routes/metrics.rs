@@ -45,6 +45,19 @@ pub async fn metrics(State(state): State<AppState>) -> Result<impl IntoResponse,
         &plain(g.sessions.load(Ordering::Relaxed).max(0) as u64),
     );
     metric("pmon_mqtt_accepted_total", "counter", "Accepted MQTT connections.", &plain(load(&g.accepted)));
+    let backlog = state.gateway.backlog();
+    metric(
+        "pmon_recorder_backlog_bytes",
+        "gauge",
+        "Bytes of published messages the recorder has not yet taken from the broker.",
+        &plain(backlog.bytes().max(0) as u64),
+    );
+    metric(
+        "pmon_mqtt_backpressure_waits_total",
+        "counter",
+        "Publishes held back (their client's socket not read) until the recorder caught up.",
+        &plain(backlog.waits()),
+    );
     metric(
         "pmon_mqtt_refused_total",
         "counter",

@@ -155,11 +155,12 @@ async fn main() -> anyhow::Result<()> {
         Client::Rumqttc => publish_rumqttc(&server, &a, deadline).await?,
     };
     let send_secs = a.seconds as f64;
-    // Wait until the recorder has stored everything (or stops making progress).
+    // Wait until the recorder has committed every sample (or stops making progress). The
+    // lag histogram counts samples only; `stored` also counts presence messages.
     let url = format!("http://{}/metrics", server.http);
     let mut last = 0.0;
     for _ in 0..60 {
-        let stored = metric(&url, "pmon_recorder_stored_total").unwrap_or(0.0);
+        let stored = metric(&url, "pmon_recorder_commit_lag_seconds_count").unwrap_or(0.0);
         if stored as u64 >= sent || (stored == last && stored > 0.0) {
             break;
         }
@@ -195,6 +196,10 @@ async fn main() -> anyhow::Result<()> {
     println!("stored {stored} ({:.0}/s), {} rows in fast_samples", stored as f64 / send_secs, samples);
     println!("publish→commit lag: p50 {}, p99 {}, max bucket {}", quantile(0.5), quantile(0.99), quantile(1.0));
     println!("publish→commit lag, share committed within: {}", buckets.join(", "));
+    println!(
+        "back-pressure: {} publishes held back until the recorder caught up",
+        metric(&url, "pmon_mqtt_backpressure_waits_total").unwrap_or(0.0)
+    );
     println!(
         "server: {:.1} CPU-seconds while sending ({:.0}% of one core), peak RSS {} MiB",
         stats.cpu_seconds - cpu_before,
