@@ -73,8 +73,12 @@ impl ServerConfig {
             (Some(_), _, _) => anyhow::bail!("MQTTS_PORT is set but TLS_CERT or TLS_KEY is not; set both to PEM files"),
         };
         let hours: u64 = parse("RETENTION_HOURS", 48)?;
-        if hours == 0 {
-            anyhow::bail!("RETENTION_HOURS must be at least 1");
+        let max = recorder::partitions::MAX_RETENTION_HOURS;
+        if !(1..=max).contains(&hours) {
+            anyhow::bail!(
+                "RETENTION_HOURS must be between 1 and {max} ({} days); longer history belongs in Prometheus (/metrics)",
+                max / 24
+            );
         }
         Ok(ServerConfig {
             database: database(),

@@ -71,6 +71,23 @@ fn serve_refuses_to_start_without_secrets_and_names_the_fix() {
 }
 
 #[test]
+fn serve_refuses_a_retention_it_cannot_keep() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(bin("proxmox-monitor"))
+        .arg("serve")
+        .env("DATABASE_PATH", dir.path().join("m.db"))
+        .env("SECRET_KEY_BASE", "x".repeat(64))
+        .env("DASHBOARD_PASSWORD_HASH", PASSWORD_HASH)
+        .env("RETENTION_HOURS", "1000")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("RETENTION_HOURS must be between 1 and 480"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
+}
+
+#[test]
 fn malformed_payloads_are_counted_and_dropped_and_the_server_carries_on() {
     let server = Server::start();
     let token = server.add_host("pve-junk");

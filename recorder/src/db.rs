@@ -4,13 +4,21 @@ use std::path::Path;
 use std::time::Duration;
 
 use anyhow::Context;
-use rusqlite::{Connection, OpenFlags};
+use rusqlite::{Connection, OpenFlags, Transaction};
+
+/// One migration: its SQL, then, where SQL alone cannot do it, a step in Rust, in the
+/// same transaction.
+struct Migration {
+    sql: &'static str,
+    then: Option<fn(&Transaction) -> rusqlite::Result<()>>,
+}
 
 /// Migrations in order; `PRAGMA user_version` counts those applied.
-const MIGRATIONS: &[&str] = &[
-    include_str!("migrations/001_initial.sql"),
-    include_str!("migrations/002_medium_series.sql"),
-    include_str!("migrations/003_fast_recent.sql"),
+const MIGRATIONS: &[Migration] = &[
+    Migration { sql: include_str!("migrations/001_initial.sql"), then: None },
+    Migration { sql: include_str!("migrations/002_medium_series.sql"), then: None },
+    Migration { sql: include_str!("migrations/003_fast_recent.sql"), then: None },
+    Migration { sql: include_str!("migrations/004_hour_partitions.sql"), then: Some(crate::partitions::adopt_legacy) },
 ];
 
 /// The schema version this binary expects.
@@ -110,13 +118,21 @@ pub fn migrate(conn: &mut Connection) -> anyhow::Result<usize> {
             MIGRATIONS.len()
         );
     }
-    for (i, sql) in MIGRATIONS.iter().enumerate().skip(current) {
+    migrate_to(conn, current, MIGRATIONS.len())?;
+    Ok(MIGRATIONS.len() - current)
+}
+
+fn migrate_to(conn: &mut Connection, from: usize, to: usize) -> anyhow::Result<()> {
+    for (i, migration) in MIGRATIONS.iter().enumerate().take(to).skip(from) {
         let tx = conn.transaction()?;
-        tx.execute_batch(sql).with_context(|| format!("migration {} failed", i + 1))?;
+        tx.execute_batch(migration.sql).with_context(|| format!("migration {} failed", i + 1))?;
+        if let Some(step) = migration.then {
+            step(&tx).with_context(|| format!("migration {} failed", i + 1))?;
+        }
         tx.pragma_update(None, "user_version", i + 1)?;
         tx.commit()?;
     }
-    Ok(MIGRATIONS.len() - current)
+    Ok(())
 }
 
 /// Opens the database and brings its schema up to date.
@@ -142,5 +158,33 @@ mod tests {
         conn.pragma_update(None, "user_version", SCHEMA_VERSION + 1).unwrap();
         let err = migrate(&mut conn).unwrap_err().to_string();
         assert!(err.contains("newer than this binary"), "{err}");
+    }
+
+    #[test]
+    fn migration_4_moves_samples_into_hour_tables() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut conn = open(&dir.path().join("m.db")).unwrap();
+        migrate_to(&mut conn, 0, 3).unwrap();
+        let hour = crate::partitions::HOUR_MS;
+        conn.execute_batch(&format!(
+            "INSERT INTO fast_history (host_id, ts_ms, seq, load1) VALUES ('a', {h5}, 1, 1.5), ('a', {h5} + 1, 2, 2.5), ('b', {h7}, 1, 0.5);
+             INSERT INTO fast_recent (host_id, ts_ms, seq) VALUES ('a', {h8}, 3);
+             INSERT INTO guest_samples (host_id, ts_ms, vmid, kind, status) VALUES ('a', {h5}, 100, 'vm', 'running');
+             INSERT INTO ingested (host_id, tier, boot_id, seq, ts_ms) VALUES ('a', 'medium', 'b', 1, {h5});",
+            h5 = 5 * hour,
+            h7 = 7 * hour,
+            h8 = 8 * hour,
+        ))
+        .unwrap();
+        migrate(&mut conn).unwrap();
+        let q = |sql: &str| conn.query_row(sql, [], |r| r.get::<_, f64>(0)).unwrap();
+        assert_eq!(q("SELECT count(*) FROM fast_samples"), 4.0);
+        assert_eq!(q("SELECT sum(load1) FROM fast_samples"), 4.5);
+        assert_eq!(q("SELECT count(*) FROM fast_h5"), 2.0);
+        assert_eq!(q("SELECT count(*) FROM guest_samples"), 1.0);
+        assert_eq!(q("SELECT count(*) FROM ingested_h5"), 1.0);
+        assert_eq!(q("SELECT count(*) FROM sample_hours"), 3.0, "hours 5, 7 and 8");
+        assert_eq!(q("SELECT rows FROM sample_hours WHERE hour = 5"), 3.0);
+        assert_eq!(q("SELECT count(*) FROM sqlite_schema WHERE name LIKE 'legacy_%'"), 0.0);
     }
 }

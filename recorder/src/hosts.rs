@@ -87,17 +87,9 @@ pub fn remove_host(conn: &mut Connection, name: &str) -> Result<(), RegistryErro
     if n == 0 {
         return Err(RegistryError::NotFound(name.to_owned()));
     }
-    let tables = [
-        "latest",
-        "ingested",
-        "fast_history",
-        "fast_recent",
-        "pool_samples",
-        "storage_samples",
-        "guest_samples",
-        "events",
-    ];
-    for table in tables {
+    let hours = crate::partitions::hours(&tx)?;
+    let tables = ["latest", "fast_recent", "events"].map(String::from).into_iter();
+    for table in tables.chain(hours.into_iter().flat_map(crate::partitions::tables)) {
         tx.execute(&format!("DELETE FROM {table} WHERE host_id = ?1"), [name])?;
     }
     bump_credentials(&tx)?;

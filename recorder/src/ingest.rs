@@ -29,6 +29,17 @@ impl Item {
         }
     }
 
+    /// The topic it came on, for log lines.
+    pub fn topic(&self) -> String {
+        let kind = match self {
+            Item::Status { .. } => Kind::Status,
+            Item::Fast(..) => Kind::Fast,
+            Item::Medium(..) => Kind::Medium,
+            Item::Slow(..) => Kind::Slow,
+        };
+        format!("{}/{}/{kind}", wire::PREFIX, self.host())
+    }
+
     pub fn host(&self) -> &str {
         match self {
             Item::Status { host, .. } => host.as_str(),
@@ -48,16 +59,20 @@ pub enum Reject {
     UnknownSchema,
     HostMismatch,
     Absurd,
+    /// Older than the retention window (from an agent's outage buffer, after a long
+    /// outage): its hour's tables are gone, or about to go.
+    Stale,
 }
 
 impl Reject {
-    pub const ALL: [Reject; 6] = [
+    pub const ALL: [Reject; 7] = [
         Reject::BadTopic,
         Reject::Oversized,
         Reject::BadJson,
         Reject::UnknownSchema,
         Reject::HostMismatch,
         Reject::Absurd,
+        Reject::Stale,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -68,6 +83,7 @@ impl Reject {
             Reject::UnknownSchema => "unknown_schema",
             Reject::HostMismatch => "host_mismatch",
             Reject::Absurd => "absurd_value",
+            Reject::Stale => "stale",
         }
     }
 }

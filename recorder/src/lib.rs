@@ -6,6 +6,7 @@
 //! - [`ingest`]: validation at the edge: a message becomes an [`ingest::Item`] or a
 //!   counted [`ingest::Reject`].
 //! - [`writer`]: the one thread that writes, fed by a bounded channel; retention.
+//! - [`partitions`]: the time series, one set of tables per hour, behind views.
 //! - [`status`]: the status rules (pure); [`changes`]: timeline events (pure).
 //! - [`view`]: host state and overview cards, shared by pages and live updates.
 //!
@@ -16,6 +17,7 @@ pub mod changes;
 pub mod db;
 pub mod hosts;
 pub mod ingest;
+pub mod partitions;
 pub mod status;
 pub mod view;
 pub mod writer;

@@ -3,7 +3,7 @@
 //! Batches form by themselves: everything queued while the last commit ran goes into the
 //! next transaction.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -13,7 +13,8 @@ use tokio::sync::{broadcast, mpsc};
 use tracing::{info, warn};
 use wire::{Medium, Payload};
 
-use crate::ingest::Item;
+use crate::ingest::{Item, Reject};
+use crate::partitions::{self, hour_of, Series, HOUR_MS};
 use crate::view::{self, Card, HostState};
 use crate::{db, now_ms, Stats};
 
@@ -21,10 +22,8 @@ use crate::{db, now_ms, Stats};
 const MAX_BATCH: usize = 5000;
 /// How long a batch may gather after its first item.
 const BATCH_WINDOW: Duration = Duration::from_millis(20);
-/// Rows deleted per retention statement: adapted so that each statement takes about
-/// PRUNE_PAUSE, which bounds the ingest pause whether the pages are cached or not.
-const PRUNE_CHUNK: (usize, usize, usize) = (50, 500, 10_000);
-const PRUNE_PAUSE: Duration = Duration::from_millis(40);
+/// Events deleted per retention statement: there are few (changes, not samples).
+const EVENT_PRUNE_CHUNK: i64 = 1000;
 /// How often retention runs.
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 /// How often the writer settles: moves fast samples from `fast_recent` into `fast_history`
@@ -47,6 +46,9 @@ pub struct Writer {
     /// What the next settle writes, and when the last one ran.
     pending: Pending,
     last_settle: Instant,
+    /// The hours whose tables exist and are attached (see partitions.rs); mirrors
+    /// `sample_hours`.
+    hours: BTreeSet<i64>,
 }
 
 impl Writer {
@@ -57,6 +59,9 @@ impl Writer {
         retention: Duration,
     ) -> rusqlite::Result<Writer> {
         let states = view::load_states(&conn)?.into_iter().map(|s| (s.host_id.clone(), s)).collect();
+        let hours = partitions::hours(&conn)?;
+        // Each series has its statements per hour: keep two hours' worth and the rest.
+        conn.set_prepared_statement_cache_capacity(64);
         Ok(Writer {
             conn,
             states,
@@ -65,6 +70,7 @@ impl Writer {
             retention_ms: retention.as_millis() as i64,
             pending: Pending::default(),
             last_settle: Instant::now(),
+            hours,
         })
     }
 
@@ -79,7 +85,7 @@ impl Writer {
         let mut last_write = Duration::ZERO;
         'ingest: loop {
             if pruning.is_none() && Instant::now() >= next_prune {
-                pruning = Some(Prune::new(now_ms() - self.retention_ms));
+                pruning = self.start_prune();
                 next_prune = Instant::now() + PRUNE_EVERY;
             }
             // While retention runs, each chunk alternates with whatever ingest is queued,
@@ -159,16 +165,22 @@ impl Writer {
         let started = Instant::now();
         let now = now_ms();
         let mut touched = Vec::new();
+        let kept_from = self.kept_from(now);
         let result = (|| -> rusqlite::Result<()> {
             let tx = self.conn.transaction()?;
             for item in batch.iter() {
-                if apply(&tx, &mut self.states, &mut self.pending, item, now, &self.stats)? {
+                if item.ts_ms().is_some_and(|ts| ts < kept_from) {
+                    self.stats.reject(Reject::Stale, item.topic().as_bytes());
+                    continue;
+                }
+                let mut store = Store { tx: &tx, hours: &mut self.hours, pending: &mut self.pending };
+                if apply(&mut store, &mut self.states, item, now, &self.stats)? {
                     touched.push(item.host().to_owned());
                 }
             }
             if settle {
                 self.pending.flush(&tx)?;
-                move_recent(&tx)?;
+                move_recent(&tx, &self.hours)?;
             }
             tx.commit()
         })();
@@ -201,6 +213,9 @@ impl Writer {
                 if let Ok(states) = view::load_states(&self.conn) {
                     self.states = states.into_iter().map(|s| (s.host_id.clone(), s)).collect();
                 }
+                if let Ok(hours) = partitions::hours(&self.conn) {
+                    self.hours = hours;
+                }
                 touched.clear();
             }
         }
@@ -217,68 +232,80 @@ impl Writer {
 
     /// Runs a whole retention pass at once (tests and benchmarks).
     pub fn prune_now(&mut self) {
-        let mut prune = Prune::new(now_ms() - self.retention_ms);
-        while !prune.step(&self.conn) {}
-        prune.report(&self.stats);
+        if let Some(mut prune) = self.start_prune() {
+            while !prune.step(&self.conn) {}
+            prune.report(&self.stats);
+        }
+    }
+
+    /// The oldest timestamp kept: the start of the oldest hour within the retention
+    /// window. Retention drops whole hours, so it keeps between RETENTION_HOURS and one
+    /// hour more.
+    fn kept_from(&self, now: i64) -> i64 {
+        hour_of(now - self.retention_ms) * HOUR_MS
+    }
+
+    /// Starts a retention pass: detaches the stale hours from the views at once (a short
+    /// transaction), then [`Prune`] drops their tables one per step.
+    fn start_prune(&mut self) -> Option<Prune> {
+        let started = Instant::now();
+        let first_kept = hour_of(self.kept_from(now_ms()));
+        let detached = (|| -> rusqlite::Result<(i64, Vec<String>)> {
+            let tx = self.conn.transaction()?;
+            let rows = partitions::detach_before(&tx, first_kept)?;
+            tx.commit()?;
+            Ok((rows, partitions::unattached_tables(&self.conn)?))
+        })();
+        match detached {
+            Ok((rows, tables)) => {
+                self.hours.retain(|h| *h >= first_kept);
+                // Cached statements of dropped tables would never run again.
+                self.conn.flush_prepared_statement_cache();
+                Some(Prune { tables, pruned: rows, started, longest: started.elapsed(), events_done: false })
+            }
+            Err(e) => {
+                warn!(error = %e, "retention failed to detach stale hours; trying again in an hour");
+                None
+            }
+        }
     }
 }
 
-/// Tables pruned by retention: (table, key columns, whether it is a sample table).
-/// `ingested` has no rowid: it is keyed by its primary key. Events keep 30 days.
-const PRUNED: [(&str, &str, bool); 7] = [
-    ("fast_history", "rowid", true),
-    ("fast_recent", "rowid", true),
-    ("pool_samples", "rowid", true),
-    ("storage_samples", "rowid", true),
-    ("guest_samples", "rowid", true),
-    ("ingested", "host_id, tier, boot_id, seq", false),
-    ("events", "rowid", false),
-];
-
-/// One retention pass in progress.
+/// One retention pass in progress: the stale hour tables to drop, one per step, then
+/// the events older than 30 days, a chunk per step. Dropping a table frees its pages
+/// without visiting its rows: an hour of 1,000 hosts takes milliseconds.
 struct Prune {
-    cutoff_ms: i64,
-    table: usize,
-    /// Rows per statement, adapted to the observed time per statement.
-    chunk: usize,
-    pruned: usize,
+    tables: Vec<String>,
+    events_done: bool,
+    /// Sample rows in the detached hours.
+    pruned: i64,
     started: Instant,
     longest: Duration,
 }
 
 impl Prune {
-    fn new(cutoff_ms: i64) -> Prune {
-        Prune { cutoff_ms, table: 0, chunk: PRUNE_CHUNK.1, pruned: 0, started: Instant::now(), longest: Duration::ZERO }
-    }
-
-    /// Deletes one chunk; returns true when the pass is done.
+    /// Drops one table or deletes one chunk of events; returns true when the pass is done.
     fn step(&mut self, conn: &Connection) -> bool {
-        let Some((table, key, is_sample)) = PRUNED.get(self.table) else { return true };
-        let cutoff = if *table == "events" { now_ms() - EVENT_RETENTION_MS } else { self.cutoff_ms };
-        let sql = format!("DELETE FROM {table} WHERE ({key}) IN (SELECT {key} FROM {table} WHERE ts_ms < ?1 LIMIT ?2)");
         let started = Instant::now();
-        let result = conn.prepare_cached(&sql).and_then(|mut s| s.execute(params![cutoff, self.chunk as i64]));
-        let took = started.elapsed();
-        self.longest = self.longest.max(took);
-        let (min, _, max) = PRUNE_CHUNK;
-        if took > PRUNE_PAUSE {
-            self.chunk = (self.chunk / 2).max(min);
-        } else if took < PRUNE_PAUSE / 3 {
-            self.chunk = (self.chunk * 2).min(max);
-        }
-        match result {
-            Ok(n) if n > 0 => {
-                if *is_sample {
-                    self.pruned += n;
+        if let Some(table) = self.tables.pop() {
+            if let Err(e) = conn.execute_batch(&format!("DROP TABLE IF EXISTS {table}")) {
+                warn!(error = %e, table, "retention failed to drop a stale table; trying again in an hour");
+            }
+        } else {
+            let cutoff = now_ms() - EVENT_RETENTION_MS;
+            match conn
+                .prepare_cached("DELETE FROM events WHERE id IN (SELECT id FROM events WHERE ts_ms < ?1 LIMIT ?2)")
+                .and_then(|mut s| s.execute(params![cutoff, EVENT_PRUNE_CHUNK]))
+            {
+                Ok(n) => self.events_done = (n as i64) < EVENT_PRUNE_CHUNK,
+                Err(e) => {
+                    warn!(error = %e, "retention failed on events; trying again in an hour");
+                    self.events_done = true;
                 }
             }
-            Ok(_) => self.table += 1,
-            Err(e) => {
-                warn!(error = %e, table, "retention failed on this table; trying the next");
-                self.table += 1;
-            }
         }
-        self.table >= PRUNED.len()
+        self.longest = self.longest.max(started.elapsed());
+        self.events_done
     }
 
     fn report(&self, stats: &Stats) {
@@ -293,6 +320,25 @@ impl Prune {
     }
 }
 
+/// What `apply` writes through: the batch's transaction, the attached hours (an hour's
+/// tables are created when its first sample arrives), and what the next settle writes.
+struct Store<'a, 't> {
+    tx: &'a Transaction<'t>,
+    hours: &'a mut BTreeSet<i64>,
+    pending: &'a mut Pending,
+}
+
+impl Store<'_, '_> {
+    /// The table of `series` for the hour of `ts_ms`, created if it is the hour's first.
+    fn table(&mut self, series: Series, ts_ms: i64) -> rusqlite::Result<String> {
+        let hour = hour_of(ts_ms);
+        if self.hours.insert(hour) {
+            partitions::create(self.tx, hour)?;
+        }
+        Ok(series.table(hour))
+    }
+}
+
 /// What the writer records once per host at each settle rather than per sample: the
 /// `latest` row of each tier and the host's last-seen time. Under load every batch holds
 /// samples of hundreds of hosts, and each of these rows would otherwise be rewritten in
@@ -304,6 +350,8 @@ struct Pending {
     latest: HashMap<(String, &'static str), (i64, i64, String)>,
     /// host → (when seen, agent version of its newest payload).
     seen: HashMap<String, (i64, String)>,
+    /// hour → sample rows stored in it since the last settle.
+    rows: HashMap<i64, i64>,
 }
 
 impl Pending {
@@ -314,8 +362,12 @@ impl Pending {
         self.seen.insert(p.host_id.clone(), (now, p.agent_version.clone()));
     }
 
+    fn count_rows(&mut self, ts_ms: i64, n: usize) {
+        *self.rows.entry(hour_of(ts_ms)).or_default() += n as i64;
+    }
+
     fn is_empty(&self) -> bool {
-        self.latest.is_empty() && self.seen.is_empty()
+        self.latest.is_empty() && self.seen.is_empty() && self.rows.is_empty()
     }
 
     fn flush(&self, tx: &Transaction) -> rusqlite::Result<()> {
@@ -336,6 +388,9 @@ impl Pending {
                 params![host, seen_ms, version],
             )?;
         }
+        for (hour, n) in &self.rows {
+            partitions::add_rows(tx, *hour, *n)?;
+        }
         Ok(())
     }
 }
@@ -343,19 +398,19 @@ impl Pending {
 /// Applies one item; returns whether the host's card may have changed. The writer's
 /// state cache mirrors the `latest` table, so "newer" is decided in memory.
 fn apply(
-    tx: &Transaction,
+    store: &mut Store,
     states: &mut HashMap<String, HostState>,
-    pending: &mut Pending,
     item: &Item,
     now: i64,
     stats: &Stats,
 ) -> rusqlite::Result<bool> {
+    let tx = store.tx;
     let Some(state) = states.get_mut(item.host()) else {
         // A removed host's last messages, or a race with `host add`: look once more.
         if tx.query_row("SELECT 1 FROM hosts WHERE host_id = ?1", [item.host()], |_| Ok(())).is_ok() {
             states
                 .insert(item.host().to_owned(), HostState { host_id: item.host().to_owned(), ..HostState::default() });
-            return apply(tx, states, pending, item, now, stats);
+            return apply(store, states, item, now, stats);
         }
         stats.unknown_host.fetch_add(1, Ordering::Relaxed);
         return Ok(false);
@@ -378,10 +433,12 @@ fn apply(
         }
         Item::Fast(p, raw) => {
             let f = &p.data;
-            // The unique key (host, ts_ms, seq) of both tables makes a replay a no-op: fast
-            // samples need no row in `ingested`. Looking in `fast_history` only reads.
+            // The key (host, ts_ms, seq) of `fast_recent` and of the hour table makes a
+            // replay a no-op: fast samples need no row in `ingested`. Looking in the hour
+            // table only reads.
+            let history = store.table(Series::Fast, p.ts_ms)?;
             let moved = tx
-                .prepare_cached("SELECT 1 FROM fast_history WHERE host_id = ?1 AND ts_ms = ?2 AND seq = ?3")?
+                .prepare_cached(&format!("SELECT 1 FROM {history} WHERE host_id = ?1 AND ts_ms = ?2 AND seq = ?3"))?
                 .exists(params![host, p.ts_ms, p.seq as i64])?;
             let stored = !moved
                 && exec(
@@ -410,7 +467,8 @@ fn apply(
                 return Ok(false);
             }
             let newer = state.fast.as_ref().is_none_or(|old| p.ts_ms >= old.ts_ms);
-            pending.note(p, "fast", raw, newer, now);
+            store.pending.count_rows(p.ts_ms, 1);
+            store.pending.note(p, "fast", raw, newer, now);
             seen(state, p, now);
             if newer {
                 if let Some(prev) = &state.fast {
@@ -424,13 +482,14 @@ fn apply(
             Ok(newer)
         }
         Item::Medium(p, raw) => {
-            if !first_time(tx, p, "medium")? {
+            if !first_time(store, p, "medium")? {
                 stats.duplicates.fetch_add(1, Ordering::Relaxed);
                 return Ok(false);
             }
-            medium_series(tx, p)?;
+            let rows = medium_series(store, p)?;
+            store.pending.count_rows(p.ts_ms, rows);
             let newer = state.medium.as_ref().is_none_or(|old| p.ts_ms >= old.ts_ms);
-            pending.note(p, "medium", raw, newer, now);
+            store.pending.note(p, "medium", raw, newer, now);
             seen(state, p, now);
             if newer {
                 let previous = state.medium.take().map(|m| m.data);
@@ -441,12 +500,12 @@ fn apply(
             Ok(newer)
         }
         Item::Slow(p, raw) => {
-            if !first_time(tx, p, "slow")? {
+            if !first_time(store, p, "slow")? {
                 stats.duplicates.fetch_add(1, Ordering::Relaxed);
                 return Ok(false);
             }
             let newer = state.slow.as_ref().is_none_or(|old| p.ts_ms >= old.ts_ms);
-            pending.note(p, "slow", raw, newer, now);
+            store.pending.note(p, "slow", raw, newer, now);
             seen(state, p, now);
             if newer {
                 state.slow = Some(p.clone());
@@ -462,31 +521,44 @@ fn exec(tx: &Transaction, sql: &str, params: impl rusqlite::Params) -> rusqlite:
     tx.prepare_cached(sql)?.execute(params)
 }
 
-/// Moves every fast sample from `fast_recent` into `fast_history`, sorted by host so that
-/// each host's index page is written once. No sample is in both (`apply` looks in
-/// history first); OR IGNORE only keeps a broken invariant from losing the batch.
-fn move_recent(tx: &Transaction) -> rusqlite::Result<()> {
-    const COLUMNS: &str =
-        "host_id, ts_ms, seq, load1, load5, load15, cpu_pct, iowait_pct, mem_total, mem_used, arc_bytes, swap_total, swap_used";
-    exec(
-        tx,
-        &format!("INSERT OR IGNORE INTO fast_history ({COLUMNS}) SELECT {COLUMNS} FROM fast_recent ORDER BY host_id, ts_ms, seq"),
-        [],
-    )?;
+/// Moves every fast sample from `fast_recent` into its hour table, sorted by host so that
+/// each host's page is written once. No sample is in both (`apply` looks in the hour
+/// table first); OR IGNORE only keeps a broken invariant from losing the batch. Samples of
+/// an hour that retention detached since they arrived are stale: they go.
+fn move_recent(tx: &Transaction, hours: &BTreeSet<i64>) -> rusqlite::Result<()> {
+    let columns = Series::Fast.columns();
+    let recent: Vec<i64> = tx
+        .prepare_cached("SELECT DISTINCT ts_ms / 3600000 FROM fast_recent")?
+        .query_map([], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    for hour in recent.into_iter().filter(|h| hours.contains(h)) {
+        exec(
+            tx,
+            &format!(
+                "INSERT OR IGNORE INTO {} ({columns}) SELECT {columns} FROM fast_recent
+                 WHERE ts_ms >= ?1 AND ts_ms < ?2 ORDER BY host_id, ts_ms, seq",
+                Series::Fast.table(hour)
+            ),
+            [hour * HOUR_MS, (hour + 1) * HOUR_MS],
+        )?;
+    }
     exec(tx, "DELETE FROM fast_recent", [])?;
     Ok(())
 }
 
-/// One row per pool, storage and guest, for the charts.
-fn medium_series(tx: &Transaction, p: &wire::MediumPayload) -> rusqlite::Result<()> {
+/// One row per pool, storage and guest, for the charts; returns how many.
+fn medium_series(store: &mut Store, p: &wire::MediumPayload) -> rusqlite::Result<usize> {
     let as_i64 = |v: Option<u64>| v.map(|v| v as i64);
-    let mut pool = tx.prepare_cached(
-        "INSERT INTO pool_samples (host_id, ts_ms, pool, state, cap_pct, frag_pct, alloc, size,
-             read_errors, write_errors, checksum_errors) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-    )?;
+    let mut rows = 0;
+    // OR IGNORE: a payload naming the same pool, storage or guest twice keeps the first.
+    let pools = store.table(Series::Pool, p.ts_ms)?;
+    let mut pool = store.tx.prepare_cached(&format!(
+        "INSERT OR IGNORE INTO {pools} (host_id, ts_ms, pool, state, cap_pct, frag_pct, alloc, size,
+             read_errors, write_errors, checksum_errors) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
+    ))?;
     for pl in p.data.pools.iter().flatten() {
         let sum = |f: fn(&wire::Vdev) -> u64| pl.vdevs.iter().map(f).sum::<u64>() as i64;
-        pool.execute(params![
+        rows += pool.execute(params![
             p.host_id,
             p.ts_ms,
             pl.name,
@@ -500,19 +572,21 @@ fn medium_series(tx: &Transaction, p: &wire::MediumPayload) -> rusqlite::Result<
             sum(|v| v.checksum_errors)
         ])?;
     }
-    let mut storage = tx.prepare_cached(
-        "INSERT INTO storage_samples (host_id, ts_ms, storage, used, total) VALUES (?1, ?2, ?3, ?4, ?5)",
-    )?;
+    let storages = store.table(Series::Storage, p.ts_ms)?;
+    let mut storage = store.tx.prepare_cached(&format!(
+        "INSERT OR IGNORE INTO {storages} (host_id, ts_ms, storage, used, total) VALUES (?1, ?2, ?3, ?4, ?5)"
+    ))?;
     for st in p.data.storages.iter().flatten() {
-        storage.execute(params![p.host_id, p.ts_ms, st.name, as_i64(st.used), as_i64(st.total)])?;
+        rows += storage.execute(params![p.host_id, p.ts_ms, st.name, as_i64(st.used), as_i64(st.total)])?;
     }
-    let mut guest = tx.prepare_cached(
-        "INSERT INTO guest_samples (host_id, ts_ms, vmid, kind, status, cpu, mem, maxmem)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-    )?;
-    for (kind, guests) in [("vm", &p.data.vms), ("ct", &p.data.cts)] {
-        for g in guests.iter().flatten() {
-            guest.execute(params![
+    let guests = store.table(Series::Guest, p.ts_ms)?;
+    let mut guest = store.tx.prepare_cached(&format!(
+        "INSERT OR IGNORE INTO {guests} (host_id, ts_ms, vmid, kind, status, cpu, mem, maxmem)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
+    ))?;
+    for (kind, list) in [("vm", &p.data.vms), ("ct", &p.data.cts)] {
+        for g in list.iter().flatten() {
+            rows += guest.execute(params![
                 p.host_id,
                 p.ts_ms,
                 g.vmid,
@@ -524,15 +598,16 @@ fn medium_series(tx: &Transaction, p: &wire::MediumPayload) -> rusqlite::Result<
             ])?;
         }
     }
-    Ok(())
+    Ok(rows)
 }
 
 /// Records (host, tier, boot, seq); false if it was stored before (a replay).
-fn first_time<T>(tx: &Transaction, p: &Payload<T>, tier: &str) -> rusqlite::Result<bool> {
+fn first_time<T>(store: &mut Store, p: &Payload<T>, tier: &str) -> rusqlite::Result<bool> {
+    let ingested = store.table(Series::Ingested, p.ts_ms)?;
     let n = exec(
-        tx,
-        "INSERT OR IGNORE INTO ingested (host_id, tier, boot_id, seq, ts_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
-        params![p.host_id, tier, p.boot_id, p.seq as i64, p.ts_ms],
+        store.tx,
+        &format!("INSERT OR IGNORE INTO {ingested} (host_id, tier, boot_id, seq) VALUES (?1, ?2, ?3, ?4)"),
+        params![p.host_id, tier, p.boot_id, p.seq as i64],
     )?;
     Ok(n == 1)
 }
@@ -619,7 +694,7 @@ mod tests {
         assert_eq!(count(&w, "SELECT count(*) FROM fast_recent"), 2);
         w.write_and_settle(&mut vec![fast("pve1", 3, now, 3.0)]);
         assert_eq!(count(&w, "SELECT count(*) FROM fast_recent"), 0);
-        assert_eq!(count(&w, "SELECT count(*) FROM fast_history"), 3);
+        assert_eq!(count(&w, "SELECT count(*) FROM fast_samples"), 3);
         // Replays of moved samples, and of one in each table, are stored once.
         w.write(&mut vec![fast("pve1", 1, now - 2000, 1.0), fast("pve1", 4, now + 1, 4.0)]);
         w.write(&mut vec![fast("pve1", 3, now, 3.0), fast("pve1", 4, now + 1, 4.0)]);
@@ -659,16 +734,50 @@ mod tests {
     }
 
     #[test]
-    fn retention_prunes_only_stale_rows() {
+    fn retention_drops_stale_hours_and_refuses_stale_samples() {
         let (_dir, mut w, _live) = setup();
         let now = now_ms();
-        let old = now - 2 * 3600 * 1000;
+        let old = now - 3 * HOUR_MS;
+        w.retention_ms = 4 * HOUR_MS;
         w.write_and_settle(&mut vec![fast("pve1", 1, old, 1.0), fast("pve1", 2, now, 2.0)]);
-        // A stale sample still in fast_recent (the writer has not settled since) goes too.
+        // A sample of the stale hour still in fast_recent (the writer has not settled since).
         w.write(&mut vec![fast("pve1", 3, old + 1, 1.0)]);
         assert_eq!(count(&w, "SELECT count(*) FROM fast_recent"), 1);
+        let stale_table = Series::Fast.table(hour_of(old));
+        assert_eq!(count(&w, &format!("SELECT count(*) FROM {stale_table}")), 1);
+
+        w.retention_ms = HOUR_MS;
         w.prune_now();
+        w.write_and_settle(&mut vec![]);
         assert_eq!(count(&w, "SELECT count(*) FROM fast_samples"), 1);
         assert_eq!(count(&w, "SELECT count(*) FROM latest"), 1, "latest is never pruned");
+        let exists = format!("SELECT count(*) FROM sqlite_schema WHERE name = '{stale_table}'");
+        assert_eq!(count(&w, &exists), 0, "the stale hour's tables are dropped");
+        assert_eq!(count(&w, "SELECT count(*) FROM sample_hours"), 1);
+
+        // A replay from before the window is refused, not stored in a new stale hour.
+        w.write_and_settle(&mut vec![fast("pve1", 4, old + 2, 1.0)]);
+        assert_eq!(count(&w, "SELECT count(*) FROM fast_samples"), 1);
+        assert_eq!(count(&w, &exists), 0);
+        let stale = w.stats.rejected().into_iter().find(|(r, _)| *r == Reject::Stale).unwrap().1;
+        assert_eq!(stale, 1);
+    }
+
+    #[test]
+    fn samples_go_into_the_table_of_their_hour() {
+        let (_dir, mut w, _live) = setup();
+        let hour = hour_of(now_ms());
+        let (a, b) = ((hour - 1) * HOUR_MS + 5, hour * HOUR_MS + 5);
+        w.write_and_settle(&mut vec![fast("pve1", 1, a, 1.0), fast("pve1", 2, b, 2.0), fast("pve1", 3, b + 1, 3.0)]);
+        assert_eq!(count(&w, &format!("SELECT count(*) FROM {}", Series::Fast.table(hour - 1))), 1);
+        assert_eq!(count(&w, &format!("SELECT count(*) FROM {}", Series::Fast.table(hour))), 2);
+        assert_eq!(count(&w, &format!("SELECT rows FROM sample_hours WHERE hour = {hour}")), 2);
+        // The hour's tables are created once: a restart finds them.
+        let stats = Arc::new(Stats::default());
+        let conn = crate::db::open(&_dir.path().join("w.db")).unwrap();
+        let mut again = Writer::new(conn, w.live.clone(), stats, Duration::from_secs(3600)).unwrap();
+        again.write_and_settle(&mut vec![fast("pve1", 4, b + 2, 4.0), fast("pve1", 2, b, 2.0)]);
+        assert_eq!(count(&again, "SELECT count(*) FROM fast_samples"), 4);
+        assert_eq!(again.stats.duplicates.load(Ordering::Relaxed), 1);
     }
 }

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use recorder::ingest::{parse, Item};
+use recorder::partitions::{self, hour_of, Series, HOUR_MS};
 use recorder::writer::Writer;
 use recorder::{now_ms, Stats};
 use wire::{Guest, Medium, Payload, Pool, Scan, Storage, Vdev, SCHEMA_VERSION};
@@ -201,41 +202,53 @@ fn retention() {
     // 3. Retention: 49 h of 1,000 hosts at the default intervals, filled in SQL: fast
     //    samples every 30 s, and every 5 min 2 pools, 4 storages and 15 guests.
     let (mut b, _names) = Bench::new(1000);
-    let conn = rusqlite::Connection::open(&b.path).unwrap();
+    let mut conn = rusqlite::Connection::open(&b.path).unwrap();
     conn.busy_timeout(Duration::from_secs(30)).unwrap();
-    let now = now_ms();
     let t = Instant::now();
-    conn.execute_batch("BEGIN").unwrap();
-    conn.execute(
-        "WITH RECURSIVE t(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM t WHERE i < 5879)
-         INSERT INTO fast_history (host_id, ts_ms, seq, load1, load5, load15, cpu_pct, mem_total, mem_used)
-         SELECT h.host_id, ?1 - t.i * 30000, t.i + 1, 0.4, 0.3, 0.3, 7.5, 67350102016, 26536796160 FROM hosts h, t",
-        [now],
-    )
-    .unwrap();
-    for (table, columns, values, per) in [
-        (
-            "pool_samples",
-            "pool, state, cap_pct, frag_pct, read_errors, write_errors, checksum_errors",
-            "'rpool', 'ONLINE', 50.0, 12.0, 0, 0, 0",
-            2,
-        ),
-        ("storage_samples", "storage, used, total", "'local', 1000, 2000", 4),
-        ("guest_samples", "vmid, kind, status, cpu, mem, maxmem", "100 + k.j, 'vm', 'running', 0.05, 1, 2", 15),
-    ] {
-        conn.execute(
-            &format!(
-                "WITH RECURSIVE t(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM t WHERE i < 587),
-                               k(j) AS (SELECT 0 UNION ALL SELECT j + 1 FROM k WHERE j < {})
-                 INSERT INTO {table} (host_id, ts_ms, {columns})
-                 SELECT h.host_id, ?1 - t.i * 300000, {values} FROM hosts h, t, k",
-                per - 1
+    let current = hour_of(now_ms());
+    let tx = conn.transaction().unwrap();
+    // The 49 whole hours before the current one: the oldest is stale.
+    for hour in current - 49..current {
+        partitions::create(&tx, hour).unwrap();
+        let mut rows = tx
+            .execute(
+                &format!(
+                    "WITH RECURSIVE t(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM t WHERE i < 119)
+                     INSERT INTO {} (host_id, ts_ms, seq, load1, load5, load15, cpu_pct, mem_total, mem_used)
+                     SELECT h.host_id, ?1 + t.i * 30000, ?2 + t.i, 0.4, 0.3, 0.3, 7.5, 67350102016, 26536796160
+                     FROM hosts h, t",
+                    Series::Fast.table(hour)
+                ),
+                [hour * HOUR_MS, hour * 120 + 1],
+            )
+            .unwrap();
+        for (series, columns, values, per) in [
+            (
+                Series::Pool,
+                "pool, state, cap_pct, frag_pct, read_errors, write_errors, checksum_errors",
+                "'pool' || k.j, 'ONLINE', 50.0, 12.0, 0, 0, 0",
+                2,
             ),
-            [now],
-        )
-        .unwrap();
+            (Series::Storage, "storage, used, total", "'local' || k.j, 1000, 2000", 4),
+            (Series::Guest, "vmid, kind, status, cpu, mem, maxmem", "100 + k.j, 'vm', 'running', 0.05, 1, 2", 15),
+        ] {
+            rows += tx
+                .execute(
+                    &format!(
+                        "WITH RECURSIVE t(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM t WHERE i < 11),
+                                       k(j) AS (SELECT 0 UNION ALL SELECT j + 1 FROM k WHERE j < {})
+                         INSERT INTO {} (host_id, ts_ms, {columns})
+                         SELECT h.host_id, ?1 + t.i * 300000, {values} FROM hosts h, t, k",
+                        per - 1,
+                        series.table(hour)
+                    ),
+                    [hour * HOUR_MS],
+                )
+                .unwrap();
+        }
+        partitions::add_rows(&tx, hour, rows as i64).unwrap();
     }
-    conn.execute_batch("COMMIT").unwrap();
+    tx.commit().unwrap();
     // The fill is one 18-million-row transaction, a WAL of gigabytes that ingest never
     // makes: copy it into the database first, as the checkpoint thread long since would
     // have in a server that collected these 49 hours, and let the kernel write the
