@@ -8,8 +8,8 @@
 //! Readers never name an hour table: the views `fast_samples`, `pool_samples`,
 //! `storage_samples` and `guest_samples` are the union of every attached hour (and, for
 //! fast samples, of `fast_recent`), rebuilt here whenever an hour is added or detached.
-//! Every hour table has no rowid and one key, host first: a host's samples of an hour are
-//! contiguous for charts, and the key makes a replay a no-op.
+//! Every hour table has one key, host first: it finds a host's samples of an hour for
+//! charts, and makes a replay a no-op.
 
 use std::collections::BTreeSet;
 
@@ -45,6 +45,9 @@ struct Shape {
     view: Option<&'static str>,
     columns: &'static [(&'static str, &'static str)],
     key: &'static str,
+    /// A rowid table with a unique index on `key`, rather than a table without rowid
+    /// keyed by it.
+    rowid: bool,
 }
 
 const NUM: &str = "REAL";
@@ -74,7 +77,18 @@ impl Series {
     fn shape(self) -> Shape {
         match self {
             Series::Fast => {
-                Shape { prefix: "fast", view: Some("fast_samples"), columns: FAST_COLUMNS, key: "host_id, ts_ms, seq" }
+                // Fast samples arrive by the thousand per second. A rowid table appends
+                // them, and its narrow key index takes an entry each; keyed host first
+                // without a rowid, a settle split a page of wide rows per host every 35
+                // samples or so, and the writer committed 47-50,000 samples/s instead of
+                // 70-77,000 (bench_writer, docs/PERFORMANCE.md).
+                Shape {
+                    prefix: "fast",
+                    view: Some("fast_samples"),
+                    columns: FAST_COLUMNS,
+                    key: "host_id, ts_ms, seq",
+                    rowid: true,
+                }
             }
             Series::Pool => Shape {
                 prefix: "pool",
@@ -93,6 +107,7 @@ impl Series {
                     ("checksum_errors", "INTEGER NOT NULL"),
                 ],
                 key: "host_id, ts_ms, pool",
+                rowid: false,
             },
             Series::Storage => Shape {
                 prefix: "storage",
@@ -105,6 +120,7 @@ impl Series {
                     ("total", INT),
                 ],
                 key: "host_id, ts_ms, storage",
+                rowid: false,
             },
             Series::Guest => Shape {
                 prefix: "guest",
@@ -120,6 +136,7 @@ impl Series {
                     ("maxmem", INT),
                 ],
                 key: "host_id, ts_ms, vmid, kind",
+                rowid: false,
             },
             Series::Ingested => Shape {
                 prefix: "ingested",
@@ -131,6 +148,7 @@ impl Series {
                     ("seq", "INTEGER NOT NULL"),
                 ],
                 key: "host_id, tier, boot_id, seq",
+                rowid: false,
             },
         }
     }
@@ -166,12 +184,15 @@ fn create_tables(tx: &Transaction, hour: i64) -> rusqlite::Result<()> {
     for series in Series::ALL {
         let shape = series.shape();
         let columns: Vec<String> = shape.columns.iter().map(|(name, ty)| format!("{name} {ty}")).collect();
-        tx.execute_batch(&format!(
-            "CREATE TABLE IF NOT EXISTS {} ({}, PRIMARY KEY ({})) STRICT, WITHOUT ROWID",
-            series.table(hour),
-            columns.join(", "),
-            shape.key
-        ))?;
+        let (table, columns, key) = (series.table(hour), columns.join(", "), shape.key);
+        tx.execute_batch(&if shape.rowid {
+            format!(
+                "CREATE TABLE IF NOT EXISTS {table} ({columns}) STRICT;
+                 CREATE UNIQUE INDEX IF NOT EXISTS {table}_key ON {table} ({key})"
+            )
+        } else {
+            format!("CREATE TABLE IF NOT EXISTS {table} ({columns}, PRIMARY KEY ({key})) STRICT, WITHOUT ROWID")
+        })?;
     }
     tx.execute("INSERT OR IGNORE INTO sample_hours (hour, rows) VALUES (?1, 0)", [hour])?;
     Ok(())
@@ -184,7 +205,7 @@ pub fn add_rows(tx: &Transaction, hour: i64, n: i64) -> rusqlite::Result<()> {
 }
 
 /// Detaches every hour before `hour` from the views and the catalog; returns how many
-/// sample rows they held. Their tables stay until [`unattached_tables`] finds them.
+/// sample rows they held. Their tables stay until [`stale_tables`] finds them.
 pub fn detach_before(tx: &Transaction, hour: i64) -> rusqlite::Result<i64> {
     let rows: i64 =
         tx.query_row("SELECT coalesce(sum(rows), 0) FROM sample_hours WHERE hour < ?1", [hour], |r| r.get(0))?;
@@ -194,9 +215,9 @@ pub fn detach_before(tx: &Transaction, hour: i64) -> rusqlite::Result<i64> {
     Ok(rows)
 }
 
-/// Hour tables of no attached hour: those just detached, and any a crash left behind
-/// between detaching and dropping.
-pub fn unattached_tables(conn: &Connection) -> rusqlite::Result<Vec<String>> {
+/// Hour tables of hours before `first_kept` or of no attached hour: those to drop, and
+/// any a crash left behind between detaching and dropping.
+pub fn stale_tables(conn: &Connection, first_kept: i64) -> rusqlite::Result<Vec<String>> {
     let attached = hours(conn)?;
     let names: Vec<String> = conn
         .prepare("SELECT name FROM sqlite_schema WHERE type = 'table' AND name GLOB '*_h[0-9]*'")?
@@ -207,7 +228,7 @@ pub fn unattached_tables(conn: &Connection) -> rusqlite::Result<Vec<String>> {
         .filter(|name| {
             let Some((prefix, hour)) = name.rsplit_once("_h") else { return false };
             let Ok(hour) = hour.parse::<i64>() else { return false };
-            Series::ALL.iter().any(|s| s.shape().prefix == prefix) && !attached.contains(&hour)
+            Series::ALL.iter().any(|s| s.shape().prefix == prefix) && (hour < first_kept || !attached.contains(&hour))
         })
         .collect())
 }
@@ -308,7 +329,7 @@ mod tests {
     }
 
     #[test]
-    fn views_follow_attached_hours_and_detached_tables_are_found() {
+    fn views_follow_attached_hours_and_stale_tables_are_found() {
         let dir = tempfile::tempdir().unwrap();
         let mut conn = crate::db::open_and_migrate(&dir.path().join("p.db")).unwrap();
         let count = |conn: &Connection| conn.query_row("SELECT count(*) FROM pool_samples", [], |r| r.get::<_, i64>(0));
@@ -329,14 +350,15 @@ mod tests {
         }
         tx.commit().unwrap();
         assert_eq!(count(&conn).unwrap(), 3);
-        assert!(unattached_tables(&conn).unwrap().is_empty());
+        assert!(stale_tables(&conn, 10).unwrap().is_empty());
+        assert_eq!(stale_tables(&conn, 11).unwrap().len(), Series::ALL.len());
 
         let tx = conn.transaction().unwrap();
         assert_eq!(detach_before(&tx, 12).unwrap(), 2);
         tx.commit().unwrap();
         assert_eq!(count(&conn).unwrap(), 1);
         assert_eq!(hours(&conn).unwrap(), BTreeSet::from([12]));
-        let mut stale = unattached_tables(&conn).unwrap();
+        let mut stale = stale_tables(&conn, 0).unwrap();
         stale.sort();
         let mut expected: Vec<String> = tables(10).chain(tables(11)).collect();
         expected.sort();

@@ -85,13 +85,13 @@ impl Writer {
         let mut last_write = Duration::ZERO;
         'ingest: loop {
             if pruning.is_none() && Instant::now() >= next_prune {
-                pruning = self.start_prune();
+                pruning = Some(self.start_prune());
                 next_prune = Instant::now() + PRUNE_EVERY;
             }
             // While retention runs, each chunk alternates with whatever ingest is queued,
             // without waiting for a batch window.
             let window = if let Some(prune) = &mut pruning {
-                if prune.step(&self.conn) {
+                if self.prune_step(prune) {
                     prune.report(&self.stats);
                     pruning = None;
                 }
@@ -232,10 +232,9 @@ impl Writer {
 
     /// Runs a whole retention pass at once (tests and benchmarks).
     pub fn prune_now(&mut self) {
-        if let Some(mut prune) = self.start_prune() {
-            while !prune.step(&self.conn) {}
-            prune.report(&self.stats);
-        }
+        let mut prune = self.start_prune();
+        while !self.prune_step(&mut prune) {}
+        prune.report(&self.stats);
     }
 
     /// The oldest timestamp kept: the start of the oldest hour within the retention
@@ -245,69 +244,106 @@ impl Writer {
         hour_of(now - self.retention_ms) * HOUR_MS
     }
 
-    /// Starts a retention pass: detaches the stale hours from the views at once (a short
-    /// transaction), then [`Prune`] drops their tables one per step.
-    fn start_prune(&mut self) -> Option<Prune> {
-        let started = Instant::now();
+    /// Starts a retention pass (see [`Prune`]).
+    fn start_prune(&self) -> Prune {
         let first_kept = hour_of(self.kept_from(now_ms()));
-        let detached = (|| -> rusqlite::Result<(i64, Vec<String>)> {
-            let tx = self.conn.transaction()?;
-            let rows = partitions::detach_before(&tx, first_kept)?;
-            tx.commit()?;
-            Ok((rows, partitions::unattached_tables(&self.conn)?))
-        })();
-        match detached {
-            Ok((rows, tables)) => {
-                self.hours.retain(|h| *h >= first_kept);
-                // Cached statements of dropped tables would never run again.
-                self.conn.flush_prepared_statement_cache();
-                Some(Prune { tables, pruned: rows, started, longest: started.elapsed(), events_done: false })
-            }
-            Err(e) => {
-                warn!(error = %e, "retention failed to detach stale hours; trying again in an hour");
-                None
+        let prefetch = self.conn.path().map(|path| prefetch(path.into(), first_kept));
+        Prune {
+            first_kept,
+            stage: Stage::Prefetch(prefetch),
+            pruned: 0,
+            started: Instant::now(),
+            longest: Duration::ZERO,
+        }
+    }
+
+    /// Runs one step of a retention pass; returns true when it is done.
+    fn prune_step(&mut self, prune: &mut Prune) -> bool {
+        if let Stage::Prefetch(Some(reading)) = &prune.stage {
+            if !reading.is_finished() {
+                // Ingest goes on meanwhile; this only keeps the loop from spinning.
+                std::thread::sleep(Duration::from_millis(5));
+                return false;
             }
         }
+        let started = Instant::now();
+        prune.stage = match std::mem::replace(&mut prune.stage, Stage::Done) {
+            Stage::Prefetch(_) => match self.detach(prune.first_kept) {
+                Ok((rows, tables)) => {
+                    prune.pruned = rows;
+                    Stage::Drop(tables)
+                }
+                Err(e) => {
+                    warn!(error = %e, "retention failed to detach stale hours; trying again in an hour");
+                    Stage::Events
+                }
+            },
+            Stage::Drop(mut tables) => match tables.pop() {
+                Some(table) => {
+                    if let Err(e) = self.conn.execute_batch(&format!("DROP TABLE IF EXISTS {table}")) {
+                        warn!(error = %e, table, "retention failed to drop a stale table; trying again in an hour");
+                    }
+                    Stage::Drop(tables)
+                }
+                None => Stage::Events,
+            },
+            Stage::Events => {
+                let cutoff = now_ms() - EVENT_RETENTION_MS;
+                match self
+                    .conn
+                    .prepare_cached("DELETE FROM events WHERE id IN (SELECT id FROM events WHERE ts_ms < ?1 LIMIT ?2)")
+                    .and_then(|mut s| s.execute(params![cutoff, EVENT_PRUNE_CHUNK]))
+                {
+                    Ok(n) if n as i64 == EVENT_PRUNE_CHUNK => Stage::Events,
+                    Ok(_) => Stage::Done,
+                    Err(e) => {
+                        warn!(error = %e, "retention failed on events; trying again in an hour");
+                        Stage::Done
+                    }
+                }
+            }
+            Stage::Done => Stage::Done,
+        };
+        prune.longest = prune.longest.max(started.elapsed());
+        matches!(prune.stage, Stage::Done)
+    }
+
+    /// Detaches the hours before `first_kept` from the views (a short transaction);
+    /// returns the sample rows they held and the tables to drop.
+    fn detach(&mut self, first_kept: i64) -> rusqlite::Result<(i64, Vec<String>)> {
+        let tx = self.conn.transaction()?;
+        let rows = partitions::detach_before(&tx, first_kept)?;
+        tx.commit()?;
+        self.hours.retain(|h| *h >= first_kept);
+        // Cached statements of the tables about to go would never run again.
+        self.conn.flush_prepared_statement_cache();
+        Ok((rows, partitions::stale_tables(&self.conn, first_kept)?))
     }
 }
 
-/// One retention pass in progress: the stale hour tables to drop, one per step, then
-/// the events older than 30 days, a chunk per step. Dropping a table frees its pages
-/// without visiting its rows: an hour of 1,000 hosts takes milliseconds.
+/// One retention pass in progress. Stale hours are dropped whole: dropping a table frees
+/// its pages without visiting its rows (an hour of 1,000 hosts takes milliseconds). Each
+/// stage runs between ingest batches, one step at a time.
 struct Prune {
-    tables: Vec<String>,
-    events_done: bool,
+    first_kept: i64,
+    stage: Stage,
     /// Sample rows in the detached hours.
     pruned: i64,
     started: Instant,
     longest: Duration,
 }
 
-impl Prune {
-    /// Drops one table or deletes one chunk of events; returns true when the pass is done.
-    fn step(&mut self, conn: &Connection) -> bool {
-        let started = Instant::now();
-        if let Some(table) = self.tables.pop() {
-            if let Err(e) = conn.execute_batch(&format!("DROP TABLE IF EXISTS {table}")) {
-                warn!(error = %e, table, "retention failed to drop a stale table; trying again in an hour");
-            }
-        } else {
-            let cutoff = now_ms() - EVENT_RETENTION_MS;
-            match conn
-                .prepare_cached("DELETE FROM events WHERE id IN (SELECT id FROM events WHERE ts_ms < ?1 LIMIT ?2)")
-                .and_then(|mut s| s.execute(params![cutoff, EVENT_PRUNE_CHUNK]))
-            {
-                Ok(n) => self.events_done = (n as i64) < EVENT_PRUNE_CHUNK,
-                Err(e) => {
-                    warn!(error = %e, "retention failed on events; trying again in an hour");
-                    self.events_done = true;
-                }
-            }
-        }
-        self.longest = self.longest.max(started.elapsed());
-        self.events_done
-    }
+enum Stage {
+    /// Waiting for [`prefetch`]; then detach the stale hours.
+    Prefetch(Option<std::thread::JoinHandle<()>>),
+    /// Drop these tables, one per step.
+    Drop(Vec<String>),
+    /// Delete events older than 30 days, a chunk per step.
+    Events,
+    Done,
+}
 
+impl Prune {
     fn report(&self, stats: &Stats) {
         let ms = self.started.elapsed().as_millis() as u64;
         stats.last_prune_ms.store(ms, Ordering::Relaxed);
@@ -318,6 +354,33 @@ impl Prune {
             self.longest.as_millis()
         );
     }
+}
+
+/// Reads, on another thread, every page that retention is about to touch: the schema and
+/// the catalog, which it rewrites, and the stale tables with their indexes, which it
+/// drops (dropping reads each page). Hours written two days ago may have left the OS page
+/// cache, and reading them from disk on the writer's thread paused ingest for 80-370 ms
+/// per statement (bench_writer, the database file dropped from the page cache). A
+/// failure here only costs that time.
+fn prefetch(path: std::path::PathBuf, first_kept: i64) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        let Ok(conn) = db::open_read(&path) else { return };
+        let tables = partitions::stale_tables(&conn, first_kept).unwrap_or_default();
+        // Each b-tree by name: dbstat reads only the one its `name` constraint names.
+        let indexes = |table: &str| -> Vec<String> {
+            conn.prepare("SELECT name FROM sqlite_schema WHERE type = 'index' AND tbl_name = ?1")
+                .and_then(|mut s| s.query_map([table], |r| r.get(0))?.collect())
+                .unwrap_or_default()
+        };
+        let mut btrees = vec!["sqlite_schema".to_owned(), "sample_hours".to_owned()];
+        for table in tables {
+            btrees.extend(indexes(&table));
+            btrees.push(table);
+        }
+        for btree in btrees {
+            let _ = conn.query_row("SELECT count(*) FROM dbstat WHERE name = ?1", [&btree], |_| Ok(()));
+        }
+    })
 }
 
 /// What `apply` writes through: the batch's transaction, the attached hours (an hour's

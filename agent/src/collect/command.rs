@@ -32,6 +32,9 @@ fn colon(detail: &str) -> String {
     }
 }
 
+/// "Text file busy": exec of a file that some process has open for writing.
+const ETXTBSY: i32 = 26;
+
 /// Resolves and runs commands. `bin_dir` replaces the PATH lookup, for tests with fake programs.
 #[derive(Debug, Clone, Default)]
 pub struct Runner {
@@ -60,7 +63,18 @@ impl Runner {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true);
-        let output = match tokio::time::timeout(timeout, command.output()).await {
+        let mut attempts = 0;
+        let result = loop {
+            match tokio::time::timeout(timeout, command.output()).await {
+                // A program being replaced (a package upgrade) is briefly busy: ask again.
+                Ok(Err(e)) if e.raw_os_error() == Some(ETXTBSY) && attempts < 5 => {
+                    attempts += 1;
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                result => break result,
+            }
+        };
+        let output = match result {
             Err(_) => return Err(CommandError::TimedOut { program: program.to_string(), after: timeout }),
             Ok(Err(e)) if e.kind() == io::ErrorKind::NotFound => {
                 return Err(CommandError::NotFound { program: program.to_string() })
@@ -135,7 +149,7 @@ mod tests {
         script(dir.path(), "zpool", "echo '' >&2; echo \"invalid option 'j'\" >&2; echo usage >&2; exit 2");
         let runner = Runner { bin_dir: Some(dir.path().to_path_buf()) };
         let err = runner.run("zpool", &["status", "-j"], Duration::from_secs(5)).await.unwrap_err();
-        assert!(matches!(err, CommandError::Failed { .. }));
+        assert!(matches!(err, CommandError::Failed { .. }), "{err}");
         assert_eq!(err.to_string(), "zpool exited with exit status: 2: invalid option 'j'");
     }
 
@@ -146,7 +160,7 @@ mod tests {
         let runner = Runner { bin_dir: Some(dir.path().to_path_buf()) };
         let started = std::time::Instant::now();
         let err = runner.run("pvesh", &[] as &[&str], Duration::from_millis(200)).await.unwrap_err();
-        assert!(matches!(err, CommandError::TimedOut { .. }));
+        assert!(matches!(err, CommandError::TimedOut { .. }), "{err}");
         assert!(started.elapsed() < Duration::from_secs(10));
         assert_eq!(err.to_string(), "pvesh timed out after 0.2s");
     }
