@@ -68,3 +68,40 @@ fn backup_while_serving_restores_with_tokens_still_valid() {
     assert_eq!(String::from_utf8_lossy(&check.stdout).trim(), "ok", "the host's token survives a restore");
     assert!(fast_counts(&server, "pve-backup").0 >= 2, "the restored data is there");
 }
+
+#[test]
+fn retention_drops_stale_hours_and_keeps_the_rest() {
+    use recorder::partitions::{self, hour_of, Series, HOUR_MS};
+    let mut server = Server::start_with(vec![("RETENTION_HOURS".into(), "1".into())]);
+    server.stop();
+    // Two hours of samples written as the writer would: three hours old, and now.
+    let now = recorder::now_ms();
+    let (stale, kept) = (hour_of(now - 3 * HOUR_MS), hour_of(now));
+    {
+        let mut conn = recorder::db::open(&server.database()).unwrap();
+        let tx = conn.transaction().unwrap();
+        for (hour, ts) in [(stale, now - 3 * HOUR_MS), (kept, now)] {
+            partitions::create(&tx, hour).unwrap();
+            for seq in 1..=3 {
+                tx.execute(
+                    &format!("INSERT INTO {} (host_id, ts_ms, seq) VALUES ('pve1', ?1, ?2)", Series::Fast.table(hour)),
+                    [ts, seq],
+                )
+                .unwrap();
+            }
+            partitions::add_rows(&tx, hour, 3).unwrap();
+        }
+        tx.commit().unwrap();
+    }
+    assert_eq!(server.sql::<i64>("SELECT count(*) FROM fast_samples"), 6);
+
+    // Retention runs when the server starts, then hourly.
+    server.start_again();
+    let stale_table = format!("SELECT count(*) FROM sqlite_schema WHERE name GLOB '*_h{stale}'");
+    wait_for("the stale hour's tables to be dropped", Duration::from_secs(20), || {
+        (server.sql::<i64>(&stale_table) == 0).then_some(())
+    });
+    assert_eq!(server.sql::<i64>("SELECT count(*) FROM fast_samples"), 3);
+    assert_eq!(server.sql::<i64>(&format!("SELECT count(*) FROM sqlite_schema WHERE name GLOB '*_h{kept}'")), 5);
+    assert_eq!(server.integrity(), "ok");
+}

@@ -26,7 +26,7 @@ const BATCH_WINDOW: Duration = Duration::from_millis(20);
 const EVENT_PRUNE_CHUNK: i64 = 1000;
 /// How often retention runs.
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
-/// How often the writer settles: moves fast samples from `fast_recent` into `fast_history`
+/// How often the writer settles: moves fast samples from `fast_recent` into their hour table
 /// (see migration 003) and writes each host's latest payloads and last-seen time. These
 /// touch a page or more per host, so doing them at most four times a second rather than in
 /// every batch keeps commits small when hundreds of hosts send at once; and a settle moves
@@ -247,7 +247,7 @@ impl Writer {
     /// Starts a retention pass (see [`Prune`]).
     fn start_prune(&self) -> Prune {
         let first_kept = hour_of(self.kept_from(now_ms()));
-        let prefetch = self.conn.path().map(|path| prefetch(path.into(), first_kept));
+        let prefetch = self.conn.path().and_then(|path| prefetch(path.into(), first_kept));
         Prune {
             first_kept,
             stage: Stage::Prefetch(prefetch),
@@ -362,8 +362,8 @@ impl Prune {
 /// cache, and reading them from disk on the writer's thread paused ingest for 80-370 ms
 /// per statement (bench_writer, the database file dropped from the page cache). A
 /// failure here only costs that time.
-fn prefetch(path: std::path::PathBuf, first_kept: i64) -> std::thread::JoinHandle<()> {
-    std::thread::spawn(move || {
+fn prefetch(path: std::path::PathBuf, first_kept: i64) -> Option<std::thread::JoinHandle<()>> {
+    let reading = std::thread::Builder::new().name("recorder-prefetch".into()).spawn(move || {
         let Ok(conn) = db::open_read(&path) else { return };
         let tables = partitions::stale_tables(&conn, first_kept).unwrap_or_default();
         // Each b-tree by name: dbstat reads only the one its `name` constraint names.
@@ -380,7 +380,8 @@ fn prefetch(path: std::path::PathBuf, first_kept: i64) -> std::thread::JoinHandl
         for btree in btrees {
             let _ = conn.query_row("SELECT count(*) FROM dbstat WHERE name = ?1", [&btree], |_| Ok(()));
         }
-    })
+    });
+    reading.ok()
 }
 
 /// What `apply` writes through: the batch's transaction, the attached hours (an hour's
