@@ -366,16 +366,15 @@ fn prefetch(path: std::path::PathBuf, first_kept: i64) -> Option<std::thread::Jo
     let reading = std::thread::Builder::new().name("recorder-prefetch".into()).spawn(move || {
         let Ok(conn) = db::open_read(&path) else { return };
         let tables = partitions::stale_tables(&conn, first_kept).unwrap_or_default();
-        // Each b-tree by name: dbstat reads only the one its `name` constraint names.
-        let indexes = |table: &str| -> Vec<String> {
-            conn.prepare("SELECT name FROM sqlite_schema WHERE type = 'index' AND tbl_name = ?1")
+        // Each b-tree by name (a table and its indexes): dbstat then reads only that one.
+        let btrees_of = |table: &str| -> Vec<String> {
+            conn.prepare("SELECT name FROM sqlite_schema WHERE tbl_name = ?1")
                 .and_then(|mut s| s.query_map([table], |r| r.get(0))?.collect())
                 .unwrap_or_default()
         };
         let mut btrees = vec!["sqlite_schema".to_owned(), "sample_hours".to_owned()];
         for table in tables {
-            btrees.extend(indexes(&table));
-            btrees.push(table);
+            btrees.extend(btrees_of(&table));
         }
         for btree in btrees {
             let _ = conn.query_row("SELECT count(*) FROM dbstat WHERE name = ?1", [&btree], |_| Ok(()));
