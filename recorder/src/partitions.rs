@@ -267,13 +267,13 @@ pub fn adopt_legacy(tx: &Transaction) -> rusqlite::Result<()> {
     // `fast_recent` keeps its rows; the writer moves them at its first settle.
     let hours: BTreeSet<i64> = tx
         .prepare(
-            "SELECT DISTINCT ts_ms / 3600000 FROM (
+            "SELECT DISTINCT ts_ms / ?1 FROM (
                  SELECT ts_ms FROM legacy_fast UNION SELECT ts_ms FROM legacy_pool
                  UNION SELECT ts_ms FROM legacy_storage UNION SELECT ts_ms FROM legacy_guest
                  UNION SELECT ts_ms FROM legacy_ingested UNION SELECT ts_ms FROM fast_recent)
              WHERE ts_ms >= 0",
         )?
-        .query_map([], |r| r.get(0))?
+        .query_map([HOUR_MS], |r| r.get(0))?
         .collect::<rusqlite::Result<_>>()?;
     for hour in hours {
         create_tables(tx, hour)?;

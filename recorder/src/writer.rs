@@ -165,7 +165,7 @@ impl Writer {
         let started = Instant::now();
         let now = now_ms();
         let mut touched = Vec::new();
-        let kept_from = self.kept_from(now);
+        let kept_from = self.first_kept_hour(now) * HOUR_MS;
         let result = (|| -> rusqlite::Result<()> {
             let tx = self.conn.transaction()?;
             for item in batch.iter() {
@@ -237,16 +237,15 @@ impl Writer {
         prune.report(&self.stats);
     }
 
-    /// The oldest timestamp kept: the start of the oldest hour within the retention
-    /// window. Retention drops whole hours, so it keeps between RETENTION_HOURS and one
-    /// hour more.
-    fn kept_from(&self, now: i64) -> i64 {
-        hour_of(now - self.retention_ms) * HOUR_MS
+    /// The oldest hour kept: the hour that the start of the retention window falls in.
+    /// Retention drops whole hours, so it keeps between RETENTION_HOURS and one hour more.
+    fn first_kept_hour(&self, now: i64) -> i64 {
+        hour_of(now - self.retention_ms)
     }
 
     /// Starts a retention pass (see [`Prune`]).
     fn start_prune(&self) -> Prune {
-        let first_kept = hour_of(self.kept_from(now_ms()));
+        let first_kept = self.first_kept_hour(now_ms());
         let prefetch = self.conn.path().and_then(|path| prefetch(path.into(), first_kept));
         Prune {
             first_kept,
@@ -591,8 +590,8 @@ fn exec(tx: &Transaction, sql: &str, params: impl rusqlite::Params) -> rusqlite:
 fn move_recent(tx: &Transaction, hours: &BTreeSet<i64>) -> rusqlite::Result<()> {
     let columns = Series::Fast.columns();
     let recent: Vec<i64> = tx
-        .prepare_cached("SELECT DISTINCT ts_ms / 3600000 FROM fast_recent")?
-        .query_map([], |r| r.get(0))?
+        .prepare_cached("SELECT DISTINCT ts_ms / ?1 FROM fast_recent")?
+        .query_map([HOUR_MS], |r| r.get(0))?
         .collect::<rusqlite::Result<_>>()?;
     for hour in recent.into_iter().filter(|h| hours.contains(h)) {
         exec(
