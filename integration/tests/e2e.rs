@@ -54,37 +54,36 @@ fn health_names_the_database_when_it_is_unusable() {
     assert_eq!(health["db"], "unavailable");
 }
 
+/// Runs `serve` with `env` on a fresh database; it must refuse to start, in one line,
+/// which is returned.
+fn serve_refusal(env: &[(&str, Option<&str>)]) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = Command::new(bin("proxmox-monitor"));
+    cmd.arg("serve").env("DATABASE_PATH", dir.path().join("m.db")).env("DASHBOARD_PASSWORD_HASH", PASSWORD_HASH);
+    for (name, value) in env {
+        match value {
+            Some(value) => cmd.env(name, value),
+            None => cmd.env_remove(name),
+        };
+    }
+    let out = cmd.output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
+    err
+}
+
 #[test]
 fn serve_refuses_to_start_without_secrets_and_names_the_fix() {
-    let dir = tempfile::tempdir().unwrap();
-    let out = Command::new(bin("proxmox-monitor"))
-        .arg("serve")
-        .env("DATABASE_PATH", dir.path().join("m.db"))
-        .env_remove("SECRET_KEY_BASE")
-        .env("DASHBOARD_PASSWORD_HASH", PASSWORD_HASH)
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = serve_refusal(&[("SECRET_KEY_BASE", None)]);
     assert!(err.contains("SECRET_KEY_BASE") && err.contains("gen-secret"), "{err}");
-    assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
 }
 
 #[test]
 fn serve_refuses_a_retention_it_cannot_keep() {
-    let dir = tempfile::tempdir().unwrap();
-    let out = Command::new(bin("proxmox-monitor"))
-        .arg("serve")
-        .env("DATABASE_PATH", dir.path().join("m.db"))
-        .env("SECRET_KEY_BASE", "x".repeat(64))
-        .env("DASHBOARD_PASSWORD_HASH", PASSWORD_HASH)
-        .env("RETENTION_HOURS", "1000")
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    let secret = "x".repeat(64);
+    let err = serve_refusal(&[("SECRET_KEY_BASE", Some(secret.as_str())), ("RETENTION_HOURS", Some("1000"))]);
     assert!(err.contains("RETENTION_HOURS must be between 1 and 480"), "{err}");
-    assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
 }
 
 #[test]
