@@ -13,6 +13,8 @@ use base64::Engine;
 use clap::{Parser, Subcommand};
 use rand::RngCore;
 use serde_json::json;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
 
 /// Fleet monitor for Proxmox VE: an embedded MQTT broker that agents push to, a SQLite
 /// recorder and a live web dashboard.
@@ -99,6 +101,11 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| "info,rumqttd=warn".into()),
         )
         .with_writer(std::io::stderr)
+        .finish()
+        // rumqttd's router opens an ERROR-level span per publish, with the topic in its
+        // fields: formatting them took ~4 % of the server's CPU at 20,000 publishes/s.
+        // Its events still log; only their span context goes.
+        .with(tracing_subscriber::filter::filter_fn(|meta| !(meta.is_span() && meta.target().starts_with("rumqttd"))))
         .init();
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,

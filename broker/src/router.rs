@@ -86,9 +86,12 @@ pub fn subscribe_qos1(filter: &str) -> Packet {
 }
 
 /// The packet id of a forwarded QoS 1 publish, which rumqttd keeps crate-private; its
-/// public serialization carries it in bytes 1 and 2.
+/// public serialization carries it in bytes 1 and 2. Serialized without the payload,
+/// which `serialize` would copy.
 pub fn forwarded_pkid(publish: &rumqttd::protocol::Publish) -> u16 {
-    let raw = publish.serialize();
+    let mut header = publish.clone();
+    header.payload = bytes::Bytes::new();
+    let raw = header.serialize();
     u16::from_be_bytes([raw[1], raw[2]])
 }
 
@@ -103,4 +106,18 @@ pub fn drain(mut rx: LinkRx) {
             }
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use rumqttd::protocol::Publish;
+
+    #[test]
+    fn the_packet_id_of_a_forwarded_publish_is_read_back() {
+        // A QoS 1 publish with packet id 0x1234, as rumqttd serializes it.
+        let raw = [&[0b0011_0010, 0x12, 0x34, 0, 3][..], b"a/b", b"payload"].concat();
+        let publish = Publish::deserialize(raw.into());
+        assert_eq!(super::forwarded_pkid(&publish), 0x1234);
+        assert_eq!(&publish.payload[..], b"payload");
+    }
 }

@@ -370,10 +370,13 @@ fn an_observer_sees_the_live_fleet_and_cannot_publish() {
     let _agent = Agent::start(&server, &fake, &format!("mqtt://{}", server.mqtt), "pve-obs", &token);
 
     // The debugging command from the runbook, verbatim but bounded (-C count, -W seconds).
+    // Eight messages: when the subscription and the host's connect meet in the router,
+    // rumqttd delivers `online` both as retained and live (seen up to three times), and
+    // the fast tier (every second here) may come after the medium and slow ones.
     let out = mosquitto(
         "mosquitto_sub",
         &server,
-        &["-u", "ops", "-P", &observer, "-t", "pmon/v1/#", "-v", "-C", "4", "-W", "15"],
+        &["-u", "ops", "-P", &observer, "-t", "pmon/v1/#", "-v", "-C", "8", "-W", "15"],
     );
     let lines = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "mosquitto_sub: {}\n{lines}", stderr(&out));
@@ -861,8 +864,12 @@ fn after_a_server_restart_every_agent_is_back_online_within_30_seconds() {
     );
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "pmon/v1/pve-never/status offline", "{}", stderr(&out));
 
-    wait_for("every agent back online", Duration::from_secs(30), || all_online(&server));
+    // Sessions first: until the new server's `offline` announcements are recorded (one
+    // settle), the database still says `online` from before the restart.
+    wait_for("every agent back online", Duration::from_secs(30), || {
+        (server.metric("pmon_mqtt_sessions") == 5).then_some(())?;
+        all_online(&server)
+    });
     eprintln!("all {} agents back online {:?} after the restart", hosts.len(), restarted.elapsed());
-    assert_eq!(server.metric("pmon_mqtt_sessions"), 5);
     drop(agents);
 }
