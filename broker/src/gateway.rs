@@ -14,8 +14,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex as StdMutex, RwLock};
 use std::time::Duration;
 
-use rumqttd::local::LinkTx;
-use rumqttd::protocol::{ConnAck, ConnectReturnCode, Login, Packet, Publish};
+use rumqttd::local::{LinkError, LinkRx, LinkTx};
+use rumqttd::protocol::{ConnAck, ConnectReturnCode, Login, Packet, PubAck, PubAckReason, Publish};
 use rumqttd::Notification;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{Mutex, Notify, OwnedSemaphorePermit, Semaphore};
@@ -281,7 +281,7 @@ impl Gateway {
                 return;
             }
         }
-        let (mut link_tx, mut link_rx) = match self.0.router.link(identity.name()).await {
+        let (mut link_tx, link_rx) = match self.0.router.link(identity.name()).await {
             Ok(link) => link,
             Err(e) => {
                 warn!(error = %e, "router refused a link");
@@ -303,13 +303,14 @@ impl Gateway {
             0 => self.0.config.max_idle,
             secs => Duration::from_secs(u64::from(secs)).mul_f32(1.5),
         };
-        // Both made once per session: re-registering a timer and a waiter for every
-        // packet cost more CPU at 20,000 publishes/s than the ACL. The idle timer is
-        // moved only when it fires before its time.
+        // Made once per session, not per packet: re-registering a timer and two waiters
+        // for every packet cost more CPU at 20,000 publishes/s than the ACL. The idle
+        // timer is moved only when it fires before its time.
         let mut last_packet = Instant::now();
         let idle = sleep_until(last_packet + keepalive);
         let kicked = kick.notified();
-        tokio::pin!(idle, kicked);
+        let notes = next_note(link_rx);
+        tokio::pin!(idle, kicked, notes);
         let end = loop {
             tokio::select! {
                 _ = &mut kicked => break End::Kicked,
@@ -321,30 +322,32 @@ impl Gateway {
                 }
                 read = framed.next() => {
                     last_packet = Instant::now();
-                    match self.forward_packets(&identity, read, &mut framed, &mut link_tx).await {
-                        Ok(()) => {}
-                        Err(end) => break end,
+                    if let Err(end) = self.forward_packets(&identity, read, &mut framed, &mut link_tx).await {
+                        break end;
                     }
                 }
-                note = link_rx.next() => match note {
-                    Ok(Some(Notification::Unschedule)) => {
-                        if link_rx.wake().await.is_err() {
-                            break End::RouterGone;
+                (link_rx, note) = &mut notes => {
+                    match note {
+                        Ok(Some(Notification::Unschedule)) => {
+                            if link_rx.wake().await.is_err() {
+                                break End::RouterGone;
+                            }
                         }
-                    }
-                    Ok(Some(note)) => {
-                        if let Some(packet) = Option::<Packet>::from(note) {
-                            if let Err(e) = framed.queue(packet) {
+                        Ok(Some(note)) => {
+                            if let Some(packet) = Option::<Packet>::from(note) {
+                                if let Err(e) = framed.queue(packet) {
+                                    break End::Closed(e);
+                                }
+                            }
+                            if let Err(e) = framed.flush().await {
                                 break End::Closed(e);
                             }
                         }
-                        if let Err(e) = framed.flush().await {
-                            break End::Closed(e);
-                        }
+                        Ok(None) => {}
+                        Err(_) => break End::RouterGone,
                     }
-                    Ok(None) => {}
-                    Err(_) => break End::RouterGone,
-                },
+                    notes.set(next_note(link_rx));
+                }
             }
         };
         if !matches!(end, End::Disconnected) {
@@ -367,6 +370,12 @@ impl Gateway {
     /// Checks and forwards the packet just read and every other whole packet already
     /// buffered, so a burst (an agent replaying its outage buffer) costs one wake.
     /// `Err` ends the session.
+    ///
+    /// A QoS 1 publish is acked here and handed to the router as QoS 0: the router would
+    /// ack it as soon as it is in its in-memory log, which keeps it no better than its
+    /// link's queue does, and its ack would cost a second wake of this session and of the
+    /// router per publish. The recorder still receives every publish at QoS 1 (a
+    /// subscription's QoS, not the publish's, sets the forward's).
     async fn forward_packets<S>(
         &self,
         identity: &Identity,
@@ -377,7 +386,7 @@ impl Gateway {
     where
         S: AsyncRead + AsyncWrite + Unpin + Send,
     {
-        loop {
+        let end = loop {
             let packet = match read {
                 Ok(p) => p,
                 // A publish far over the limit is refused by the codec before the ACL
@@ -392,22 +401,34 @@ impl Gateway {
                 return Err(End::Violation(v, topic));
             }
             let last = matches!(packet, Packet::Disconnect(..));
-            if let Packet::Publish(publish, _) = &packet {
-                // Stop reading this socket while the recorder is far behind.
-                self.0.router.backlog().admit(publish.topic.len() + publish.payload.len()).await;
-            }
+            let packet = match packet {
+                Packet::Publish(publish, props) => {
+                    // Stop reading this socket while the recorder is far behind.
+                    self.0.router.backlog().admit(publish.topic.len() + publish.payload.len()).await;
+                    match router::qos_and_pkid(&publish) {
+                        (1, pkid) => {
+                            framed.queue(puback(pkid)).map_err(End::Closed)?;
+                            Packet::Publish(Publish::new(publish.topic, publish.payload, publish.retain), props)
+                        }
+                        _ => Packet::Publish(publish, props),
+                    }
+                }
+                other => other,
+            };
             if link_tx.send(packet).await.is_err() {
                 return Err(End::RouterGone);
             }
             if last {
-                return Err(End::Disconnected);
+                break End::Disconnected;
             }
             read = match framed.try_next() {
                 Ok(Some(p)) => Ok(p),
-                Ok(None) => return Ok(()),
+                Ok(None) => return framed.flush().await.map_err(End::Closed),
                 Err(e) => Err(e),
             };
-        }
+        };
+        let _ = framed.flush().await;
+        Err(end)
     }
 
     async fn refresh(&self) -> bool {
@@ -469,6 +490,18 @@ impl Gateway {
             }
         }
     }
+}
+
+/// The session's next notification from the router, with the link handed back: the
+/// session keeps this one future across packets rather than making (and registering) a
+/// new receive for each.
+async fn next_note(mut link_rx: LinkRx) -> (LinkRx, Result<Option<Notification>, LinkError>) {
+    let note = link_rx.next().await;
+    (link_rx, note)
+}
+
+fn puback(pkid: u16) -> Packet {
+    Packet::PubAck(PubAck { pkid, reason: PubAckReason::Success }, None)
 }
 
 fn disconnect() -> Packet {

@@ -8,7 +8,7 @@ use anyhow::Context;
 
 use crate::backlog::Backlog;
 use rumqttd::local::{LinkRx, LinkTx};
-use rumqttd::protocol::{Filter, Packet, QoS, RetainForwardRule, Subscribe};
+use rumqttd::protocol::{Filter, Packet, Publish, QoS, RetainForwardRule, Subscribe};
 use rumqttd::{Config, Notification, RouterConfig};
 
 /// rumqttd keeps one in-memory log per subscription filter (not per topic): the
@@ -85,14 +85,14 @@ pub fn subscribe_qos1(filter: &str) -> Packet {
     Packet::Subscribe(Subscribe { pkid: 1, filters: vec![filter] }, None)
 }
 
-/// The packet id of a forwarded QoS 1 publish, which rumqttd keeps crate-private; its
-/// public serialization carries it in bytes 1 and 2. Serialized without the payload,
-/// which `serialize` would copy.
-pub fn forwarded_pkid(publish: &rumqttd::protocol::Publish) -> u16 {
+/// The QoS level (0, 1 or 2) and packet id of a publish, which rumqttd keeps
+/// crate-private; its public serialization carries them in byte 0 (bits 1-2) and bytes 1
+/// and 2. Serialized without the payload, which `serialize` would copy.
+pub fn qos_and_pkid(publish: &Publish) -> (u8, u16) {
     let mut header = publish.clone();
     header.payload = bytes::Bytes::new();
     let raw = header.serialize();
-    u16::from_be_bytes([raw[1], raw[2]])
+    ((raw[0] >> 1) & 0b11, u16::from_be_bytes([raw[1], raw[2]]))
 }
 
 /// Drains a link we only publish on, so the router never stalls on it.
@@ -113,11 +113,12 @@ mod tests {
     use rumqttd::protocol::Publish;
 
     #[test]
-    fn the_packet_id_of_a_forwarded_publish_is_read_back() {
+    fn the_qos_and_packet_id_of_a_publish_are_read_back() {
         // A QoS 1 publish with packet id 0x1234, as rumqttd serializes it.
         let raw = [&[0b0011_0010, 0x12, 0x34, 0, 3][..], b"a/b", b"payload"].concat();
         let publish = Publish::deserialize(raw.into());
-        assert_eq!(super::forwarded_pkid(&publish), 0x1234);
+        assert_eq!(super::qos_and_pkid(&publish), (1, 0x1234));
         assert_eq!(&publish.payload[..], b"payload");
+        assert_eq!(super::qos_and_pkid(&Publish::new("a/b", "x", true)), (0, 0));
     }
 }

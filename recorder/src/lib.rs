@@ -28,7 +28,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
-use broker::router::{forwarded_pkid, subscribe_qos1};
+use broker::router::{qos_and_pkid, subscribe_qos1};
 use broker::Router;
 use rumqttd::local::{LinkRx, LinkTx};
 use rumqttd::protocol::{Packet, PubAck, PubAckReason};
@@ -224,7 +224,7 @@ async fn subscribe(
                         }
                         Err(reason) => stats.reject(reason, &publish.topic),
                     }
-                    let pkid = forwarded_pkid(&publish);
+                    let (_, pkid) = qos_and_pkid(&publish);
                     if pkid != 0 {
                         acks.push(pkid);
                     }
