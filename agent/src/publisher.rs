@@ -73,6 +73,10 @@ impl Verdict {
             ) => Verdict::InvalidToken,
             ConnectionError::ConnectionRefused(code) => Verdict::ProtocolError(format!("connection refused: {code:?}")),
             ConnectionError::Tls(e) => Verdict::TlsError(e.to_string()),
+            // Over wss:// a certificate error arrives as an I/O error inside a WebSocket
+            // error. Found by the end-to-end test through Caddy.
+            ConnectionError::Io(e) if is_tls(e) => Verdict::TlsError(e.to_string()),
+            ConnectionError::Websocket(e) if is_tls(e) => Verdict::TlsError(e.to_string()),
             ConnectionError::Io(e) => Verdict::Unreachable(e.to_string()),
             ConnectionError::NetworkTimeout | ConnectionError::FlushTimeout => Verdict::Unreachable("timed out".into()),
             // tungstenite reports a closed socket during the handshake as a WebSocket error.
@@ -80,6 +84,24 @@ impl Verdict {
             other => Verdict::ProtocolError(other.to_string()),
         }
     }
+}
+
+/// Whether a TLS (rustls) error is anywhere in `error`'s chain. An `io::Error` hides the
+/// error it wraps from `source()`, so it is opened with `get_ref`.
+fn is_tls(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut next = Some(error);
+    while let Some(e) = next {
+        if e.is::<rustls::Error>() {
+            return true;
+        }
+        if let Some(inner) = e.downcast_ref::<std::io::Error>().and_then(|io| io.get_ref()) {
+            if is_tls(inner) {
+                return true;
+            }
+        }
+        next = e.source();
+    }
+    false
 }
 
 /// Builds the MQTT options for `settings`: client id and username are the host id.
@@ -326,6 +348,24 @@ async fn replay(client: &AsyncClient, outbox: &mut Outbox) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_certificate_error_is_a_tls_error_over_every_transport() {
+        let cert = || {
+            let e = rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer);
+            std::io::Error::new(std::io::ErrorKind::InvalidData, e)
+        };
+        // Over wss:// tungstenite wraps the I/O error: its `source()` is the io::Error.
+        #[derive(Debug, thiserror::Error)]
+        #[error("IO error: {0}")]
+        struct Wrapped(#[source] std::io::Error);
+        assert!(is_tls(&Wrapped(cert())));
+        assert_eq!(Verdict::of(&ConnectionError::Io(cert())).code(), "tls_error");
+        let refused = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "connection refused");
+        assert!(!is_tls(&Wrapped(refused)));
+        let refused = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "connection refused");
+        assert_eq!(Verdict::of(&ConnectionError::Io(refused)).code(), "unreachable");
+    }
 
     #[test]
     fn backoff_grows_with_jitter_and_caps() {

@@ -393,6 +393,57 @@ impl Default for SelfSigned {
     }
 }
 
+/// Caddy (Debian's package) in front of `server`, running the shipped
+/// `deploy/Caddyfile.example` with only its site name and upstream changed: TLS on
+/// `localhost:port` with `cert` instead of Let's Encrypt, and the server's HTTP address.
+pub struct Caddy {
+    child: Child,
+    pub port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Caddy {
+    pub fn start(server: &Server, cert: &SelfSigned) -> Caddy {
+        let example =
+            std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/Caddyfile.example"))
+                .expect("deploy/Caddyfile.example");
+        let port = free_port();
+        let dir = tempfile::tempdir().unwrap();
+        let site = format!("https://localhost:{port} {{\n\ttls {} {}", cert.cert.display(), cert.key.display());
+        let upstream = server.http.to_string();
+        assert!(example.contains("monitor.example.com {") && example.contains("127.0.0.1:4000"), "{example}");
+        // No admin API and no port-80 redirect: tests run side by side, unprivileged.
+        let caddyfile = format!(
+            "{{\n\tadmin off\n\tauto_https disable_redirects\n\tstorage file_system {}\n}}\n{}",
+            dir.path().join("data").display(),
+            example.replace("monitor.example.com {", &site).replace("127.0.0.1:4000", &upstream)
+        );
+        let path = dir.path().join("Caddyfile");
+        std::fs::write(&path, caddyfile).unwrap();
+        let child = Command::new("caddy")
+            .args(["run", "--adapter", "caddyfile", "--config"])
+            .arg(&path)
+            .env("HOME", dir.path())
+            .env("XDG_DATA_HOME", dir.path())
+            .env("XDG_CONFIG_HOME", dir.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("caddy is missing: run scripts/test, which installs it (apt-get install caddy)");
+        let caddy = Caddy { child, port, _dir: dir };
+        wait_for("caddy listening", Duration::from_secs(15), || std::net::TcpStream::connect(("127.0.0.1", port)).ok());
+        caddy
+    }
+}
+
+impl Drop for Caddy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// A minimal HTTP/1.1 GET: (status, body). None if the server isn't answering.
 pub fn http_get(url: &str) -> Option<(u16, String)> {
     http_get_with(url, None).map(|(code, _, body)| (code, body))

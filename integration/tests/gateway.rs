@@ -1,6 +1,7 @@
 //! The gateway under attack (issue 3): every refusal, every ACL violation, presence,
 //! revocation, deadlines and limits, against the real server with real clients
-//! (`mosquitto_pub`/`mosquitto_sub`, the real agent, rumqttc 3.1.1 and 5, raw sockets).
+//! (`mosquitto_pub`/`mosquitto_sub`, the real agent, rumqttc 3.1.1 and 5, raw sockets),
+//! and behind Caddy running the shipped Caddyfile.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -686,6 +687,46 @@ fn mqtts_with_a_self_signed_certificate_and_an_idle_tls_client() {
     }
     assert!(opened.elapsed() >= OPENING_DEADLINE - Duration::from_millis(500), "{:?}", opened.elapsed());
     server.wait_metric("pmon_mqtt_refused_total{reason=\"timeout\"}", 2);
+}
+
+#[test]
+fn wss_through_the_example_caddyfile_with_a_ca_file() {
+    let cert = SelfSigned::new();
+    let server = Server::start();
+    let token = server.add_host("pve-wss");
+    let caddy = Caddy::start(&server, &cert);
+    let url = format!("wss://localhost:{}/mqtt", caddy.port);
+
+    let trusting = format!("ca_file = \"{}\"", cert.cert.display());
+    let config = agent_config_with(server.dir.path(), &url, "pve-wss", &token, &trusting);
+    assert_eq!(agent_check(&config), (true, "ok".to_owned()));
+    // Without the ca_file the agent does not trust the certificate, and says so.
+    let elsewhere = tempfile::tempdir().unwrap();
+    let distrusting = agent_config_with(elsewhere.path(), &url, "pve-wss", &token, "");
+    let (ok, verdict) = agent_check(&distrusting);
+    assert!(!ok && verdict.starts_with("tls_error"), "{verdict}");
+
+    // The real agent runs through Caddy and its samples are recorded.
+    let fake = FakeProxmox::new();
+    let _agent = Agent(spawn_agent(&config, &fake));
+    wait_for("pve-wss online with a fast sample", Duration::from_secs(15), || {
+        let statuses = server.host_statuses();
+        statuses.iter().any(|(id, s)| id == "pve-wss" && s == "online").then_some(())?;
+        (server.sql::<i64>("SELECT count(*) FROM fast_samples WHERE host_id = 'pve-wss'") > 0).then_some(())
+    });
+
+    // The example keeps /metrics from the internet and serves everything else.
+    let curl = |path: &str| {
+        let url = format!("https://localhost:{}{path}", caddy.port);
+        let cafile = cert.cert.display().to_string();
+        let out = run_bounded(
+            Command::new("curl").args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "--cacert", &cafile, &url]),
+            Duration::from_secs(10),
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert_eq!(curl("/metrics"), "404");
+    assert_eq!(curl("/health"), "200");
 }
 
 #[test]
