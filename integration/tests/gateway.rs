@@ -5,6 +5,7 @@
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
+use std::path::PathBuf;
 use std::process::{Child, Command};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -627,6 +628,19 @@ fn an_idle_tcp_connection_does_not_delay_others_and_is_closed_at_the_deadline() 
     server.wait_metric("pmon_mqtt_refused_total{reason=\"timeout\"}", 2);
 }
 
+/// `--check` through `url` is ok with `cert` as the agent's ca_file, and a tls_error
+/// (not "unreachable") without it. Returns the trusting agent.toml.
+fn trusted_only_with_ca_file(server: &Server, cert: &SelfSigned, url: &str, host: &str, token: &str) -> PathBuf {
+    let trusting = format!("ca_file = \"{}\"", cert.cert.display());
+    let config = agent_config_with(server.dir.path(), url, host, token, &trusting);
+    assert_eq!(agent_check(&config), (true, "ok".to_owned()));
+    let elsewhere = tempfile::tempdir().unwrap();
+    let distrusting = agent_config_with(elsewhere.path(), url, host, token, "");
+    let (ok, verdict) = agent_check(&distrusting);
+    assert!(!ok && verdict.starts_with("tls_error"), "{verdict}");
+    config
+}
+
 #[test]
 fn mqtts_with_a_self_signed_certificate_and_an_idle_tls_client() {
     let cert = SelfSigned::new();
@@ -641,17 +655,9 @@ fn mqtts_with_a_self_signed_certificate_and_an_idle_tls_client() {
     half.write_all(&[0x16, 0x03, 0x01, 0x02, 0x00, 0x01]).unwrap();
     let opened = Instant::now();
 
-    let trusting = format!("ca_file = \"{}\"", cert.cert.display());
-    let config = agent_config_with(server.dir.path(), &url, "pve-tls", &token, &trusting);
     let start = Instant::now();
-    assert_eq!(agent_check(&config), (true, "ok".to_owned()));
-    assert!(start.elapsed() < Duration::from_secs(3), "not delayed: {:?}", start.elapsed());
-
-    // Without the ca_file the agent does not trust the certificate, and says so.
-    let elsewhere = tempfile::tempdir().unwrap();
-    let distrusting = agent_config_with(elsewhere.path(), &url, "pve-tls", &token, "");
-    let (ok, verdict) = agent_check(&distrusting);
-    assert!(!ok && verdict.starts_with("tls_error"), "{verdict}");
+    let config = trusted_only_with_ca_file(&server, &cert, &url, "pve-tls", &token);
+    assert!(start.elapsed() < Duration::from_secs(6), "not delayed: {:?}", start.elapsed());
 
     // The real agent runs over mqtts and is online; mosquitto_pub with --cafile works too.
     let fake = FakeProxmox::new();
@@ -696,15 +702,7 @@ fn wss_through_the_example_caddyfile_with_a_ca_file() {
     let token = server.add_host("pve-wss");
     let caddy = Caddy::start(&server, &cert);
     let url = format!("wss://localhost:{}/mqtt", caddy.port);
-
-    let trusting = format!("ca_file = \"{}\"", cert.cert.display());
-    let config = agent_config_with(server.dir.path(), &url, "pve-wss", &token, &trusting);
-    assert_eq!(agent_check(&config), (true, "ok".to_owned()));
-    // Without the ca_file the agent does not trust the certificate, and says so.
-    let elsewhere = tempfile::tempdir().unwrap();
-    let distrusting = agent_config_with(elsewhere.path(), &url, "pve-wss", &token, "");
-    let (ok, verdict) = agent_check(&distrusting);
-    assert!(!ok && verdict.starts_with("tls_error"), "{verdict}");
+    let config = trusted_only_with_ca_file(&server, &cert, &url, "pve-wss", &token);
 
     // The real agent runs through Caddy and its samples are recorded.
     let fake = FakeProxmox::new();
