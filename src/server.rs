@@ -101,6 +101,7 @@ pub async fn run(
         gateway: gateway.clone(),
         live: recorder.live.clone(),
         recorder_stats: recorder.stats.clone(),
+        fleet: recorder.fleet.clone(),
         shutdown: stop_rx.clone(),
         public_url: config.public_url(),
     };

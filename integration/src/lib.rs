@@ -3,6 +3,7 @@
 //! commands (scripts on PATH that print captured output).
 
 pub mod load;
+pub mod samples;
 
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};

@@ -8,13 +8,15 @@
 //! - [`writer`]: the one thread that writes, fed by a bounded channel; retention.
 //! - [`partitions`]: the time series, one set of tables per hour, behind views.
 //! - [`status`]: the status rules (pure); [`changes`]: timeline events (pure).
-//! - [`view`]: host state and overview cards, shared by pages and live updates.
+//! - [`view`]: host state and overview cards, shared by pages and live updates;
+//!   [`fleet`]: the writer's copy of every host's state, for fleet-wide reads.
 //!
 //! The recorder never writes from any thread but the writer's (the CLI's registry
 //! commands are separate processes or short transactions), and never panics on input.
 
 pub mod changes;
 pub mod db;
+pub mod fleet;
 pub mod hosts;
 pub mod ingest;
 pub mod partitions;
@@ -114,6 +116,8 @@ pub struct RecorderConfig {
 pub struct Recorder {
     /// Every changed card, after its commit; the dashboard subscribes per browser.
     pub live: broadcast::Sender<Card>,
+    /// Every host's state as of the last commit.
+    pub fleet: fleet::Fleet,
     pub stats: Arc<Stats>,
     subscription: tokio::task::JoinHandle<()>,
     writer: std::thread::JoinHandle<()>,
@@ -134,6 +138,7 @@ impl Recorder {
         let conn = db::open_writer(&config.database)?;
         let writer = writer::Writer::new(conn, live.clone(), stats.clone(), config.retention)
             .context("failed to load host states")?;
+        let fleet = writer.fleet();
         let (tx, rx) = mpsc::channel(QUEUE);
         let writer = std::thread::Builder::new()
             .name("recorder-writer".into())
@@ -161,7 +166,7 @@ impl Recorder {
             .map_err(|e| anyhow::anyhow!("subscribe failed: {e}"))?;
         router.backlog().attach();
         let subscription = tokio::spawn(subscribe(link_tx, link_rx, tx, stats.clone(), router.clone()));
-        Ok(Recorder { live, stats, subscription, writer, stop_checkpoints, checkpointer })
+        Ok(Recorder { live, fleet, stats, subscription, writer, stop_checkpoints, checkpointer })
     }
 
     /// Stops the subscription, lets the writer commit what is queued, and waits for it.

@@ -1,10 +1,13 @@
 //! What the dashboard shows of a host, built from the database or the writer's cache by
 //! the same code, so a page load and a live update never disagree.
 
+use std::sync::Arc;
+
 use rusqlite::Connection;
 use serde::Serialize;
 use wire::{Fast, FastPayload, Medium, MediumPayload, SlowPayload};
 
+use crate::fleet::Fleet;
 use crate::status::{self, Facts, Health, Level};
 
 /// Everything known about one host's current state.
@@ -99,14 +102,46 @@ impl HostState {
     }
 }
 
-/// Every registered host with its latest payloads, in host id order.
-pub fn load_states(conn: &Connection) -> rusqlite::Result<Vec<HostState>> {
-    load(conn, None)
+/// Every registered host in host id order: the registry is read from `conn`, each
+/// host's state taken from `fleet` (the writer's, no parsing) where it is there, and
+/// parsed from the `latest` rows where not.
+pub fn load_states(conn: &Connection, fleet: &Fleet) -> rusqlite::Result<Vec<Arc<HostState>>> {
+    let hosts: Vec<String> = conn
+        .prepare_cached("SELECT host_id FROM hosts ORDER BY host_id")?
+        .query_map([], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    let known = fleet.get_all(&hosts);
+    if known.iter().all(Option::is_none) {
+        // No writer in this process (`host list`), or nothing recorded yet: one pass.
+        return Ok(parse_states(conn)?.into_iter().map(Arc::new).collect());
+    }
+    hosts
+        .iter()
+        .zip(known)
+        .map(|(host, state)| match state {
+            Some(state) => Ok(Some(state)),
+            None => Ok(load(conn, Some(host))?.pop().map(Arc::new)),
+        })
+        .filter_map(Result::transpose)
+        .collect()
 }
 
-/// One host's state, or None if it isn't registered.
-pub fn load_state(conn: &Connection, host_id: &str) -> rusqlite::Result<Option<HostState>> {
-    Ok(load(conn, Some(host_id))?.pop())
+/// One registered host's state (from `fleet` if there), or None if it isn't registered.
+pub fn load_state(conn: &Connection, fleet: &Fleet, host_id: &str) -> rusqlite::Result<Option<Arc<HostState>>> {
+    let registered = conn.prepare_cached("SELECT 1 FROM hosts WHERE host_id = ?1")?.exists([host_id])?;
+    if !registered {
+        return Ok(None);
+    }
+    match fleet.get_all(&[host_id.to_owned()]).pop().flatten() {
+        Some(state) => Ok(Some(state)),
+        None => Ok(load(conn, Some(host_id))?.pop().map(Arc::new)),
+    }
+}
+
+/// Every registered host with its latest payloads parsed from the database, in host id
+/// order: the writer's start, and processes without a writer.
+pub fn parse_states(conn: &Connection) -> rusqlite::Result<Vec<HostState>> {
+    load(conn, None)
 }
 
 /// All hosts, or only `only`.

@@ -13,6 +13,7 @@ use tokio::sync::{broadcast, mpsc};
 use tracing::{info, warn};
 use wire::{Medium, Payload};
 
+use crate::fleet::Fleet;
 use crate::ingest::{Item, Reject};
 use crate::partitions::{self, hour_of, Series, HOUR_MS};
 use crate::view::{self, Card, HostState};
@@ -40,6 +41,8 @@ pub struct Writer {
     conn: Connection,
     /// The latest state of every host, for live cards and change events.
     states: HashMap<String, HostState>,
+    /// The same, as of the last commit, for readers.
+    fleet: Fleet,
     live: broadcast::Sender<Card>,
     stats: Arc<Stats>,
     retention_ms: i64,
@@ -58,13 +61,17 @@ impl Writer {
         stats: Arc<Stats>,
         retention: Duration,
     ) -> rusqlite::Result<Writer> {
-        let states = view::load_states(&conn)?.into_iter().map(|s| (s.host_id.clone(), s)).collect();
+        let states: HashMap<String, HostState> =
+            view::parse_states(&conn)?.into_iter().map(|s| (s.host_id.clone(), s)).collect();
+        let fleet = Fleet::default();
+        fleet.reset(states.values());
         let hours = partitions::hours(&conn)?;
         // Each series has its statements per hour: keep two hours' worth and the rest.
         conn.set_prepared_statement_cache_capacity(64);
         Ok(Writer {
             conn,
             states,
+            fleet,
             live,
             stats,
             retention_ms: retention.as_millis() as i64,
@@ -210,8 +217,9 @@ impl Writer {
                 warn!(error = %e, items = batch.len(), "write failed; batch lost");
                 self.stats.write_errors.fetch_add(1, Ordering::Relaxed);
                 self.pending = Pending::default();
-                if let Ok(states) = view::load_states(&self.conn) {
+                if let Ok(states) = view::parse_states(&self.conn) {
                     self.states = states.into_iter().map(|s| (s.host_id.clone(), s)).collect();
+                    self.fleet.reset(self.states.values());
                 }
                 if let Ok(hours) = partitions::hours(&self.conn) {
                     self.hours = hours;
@@ -222,12 +230,17 @@ impl Writer {
         batch.clear();
         touched.sort();
         touched.dedup();
-        for host in touched {
-            if let Some(state) = self.states.get(&host) {
-                // No browser listening is fine.
-                let _ = self.live.send(state.card(now));
-            }
+        let changed: Vec<&HostState> = touched.iter().filter_map(|h| self.states.get(h)).collect();
+        self.fleet.update(changed.iter().copied());
+        for state in changed {
+            // No browser listening is fine.
+            let _ = self.live.send(state.card(now));
         }
+    }
+
+    /// Every host's state as of the last commit, for readers on other threads.
+    pub fn fleet(&self) -> Fleet {
+        self.fleet.clone()
     }
 
     /// Runs a whole retention pass at once (tests and benchmarks).
@@ -728,6 +741,33 @@ mod tests {
 
     fn count(w: &Writer, sql: &str) -> i64 {
         w.conn.query_row(sql, [], |r| r.get(0)).unwrap()
+    }
+
+    #[test]
+    fn readers_get_the_writers_states_after_commit_and_the_registry_from_the_database() {
+        let (dir, mut w, _live) = setup();
+        let fleet = w.fleet();
+        let reader = crate::db::open_read(&dir.path().join("w.db")).unwrap();
+        w.write(&mut vec![fast("pve1", 1, now_ms(), 1.5)]);
+        // Committed but not settled: `latest` is still empty, the writer's state is not.
+        assert_eq!(count(&w, "SELECT count(*) FROM latest"), 0);
+        let states = view::load_states(&reader, &fleet).unwrap();
+        assert_eq!(states.len(), 1);
+        assert_eq!(states[0].fast.as_ref().and_then(|p| p.data.load1), Some(1.5));
+
+        // A host registered by another process since the writer started is listed (parsed
+        // from the database); a removed one is gone at once.
+        let mut other = crate::db::open_and_migrate(&dir.path().join("w.db")).unwrap();
+        crate::hosts::add_host(&mut other, "pve2").unwrap();
+        let ids = |states: Vec<Arc<HostState>>| states.iter().map(|s| s.host_id.clone()).collect::<Vec<_>>();
+        assert_eq!(ids(view::load_states(&reader, &fleet).unwrap()), ["pve1", "pve2"]);
+        crate::hosts::remove_host(&mut other, "pve1").unwrap();
+        assert_eq!(ids(view::load_states(&reader, &fleet).unwrap()), ["pve2"]);
+        assert!(view::load_state(&reader, &fleet, "pve1").unwrap().is_none());
+        assert_eq!(
+            view::load_state(&reader, &fleet, "pve2").unwrap().map(|s| s.host_id.clone()).as_deref(),
+            Some("pve2")
+        );
     }
 
     #[test]

@@ -2,6 +2,7 @@
 
 use axum::extract::{Path, State};
 use axum::Json;
+use recorder::view::Card;
 use serde_json::{json, Value};
 
 use crate::error::AppError;
@@ -9,18 +10,19 @@ use crate::routes::read;
 use crate::AppState;
 
 /// `GET /api/v1/hosts`: every host's card (status, reasons, load, memory, ...).
-pub async fn hosts(State(state): State<AppState>) -> Result<Json<Value>, AppError> {
-    let states = read(&state.database, recorder::view::load_states).await?;
+pub async fn hosts(State(state): State<AppState>) -> Result<Json<Vec<Card>>, AppError> {
+    let fleet = state.fleet.clone();
+    let states = read(&state.database, move |conn| recorder::view::load_states(conn, &fleet)).await?;
     let now = recorder::now_ms();
-    let cards: Vec<_> = states.iter().map(|s| s.card(now)).collect();
-    Ok(Json(json!(cards)))
+    // Serialized straight from the cards, not through a `Value` first.
+    Ok(Json(states.iter().map(|s| s.card(now)).collect()))
 }
 
 /// `GET /api/v1/hosts/<host_id>`: the card, the latest payload of each tier, and events.
 pub async fn host(State(state): State<AppState>, Path(host_id): Path<String>) -> Result<Json<Value>, AppError> {
-    let id = host_id.clone();
+    let (id, fleet) = (host_id.clone(), state.fleet.clone());
     let (host, events) = read(&state.database, move |conn| {
-        Ok((recorder::view::load_state(conn, &id)?, recorder::view::recent_events(conn, &id, 100)?))
+        Ok((recorder::view::load_state(conn, &fleet, &id)?, recorder::view::recent_events(conn, &id, 100)?))
     })
     .await?;
     let host = host.ok_or(AppError::NotFound)?;

@@ -12,7 +12,8 @@ use crate::routes::read;
 use crate::AppState;
 
 pub async fn metrics(State(state): State<AppState>) -> Result<impl IntoResponse, AppError> {
-    let states = read(&state.database, recorder::view::load_states).await?;
+    let fleet = state.fleet.clone();
+    let states = read(&state.database, move |conn| recorder::view::load_states(conn, &fleet)).await?;
     let now = recorder::now_ms();
     let mut by_status = [("online", 0u64), ("warning", 0), ("critical", 0), ("offline", 0)];
     for s in &states {

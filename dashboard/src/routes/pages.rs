@@ -93,7 +93,8 @@ pub async fn overview(
     State(state): State<AppState>,
     Query(query): Query<OverviewQuery>,
 ) -> Result<Html<String>, AppError> {
-    let states = read(&state.database, recorder::view::load_states).await?;
+    let fleet = state.fleet.clone();
+    let states = read(&state.database, move |conn| recorder::view::load_states(conn, &fleet)).await?;
     let now = recorder::now_ms();
     let cards: Vec<(Card, bool)> = states.iter().map(|s| (s.card(now), matches(s, &query.q))).collect();
     let mut counts = [("online", 0), ("warning", 0), ("critical", 0), ("offline", 0)];
@@ -291,9 +292,9 @@ fn sections(s: &HostState, now_ms: i64) -> Vec<Section> {
 }
 
 pub async fn host(State(state): State<AppState>, Path(host_id): Path<String>) -> Result<Html<String>, AppError> {
-    let id = host_id.clone();
+    let (id, fleet) = (host_id.clone(), state.fleet.clone());
     let (host, events) = read(&state.database, move |conn| {
-        Ok((recorder::view::load_state(conn, &id)?, recorder::view::recent_events(conn, &id, 50)?))
+        Ok((recorder::view::load_state(conn, &fleet, &id)?, recorder::view::recent_events(conn, &id, 50)?))
     })
     .await?;
     let host = host.ok_or(AppError::NotFound)?;
