@@ -39,7 +39,7 @@ pub struct AppState {
     /// The recorder's post-commit card updates; each SSE stream subscribes.
     pub live: broadcast::Sender<recorder::view::Card>,
     pub recorder_stats: Arc<recorder::Stats>,
-    /// Every host's state as of the recorder's last commit (fleet-wide reads parse nothing).
+    /// Every host's state as of the recorder's last settle (fleet-wide reads parse nothing).
     pub fleet: recorder::fleet::Fleet,
     /// Flips to true at shutdown, ending every SSE stream so the server can stop.
     pub shutdown: watch::Receiver<bool>,

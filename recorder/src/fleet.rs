@@ -1,4 +1,4 @@
-//! The writer's parsed copy of every host's state as of its last commit, shared with the
+//! The writer's parsed copy of every host's state as of its last settle, shared with the
 //! fleet-wide readers (the overview, `/api/v1/hosts`, `/metrics`). Reading the same from
 //! SQLite means parsing every host's latest payloads: at 10,000 hosts that took about half
 //! a second of CPU per request (`bench_pages`, docs/PERFORMANCE.md).

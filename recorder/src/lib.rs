@@ -116,7 +116,7 @@ pub struct RecorderConfig {
 pub struct Recorder {
     /// Every changed card, after its commit; the dashboard subscribes per browser.
     pub live: broadcast::Sender<Card>,
-    /// Every host's state as of the last commit.
+    /// Every host's state as of the last settle (at most 250 ms old).
     pub fleet: fleet::Fleet,
     pub stats: Arc<Stats>,
     subscription: tokio::task::JoinHandle<()>,

@@ -3,7 +3,7 @@
 //! Batches form by themselves: everything queued while the last commit ran goes into the
 //! next transaction.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -41,7 +41,7 @@ pub struct Writer {
     conn: Connection,
     /// The latest state of every host, for live cards and change events.
     states: HashMap<String, HostState>,
-    /// The same, as of the last commit, for readers.
+    /// The same, as of the last settle, for readers.
     fleet: Fleet,
     live: broadcast::Sender<Card>,
     stats: Arc<Stats>,
@@ -172,6 +172,9 @@ impl Writer {
         let started = Instant::now();
         let now = now_ms();
         let mut touched = Vec::new();
+        // Online/offline flips reach the fleet at their commit, not at the next settle:
+        // a page must never show a host online that the registry already calls offline.
+        let mut flipped = Vec::new();
         let kept_from = self.first_kept_hour(now) * HOUR_MS;
         let result = (|| -> rusqlite::Result<()> {
             let tx = self.conn.transaction()?;
@@ -183,6 +186,10 @@ impl Writer {
                 let mut store = Store { tx: &tx, hours: &mut self.hours, pending: &mut self.pending };
                 if apply(&mut store, &mut self.states, item, now, &self.stats)? {
                     touched.push(item.host().to_owned());
+                    match item {
+                        Item::Status { .. } => flipped.push(item.host()),
+                        _ => self.pending.changed(item.host()),
+                    }
                 }
             }
             if settle {
@@ -194,7 +201,8 @@ impl Writer {
         match result {
             Ok(()) => {
                 if settle {
-                    self.pending = Pending::default();
+                    let settled = std::mem::take(&mut self.pending);
+                    self.fleet.update(settled.changed.iter().filter_map(|h| self.states.get(h)));
                     self.last_settle = Instant::now();
                     if self.stats.wal_pages.load(Ordering::Relaxed) > db::WRITER_CHECKPOINT_PAGES {
                         self.stats.wal_pages.store(0, Ordering::Relaxed);
@@ -203,6 +211,7 @@ impl Writer {
                         }
                     }
                 }
+                self.fleet.update(flipped.iter().filter_map(|h| self.states.get(*h)));
                 self.stats.stored.fetch_add(batch.len() as u64, Ordering::Relaxed);
                 self.stats.batches.fetch_add(1, Ordering::Relaxed);
                 self.stats.last_batch_us.store(started.elapsed().as_micros() as u64, Ordering::Relaxed);
@@ -230,15 +239,13 @@ impl Writer {
         batch.clear();
         touched.sort();
         touched.dedup();
-        let changed: Vec<&HostState> = touched.iter().filter_map(|h| self.states.get(h)).collect();
-        self.fleet.update(changed.iter().copied());
-        for state in changed {
+        for state in touched.iter().filter_map(|h| self.states.get(h)) {
             // No browser listening is fine.
             let _ = self.live.send(state.card(now));
         }
     }
 
-    /// Every host's state as of the last commit, for readers on other threads.
+    /// Every host's state as of the last settle, for readers on other threads.
     pub fn fleet(&self) -> Fleet {
         self.fleet.clone()
     }
@@ -427,6 +434,9 @@ struct Pending {
     seen: HashMap<String, (i64, String)>,
     /// hour → sample rows stored in it since the last settle.
     rows: HashMap<i64, i64>,
+    /// Hosts whose state changed: the fleet gets their new states at the settle, not at
+    /// every commit (a copy per host per commit cost ~3 % of a core at 20,000 samples/s).
+    changed: HashSet<String>,
 }
 
 impl Pending {
@@ -441,8 +451,14 @@ impl Pending {
         *self.rows.entry(hour_of(ts_ms)).or_default() += n as i64;
     }
 
+    fn changed(&mut self, host: &str) {
+        if !self.changed.contains(host) {
+            self.changed.insert(host.to_owned());
+        }
+    }
+
     fn is_empty(&self) -> bool {
-        self.latest.is_empty() && self.seen.is_empty() && self.rows.is_empty()
+        self.latest.is_empty() && self.seen.is_empty() && self.rows.is_empty() && self.changed.is_empty()
     }
 
     fn flush(&self, tx: &Transaction) -> rusqlite::Result<()> {
@@ -748,12 +764,16 @@ mod tests {
         let (dir, mut w, _live) = setup();
         let fleet = w.fleet();
         let reader = crate::db::open_read(&dir.path().join("w.db")).unwrap();
-        w.write(&mut vec![fast("pve1", 1, now_ms(), 1.5)]);
-        // Committed but not settled: `latest` is still empty, the writer's state is not.
-        assert_eq!(count(&w, "SELECT count(*) FROM latest"), 0);
+        w.write_and_settle(&mut vec![fast("pve1", 1, now_ms(), 1.5)]);
+        // From the writer's copy, not parsed from `latest`: a spoilt row changes nothing.
+        w.conn.execute("UPDATE latest SET payload = '{}'", []).unwrap();
         let states = view::load_states(&reader, &fleet).unwrap();
         assert_eq!(states.len(), 1);
         assert_eq!(states[0].fast.as_ref().and_then(|p| p.data.load1), Some(1.5));
+        // Presence reaches readers at its commit, with the registry, not at the settle.
+        assert!(!states[0].online);
+        w.write(&mut vec![parse(b"pmon/v1/pve1/status", b"online", now_ms()).unwrap()]);
+        assert!(view::load_states(&reader, &fleet).unwrap()[0].online);
 
         // A host registered by another process since the writer started is listed (parsed
         // from the database); a removed one is gone at once.
