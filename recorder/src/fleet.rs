@@ -30,9 +30,13 @@ impl Fleet {
     }
 
     /// The states of `hosts`, in their order; None where the writer has none (a host
-    /// registered after it started that has sent nothing yet, or no writer at all).
+    /// registered after it started that has sent nothing yet).
     pub fn get_all(&self, hosts: &[String]) -> Vec<Option<Arc<HostState>>> {
         let known = self.0.read().unwrap_or_else(|e| e.into_inner());
         hosts.iter().map(|h| known.get(h).cloned()).collect()
+    }
+
+    pub fn get(&self, host: &str) -> Option<Arc<HostState>> {
+        self.0.read().unwrap_or_else(|e| e.into_inner()).get(host).cloned()
     }
 }

@@ -111,10 +111,6 @@ pub fn load_states(conn: &Connection, fleet: &Fleet) -> rusqlite::Result<Vec<Arc
         .query_map([], |r| r.get(0))?
         .collect::<rusqlite::Result<_>>()?;
     let known = fleet.get_all(&hosts);
-    if known.iter().all(Option::is_none) {
-        // No writer in this process (`host list`), or nothing recorded yet: one pass.
-        return Ok(parse_states(conn)?.into_iter().map(Arc::new).collect());
-    }
     hosts
         .iter()
         .zip(known)
@@ -132,14 +128,14 @@ pub fn load_state(conn: &Connection, fleet: &Fleet, host_id: &str) -> rusqlite::
     if !registered {
         return Ok(None);
     }
-    match fleet.get_all(&[host_id.to_owned()]).pop().flatten() {
+    match fleet.get(host_id) {
         Some(state) => Ok(Some(state)),
         None => Ok(load(conn, Some(host_id))?.pop().map(Arc::new)),
     }
 }
 
 /// Every registered host with its latest payloads parsed from the database, in host id
-/// order: the writer's start, and processes without a writer.
+/// order: the writer's start, and processes without a writer (`host list`).
 pub fn parse_states(conn: &Connection) -> rusqlite::Result<Vec<HostState>> {
     load(conn, None)
 }
