@@ -419,7 +419,7 @@ impl Gateway {
     where
         S: AsyncRead + AsyncWrite + Unpin + Send,
     {
-        let end = loop {
+        loop {
             let packet = match read {
                 Ok(p) => p,
                 // A publish far over the limit is refused by the codec before the ACL
@@ -452,16 +452,15 @@ impl Gateway {
                 return Err(End::RouterGone);
             }
             if last {
-                break End::Disconnected;
+                let _ = framed.flush().await;
+                return Err(End::Disconnected);
             }
             read = match framed.try_next() {
                 Ok(Some(p)) => Ok(p),
                 Ok(None) => return framed.flush().await.map_err(End::Closed),
                 Err(e) => Err(e),
             };
-        };
-        let _ = framed.flush().await;
-        Err(end)
+        }
     }
 
     async fn refresh(&self) -> bool {

@@ -61,10 +61,8 @@ impl Writer {
         stats: Arc<Stats>,
         retention: Duration,
     ) -> rusqlite::Result<Writer> {
-        let states: HashMap<String, HostState> =
-            view::parse_states(&conn)?.into_iter().map(|s| (s.host_id.clone(), s)).collect();
         let fleet = Fleet::default();
-        fleet.reset(states.values());
+        let states = load_states(&conn, &fleet)?;
         let hours = partitions::hours(&conn)?;
         // Each series has its statements per hour: keep two hours' worth and the rest.
         conn.set_prepared_statement_cache_capacity(64);
@@ -226,9 +224,8 @@ impl Writer {
                 warn!(error = %e, items = batch.len(), "write failed; batch lost");
                 self.stats.write_errors.fetch_add(1, Ordering::Relaxed);
                 self.pending = Pending::default();
-                if let Ok(states) = view::parse_states(&self.conn) {
-                    self.states = states.into_iter().map(|s| (s.host_id.clone(), s)).collect();
-                    self.fleet.reset(self.states.values());
+                if let Ok(states) = load_states(&self.conn, &self.fleet) {
+                    self.states = states;
                 }
                 if let Ok(hours) = partitions::hours(&self.conn) {
                     self.hours = hours;
@@ -400,6 +397,15 @@ fn prefetch(path: std::path::PathBuf, first_kept: i64) -> Option<std::thread::Jo
         }
     });
     reading.ok()
+}
+
+/// Every host's state parsed from the database, also installed in `fleet`: the writer's
+/// start, and after a failed write.
+fn load_states(conn: &Connection, fleet: &Fleet) -> rusqlite::Result<HashMap<String, HostState>> {
+    let states: HashMap<String, HostState> =
+        view::parse_states(conn)?.into_iter().map(|s| (s.host_id.clone(), s)).collect();
+    fleet.reset(states.values());
+    Ok(states)
 }
 
 /// What `apply` writes through: the batch's transaction, the attached hours (an hour's

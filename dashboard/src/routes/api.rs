@@ -6,13 +6,12 @@ use recorder::view::Card;
 use serde_json::{json, Value};
 
 use crate::error::AppError;
-use crate::routes::read;
+use crate::routes::{all_hosts, one_host};
 use crate::AppState;
 
 /// `GET /api/v1/hosts`: every host's card (status, reasons, load, memory, ...).
 pub async fn hosts(State(state): State<AppState>) -> Result<Json<Vec<Card>>, AppError> {
-    let fleet = state.fleet.clone();
-    let states = read(&state.database, move |conn| recorder::view::load_states(conn, &fleet)).await?;
+    let states = all_hosts(&state).await?;
     let now = recorder::now_ms();
     // Serialized straight from the cards, not through a `Value` first.
     Ok(Json(states.iter().map(|s| s.card(now)).collect()))
@@ -20,11 +19,7 @@ pub async fn hosts(State(state): State<AppState>) -> Result<Json<Vec<Card>>, App
 
 /// `GET /api/v1/hosts/<host_id>`: the card, the latest payload of each tier, and events.
 pub async fn host(State(state): State<AppState>, Path(host_id): Path<String>) -> Result<Json<Value>, AppError> {
-    let (id, fleet) = (host_id.clone(), state.fleet.clone());
-    let (host, events) = read(&state.database, move |conn| {
-        Ok((recorder::view::load_state(conn, &fleet, &id)?, recorder::view::recent_events(conn, &id, 100)?))
-    })
-    .await?;
+    let (host, events) = one_host(&state, &host_id, 100).await?;
     let host = host.ok_or(AppError::NotFound)?;
     Ok(Json(json!({
         "card": host.card(recorder::now_ms()),

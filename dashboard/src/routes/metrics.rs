@@ -8,12 +8,11 @@ use axum::http::header;
 use axum::response::IntoResponse;
 
 use crate::error::AppError;
-use crate::routes::read;
+use crate::routes::all_hosts;
 use crate::AppState;
 
 pub async fn metrics(State(state): State<AppState>) -> Result<impl IntoResponse, AppError> {
-    let fleet = state.fleet.clone();
-    let states = read(&state.database, move |conn| recorder::view::load_states(conn, &fleet)).await?;
+    let states = all_hosts(&state).await?;
     let now = recorder::now_ms();
     let mut by_status = [("online", 0u64), ("warning", 0), ("critical", 0), ("offline", 0)];
     for s in &states {

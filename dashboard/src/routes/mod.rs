@@ -10,10 +10,12 @@ mod mqtt_ws;
 mod pages;
 
 use std::path::Path;
+use std::sync::Arc;
 
 use axum::middleware::from_fn_with_state;
 use axum::routing::{get, post};
 use axum::Router;
+use recorder::view::{Event, HostState};
 
 use crate::error::AppError;
 use crate::AppState;
@@ -37,6 +39,25 @@ pub fn router(state: AppState) -> Router {
         .route("/logout", post(login::logout).get(login::logout))
         .route("/mqtt", get(mqtt_ws::upgrade))
         .with_state(state)
+}
+
+/// Every registered host's state (see `recorder::view::load_states`).
+pub(crate) async fn all_hosts(state: &AppState) -> Result<Vec<Arc<HostState>>, AppError> {
+    let fleet = state.fleet.clone();
+    read(&state.database, move |conn| recorder::view::load_states(conn, &fleet)).await
+}
+
+/// One host's state (None if it isn't registered) and its newest `events` timeline lines.
+pub(crate) async fn one_host(
+    state: &AppState,
+    host_id: &str,
+    events: usize,
+) -> Result<(Option<Arc<HostState>>, Vec<Event>), AppError> {
+    let (id, fleet) = (host_id.to_owned(), state.fleet.clone());
+    read(&state.database, move |conn| {
+        Ok((recorder::view::load_state(conn, &fleet, &id)?, recorder::view::recent_events(conn, &id, events)?))
+    })
+    .await
 }
 
 /// Runs a read-only query off the async runtime.

@@ -7,7 +7,7 @@ use serde::Deserialize;
 
 use crate::error::AppError;
 use crate::format::{ago, bytes, duration, opt_bytes, opt_f, pct};
-use crate::routes::read;
+use crate::routes::{all_hosts, one_host};
 use crate::AppState;
 use recorder::view::{Card, HostState};
 
@@ -93,8 +93,7 @@ pub async fn overview(
     State(state): State<AppState>,
     Query(query): Query<OverviewQuery>,
 ) -> Result<Html<String>, AppError> {
-    let fleet = state.fleet.clone();
-    let states = read(&state.database, move |conn| recorder::view::load_states(conn, &fleet)).await?;
+    let states = all_hosts(&state).await?;
     let now = recorder::now_ms();
     let cards: Vec<(Card, bool)> = states.iter().map(|s| (s.card(now), matches(s, &query.q))).collect();
     let mut counts = [("online", 0), ("warning", 0), ("critical", 0), ("offline", 0)];
@@ -292,11 +291,7 @@ fn sections(s: &HostState, now_ms: i64) -> Vec<Section> {
 }
 
 pub async fn host(State(state): State<AppState>, Path(host_id): Path<String>) -> Result<Html<String>, AppError> {
-    let (id, fleet) = (host_id.clone(), state.fleet.clone());
-    let (host, events) = read(&state.database, move |conn| {
-        Ok((recorder::view::load_state(conn, &fleet, &id)?, recorder::view::recent_events(conn, &id, 50)?))
-    })
-    .await?;
+    let (host, events) = one_host(&state, &host_id, 50).await?;
     let host = host.ok_or(AppError::NotFound)?;
     let now = recorder::now_ms();
     let mut errors: Vec<(String, String)> = Vec::new();
