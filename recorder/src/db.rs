@@ -19,6 +19,7 @@ const MIGRATIONS: &[Migration] = &[
     Migration { sql: include_str!("migrations/002_medium_series.sql"), then: None },
     Migration { sql: include_str!("migrations/003_fast_recent.sql"), then: None },
     Migration { sql: include_str!("migrations/004_hour_partitions.sql"), then: Some(crate::partitions::adopt_legacy) },
+    Migration { sql: include_str!("migrations/005_rollups.sql"), then: Some(crate::partitions::upgrade_fast_columns) },
 ];
 
 /// The schema version this binary expects.

@@ -17,9 +17,11 @@
 pub mod changes;
 pub mod db;
 pub mod fleet;
+pub mod history;
 pub mod hosts;
 pub mod ingest;
 pub mod partitions;
+pub mod rollup;
 pub mod status;
 pub mod view;
 pub mod writer;

@@ -69,6 +69,8 @@ const FAST_COLUMNS: &[(&str, &str)] = &[
     ("arc_bytes", INT),
     ("swap_total", INT),
     ("swap_used", INT),
+    ("rootfs_total", INT),
+    ("rootfs_used", INT),
 ];
 
 impl Series {
@@ -254,6 +256,25 @@ fn rebuild_views(tx: &Transaction) -> rusqlite::Result<()> {
     Ok(())
 }
 
+/// Migration 005, and any later one that adds fast columns: adds to `fast_recent` and to
+/// every attached hour's fast table the columns of [`FAST_COLUMNS`] they lack (as NULLs
+/// for the samples already stored), then rebuilds the views with them.
+pub fn upgrade_fast_columns(tx: &Transaction) -> rusqlite::Result<()> {
+    let mut tables = vec!["fast_recent".to_owned()];
+    tables.extend(hours(tx)?.into_iter().map(|h| Series::Fast.table(h)));
+    for table in tables {
+        let have = table_columns(tx, &table)?;
+        for (name, ty) in FAST_COLUMNS.iter().filter(|(name, _)| !have.iter().any(|h| h == name)) {
+            tx.execute_batch(&format!("ALTER TABLE {table} ADD COLUMN {name} {ty}"))?;
+        }
+    }
+    rebuild_views(tx)
+}
+
+fn table_columns(conn: &Connection, table: &str) -> rusqlite::Result<Vec<String>> {
+    conn.prepare("SELECT name FROM pragma_table_info(?1)")?.query_map([table], |r| r.get(0))?.collect()
+}
+
 /// Migration 004: moves the rows of the unpartitioned tables (renamed `legacy_*` by its
 /// SQL) into hour tables, drops them, and creates the views.
 pub fn adopt_legacy(tx: &Transaction) -> rusqlite::Result<()> {
@@ -279,7 +300,11 @@ pub fn adopt_legacy(tx: &Transaction) -> rusqlite::Result<()> {
         create_tables(tx, hour)?;
         let mut rows = 0;
         for (series, from) in legacy {
-            let columns = series.columns();
+            // The legacy tables predate columns added since (the root filesystem's).
+            let have = table_columns(tx, from)?;
+            let columns: Vec<&str> =
+                series.shape().columns.iter().map(|(name, _)| *name).filter(|c| have.iter().any(|h| h == c)).collect();
+            let columns = columns.join(", ");
             let n = tx.execute(
                 &format!(
                     "INSERT OR IGNORE INTO {} ({columns}) SELECT {columns} FROM {from}
@@ -298,7 +323,7 @@ pub fn adopt_legacy(tx: &Transaction) -> rusqlite::Result<()> {
     for (_, from) in legacy {
         tx.execute_batch(&format!("DROP TABLE {from}"))?;
     }
-    rebuild_views(tx)
+    upgrade_fast_columns(tx)
 }
 
 #[cfg(test)]

@@ -1,0 +1,245 @@
+//! A host's history for charts: each query picks its source by the length of the range
+//! (raw samples up to 48 h, minute rollups up to 30 days, hour rollups beyond) and
+//! returns at most [`MAX_POINTS`] buckets per series, each with its minimum, mean and
+//! maximum. Raw samples and rollups are aggregated by the same metric definitions
+//! ([`crate::rollup::metrics`]), so a chart means the same thing at every range.
+
+use rusqlite::types::Value;
+use rusqlite::Connection;
+
+use crate::rollup::{Agg, Group, Metric, Parts, Resolution};
+
+/// Most buckets a series has in one answer.
+pub const MAX_POINTS: i64 = 1000;
+const RAW_UP_TO_MS: i64 = 48 * 3_600_000;
+const MINUTES_UP_TO_MS: i64 = 30 * 86_400_000;
+
+/// Where a range's points come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    Raw,
+    Rollup(Resolution),
+}
+
+impl Source {
+    /// The source for a range of `span_ms`.
+    pub fn for_span(span_ms: i64) -> Source {
+        if span_ms <= RAW_UP_TO_MS {
+            Source::Raw
+        } else if span_ms <= MINUTES_UP_TO_MS {
+            Source::Rollup(Resolution::Minute)
+        } else {
+            Source::Rollup(Resolution::Hour)
+        }
+    }
+
+    /// The bucket width for a range of `span_ms`: a multiple of the source's own
+    /// resolution, wide enough for at most MAX_POINTS buckets.
+    pub fn bucket_ms(self, span_ms: i64) -> i64 {
+        let unit = match self {
+            Source::Raw => 1000,
+            Source::Rollup(resolution) => resolution.bucket_ms(),
+        };
+        let buckets = (span_ms + unit * MAX_POINTS - 1) / (unit * MAX_POINTS);
+        unit * buckets.max(1)
+    }
+}
+
+/// One bucket of one series. Gauges have all three values; sizes, counters and shares
+/// only `mean`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Point {
+    /// The start of the bucket.
+    pub ts_ms: i64,
+    pub min: Option<f64>,
+    pub mean: Option<f64>,
+    pub max: Option<f64>,
+}
+
+/// The series of one subject: the host itself, a pool, a storage or a guest.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Subject {
+    /// Empty for the host; the pool or storage name; `vm/101` or `ct/101` for a guest.
+    pub name: String,
+    /// One series per metric of the group, in [`Group::metrics`] order.
+    pub series: Vec<Vec<Point>>,
+}
+
+impl Subject {
+    /// The points of the metric called `name`.
+    pub fn series(&self, group: Group, name: &str) -> &[Point] {
+        group.metrics().iter().position(|m| m.name == name).map_or(&[], |i| &self.series[i])
+    }
+}
+
+/// A group's history over one range.
+#[derive(Debug, Clone, PartialEq)]
+pub struct History {
+    pub source: Source,
+    /// The width of one bucket.
+    pub bucket_ms: i64,
+    pub subjects: Vec<Subject>,
+}
+
+/// The history of `group` for `host` over `[start_ms, end_ms)`.
+pub fn read(conn: &Connection, group: Group, host: &str, start_ms: i64, end_ms: i64) -> rusqlite::Result<History> {
+    let span = (end_ms - start_ms).max(1);
+    let source = Source::for_span(span);
+    let bucket_ms = source.bucket_ms(span);
+    let sql = match source {
+        Source::Raw => raw_sql(group, bucket_ms),
+        Source::Rollup(resolution) => {
+            let parts = Parts::load(conn)?.overlapping(resolution, start_ms, end_ms);
+            if parts.is_empty() {
+                return Ok(History { source, bucket_ms, subjects: Vec::new() });
+            }
+            rollup_sql(group, resolution, &parts, bucket_ms)
+        }
+    };
+    let (lo, hi) = match source {
+        Source::Raw => (start_ms, end_ms),
+        Source::Rollup(r) => (start_ms.div_euclid(r.bucket_ms()), (end_ms - 1).div_euclid(r.bucket_ms()) + 1),
+    };
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let subject_columns = group.subject_columns().len();
+    let mut subjects: Vec<Subject> = Vec::new();
+    let mut rows = stmt.query(rusqlite::params![host, lo, hi])?;
+    while let Some(row) = rows.next()? {
+        let name = subject_name(group, row, subject_columns)?;
+        if subjects.last().is_none_or(|s| s.name != name) {
+            subjects.push(Subject { name, series: vec![Vec::new(); group.metrics().len()] });
+        }
+        let ts_ms: i64 = row.get(subject_columns)?;
+        let subject = subjects.last_mut().expect("pushed above when missing");
+        let mut at = subject_columns + 1;
+        for (i, metric) in group.metrics().iter().enumerate() {
+            let (point, used) = match source {
+                Source::Raw => raw_point(metric, row, at, ts_ms)?,
+                Source::Rollup(_) => rollup_point(metric, row, at, ts_ms)?,
+            };
+            at += used;
+            subject.series[i].push(point);
+        }
+    }
+    Ok(History { source, bucket_ms, subjects })
+}
+
+fn subject_name(group: Group, row: &rusqlite::Row, columns: usize) -> rusqlite::Result<String> {
+    let parts: Vec<String> = (0..columns)
+        .map(|i| {
+            Ok(match row.get::<_, Value>(i)? {
+                Value::Text(s) => s,
+                Value::Integer(n) => n.to_string(),
+                _ => String::new(),
+            })
+        })
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(if group == Group::Guest { parts.join("/") } else { parts.join("") })
+}
+
+fn subject_list(group: Group) -> String {
+    group.subject_columns().iter().map(|(name, _)| format!("{name}, ")).collect()
+}
+
+/// Aggregates raw samples into buckets of `bucket_ms` (parameters: host, start, end).
+fn raw_sql(group: Group, bucket_ms: i64) -> String {
+    let mut columns = Vec::new();
+    for m in group.metrics() {
+        let v = m.raw();
+        match m.agg {
+            Agg::Gauge => columns.extend([format!("min({v})"), format!("avg({v})"), format!("max({v})")]),
+            Agg::Max | Agg::Last => columns.push(format!("max({v})")),
+            Agg::Share => columns.push(format!("100.0 * avg({v})")),
+        }
+    }
+    let subjects = subject_list(group);
+    format!(
+        "SELECT {subjects}(ts_ms / {bucket_ms}) * {bucket_ms} AS bucket, {}
+         FROM {} WHERE host_id = ?1 AND ts_ms >= ?2 AND ts_ms < ?3
+         GROUP BY {subjects}bucket ORDER BY {subjects}bucket",
+        columns.join(", "),
+        group.raw_view()
+    )
+}
+
+/// Merges rollup rows into buckets of `bucket_ms` (parameters: host, first and end
+/// bucket of the resolution).
+fn rollup_sql(group: Group, resolution: Resolution, parts: &[i64], bucket_ms: i64) -> String {
+    let mut columns = Vec::new();
+    for m in group.metrics() {
+        let n = m.name;
+        match m.agg {
+            Agg::Gauge => columns.extend([
+                format!("min({n}_min)"),
+                format!("sum({n}_sum)"),
+                format!("sum({n}_n)"),
+                format!("max({n}_max)"),
+            ]),
+            Agg::Max => columns.push(format!("max({n}_max)")),
+            // Counters only grow until cleared: the largest is the last but for a clear.
+            Agg::Last => columns.push(format!("max({n}_last)")),
+            Agg::Share => columns.push(format!("100.0 * sum({n}_sum) / sum(n)")),
+        }
+    }
+    let unions: Vec<String> = parts
+        .iter()
+        .map(|p| format!("SELECT * FROM {} WHERE host_id = ?1 AND t >= ?2 AND t < ?3", resolution.table(group, *p)))
+        .collect();
+    let subjects = subject_list(group);
+    let unit = resolution.bucket_ms();
+    format!(
+        "SELECT {subjects}(t * {unit} / {bucket_ms}) * {bucket_ms} AS bucket, {}
+         FROM ({}) GROUP BY {subjects}bucket ORDER BY {subjects}bucket",
+        columns.join(", "),
+        unions.join(" UNION ALL ")
+    )
+}
+
+/// One point from the raw query's columns at `at`; returns it and how many columns it used.
+fn raw_point(metric: &Metric, row: &rusqlite::Row, at: usize, ts_ms: i64) -> rusqlite::Result<(Point, usize)> {
+    Ok(match metric.agg {
+        Agg::Gauge => (Point { ts_ms, min: row.get(at)?, mean: row.get(at + 1)?, max: row.get(at + 2)? }, 3),
+        _ => (Point { ts_ms, min: None, mean: row.get(at)?, max: None }, 1),
+    })
+}
+
+/// One point from the rollup query's columns at `at`; returns it and how many columns it used.
+fn rollup_point(metric: &Metric, row: &rusqlite::Row, at: usize, ts_ms: i64) -> rusqlite::Result<(Point, usize)> {
+    let decode = |v: Option<f64>| v.map(|v| metric.decode(v));
+    Ok(match metric.agg {
+        Agg::Gauge => {
+            let (sum, n): (Option<f64>, Option<f64>) = (row.get(at + 1)?, row.get(at + 2)?);
+            let mean = sum.zip(n.filter(|n| *n > 0.0)).map(|(s, n)| s / n);
+            (Point { ts_ms, min: decode(row.get(at)?), mean: decode(mean), max: decode(row.get(at + 3)?) }, 4)
+        }
+        Agg::Max | Agg::Last => (Point { ts_ms, min: None, mean: decode(row.get(at)?), max: None }, 1),
+        Agg::Share => (Point { ts_ms, min: None, mean: row.get(at)?, max: None }, 1),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges_pick_their_source_and_stay_under_the_point_limit() {
+        let hour = 3_600_000;
+        for (span, source) in [
+            (hour, Source::Raw),
+            (48 * hour, Source::Raw),
+            (7 * 24 * hour, Source::Rollup(Resolution::Minute)),
+            (30 * 24 * hour, Source::Rollup(Resolution::Minute)),
+            (365 * 24 * hour, Source::Rollup(Resolution::Hour)),
+            (730 * 24 * hour, Source::Rollup(Resolution::Hour)),
+        ] {
+            assert_eq!(Source::for_span(span), source, "span {span}");
+            let bucket = source.bucket_ms(span);
+            assert!(span / bucket <= MAX_POINTS, "span {span}: {} buckets", span / bucket);
+            if let Source::Rollup(r) = source {
+                assert_eq!(bucket % r.bucket_ms(), 0, "whole rollup buckets");
+            }
+        }
+        assert_eq!(Source::Rollup(Resolution::Minute).bucket_ms(30 * 24 * hour), 44 * 60_000);
+        assert_eq!(Source::Raw.bucket_ms(hour), 4000);
+    }
+}

@@ -1,0 +1,246 @@
+//! Rollups: every series kept per minute (30 days by default) and per hour (2 years),
+//! each bucket with its minimum, maximum and mean (and the last value of counters).
+//!
+//! They are built incrementally, never by rescanning raw samples: fast samples are
+//! aggregated when they settle (from `fast_recent`, in the settle's transaction), medium
+//! samples when they are stored. A bucket already written is merged with the new
+//! aggregate (`ON CONFLICT DO UPDATE`), so samples may arrive late or out of order.
+//!
+//! Each resolution is partitioned by time (`roll_<group>_<m|h>_p<part>`: a day of minutes,
+//! 32 days of hours), listed in `rollup_parts`, so that retention drops stale parts whole,
+//! as it does for raw hours, instead of deleting rows while ingest waits.
+
+pub mod metrics;
+
+use std::collections::BTreeSet;
+
+use rusqlite::{Connection, Transaction};
+
+pub use metrics::{Agg, Group, Metric};
+
+const MINUTE_MS: i64 = 60_000;
+const HOUR_MS: i64 = 3_600_000;
+const DAY_MS: i64 = 86_400_000;
+
+/// A rollup resolution.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Resolution {
+    Minute,
+    Hour,
+}
+
+impl Resolution {
+    pub const ALL: [Resolution; 2] = [Resolution::Minute, Resolution::Hour];
+
+    /// The width of one bucket.
+    pub const fn bucket_ms(self) -> i64 {
+        match self {
+            Resolution::Minute => MINUTE_MS,
+            Resolution::Hour => HOUR_MS,
+        }
+    }
+
+    /// The time one partition covers.
+    pub const fn part_ms(self) -> i64 {
+        match self {
+            Resolution::Minute => DAY_MS,
+            Resolution::Hour => 32 * DAY_MS,
+        }
+    }
+
+    pub fn code(self) -> &'static str {
+        match self {
+            Resolution::Minute => "m",
+            Resolution::Hour => "h",
+        }
+    }
+
+    fn parse(code: &str) -> Option<Resolution> {
+        Resolution::ALL.into_iter().find(|r| r.code() == code)
+    }
+
+    /// The partition a timestamp falls in.
+    pub fn part_of(self, ts_ms: i64) -> i64 {
+        ts_ms.div_euclid(self.part_ms())
+    }
+
+    /// The table of `group` for partition `part`.
+    pub fn table(self, group: Group, part: i64) -> String {
+        format!("roll_{}_{}_p{part}", group.name(), self.code())
+    }
+}
+
+/// How long each resolution is kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Keep {
+    pub minute_ms: i64,
+    pub hour_ms: i64,
+}
+
+impl Keep {
+    pub const DEFAULT: Keep = Keep { minute_ms: 30 * DAY_MS, hour_ms: 730 * DAY_MS };
+
+    pub fn of(self, resolution: Resolution) -> i64 {
+        match resolution {
+            Resolution::Minute => self.minute_ms,
+            Resolution::Hour => self.hour_ms,
+        }
+    }
+
+    /// The first partition of `resolution` kept at `now_ms`: every part that ends before
+    /// the window starts is stale.
+    pub fn first_kept_part(self, resolution: Resolution, now_ms: i64) -> i64 {
+        resolution.part_of(now_ms - self.of(resolution))
+    }
+}
+
+/// The partitions that exist, as the writer knows them (so that it creates each once).
+#[derive(Debug, Default, Clone)]
+pub struct Parts(BTreeSet<(Resolution, i64)>);
+
+impl Parts {
+    pub fn load(conn: &Connection) -> rusqlite::Result<Parts> {
+        let mut parts = BTreeSet::new();
+        let mut stmt = conn.prepare("SELECT resolution, part FROM rollup_parts")?;
+        for row in stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))? {
+            let (code, part) = row?;
+            if let Some(resolution) = Resolution::parse(&code) {
+                parts.insert((resolution, part));
+            }
+        }
+        Ok(Parts(parts))
+    }
+
+    /// The attached partitions of `resolution` that overlap `[start_ms, end_ms)`.
+    pub fn overlapping(&self, resolution: Resolution, start_ms: i64, end_ms: i64) -> Vec<i64> {
+        let (first, last) = (resolution.part_of(start_ms), resolution.part_of(end_ms - 1));
+        self.0.range((resolution, first)..=(resolution, last)).map(|(_, p)| *p).collect()
+    }
+
+    /// Creates the tables of a partition unless they exist.
+    fn ensure(&mut self, tx: &Transaction, resolution: Resolution, part: i64) -> rusqlite::Result<()> {
+        if self.0.contains(&(resolution, part)) {
+            return Ok(());
+        }
+        for group in Group::ALL {
+            let mut columns: Vec<String> = vec!["host_id TEXT NOT NULL".into()];
+            columns.extend(group.subject_columns().iter().map(|(name, ty)| format!("{name} {ty}")));
+            columns.extend([
+                "t INTEGER NOT NULL".into(),
+                "n INTEGER NOT NULL".into(),
+                "t_last INTEGER NOT NULL".into(),
+            ]);
+            columns.extend(group.columns().into_iter().map(|c| format!("{} INTEGER", c.name)));
+            tx.execute_batch(&format!(
+                "CREATE TABLE IF NOT EXISTS {} ({}, PRIMARY KEY ({}, t)) STRICT, WITHOUT ROWID",
+                resolution.table(group, part),
+                columns.join(", "),
+                key_columns(group).join(", ")
+            ))?;
+        }
+        tx.execute("INSERT OR IGNORE INTO rollup_parts (resolution, part) VALUES (?1, ?2)", (resolution.code(), part))?;
+        self.0.insert((resolution, part));
+        Ok(())
+    }
+
+    /// Forgets every partition before `first_kept` of `resolution` (their tables are
+    /// dropped one by one after, see [`stale_tables`]).
+    pub fn detach_before(&mut self, tx: &Transaction, resolution: Resolution, first_kept: i64) -> rusqlite::Result<()> {
+        tx.execute("DELETE FROM rollup_parts WHERE resolution = ?1 AND part < ?2", (resolution.code(), first_kept))?;
+        self.0.retain(|(r, p)| *r != resolution || *p >= first_kept);
+        Ok(())
+    }
+}
+
+/// `host_id` and the group's subject columns.
+fn key_columns(group: Group) -> Vec<&'static str> {
+    let mut keys = vec!["host_id"];
+    keys.extend(group.subject_columns().iter().map(|(name, _)| *name));
+    keys
+}
+
+/// Folds the raw rows of `source` that match `filter` (an SQL condition whose parameters
+/// are `params`) into both resolutions of `group`.
+fn fold(
+    tx: &Transaction,
+    parts: &mut Parts,
+    group: Group,
+    source: &str,
+    filter: &str,
+    params: &[&dyn rusqlite::ToSql],
+) -> rusqlite::Result<()> {
+    let keys = key_columns(group).join(", ");
+    let columns = group.columns();
+    let names: Vec<&str> = columns.iter().map(|c| c.name.as_str()).collect();
+    let aggregates: Vec<&str> = columns.iter().map(|c| c.aggregate.as_str()).collect();
+    let merges: Vec<String> = columns.iter().map(|c| format!("{} = {}", c.name, c.merge)).collect();
+    for resolution in Resolution::ALL {
+        let touched: Vec<i64> = tx
+            .prepare_cached(&format!("SELECT DISTINCT ts_ms / {} FROM {source} WHERE {filter}", resolution.part_ms()))?
+            .query_map(params, |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        for part in touched {
+            parts.ensure(tx, resolution, part)?;
+            let sql = format!(
+                "INSERT INTO {table} ({keys}, t, n, t_last, {names})
+                 SELECT {keys}, ts_ms / {bucket}, count(*), max(ts_ms), {aggregates}
+                 FROM {source} WHERE ({filter}) AND ts_ms >= {lo} AND ts_ms < {hi}
+                 GROUP BY {keys}, ts_ms / {bucket}
+                 ON CONFLICT ({keys}, t) DO UPDATE SET
+                     n = n + excluded.n, t_last = max(t_last, excluded.t_last), {merges}",
+                table = resolution.table(group, part),
+                names = names.join(", "),
+                bucket = resolution.bucket_ms(),
+                aggregates = aggregates.join(", "),
+                lo = part * resolution.part_ms(),
+                hi = (part + 1) * resolution.part_ms(),
+                merges = merges.join(", "),
+            );
+            tx.prepare_cached(&sql)?.execute(params)?;
+        }
+    }
+    Ok(())
+}
+
+/// Folds every fast sample waiting in `fast_recent` into the host rollups: the settle
+/// calls it just before it moves them into their hour tables.
+pub fn fold_recent(tx: &Transaction, parts: &mut Parts) -> rusqlite::Result<()> {
+    fold(tx, parts, Group::Host, "fast_recent", "1", &[])
+}
+
+/// Folds the pool, storage and guest rows of one medium sample (`host`, `ts_ms`), just
+/// stored in the hour tables named by `tables`, into their rollups.
+pub fn fold_medium(
+    tx: &Transaction,
+    parts: &mut Parts,
+    tables: [(Group, &str); 3],
+    host: &str,
+    ts_ms: i64,
+) -> rusqlite::Result<()> {
+    for (group, table) in tables {
+        fold(tx, parts, group, table, "host_id = ?1 AND ts_ms = ?2", &[&host, &ts_ms])?;
+    }
+    Ok(())
+}
+
+/// Rollup tables of partitions before the kept window or not attached: those to drop,
+/// and any a crash left behind between detaching and dropping.
+pub fn stale_tables(conn: &Connection, keep: Keep, now_ms: i64) -> rusqlite::Result<Vec<String>> {
+    let attached = Parts::load(conn)?;
+    let names: Vec<String> = conn
+        .prepare("SELECT name FROM sqlite_schema WHERE type = 'table' AND name GLOB 'roll_*_p[0-9]*'")?
+        .query_map([], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(names
+        .into_iter()
+        .filter(|name| {
+            let Some((rest, part)) = name.rsplit_once("_p") else { return false };
+            let Some((_, code)) = rest.rsplit_once('_') else { return false };
+            let (Ok(part), Some(resolution)) = (part.parse::<i64>(), Resolution::parse(code)) else { return false };
+            part < keep.first_kept_part(resolution, now_ms) || !attached.0.contains(&(resolution, part))
+        })
+        .collect())
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,150 @@
+use super::*;
+use crate::history::{self, Source};
+
+const T0: i64 = 1_780_000_000_000 - 1_780_000_000_000 % DAY_MS;
+
+fn setup() -> (tempfile::TempDir, Connection) {
+    let dir = tempfile::tempdir().unwrap();
+    let conn = crate::db::open_and_migrate(&dir.path().join("r.db")).unwrap();
+    (dir, conn)
+}
+
+fn recent(conn: &Connection, host: &str, ts_ms: i64, load1: f64, cpu_pct: Option<f64>) {
+    conn.execute(
+        "INSERT INTO fast_recent (host_id, ts_ms, seq, load1, cpu_pct, mem_total, mem_used, arc_bytes, rootfs_used)
+         VALUES (?1, ?2, ?2, ?3, ?4, 68719476736, 34359738368, 8589934592, 1073741824)",
+        rusqlite::params![host, ts_ms, load1, cpu_pct],
+    )
+    .unwrap();
+}
+
+fn settle(conn: &mut Connection, parts: &mut Parts) {
+    let tx = conn.transaction().unwrap();
+    fold_recent(&tx, parts).unwrap();
+    tx.execute("DELETE FROM fast_recent", []).unwrap();
+    tx.commit().unwrap();
+}
+
+fn host_history(conn: &Connection, start: i64, end: i64) -> history::History {
+    history::read(conn, Group::Host, "pve1", start, end).unwrap()
+}
+
+#[test]
+fn samples_fold_into_minutes_and_hours_across_settles() {
+    let (_dir, mut conn) = setup();
+    let mut parts = Parts::default();
+    // Minute 0: loads 1, 2 (first settle) and 6 (second settle); minute 1: load 4.
+    // The first sample has no CPU yet (the agent's first cycle): it must not pull the mean.
+    recent(&conn, "pve1", T0, 1.0, None);
+    recent(&conn, "pve1", T0 + 20_000, 2.0, Some(10.0));
+    recent(&conn, "other", T0 + 20_000, 9.0, Some(90.0));
+    settle(&mut conn, &mut parts);
+    recent(&conn, "pve1", T0 + 40_000, 6.0, Some(30.0));
+    recent(&conn, "pve1", T0 + 60_000, 4.0, Some(50.0));
+    settle(&mut conn, &mut parts);
+
+    let minute = Resolution::Minute.table(Group::Host, Resolution::Minute.part_of(T0));
+    let row: (i64, i64, i64, i64, i64, i64, i64) = conn
+        .query_row(
+            &format!(
+                "SELECT n, load1_min, load1_max, load1_sum, cpu_pct_n, cpu_pct_sum, t_last FROM {minute}
+                 WHERE host_id = 'pve1' AND t = ?1"
+            ),
+            [T0 / MINUTE_MS],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?)),
+        )
+        .unwrap();
+    assert_eq!(row, (3, 100, 600, 900, 2, 4000, T0 + 40_000));
+
+    // Read back through the hour rollup over a long range: one bucket holds all four.
+    let year = host_history(&conn, T0 - 364 * DAY_MS, T0 + DAY_MS);
+    assert_eq!(year.source, Source::Rollup(Resolution::Hour));
+    assert_eq!(year.subjects.len(), 1);
+    let load = year.subjects[0].series(Group::Host, "load1");
+    assert_eq!(load.len(), 1);
+    assert_eq!((load[0].min, load[0].max), (Some(1.0), Some(6.0)));
+    assert_eq!(load[0].mean, Some(13.0 / 4.0));
+    let cpu = year.subjects[0].series(Group::Host, "cpu_pct");
+    assert_eq!(cpu[0].mean, Some(30.0), "the missing first CPU value is not a zero");
+    let free = year.subjects[0].series(Group::Host, "mem_used_without_arc");
+    assert_eq!(free[0].mean, Some(24.0 * 1024.0 * 1024.0 * 1024.0));
+    assert_eq!(year.subjects[0].series(Group::Host, "mem_total")[0].mean, Some(64.0 * 1024.0 * 1024.0 * 1024.0));
+
+    // Through the minute rollup: two buckets of a minute.
+    let week = host_history(&conn, T0 - 6 * DAY_MS, T0 + DAY_MS);
+    assert_eq!(week.source, Source::Rollup(Resolution::Minute));
+    let load = week.subjects[0].series(Group::Host, "load1");
+    assert_eq!(week.bucket_ms, 11 * MINUTE_MS);
+    assert_eq!(load.len(), 1, "both minutes fall in one 11-minute bucket");
+    let day = history::read(&conn, Group::Host, "pve1", T0, T0 + 2 * DAY_MS).unwrap();
+    assert_eq!(day.source, Source::Raw, "48 h come from raw samples");
+}
+
+#[test]
+fn medium_rows_fold_per_subject_and_counters_keep_their_last_value() {
+    let (_dir, mut conn) = setup();
+    let mut parts = Parts::default();
+    let hour = crate::partitions::hour_of(T0);
+    let tx = conn.transaction().unwrap();
+    crate::partitions::create(&tx, hour).unwrap();
+    let guests = crate::partitions::Series::Guest.table(hour);
+    let pools = crate::partitions::Series::Pool.table(hour);
+    let storages = crate::partitions::Series::Storage.table(hour);
+    for (ts, status, errors) in [(T0, "running", 5), (T0 + 300_000, "stopped", 2)] {
+        tx.execute(
+            &format!("INSERT INTO {guests} (host_id, ts_ms, vmid, kind, status, cpu, mem, maxmem) VALUES ('pve1', ?1, 101, 'vm', ?2, 0.25, 1024, 4096)"),
+            rusqlite::params![ts, status],
+        )
+        .unwrap();
+        tx.execute(
+            &format!("INSERT INTO {pools} (host_id, ts_ms, pool, state, cap_pct, read_errors, write_errors, checksum_errors) VALUES ('pve1', ?1, 'rpool', 'ONLINE', 41.5, ?2, 0, 0)"),
+            rusqlite::params![ts, errors],
+        )
+        .unwrap();
+        let tables =
+            [(Group::Pool, pools.as_str()), (Group::Storage, storages.as_str()), (Group::Guest, guests.as_str())];
+        fold_medium(&tx, &mut parts, tables, "pve1", ts).unwrap();
+    }
+    tx.commit().unwrap();
+
+    let year = history::read(&conn, Group::Guest, "pve1", T0 - 300 * DAY_MS, T0 + DAY_MS).unwrap();
+    assert_eq!(year.subjects.len(), 1);
+    assert_eq!(year.subjects[0].name, "vm/101");
+    assert_eq!(year.subjects[0].series(Group::Guest, "running")[0].mean, Some(50.0));
+    assert_eq!(year.subjects[0].series(Group::Guest, "cpu")[0].mean, Some(0.25));
+    let pools = history::read(&conn, Group::Pool, "pve1", T0 - 300 * DAY_MS, T0 + DAY_MS).unwrap();
+    assert_eq!(pools.subjects[0].name, "rpool");
+    assert_eq!(pools.subjects[0].series(Group::Pool, "cap_pct")[0].mean, Some(41.5));
+    let hour_table = Resolution::Hour.table(Group::Pool, Resolution::Hour.part_of(T0));
+    let last: i64 = conn.query_row(&format!("SELECT errors_last FROM {hour_table}"), [], |r| r.get(0)).unwrap();
+    assert_eq!(last, 2, "a counter keeps its latest value (after a zpool clear), not its largest");
+}
+
+#[test]
+fn stale_partitions_are_detached_and_found_for_dropping() {
+    let (_dir, mut conn) = setup();
+    let mut parts = Parts::default();
+    for day in [0, 1, 40] {
+        recent(&conn, "pve1", T0 + day * DAY_MS, 1.0, Some(1.0));
+    }
+    settle(&mut conn, &mut parts);
+    let keep = Keep { minute_ms: 2 * DAY_MS, hour_ms: 30 * DAY_MS };
+    let now = T0 + 41 * DAY_MS;
+    assert_eq!(Parts::load(&conn).unwrap().0.len(), 3 + 2);
+    let stale = stale_tables(&conn, keep, now).unwrap();
+    // Minute days 0 and 1 (everything but day 40) and the first 32-day hour part.
+    assert_eq!(stale.len(), 3 * Group::ALL.len(), "{stale:?}");
+    let tx = conn.transaction().unwrap();
+    for resolution in Resolution::ALL {
+        parts.detach_before(&tx, resolution, keep.first_kept_part(resolution, now)).unwrap();
+    }
+    for table in &stale {
+        tx.execute_batch(&format!("DROP TABLE {table}")).unwrap();
+    }
+    tx.commit().unwrap();
+    assert!(stale_tables(&conn, keep, now).unwrap().is_empty());
+    let left = Parts::load(&conn).unwrap();
+    assert_eq!(left.overlapping(Resolution::Minute, T0, T0 + 50 * DAY_MS), vec![Resolution::Minute.part_of(T0) + 40]);
+    let year = host_history(&conn, now - 364 * DAY_MS, now);
+    assert_eq!(year.subjects[0].series(Group::Host, "load1").len(), 1, "only day 40 is left");
+}
