@@ -231,7 +231,7 @@ fn host(cmd: HostCommand) -> anyhow::Result<()> {
             println!("host {name} removed");
         }
         HostCommand::List { json } => {
-            let states = recorder::view::parse_states(&conn)?;
+            let states = recorder::read::parse_states(&conn)?;
             let now = recorder::now_ms();
             if json {
                 let rows: Vec<_> = states

@@ -37,7 +37,7 @@ pub struct AppState {
     pub auth: Arc<Auth>,
     pub gateway: broker::Gateway,
     /// The recorder's post-commit card updates; each SSE stream subscribes.
-    pub live: broadcast::Sender<recorder::view::Card>,
+    pub live: broadcast::Sender<recorder::state::Card>,
     pub recorder_stats: Arc<recorder::Stats>,
     /// Every host's state as of the recorder's last settle (fleet-wide reads parse nothing).
     pub fleet: recorder::fleet::Fleet,

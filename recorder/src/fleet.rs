@@ -1,12 +1,12 @@
 //! The writer's parsed copy of every host's state as of its last settle, shared with the
 //! fleet-wide readers (the overview, `/api/v1/hosts`, `/metrics`). Reading the same from
-//! SQLite means parsing every host's latest payloads: at 10,000 hosts that took about half
-//! a second of CPU per request (`bench_pages`, docs/PERFORMANCE.md).
+//! SQLite means parsing every host's latest payloads on every request, which grows with
+//! the fleet (docs/PERFORMANCE.md has the figures).
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
-use crate::view::HostState;
+use crate::state::HostState;
 
 /// Cheap to clone; every clone sees the same states.
 #[derive(Clone, Default)]

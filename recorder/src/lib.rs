@@ -5,11 +5,16 @@
 //! - [`hosts`]: the host and observer registry and the gateway's credential table.
 //! - [`ingest`]: validation at the edge: a message becomes an [`ingest::Item`] or a
 //!   counted [`ingest::Reject`].
-//! - [`writer`]: the one thread that writes, fed by a bounded channel; retention.
-//! - [`partitions`]: the time series, one set of tables per hour, behind views.
+//! - [`writer`]: the one thread that writes, fed by a bounded channel: batching and
+//!   commit (`mod.rs`), one function per tier (`apply.rs`), the settle (`settle.rs`),
+//!   retention (`retention.rs`).
+//! - [`partitions`]: the time series, one set of tables per hour, behind SQL views.
 //! - [`status`]: the status rules (pure); [`changes`]: timeline events (pure).
-//! - [`view`]: host state and overview cards, shared by pages and live updates;
-//!   [`fleet`]: the writer's copy of every host's state, for fleet-wide reads.
+//! - [`state`]: a host's state, health and overview card (pure), shared by pages and
+//!   live updates; [`fleet`]: the writer's copy of every host's state.
+//! - [`read`]: SQL reads for pages, API and CLI: every host, one host, timelines.
+//! - [`rollup`]: minute and hour rollups, folded in as samples settle; [`history`]:
+//!   chart reads that pick raw samples or a rollup by range.
 //!
 //! The recorder never writes from any thread but the writer's (the CLI's registry
 //! commands are separate processes or short transactions), and never panics on input.
@@ -21,9 +26,10 @@ pub mod history;
 pub mod hosts;
 pub mod ingest;
 pub mod partitions;
+pub mod read;
 pub mod rollup;
+pub mod state;
 pub mod status;
-pub mod view;
 pub mod writer;
 
 use std::path::PathBuf;
@@ -41,7 +47,7 @@ use tokio::sync::{broadcast, mpsc};
 use tracing::warn;
 
 use crate::ingest::Reject;
-use crate::view::Card;
+use crate::state::Card;
 
 pub fn now_ms() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)

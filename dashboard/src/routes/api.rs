@@ -2,7 +2,7 @@
 
 use axum::extract::{Path, State};
 use axum::Json;
-use recorder::view::Card;
+use recorder::state::Card;
 use serde_json::{json, Value};
 
 use crate::error::AppError;

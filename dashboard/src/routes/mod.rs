@@ -15,7 +15,8 @@ use std::sync::Arc;
 use axum::middleware::from_fn_with_state;
 use axum::routing::{get, post};
 use axum::Router;
-use recorder::view::{Event, HostState};
+use recorder::read::Event;
+use recorder::state::HostState;
 
 use crate::error::AppError;
 use crate::AppState;
@@ -41,10 +42,10 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Every registered host's state (see `recorder::view::load_states`).
+/// Every registered host's state (see `recorder::read::all_hosts`).
 pub(crate) async fn all_hosts(state: &AppState) -> Result<Vec<Arc<HostState>>, AppError> {
     let fleet = state.fleet.clone();
-    read(&state.database, move |conn| recorder::view::load_states(conn, &fleet)).await
+    read(&state.database, move |conn| recorder::read::all_hosts(conn, &fleet)).await
 }
 
 /// One host's state (None if it isn't registered) and its newest `events` timeline lines.
@@ -55,7 +56,7 @@ pub(crate) async fn one_host(
 ) -> Result<(Option<Arc<HostState>>, Vec<Event>), AppError> {
     let (id, fleet) = (host_id.to_owned(), state.fleet.clone());
     read(&state.database, move |conn| {
-        Ok((recorder::view::load_state(conn, &fleet, &id)?, recorder::view::recent_events(conn, &id, events)?))
+        Ok((recorder::read::one_host(conn, &fleet, &id)?, recorder::read::recent_events(conn, &id, events)?))
     })
     .await
 }

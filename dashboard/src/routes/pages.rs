@@ -9,7 +9,7 @@ use crate::error::AppError;
 use crate::format::{ago, bytes, duration, opt_bytes, opt_f, pct};
 use crate::routes::{all_hosts, one_host};
 use crate::AppState;
-use recorder::view::{Card, HostState};
+use recorder::state::{Card, HostState};
 
 /// A card as the template shows it.
 pub struct CardView {

@@ -1,0 +1,129 @@
+//! Reads for pages, the API and the CLI: host states and timelines from SQLite, on any
+//! connection. The registry (which hosts exist) always comes from the database; a host's
+//! state comes from the writer's [`Fleet`] when it has one, since parsing payloads is the
+//! expensive part of a fleet-wide read.
+
+use std::sync::Arc;
+
+use rusqlite::{Connection, OptionalExtension, Row};
+use serde::Serialize;
+use wire::Kind;
+
+use crate::fleet::Fleet;
+use crate::state::HostState;
+
+/// Every registered host in host id order: the registry is read from `conn`, each
+/// host's state taken from `fleet` (the writer's, no parsing) where it is there, and
+/// parsed from the `latest` rows where not.
+pub fn all_hosts(conn: &Connection, fleet: &Fleet) -> rusqlite::Result<Vec<Arc<HostState>>> {
+    let hosts: Vec<String> = conn
+        .prepare_cached("SELECT host_id FROM hosts ORDER BY host_id")?
+        .query_map([], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    let known = fleet.get_all(&hosts);
+    hosts
+        .iter()
+        .zip(known)
+        .map(|(host, state)| match state {
+            Some(state) => Ok(Some(state)),
+            None => Ok(parse_state(conn, host)?.map(Arc::new)),
+        })
+        .filter_map(Result::transpose)
+        .collect()
+}
+
+/// One registered host's state (from `fleet` if there), or None if it isn't registered.
+pub fn one_host(conn: &Connection, fleet: &Fleet, host_id: &str) -> rusqlite::Result<Option<Arc<HostState>>> {
+    let registered = conn.prepare_cached("SELECT 1 FROM hosts WHERE host_id = ?1")?.exists([host_id])?;
+    if !registered {
+        return Ok(None);
+    }
+    match fleet.get(host_id) {
+        Some(state) => Ok(Some(state)),
+        None => Ok(parse_state(conn, host_id)?.map(Arc::new)),
+    }
+}
+
+/// Every registered host with its latest payloads parsed from the database, in host id
+/// order: the writer's start, and processes without a writer (`host list`).
+pub fn parse_states(conn: &Connection) -> rusqlite::Result<Vec<HostState>> {
+    let mut hosts = conn.prepare(
+        "SELECT host_id, online, last_seen_ms, agent_version, online_changed_ms FROM hosts ORDER BY host_id",
+    )?;
+    let mut states: Vec<HostState> = hosts.query_map([], host_row)?.collect::<Result<_, _>>()?;
+    let mut latest = conn.prepare("SELECT host_id, tier, received_ms, payload FROM latest")?;
+    let rows = latest.query_map([], latest_row)?;
+    for row in rows {
+        let (host, tier, received, payload) = row?;
+        let Ok(i) = states.binary_search_by(|s| s.host_id.as_str().cmp(&host)) else { continue };
+        set_latest(&mut states[i], &tier, received, &payload);
+    }
+    Ok(states)
+}
+
+/// One registered host with its latest payloads parsed from the database, or None if it
+/// isn't registered.
+pub fn parse_state(conn: &Connection, host_id: &str) -> rusqlite::Result<Option<HostState>> {
+    let state = conn
+        .query_row(
+            "SELECT host_id, online, last_seen_ms, agent_version, online_changed_ms FROM hosts WHERE host_id = ?1",
+            [host_id],
+            host_row,
+        )
+        .optional()?;
+    let Some(mut state) = state else { return Ok(None) };
+    let mut latest = conn.prepare("SELECT host_id, tier, received_ms, payload FROM latest WHERE host_id = ?1")?;
+    let rows = latest.query_map([host_id], latest_row)?;
+    for row in rows {
+        let (_, tier, received, payload) = row?;
+        set_latest(&mut state, &tier, received, &payload);
+    }
+    Ok(Some(state))
+}
+
+fn host_row(r: &Row) -> rusqlite::Result<HostState> {
+    Ok(HostState {
+        host_id: r.get(0)?,
+        online: r.get(1)?,
+        last_seen_ms: r.get(2)?,
+        agent_version: r.get(3)?,
+        online_changed_ms: r.get(4)?,
+        ..HostState::default()
+    })
+}
+
+/// (host, tier, received_ms, payload) of one `latest` row.
+fn latest_row(r: &Row) -> rusqlite::Result<(String, String, i64, String)> {
+    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+}
+
+fn set_latest(state: &mut HostState, tier: &str, received: i64, payload: &str) {
+    // Stored payloads were validated on the way in; a bad one just stays unshown.
+    match Kind::parse(tier) {
+        Some(Kind::Fast) => {
+            state.fast = serde_json::from_str(payload).ok();
+            state.fast_received_ms = Some(received);
+        }
+        Some(Kind::Medium) => state.medium = serde_json::from_str(payload).ok(),
+        Some(Kind::Slow) => state.slow = serde_json::from_str(payload).ok(),
+        Some(Kind::Status) | None => {}
+    }
+}
+
+/// One line of a host's timeline.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Event {
+    pub ts_ms: i64,
+    pub kind: String,
+    pub message: String,
+}
+
+/// The newest `limit` lines of a host's timeline, newest first.
+pub fn recent_events(conn: &Connection, host_id: &str, limit: usize) -> rusqlite::Result<Vec<Event>> {
+    let mut stmt = conn
+        .prepare("SELECT ts_ms, kind, message FROM events WHERE host_id = ?1 ORDER BY ts_ms DESC, id DESC LIMIT ?2")?;
+    let rows = stmt.query_map(rusqlite::params![host_id, limit as i64], |r| {
+        Ok(Event { ts_ms: r.get(0)?, kind: r.get(1)?, message: r.get(2)? })
+    })?;
+    rows.collect()
+}

@@ -1,0 +1,100 @@
+//! What the dashboard shows of a host: its state, its health and its overview card.
+//! Pure: pages and live updates build cards from the same state with the same code, so a
+//! page load and a live update never disagree.
+
+use serde::Serialize;
+use wire::{Fast, FastPayload, Medium, MediumPayload, SlowPayload};
+
+use crate::status::{self, Facts, Health, Level};
+
+/// Everything known about one host's current state.
+#[derive(Debug, Clone, Default)]
+pub struct HostState {
+    pub host_id: String,
+    pub online: bool,
+    /// When `online` last changed: a host that just reconnected isn't "silent" yet.
+    pub online_changed_ms: Option<i64>,
+    pub last_seen_ms: Option<i64>,
+    pub agent_version: Option<String>,
+    pub fast: Option<FastPayload>,
+    pub fast_received_ms: Option<i64>,
+    /// Time between the last two fast samples of one agent run.
+    pub fast_interval_ms: Option<i64>,
+    pub medium: Option<MediumPayload>,
+    pub previous_medium: Option<Medium>,
+    pub slow: Option<SlowPayload>,
+}
+
+/// One overview card, also the JSON of a live update and of `/api/v1/hosts`.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Card {
+    pub host_id: String,
+    /// `online`, `warning`, `critical` or `offline`.
+    pub status: Level,
+    pub reasons: Vec<String>,
+    pub online: bool,
+    pub last_seen_ms: Option<i64>,
+    pub agent_version: Option<String>,
+    pub load1: Option<f64>,
+    pub load15: Option<f64>,
+    pub cpus: Option<u32>,
+    pub cpu_pct: Option<f64>,
+    pub mem_total: Option<u64>,
+    pub mem_used: Option<u64>,
+    pub arc_bytes: Option<u64>,
+    pub pools: usize,
+    pub pools_healthy: usize,
+    pub vms_running: usize,
+    pub vms_total: usize,
+    pub cts_running: usize,
+    pub cts_total: usize,
+}
+
+impl HostState {
+    pub fn health(&self, now_ms: i64) -> Health {
+        status::evaluate(&Facts {
+            online: self.online,
+            now_ms,
+            fast: self.fast.as_ref().map(|p| &p.data),
+            // Silence counts from the later of the last sample and the reconnect.
+            fast_received_ms: self.fast_received_ms.max(self.online_changed_ms),
+            fast_interval_ms: self.fast_interval_ms,
+            medium: self.medium.as_ref().map(|p| &p.data),
+            previous_medium: self.previous_medium.as_ref(),
+        })
+    }
+
+    pub fn card(&self, now_ms: i64) -> Card {
+        let health = self.health(now_ms);
+        let fast = self.fast.as_ref().map(|p| &p.data);
+        let get = |f: fn(&Fast) -> Option<f64>| fast.and_then(f);
+        let medium = self.medium.as_ref().map(|p| &p.data);
+        let pools = medium.and_then(|m| m.pools.as_ref());
+        let running = |g: Option<&Vec<wire::Guest>>| {
+            g.map_or((0, 0), |g| (g.iter().filter(|g| g.status == "running").count(), g.len()))
+        };
+        let (vms_running, vms_total) = running(medium.and_then(|m| m.vms.as_ref()));
+        let (cts_running, cts_total) = running(medium.and_then(|m| m.cts.as_ref()));
+        Card {
+            host_id: self.host_id.clone(),
+            status: health.level,
+            reasons: health.reasons,
+            online: self.online,
+            last_seen_ms: self.last_seen_ms,
+            agent_version: self.agent_version.clone(),
+            load1: get(|f| f.load1),
+            load15: get(|f| f.load15),
+            cpus: fast.and_then(|f| f.cpus),
+            cpu_pct: get(|f| f.cpu_pct),
+            mem_total: fast.and_then(|f| f.mem_total),
+            mem_used: fast.and_then(|f| f.mem_used),
+            arc_bytes: fast.and_then(|f| f.arc_bytes),
+            pools: pools.map_or(0, Vec::len),
+            pools_healthy: pools.map_or(0, |p| p.iter().filter(|p| p.state == "ONLINE").count()),
+            vms_running,
+            vms_total,
+            cts_running,
+            cts_total,
+        }
+    }
+}

@@ -1,0 +1,351 @@
+//! The one thread that writes SQLite. Fed by a bounded channel: when the disk is slow,
+//! the channel fills and the subscription stops acking, so memory stays bounded.
+//! Batches form by themselves: everything queued while the last commit ran goes into the
+//! next transaction.
+//!
+//! - `mod.rs`: the [`Writer`], its batching loop and the commit of a batch.
+//! - `apply.rs`: one item into the transaction, one function per tier.
+//! - `settle.rs`: what is written once per settle rather than per sample.
+//! - `retention.rs`: dropping stale hours and old events, a step at a time.
+
+mod apply;
+mod retention;
+mod settle;
+#[cfg(test)]
+mod tests;
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rusqlite::{Connection, Transaction};
+use tokio::sync::mpsc::error::TryRecvError;
+use tokio::sync::{broadcast, mpsc};
+use tracing::warn;
+
+use self::retention::{Prune, PRUNE_EVERY};
+use self::settle::Pending;
+use crate::fleet::Fleet;
+use crate::ingest::{Item, Reject};
+use crate::partitions::{self, hour_of, Series, HOUR_MS};
+use crate::read;
+use crate::state::{Card, HostState};
+use crate::{now_ms, Stats};
+
+/// Most items in one transaction.
+const MAX_BATCH: usize = 5000;
+/// How long a batch may gather after its first item.
+const BATCH_WINDOW: Duration = Duration::from_millis(20);
+/// How often the writer settles: moves fast samples from `fast_recent` into their hour table
+/// (see migration 003) and writes each host's latest payloads and last-seen time. These
+/// touch a page or more per host, so doing them at most four times a second rather than in
+/// every batch keeps commits small when hundreds of hosts send at once; and a settle moves
+/// at most a quarter second of samples, which bounds its pause.
+const SETTLE_EVERY: Duration = Duration::from_millis(250);
+
+pub struct Writer {
+    conn: Connection,
+    /// The latest state of every host, for live cards and change events.
+    states: HashMap<String, HostState>,
+    /// The same, as of the last settle, for readers.
+    fleet: Fleet,
+    live: broadcast::Sender<Card>,
+    stats: Arc<Stats>,
+    retention_ms: i64,
+    /// What the next settle writes, and when the last one ran.
+    pending: Pending,
+    last_settle: Instant,
+    /// The hours whose tables exist and are attached (see partitions.rs); mirrors
+    /// `sample_hours`.
+    hours: BTreeSet<i64>,
+}
+
+/// What the batching loop does after looking at the channel.
+enum Next {
+    /// Let the batch gather for this long, then write it.
+    Gather(Duration),
+    /// Nothing arrived: look again.
+    Again,
+    /// Every sender is gone.
+    Closed,
+}
+
+impl Writer {
+    pub fn new(
+        conn: Connection,
+        live: broadcast::Sender<Card>,
+        stats: Arc<Stats>,
+        retention: Duration,
+    ) -> rusqlite::Result<Writer> {
+        let fleet = Fleet::default();
+        let states = load_states(&conn, &fleet)?;
+        let hours = partitions::hours(&conn)?;
+        // Each series has its statements per hour: keep two hours' worth and the rest.
+        conn.set_prepared_statement_cache_capacity(64);
+        Ok(Writer {
+            conn,
+            states,
+            fleet,
+            live,
+            stats,
+            retention_ms: retention.as_millis() as i64,
+            pending: Pending::default(),
+            last_settle: Instant::now(),
+            hours,
+        })
+    }
+
+    /// Runs until every sender of `rx` is dropped, then commits and settles what is left.
+    /// Retention runs one chunk at a time between ingest batches, so it never stalls
+    /// ingest for longer than one chunk.
+    pub fn run(mut self, mut rx: mpsc::Receiver<Item>, runtime: tokio::runtime::Handle) {
+        let mut next_prune = Instant::now();
+        let mut pruning: Option<Prune> = None;
+        let mut batch = Vec::with_capacity(MAX_BATCH);
+        // How long the last write took: items queued meanwhile have waited that long.
+        let mut last_write = Duration::ZERO;
+        loop {
+            if pruning.is_none() && Instant::now() >= next_prune {
+                pruning = Some(self.start_prune());
+                next_prune = Instant::now() + PRUNE_EVERY;
+            }
+            // While retention runs, each chunk alternates with whatever ingest is queued,
+            // without waiting for a batch window.
+            let next = match &mut pruning {
+                Some(prune) => {
+                    if self.prune_step(prune) {
+                        prune.report(&self.stats);
+                        pruning = None;
+                    }
+                    take_queued(&mut rx, &mut batch)
+                }
+                None => self.wait_for_first(&mut rx, &runtime, &mut batch, last_write),
+            };
+            let window = match next {
+                Next::Gather(window) => window,
+                Next::Again => continue,
+                Next::Closed => break,
+            };
+            // One commit then covers many samples of the same hosts and touches each page
+            // once, not once per sample. Sleeping through the window, rather than waking
+            // for every item, keeps the hand-off cheap.
+            if !window.is_zero() {
+                std::thread::sleep(window);
+            }
+            if !fill(&mut rx, &mut batch) {
+                break;
+            }
+            if !batch.is_empty() {
+                let started = Instant::now();
+                self.write(&mut batch);
+                last_write = started.elapsed();
+            }
+        }
+        self.write_and_settle(&mut batch);
+    }
+
+    /// Takes the batch's first item: one queued while the last write ran, whose window
+    /// began then, or, when idle, the next to arrive. Idle, it wakes to settle what is
+    /// pending and each second to see whether retention is due.
+    fn wait_for_first(
+        &mut self,
+        rx: &mut mpsc::Receiver<Item>,
+        runtime: &tokio::runtime::Handle,
+        batch: &mut Vec<Item>,
+        last_write: Duration,
+    ) -> Next {
+        match rx.try_recv() {
+            Ok(item) => {
+                batch.push(item);
+                return Next::Gather(BATCH_WINDOW.saturating_sub(last_write));
+            }
+            Err(TryRecvError::Disconnected) => return Next::Closed,
+            Err(TryRecvError::Empty) => {}
+        }
+        let wait = if self.pending.is_empty() { Duration::from_secs(1) } else { SETTLE_EVERY };
+        match runtime.block_on(async { tokio::time::timeout(wait, rx.recv()).await }) {
+            Ok(Some(item)) => {
+                batch.push(item);
+                Next::Gather(BATCH_WINDOW)
+            }
+            Ok(None) => Next::Closed,
+            Err(_) => {
+                if !self.pending.is_empty() {
+                    self.write_and_settle(batch);
+                }
+                Next::Again
+            }
+        }
+    }
+
+    /// Commits a batch, settling too if a settle is due.
+    pub fn write(&mut self, batch: &mut Vec<Item>) {
+        let settle = self.last_settle.elapsed() >= SETTLE_EVERY;
+        self.commit(batch, settle);
+    }
+
+    /// Commits a batch and settles: at shutdown, and in tests that read `latest`.
+    pub fn write_and_settle(&mut self, batch: &mut Vec<Item>) {
+        self.commit(batch, true);
+    }
+
+    fn commit(&mut self, batch: &mut Vec<Item>, settle: bool) {
+        let started = Instant::now();
+        let now = now_ms();
+        let mut touched = Vec::new();
+        // Online/offline flips reach the fleet at their commit, not at the next settle:
+        // a page must never show a host online that the registry already calls offline.
+        let mut flipped = Vec::new();
+        match self.store_batch(batch, settle, now, &mut touched, &mut flipped) {
+            Ok(()) => {
+                if settle {
+                    self.settled();
+                }
+                self.fleet.update(flipped.iter().filter_map(|h| self.states.get(*h)));
+                self.count_commit(batch, started);
+            }
+            Err(e) => {
+                warn!(error = %e, items = batch.len(), "write failed; batch lost");
+                self.stats.write_errors.fetch_add(1, Ordering::Relaxed);
+                self.reload();
+                touched.clear();
+            }
+        }
+        batch.clear();
+        self.publish_cards(touched, now);
+    }
+
+    /// Applies every item of `batch` in one transaction, and settles in it if `settle`.
+    /// Notes the hosts whose card may have changed in `touched`, and those whose presence
+    /// flipped in `flipped`.
+    fn store_batch<'b>(
+        &mut self,
+        batch: &'b [Item],
+        settle: bool,
+        now: i64,
+        touched: &mut Vec<String>,
+        flipped: &mut Vec<&'b str>,
+    ) -> rusqlite::Result<()> {
+        let kept_from = self.first_kept_hour(now) * HOUR_MS;
+        let tx = self.conn.transaction()?;
+        for item in batch {
+            if item.ts_ms().is_some_and(|ts| ts < kept_from) {
+                self.stats.reject(Reject::Stale, item.topic().as_bytes());
+                continue;
+            }
+            let mut store = Store { tx: &tx, hours: &mut self.hours, pending: &mut self.pending };
+            if apply::apply(&mut store, &mut self.states, item, now, &self.stats)? {
+                touched.push(item.host().to_owned());
+                match item {
+                    Item::Status { .. } => flipped.push(item.host()),
+                    _ => self.pending.changed(item.host()),
+                }
+            }
+        }
+        if settle {
+            settle::settle(&tx, &self.pending, &self.hours)?;
+        }
+        tx.commit()
+    }
+
+    fn count_commit(&self, batch: &[Item], started: Instant) {
+        self.stats.stored.fetch_add(batch.len() as u64, Ordering::Relaxed);
+        self.stats.batches.fetch_add(1, Ordering::Relaxed);
+        self.stats.last_batch_us.store(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+        let committed = now_ms();
+        for ts in batch.iter().filter_map(Item::ts_ms) {
+            self.stats.record_lag(committed - ts);
+        }
+    }
+
+    /// After a failed write the states cache and the pending rows may be ahead of the
+    /// database: start again from what it holds.
+    fn reload(&mut self) {
+        self.pending = Pending::default();
+        if let Ok(states) = load_states(&self.conn, &self.fleet) {
+            self.states = states;
+        }
+        if let Ok(hours) = partitions::hours(&self.conn) {
+            self.hours = hours;
+        }
+    }
+
+    /// Sends each touched host's new card to the live subscribers, once per host.
+    fn publish_cards(&self, mut touched: Vec<String>, now: i64) {
+        touched.sort();
+        touched.dedup();
+        for state in touched.iter().filter_map(|h| self.states.get(h)) {
+            // No browser listening is fine.
+            let _ = self.live.send(state.card(now));
+        }
+    }
+
+    /// Every host's state as of the last settle, for readers on other threads.
+    pub fn fleet(&self) -> Fleet {
+        self.fleet.clone()
+    }
+
+    /// The oldest hour kept: the hour that the start of the retention window falls in.
+    /// Retention drops whole hours, so it keeps between RETENTION_HOURS and one hour more.
+    fn first_kept_hour(&self, now: i64) -> i64 {
+        hour_of(now - self.retention_ms)
+    }
+}
+
+/// Takes one item already queued, if any, without waiting.
+fn take_queued(rx: &mut mpsc::Receiver<Item>, batch: &mut Vec<Item>) -> Next {
+    match rx.try_recv() {
+        Ok(item) => batch.push(item),
+        Err(TryRecvError::Empty) => {}
+        Err(TryRecvError::Disconnected) => return Next::Closed,
+    }
+    Next::Gather(Duration::ZERO)
+}
+
+/// Adds what queued meanwhile to a batch that has begun, up to MAX_BATCH; false once
+/// every sender is gone.
+fn fill(rx: &mut mpsc::Receiver<Item>, batch: &mut Vec<Item>) -> bool {
+    while !batch.is_empty() && batch.len() < MAX_BATCH {
+        match rx.try_recv() {
+            Ok(item) => batch.push(item),
+            Err(TryRecvError::Empty) => break,
+            Err(TryRecvError::Disconnected) => return false,
+        }
+    }
+    true
+}
+
+/// Every host's state parsed from the database, also installed in `fleet`: the writer's
+/// start, and after a failed write.
+fn load_states(conn: &Connection, fleet: &Fleet) -> rusqlite::Result<HashMap<String, HostState>> {
+    let states: HashMap<String, HostState> =
+        read::parse_states(conn)?.into_iter().map(|s| (s.host_id.clone(), s)).collect();
+    fleet.reset(states.values());
+    Ok(states)
+}
+
+/// What `apply` writes through: the batch's transaction, the attached hours (an hour's
+/// tables are created when its first sample arrives), and what the next settle writes.
+struct Store<'a, 't> {
+    tx: &'a Transaction<'t>,
+    hours: &'a mut BTreeSet<i64>,
+    pending: &'a mut Pending,
+}
+
+impl Store<'_, '_> {
+    /// The table of `series` for the hour of `ts_ms`, created if it is the hour's first.
+    fn table(&mut self, series: Series, ts_ms: i64) -> rusqlite::Result<String> {
+        let hour = hour_of(ts_ms);
+        if self.hours.insert(hour) {
+            partitions::create(self.tx, hour)?;
+        }
+        Ok(series.table(hour))
+    }
+}
+
+/// Executes through the statement cache: the same few statements run thousands of times
+/// a second under load.
+fn exec(tx: &Transaction, sql: &str, params: impl rusqlite::Params) -> rusqlite::Result<usize> {
+    tx.prepare_cached(sql)?.execute(params)
+}

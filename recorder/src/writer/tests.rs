@@ -1,0 +1,173 @@
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::broadcast;
+
+use super::Writer;
+use crate::ingest::{parse, Item, Reject};
+use crate::partitions::{hour_of, Series, HOUR_MS};
+use crate::read;
+use crate::state::{Card, HostState};
+use crate::{now_ms, Stats};
+
+fn setup() -> (tempfile::TempDir, Writer, broadcast::Receiver<Card>) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut conn = crate::db::open_and_migrate(&dir.path().join("w.db")).unwrap();
+    crate::hosts::add_host(&mut conn, "pve1").unwrap();
+    let (live, rx) = broadcast::channel(16);
+    let writer = Writer::new(conn, live, Arc::new(Stats::default()), Duration::from_secs(3600)).unwrap();
+    (dir, writer, rx)
+}
+
+fn fast(host: &str, seq: u64, ts_ms: i64, load1: f64) -> Item {
+    let json = format!(
+        r#"{{"schema":1,"host_id":"{host}","ts_ms":{ts_ms},"boot_id":"b","seq":{seq},"agent_version":"t","data":{{"load1":{load1}}}}}"#
+    );
+    parse(format!("pmon/v1/{host}/fast").as_bytes(), json.as_bytes(), now_ms()).unwrap()
+}
+
+fn count(w: &Writer, sql: &str) -> i64 {
+    w.conn.query_row(sql, [], |r| r.get(0)).unwrap()
+}
+
+#[test]
+fn readers_get_the_writers_states_and_the_registry_from_the_database() {
+    let (dir, mut w, _live) = setup();
+    let fleet = w.fleet();
+    let reader = crate::db::open_read(&dir.path().join("w.db")).unwrap();
+    w.write_and_settle(&mut vec![fast("pve1", 1, now_ms(), 1.5)]);
+    // From the writer's copy, not parsed from `latest`: a spoilt row changes nothing.
+    w.conn.execute("UPDATE latest SET payload = '{}'", []).unwrap();
+    let states = read::all_hosts(&reader, &fleet).unwrap();
+    assert_eq!(states.len(), 1);
+    assert_eq!(states[0].fast.as_ref().and_then(|p| p.data.load1), Some(1.5));
+    // Presence reaches readers at its commit, with the registry, not at the settle.
+    assert!(!states[0].online);
+    w.write(&mut vec![parse(b"pmon/v1/pve1/status", b"online", now_ms()).unwrap()]);
+    assert!(read::all_hosts(&reader, &fleet).unwrap()[0].online);
+
+    // A host registered by another process since the writer started is listed (parsed
+    // from the database); a removed one is gone at once.
+    let mut other = crate::db::open_and_migrate(&dir.path().join("w.db")).unwrap();
+    crate::hosts::add_host(&mut other, "pve2").unwrap();
+    let ids = |states: Vec<Arc<HostState>>| states.iter().map(|s| s.host_id.clone()).collect::<Vec<_>>();
+    assert_eq!(ids(read::all_hosts(&reader, &fleet).unwrap()), ["pve1", "pve2"]);
+    crate::hosts::remove_host(&mut other, "pve1").unwrap();
+    assert_eq!(ids(read::all_hosts(&reader, &fleet).unwrap()), ["pve2"]);
+    assert!(read::one_host(&reader, &fleet, "pve1").unwrap().is_none());
+    assert_eq!(read::one_host(&reader, &fleet, "pve2").unwrap().map(|s| s.host_id.clone()).as_deref(), Some("pve2"));
+}
+
+#[test]
+fn replays_are_stored_once_and_late_ones_do_not_replace_latest() {
+    let (_dir, mut w, mut live) = setup();
+    let now = now_ms();
+    w.write(&mut vec![fast("pve1", 1, now - 2000, 1.0), fast("pve1", 2, now - 1000, 2.0)]);
+    w.write(&mut vec![fast("pve1", 1, now - 2000, 1.0), fast("pve1", 2, now - 1000, 2.0)]);
+    assert_eq!(count(&w, "SELECT count(*) FROM fast_samples"), 2);
+    assert_eq!(w.stats.duplicates.load(Ordering::Relaxed), 2);
+    // A replay from the outage buffer arrives after newer data: history, not "latest".
+    w.write(&mut vec![fast("pve1", 3, now - 500, 3.0), fast("pve1", 4, now - 60_000, 9.0)]);
+    assert_eq!(count(&w, "SELECT count(*) FROM fast_samples"), 4);
+    assert_eq!(count(&w, "SELECT count(*) FROM latest"), 0, "latest is written when the writer settles");
+    w.write_and_settle(&mut vec![]);
+    let latest: String = w.conn.query_row("SELECT payload FROM latest", [], |r| r.get(0)).unwrap();
+    assert!(latest.contains("\"load1\":3"), "{latest}");
+    assert_eq!(live.try_recv().unwrap().load1, Some(2.0));
+}
+
+#[test]
+fn samples_moved_into_history_are_still_known() {
+    let (_dir, mut w, _live) = setup();
+    let now = now_ms();
+    w.write(&mut vec![fast("pve1", 1, now - 2000, 1.0), fast("pve1", 2, now - 1000, 2.0)]);
+    assert_eq!(count(&w, "SELECT count(*) FROM fast_recent"), 2);
+    w.write_and_settle(&mut vec![fast("pve1", 3, now, 3.0)]);
+    assert_eq!(count(&w, "SELECT count(*) FROM fast_recent"), 0);
+    assert_eq!(count(&w, "SELECT count(*) FROM fast_samples"), 3);
+    // Replays of moved samples, and of one in each table, are stored once.
+    w.write(&mut vec![fast("pve1", 1, now - 2000, 1.0), fast("pve1", 4, now + 1, 4.0)]);
+    w.write(&mut vec![fast("pve1", 3, now, 3.0), fast("pve1", 4, now + 1, 4.0)]);
+    assert_eq!(count(&w, "SELECT count(*) FROM fast_samples"), 4);
+    assert_eq!(count(&w, "SELECT count(DISTINCT seq) FROM fast_samples"), 4);
+    assert_eq!(w.stats.duplicates.load(Ordering::Relaxed), 3);
+}
+
+#[test]
+fn unknown_hosts_are_counted_not_stored() {
+    let (_dir, mut w, _live) = setup();
+    w.write(&mut vec![fast("ghost", 1, now_ms(), 1.0)]);
+    assert_eq!(count(&w, "SELECT count(*) FROM fast_samples"), 0);
+    assert_eq!(w.stats.unknown_host.load(Ordering::Relaxed), 1);
+}
+
+#[test]
+fn presence_changes_are_events() {
+    let (_dir, mut w, _live) = setup();
+    let status = |online| Item::Status { host: wire::HostId::parse("pve1").unwrap(), online };
+    w.write(&mut vec![status(true), status(true), status(false)]);
+    assert_eq!(count(&w, "SELECT count(*) FROM events WHERE kind = 'online'"), 1);
+    assert_eq!(count(&w, "SELECT count(*) FROM events WHERE kind = 'offline'"), 1);
+    assert_eq!(count(&w, "SELECT online FROM hosts"), 0);
+}
+
+#[test]
+fn a_host_that_just_reconnected_is_not_called_silent() {
+    let (_dir, mut w, mut live) = setup();
+    let long_ago = now_ms() - 600_000;
+    w.write(&mut vec![fast("pve1", 1, long_ago - 1000, 1.0), fast("pve1", 2, long_ago, 1.0)]);
+    let state = w.states.get_mut("pve1").unwrap();
+    state.fast_received_ms = Some(long_ago);
+    w.write(&mut vec![Item::Status { host: wire::HostId::parse("pve1").unwrap(), online: true }]);
+    let card = std::iter::from_fn(|| live.try_recv().ok()).last().unwrap();
+    assert_eq!(card.status, crate::status::Level::Online, "{:?}", card.reasons);
+}
+
+#[test]
+fn retention_drops_stale_hours_and_refuses_stale_samples() {
+    let (_dir, mut w, _live) = setup();
+    let now = now_ms();
+    let old = now - 3 * HOUR_MS;
+    w.retention_ms = 4 * HOUR_MS;
+    w.write_and_settle(&mut vec![fast("pve1", 1, old, 1.0), fast("pve1", 2, now, 2.0)]);
+    // A sample of the stale hour still in fast_recent (the writer has not settled since).
+    w.write(&mut vec![fast("pve1", 3, old + 1, 1.0)]);
+    assert_eq!(count(&w, "SELECT count(*) FROM fast_recent"), 1);
+    let stale_table = Series::Fast.table(hour_of(old));
+    assert_eq!(count(&w, &format!("SELECT count(*) FROM {stale_table}")), 1);
+
+    w.retention_ms = HOUR_MS;
+    w.prune_now();
+    w.write_and_settle(&mut vec![]);
+    assert_eq!(count(&w, "SELECT count(*) FROM fast_samples"), 1);
+    assert_eq!(count(&w, "SELECT count(*) FROM latest"), 1, "latest is never pruned");
+    let exists = format!("SELECT count(*) FROM sqlite_schema WHERE name = '{stale_table}'");
+    assert_eq!(count(&w, &exists), 0, "the stale hour's tables are dropped");
+    assert_eq!(count(&w, "SELECT count(*) FROM sample_hours"), 1);
+
+    // A replay from before the window is refused, not stored in a new stale hour.
+    w.write_and_settle(&mut vec![fast("pve1", 4, old + 2, 1.0)]);
+    assert_eq!(count(&w, "SELECT count(*) FROM fast_samples"), 1);
+    assert_eq!(count(&w, &exists), 0);
+    let stale = w.stats.rejected().into_iter().find(|(r, _)| *r == Reject::Stale).unwrap().1;
+    assert_eq!(stale, 1);
+}
+
+#[test]
+fn samples_go_into_the_table_of_their_hour() {
+    let (_dir, mut w, _live) = setup();
+    let hour = hour_of(now_ms());
+    let (a, b) = ((hour - 1) * HOUR_MS + 5, hour * HOUR_MS + 5);
+    w.write_and_settle(&mut vec![fast("pve1", 1, a, 1.0), fast("pve1", 2, b, 2.0), fast("pve1", 3, b + 1, 3.0)]);
+    assert_eq!(count(&w, &format!("SELECT count(*) FROM {}", Series::Fast.table(hour - 1))), 1);
+    assert_eq!(count(&w, &format!("SELECT count(*) FROM {}", Series::Fast.table(hour))), 2);
+    assert_eq!(count(&w, &format!("SELECT rows FROM sample_hours WHERE hour = {hour}")), 2);
+    // The hour's tables are created once: a restart finds them.
+    let stats = Arc::new(Stats::default());
+    let conn = crate::db::open(&_dir.path().join("w.db")).unwrap();
+    let mut again = Writer::new(conn, w.live.clone(), stats, Duration::from_secs(3600)).unwrap();
+    again.write_and_settle(&mut vec![fast("pve1", 4, b + 2, 4.0), fast("pve1", 2, b, 2.0)]);
+    assert_eq!(count(&again, "SELECT count(*) FROM fast_samples"), 4);
+    assert_eq!(again.stats.duplicates.load(Ordering::Relaxed), 1);
+}
