@@ -22,7 +22,7 @@ pub struct ServerConfig {
     pub mqtt_port: Option<u16>,
     /// MQTT over TLS, with its certificate and key.
     pub mqtts: Option<(u16, PathBuf, PathBuf)>,
-    pub retention: Duration,
+    pub retention: recorder::Retention,
 }
 
 impl std::fmt::Debug for ServerConfig {
@@ -49,6 +49,15 @@ fn parse<T: std::str::FromStr>(name: &str, default: T) -> anyhow::Result<T> {
 }
 
 /// Only the database path, for the commands that just touch the database.
+/// A number of days from `name` (default `default`, at most `max`), in milliseconds.
+fn days(name: &str, default: i64, max: i64) -> anyhow::Result<i64> {
+    let days: i64 = parse(name, default)?;
+    if !(1..=max).contains(&days) {
+        anyhow::bail!("{name} must be between 1 and {max} days");
+    }
+    Ok(days * 86_400_000)
+}
+
 pub fn database() -> PathBuf {
     var("DATABASE_PATH").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(DEFAULT_DATABASE))
 }
@@ -80,6 +89,10 @@ impl ServerConfig {
                 max / 24
             );
         }
+        let rollups = recorder::rollup::Keep {
+            minute_ms: days("ROLLUP_MINUTE_DAYS", 30, 366)?,
+            hour_ms: days("ROLLUP_HOUR_DAYS", 730, 3660)?,
+        };
         Ok(ServerConfig {
             database: database(),
             secret_key_base,
@@ -89,7 +102,7 @@ impl ServerConfig {
             port: parse("PORT", 4000u16)?,
             mqtt_port,
             mqtts,
-            retention: Duration::from_secs(hours * 3600),
+            retention: recorder::Retention { raw: Duration::from_secs(hours * 3600), rollups },
         })
     }
 

@@ -41,7 +41,7 @@ pub async fn run(port: u16) -> anyhow::Result<()> {
         port,
         mqtt_port: None,
         mqtts: None,
-        retention: Duration::from_secs(48 * 3600),
+        retention: recorder::Retention::raw(Duration::from_secs(48 * 3600)),
     };
     let mut tokens = Vec::new();
     {

@@ -117,7 +117,23 @@ impl Stats {
 #[derive(Debug, Clone)]
 pub struct RecorderConfig {
     pub database: PathBuf,
-    pub retention: Duration,
+    pub retention: Retention,
+}
+
+/// How long raw samples and each rollup are kept.
+#[derive(Debug, Clone, Copy)]
+pub struct Retention {
+    /// Raw samples (`RETENTION_HOURS`).
+    pub raw: Duration,
+    /// Minute and hour rollups (`ROLLUP_MINUTE_DAYS`, `ROLLUP_HOUR_DAYS`).
+    pub rollups: rollup::Keep,
+}
+
+impl Retention {
+    /// Raw samples for `raw`, rollups for their defaults.
+    pub fn raw(raw: Duration) -> Retention {
+        Retention { raw, rollups: rollup::Keep::DEFAULT }
+    }
 }
 
 /// A running recorder: the subscription task and the writer thread.

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use integration::samples::{fast, medium};
 use integration::{http_get_with, proc_stats, Server};
 use recorder::writer::Writer;
-use recorder::{now_ms, Stats};
+use recorder::{now_ms, Retention, Stats};
 
 fn arg(name: &str, default: usize) -> usize {
     let args: Vec<String> = std::env::args().collect();
@@ -31,7 +31,9 @@ fn main() {
     {
         let conn = recorder::db::open_writer(&server.database()).unwrap();
         let (live, _) = tokio::sync::broadcast::channel(16);
-        let mut writer = Writer::new(conn, live, Arc::new(Stats::default()), Duration::from_secs(48 * 3600)).unwrap();
+        let mut writer =
+            Writer::new(conn, live, Arc::new(Stats::default()), Retention::raw(Duration::from_secs(48 * 3600)))
+                .unwrap();
         let names: Vec<String> = server.tokens.iter().map(|(h, _)| h.clone()).collect();
         for chunk in names.chunks(1000) {
             let now = now_ms();

@@ -14,7 +14,7 @@ use integration::samples::{fast, medium};
 use recorder::ingest::Item;
 use recorder::partitions::{self, hour_of, Series, HOUR_MS};
 use recorder::writer::Writer;
-use recorder::{now_ms, Stats};
+use recorder::{now_ms, Retention, Stats};
 
 fn db_bytes(conn: &rusqlite::Connection) -> i64 {
     let pages: i64 = conn.query_row("PRAGMA page_count", [], |r| r.get(0)).unwrap();
@@ -46,7 +46,7 @@ impl Bench {
         let conn = recorder::db::open_writer(&path).unwrap();
         let stats = Arc::new(Stats::default());
         let (live, _) = tokio::sync::broadcast::channel(1024);
-        let writer = Writer::new(conn, live, stats.clone(), Duration::from_secs(48 * 3600)).unwrap();
+        let writer = Writer::new(conn, live, stats.clone(), Retention::raw(Duration::from_secs(48 * 3600))).unwrap();
         let stop = Arc::new(AtomicBool::new(false));
         let checkpointer = {
             let (path, stop, stats) = (path.clone(), stop.clone(), stats.clone());

@@ -213,12 +213,12 @@ pub fn fold_recent(tx: &Transaction, parts: &mut Parts) -> rusqlite::Result<()> 
 pub fn fold_medium(
     tx: &Transaction,
     parts: &mut Parts,
-    tables: [(Group, &str); 3],
+    tables: &[(Group, String)],
     host: &str,
     ts_ms: i64,
 ) -> rusqlite::Result<()> {
     for (group, table) in tables {
-        fold(tx, parts, group, table, "host_id = ?1 AND ts_ms = ?2", &[&host, &ts_ms])?;
+        fold(tx, parts, *group, table, "host_id = ?1 AND ts_ms = ?2", &[&host, &ts_ms])?;
     }
     Ok(())
 }

@@ -101,9 +101,8 @@ fn medium_rows_fold_per_subject_and_counters_keep_their_last_value() {
             rusqlite::params![ts, errors],
         )
         .unwrap();
-        let tables =
-            [(Group::Pool, pools.as_str()), (Group::Storage, storages.as_str()), (Group::Guest, guests.as_str())];
-        fold_medium(&tx, &mut parts, tables, "pve1", ts).unwrap();
+        let tables = [(Group::Pool, pools.clone()), (Group::Storage, storages.clone()), (Group::Guest, guests.clone())];
+        fold_medium(&tx, &mut parts, &tables, "pve1", ts).unwrap();
     }
     tx.commit().unwrap();
 

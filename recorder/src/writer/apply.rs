@@ -10,6 +10,7 @@ use wire::{FastPayload, Kind, Medium, MediumPayload, Payload, SlowPayload};
 use super::{exec, Store};
 use crate::ingest::Item;
 use crate::partitions::Series;
+use crate::rollup;
 use crate::state::HostState;
 use crate::Stats;
 
@@ -105,8 +106,8 @@ fn insert_fast(store: &mut Store, p: &FastPayload) -> rusqlite::Result<bool> {
     let stored = exec(
         store.tx,
         "INSERT OR IGNORE INTO fast_recent (host_id, ts_ms, seq, load1, load5, load15, cpu_pct,
-         iowait_pct, mem_total, mem_used, arc_bytes, swap_total, swap_used)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+         iowait_pct, mem_total, mem_used, arc_bytes, swap_total, swap_used, rootfs_total, rootfs_used)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
         params![
             p.host_id,
             p.ts_ms,
@@ -120,7 +121,9 @@ fn insert_fast(store: &mut Store, p: &FastPayload) -> rusqlite::Result<bool> {
             f.mem_used.map(|v| v as i64),
             f.arc_bytes.map(|v| v as i64),
             f.swap_total.map(|v| v as i64),
-            f.swap_used.map(|v| v as i64)
+            f.swap_used.map(|v| v as i64),
+            f.rootfs_total.map(|v| v as i64),
+            f.rootfs_used.map(|v| v as i64)
         ],
     )?;
     Ok(stored == 1)
@@ -140,6 +143,12 @@ fn apply_medium(
     }
     let rows = insert_pools(store, p)? + insert_storages(store, p)? + insert_guests(store, p)?;
     store.pending.count_rows(p.ts_ms, rows);
+    let tables = [
+        (rollup::Group::Pool, store.table(Series::Pool, p.ts_ms)?),
+        (rollup::Group::Storage, store.table(Series::Storage, p.ts_ms)?),
+        (rollup::Group::Guest, store.table(Series::Guest, p.ts_ms)?),
+    ];
+    rollup::fold_medium(store.tx, store.parts, &tables, &p.host_id, p.ts_ms)?;
     let newer = state.medium.as_ref().is_none_or(|old| p.ts_ms >= old.ts_ms);
     store.pending.note(p, Kind::Medium, raw, newer, now);
     seen(state, p, now);

@@ -30,8 +30,9 @@ use crate::fleet::Fleet;
 use crate::ingest::{Item, Reject};
 use crate::partitions::{self, hour_of, Series, HOUR_MS};
 use crate::read;
+use crate::rollup::{self, Parts};
 use crate::state::{Card, HostState};
-use crate::{now_ms, Stats};
+use crate::{now_ms, Retention, Stats};
 
 /// Most items in one transaction.
 const MAX_BATCH: usize = 5000;
@@ -53,6 +54,10 @@ pub struct Writer {
     live: broadcast::Sender<Card>,
     stats: Arc<Stats>,
     retention_ms: i64,
+    /// How long the rollups are kept.
+    rollups_kept: rollup::Keep,
+    /// The rollup partitions that exist; mirrors `rollup_parts`.
+    parts: Parts,
     /// What the next settle writes, and when the last one ran.
     pending: Pending,
     last_settle: Instant,
@@ -76,11 +81,12 @@ impl Writer {
         conn: Connection,
         live: broadcast::Sender<Card>,
         stats: Arc<Stats>,
-        retention: Duration,
+        retention: Retention,
     ) -> rusqlite::Result<Writer> {
         let fleet = Fleet::default();
         let states = load_states(&conn, &fleet)?;
         let hours = partitions::hours(&conn)?;
+        let parts = Parts::load(&conn)?;
         // Each series has its statements per hour: keep two hours' worth and the rest.
         conn.set_prepared_statement_cache_capacity(64);
         Ok(Writer {
@@ -89,7 +95,9 @@ impl Writer {
             fleet,
             live,
             stats,
-            retention_ms: retention.as_millis() as i64,
+            retention_ms: retention.raw.as_millis() as i64,
+            rollups_kept: retention.rollups,
+            parts,
             pending: Pending::default(),
             last_settle: Instant::now(),
             hours,
@@ -234,7 +242,8 @@ impl Writer {
                 self.stats.reject(Reject::Stale, item.topic().as_bytes());
                 continue;
             }
-            let mut store = Store { tx: &tx, hours: &mut self.hours, pending: &mut self.pending };
+            let mut store =
+                Store { tx: &tx, hours: &mut self.hours, parts: &mut self.parts, pending: &mut self.pending };
             if apply::apply(&mut store, &mut self.states, item, now, &self.stats)? {
                 touched.push(item.host().to_owned());
                 match item {
@@ -244,7 +253,7 @@ impl Writer {
             }
         }
         if settle {
-            settle::settle(&tx, &self.pending, &self.hours)?;
+            settle::settle(&tx, &self.pending, &self.hours, &mut self.parts)?;
         }
         tx.commit()
     }
@@ -268,6 +277,9 @@ impl Writer {
         }
         if let Ok(hours) = partitions::hours(&self.conn) {
             self.hours = hours;
+        }
+        if let Ok(parts) = Parts::load(&self.conn) {
+            self.parts = parts;
         }
     }
 
@@ -330,6 +342,7 @@ fn load_states(conn: &Connection, fleet: &Fleet) -> rusqlite::Result<HashMap<Str
 struct Store<'a, 't> {
     tx: &'a Transaction<'t>,
     hours: &'a mut BTreeSet<i64>,
+    parts: &'a mut Parts,
     pending: &'a mut Pending,
 }
 

@@ -1,16 +1,16 @@
-//! Retention: stale hours are detached from the views and their tables dropped, and old
-//! events deleted, one short step at a time between ingest batches.
+//! Retention: stale hours and stale rollup partitions are detached and their tables
+//! dropped, and old events deleted, one short step at a time between ingest batches.
 
 use std::sync::atomic::Ordering;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use rusqlite::params;
+use rusqlite::{params, Connection};
 use tracing::{info, warn};
 
 use super::Writer;
-use crate::partitions;
 use crate::{db, now_ms, Stats};
+use crate::{partitions, rollup};
 
 /// How often retention runs.
 pub(super) const PRUNE_EVERY: Duration = Duration::from_secs(3600);
@@ -65,7 +65,7 @@ impl Writer {
     /// Starts a retention pass (see [`Prune`]).
     pub(super) fn start_prune(&self) -> Prune {
         let first_kept = self.first_kept_hour(now_ms());
-        let prefetch = self.conn.path().and_then(|path| prefetch(path.into(), first_kept));
+        let prefetch = self.conn.path().and_then(|path| prefetch(path.into(), first_kept, self.rollups_kept));
         Prune {
             first_kept,
             stage: Stage::Prefetch(prefetch),
@@ -132,16 +132,21 @@ impl Writer {
         }
     }
 
-    /// Detaches the hours before `first_kept` from the views (a short transaction);
-    /// returns the sample rows they held and the tables to drop.
+    /// Detaches the hours before `first_kept` from the views and the stale rollup
+    /// partitions from their catalog (a short transaction); returns the sample rows the
+    /// hours held and the tables to drop.
     fn detach(&mut self, first_kept: i64) -> rusqlite::Result<(i64, Vec<String>)> {
+        let now = now_ms();
         let tx = self.conn.transaction()?;
         let rows = partitions::detach_before(&tx, first_kept)?;
+        for resolution in rollup::Resolution::ALL {
+            self.parts.detach_before(&tx, resolution, self.rollups_kept.first_kept_part(resolution, now))?;
+        }
         tx.commit()?;
         self.hours.retain(|h| *h >= first_kept);
         // Cached statements of the tables about to go would never run again.
         self.conn.flush_prepared_statement_cache();
-        Ok((rows, partitions::stale_tables(&self.conn, first_kept)?))
+        Ok((rows, stale_tables(&self.conn, first_kept, self.rollups_kept)?))
     }
 }
 
@@ -150,10 +155,10 @@ impl Writer {
 /// drops (dropping reads each page). Hours written two days ago may have left the OS page
 /// cache, and reading them from disk on the writer's thread would pause ingest for each
 /// statement that does. A failure here only costs that time.
-fn prefetch(path: std::path::PathBuf, first_kept: i64) -> Option<JoinHandle<()>> {
+fn prefetch(path: std::path::PathBuf, first_kept: i64, rollups_kept: rollup::Keep) -> Option<JoinHandle<()>> {
     let reading = std::thread::Builder::new().name("recorder-prefetch".into()).spawn(move || {
         let Ok(conn) = db::open_read(&path) else { return };
-        let tables = partitions::stale_tables(&conn, first_kept).unwrap_or_default();
+        let tables = stale_tables(&conn, first_kept, rollups_kept).unwrap_or_default();
         // Each b-tree by name (a table and its indexes): dbstat then reads only that one.
         let btrees_of = |table: &str| -> Vec<String> {
             conn.prepare("SELECT name FROM sqlite_schema WHERE tbl_name = ?1")
@@ -169,4 +174,11 @@ fn prefetch(path: std::path::PathBuf, first_kept: i64) -> Option<JoinHandle<()>>
         }
     });
     reading.ok()
+}
+
+/// Every table retention drops: stale hours of raw samples and stale rollup partitions.
+fn stale_tables(conn: &Connection, first_kept: i64, rollups_kept: rollup::Keep) -> rusqlite::Result<Vec<String>> {
+    let mut tables = partitions::stale_tables(conn, first_kept)?;
+    tables.extend(rollup::stale_tables(conn, rollups_kept, now_ms())?);
+    Ok(tables)
 }

@@ -1,6 +1,6 @@
 //! The settle: what the writer records once per host every SETTLE_EVERY rather than per
-//! sample. Fast samples move from `fast_recent` into their hour table, and each host's
-//! `latest` rows and last-seen time are written once.
+//! sample. Fast samples are folded into the rollups and move from `fast_recent` into their
+//! hour table, and each host's `latest` rows and last-seen time are written once.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::atomic::Ordering;
@@ -13,6 +13,7 @@ use wire::{Kind, Payload};
 use super::{exec, Writer};
 use crate::db;
 use crate::partitions::{self, hour_of, Series, HOUR_MS};
+use crate::rollup::{self, Parts};
 
 /// What the next settle writes: the `latest` row of each tier and the host's last-seen
 /// time. Under load every batch holds samples of hundreds of hosts, and each of these rows
@@ -80,9 +81,16 @@ impl Pending {
     }
 }
 
-/// Writes what is pending and moves the recent fast samples, in the batch's transaction.
-pub(super) fn settle(tx: &Transaction, pending: &Pending, hours: &BTreeSet<i64>) -> rusqlite::Result<()> {
+/// Writes what is pending, folds the recent fast samples into the rollups and moves them
+/// into their hour tables, in the batch's transaction.
+pub(super) fn settle(
+    tx: &Transaction,
+    pending: &Pending,
+    hours: &BTreeSet<i64>,
+    parts: &mut Parts,
+) -> rusqlite::Result<()> {
     pending.flush(tx)?;
+    rollup::fold_recent(tx, parts)?;
     move_recent(tx, hours)
 }
 

@@ -9,14 +9,15 @@ use crate::ingest::{parse, Item, Reject};
 use crate::partitions::{hour_of, Series, HOUR_MS};
 use crate::read;
 use crate::state::{Card, HostState};
-use crate::{now_ms, Stats};
+use crate::{now_ms, Retention, Stats};
 
 fn setup() -> (tempfile::TempDir, Writer, broadcast::Receiver<Card>) {
     let dir = tempfile::tempdir().unwrap();
     let mut conn = crate::db::open_and_migrate(&dir.path().join("w.db")).unwrap();
     crate::hosts::add_host(&mut conn, "pve1").unwrap();
     let (live, rx) = broadcast::channel(16);
-    let writer = Writer::new(conn, live, Arc::new(Stats::default()), Duration::from_secs(3600)).unwrap();
+    let writer =
+        Writer::new(conn, live, Arc::new(Stats::default()), Retention::raw(Duration::from_secs(3600))).unwrap();
     (dir, writer, rx)
 }
 
@@ -166,8 +167,23 @@ fn samples_go_into_the_table_of_their_hour() {
     // The hour's tables are created once: a restart finds them.
     let stats = Arc::new(Stats::default());
     let conn = crate::db::open(&_dir.path().join("w.db")).unwrap();
-    let mut again = Writer::new(conn, w.live.clone(), stats, Duration::from_secs(3600)).unwrap();
+    let mut again = Writer::new(conn, w.live.clone(), stats, Retention::raw(Duration::from_secs(3600))).unwrap();
     again.write_and_settle(&mut vec![fast("pve1", 4, b + 2, 4.0), fast("pve1", 2, b, 2.0)]);
     assert_eq!(count(&again, "SELECT count(*) FROM fast_samples"), 4);
     assert_eq!(again.stats.duplicates.load(Ordering::Relaxed), 1);
+}
+
+#[test]
+fn settled_samples_reach_the_rollups_once_even_when_replayed() {
+    let (_dir, mut w, _live) = setup();
+    let now = now_ms();
+    let minute = now - now.rem_euclid(60_000);
+    w.write(&mut vec![fast("pve1", 1, minute, 1.0), fast("pve1", 2, minute + 1, 3.0)]);
+    w.write_and_settle(&mut vec![fast("pve1", 2, minute + 1, 3.0)]);
+    // A replay after the settle (the agent resent from its outage buffer).
+    w.write_and_settle(&mut vec![fast("pve1", 1, minute, 1.0)]);
+    let day = crate::history::read(&w.conn, crate::rollup::Group::Host, "pve1", now - 7 * 86_400_000, now + 1).unwrap();
+    let load = day.subjects[0].series(crate::rollup::Group::Host, "load1");
+    assert_eq!(load.len(), 1);
+    assert_eq!((load[0].min, load[0].mean, load[0].max), (Some(1.0), Some(2.0), Some(3.0)));
 }
