@@ -30,9 +30,10 @@ pub struct Backlog {
 }
 
 impl Backlog {
-    /// Called by the consumer when it subscribes; counting starts then.
-    pub fn attach(&self) {
-        self.attached.store(true, Ordering::Release);
+    /// Called by the consumer when it subscribes; counting starts then. False when a
+    /// consumer is attached already: two would each subtract what they take.
+    pub(crate) fn attach(&self) -> bool {
+        !self.attached.swap(true, Ordering::AcqRel)
     }
 
     /// Counts `bytes` about to be handed to the router, after waiting while the backlog is
@@ -66,7 +67,7 @@ impl Backlog {
     }
 
     /// Called by the consumer for what it has taken from the router.
-    pub fn taken(&self, bytes: usize) {
+    pub(crate) fn taken(&self, bytes: usize) {
         let left = self.bytes.fetch_sub(bytes as i64, Ordering::AcqRel) - bytes as i64;
         if left <= LIMIT {
             self.drained.notify_waiters();
@@ -98,7 +99,8 @@ mod tests {
         backlog.admit(2 * LIMIT as usize).await;
         assert_eq!(backlog.bytes(), 0);
 
-        backlog.attach();
+        assert!(backlog.attach());
+        assert!(!backlog.attach(), "one consumer per backlog");
         backlog.admit(LIMIT as usize).await;
         backlog.admit(1).await; // at the limit: still admitted
         assert_eq!(backlog.bytes(), LIMIT + 1);
