@@ -6,8 +6,8 @@
 //! newest entry: the oldest messages are lost although their publishers had their PUBACK. Measured: with a load
 //! generator that left the server two thirds of a core, 70 % of a 20,000 msg/s minute.
 //!
-//! So the gateway counts the bytes it hands to the router and the recorder counts those
-//! it has taken; while the difference is over [`LIMIT`], a third of the log, sessions stop
+//! So the gateway counts the bytes it hands to the router and the recorder's subscription
+//! ([`crate::subscription::Pacing::OwnsBacklog`]) counts those it has taken; while the difference is over [`LIMIT`], a third of the log, sessions stop
 //! reading their sockets before forwarding the next publish. TCP then slows the agents,
 //! which keep what they could not send in their outage buffer.
 

@@ -83,6 +83,8 @@ impl Router {
 }
 
 impl Subscription {
+    /// `qos` is QoS 1 but in a test, which subscribes at QoS 0 to make the router fill the
+    /// link's queue and unschedule it.
     async fn open(
         router: &Router,
         name: &str,
