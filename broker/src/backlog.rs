@@ -6,8 +6,8 @@
 //! newest entry: the oldest messages are lost although their publishers had their PUBACK. Measured: with a load
 //! generator that left the server two thirds of a core, 70 % of a 20,000 msg/s minute.
 //!
-//! So the gateway counts the bytes it hands to the router and the recorder counts those
-//! it has taken; while the difference is over [`LIMIT`], a third of the log, sessions stop
+//! So the gateway counts the bytes it hands to the router and the recorder's subscription
+//! ([`crate::subscription::Pacing::OwnsBacklog`]) counts those it has taken; while the difference is over [`LIMIT`], a third of the log, sessions stop
 //! reading their sockets before forwarding the next publish. TCP then slows the agents,
 //! which keep what they could not send in their outage buffer.
 
@@ -30,9 +30,10 @@ pub struct Backlog {
 }
 
 impl Backlog {
-    /// Called by the consumer when it subscribes; counting starts then.
-    pub fn attach(&self) {
-        self.attached.store(true, Ordering::Release);
+    /// Called by the consumer when it subscribes; counting starts then. False when a
+    /// consumer is attached already: two would each subtract what they take.
+    pub(crate) fn attach(&self) -> bool {
+        !self.attached.swap(true, Ordering::AcqRel)
     }
 
     /// Counts `bytes` about to be handed to the router, after waiting while the backlog is
@@ -66,7 +67,7 @@ impl Backlog {
     }
 
     /// Called by the consumer for what it has taken from the router.
-    pub fn taken(&self, bytes: usize) {
+    pub(crate) fn taken(&self, bytes: usize) {
         let left = self.bytes.fetch_sub(bytes as i64, Ordering::AcqRel) - bytes as i64;
         if left <= LIMIT {
             self.drained.notify_waiters();
@@ -98,7 +99,8 @@ mod tests {
         backlog.admit(2 * LIMIT as usize).await;
         assert_eq!(backlog.bytes(), 0);
 
-        backlog.attach();
+        assert!(backlog.attach());
+        assert!(!backlog.attach(), "one consumer per backlog");
         backlog.admit(LIMIT as usize).await;
         backlog.admit(1).await; // at the limit: still admitted
         assert_eq!(backlog.bytes(), LIMIT + 1);

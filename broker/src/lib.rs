@@ -2,6 +2,8 @@
 //!
 //! # Layout
 //! - [`router`]: rumqttd's router on its own thread, and in-process links to it.
+//! - [`subscription`]: a subscriber inside the server (the recorder): rounds of messages,
+//!   acked after the consumer handled them, with rumqttd's link protocol kept inside.
 //! - [`backlog`]: back-pressure from the recorder to publishers, so that rumqttd never
 //!   drops acked messages when the recorder falls behind.
 //! - [`auth`]: tokens (256 random bits, stored as SHA-256) and the credential table.
@@ -24,7 +26,9 @@ pub mod limit;
 pub mod listener;
 pub mod router;
 pub mod stats;
+pub mod subscription;
 
 pub use auth::{hash_token, new_token, Credential, CredentialTable, Identity, Role};
 pub use gateway::{Admission, Gateway, GatewayConfig};
 pub use router::Router;
+pub use subscription::{Message, Pacing, Subscription};

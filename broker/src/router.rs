@@ -8,7 +8,7 @@ use anyhow::Context;
 
 use crate::backlog::Backlog;
 use rumqttd::local::{LinkRx, LinkTx};
-use rumqttd::protocol::{Filter, Packet, Publish, QoS, RetainForwardRule, Subscribe};
+use rumqttd::protocol::Publish;
 use rumqttd::{Config, Notification, RouterConfig};
 
 /// rumqttd keeps one in-memory log per subscription filter (not per topic): the
@@ -56,9 +56,15 @@ impl Router {
         &self.backlog
     }
 
+    /// The backlog, for the subscription that owns it.
+    pub(crate) fn shared_backlog(&self) -> Arc<Backlog> {
+        self.backlog.clone()
+    }
+
     /// A new link. `name` is for logs; the router gets a unique client id
     /// (`name~n`), so rumqttd's own duplicate-id handling (and its will misfire) never runs.
-    pub async fn link(&self, name: &str) -> anyhow::Result<(LinkTx, LinkRx)> {
+    /// Only the gateway and [`crate::subscription`] speak rumqttd's link protocol.
+    pub(crate) async fn link(&self, name: &str) -> anyhow::Result<(LinkTx, LinkRx)> {
         let n = self.next_link.fetch_add(1, Ordering::Relaxed);
         let client_id = format!("{name}~{n}");
         let broker = self.broker.clone();
@@ -71,24 +77,10 @@ impl Router {
     }
 }
 
-/// A QoS 1 subscription request, which rumqttd's `LinkTx::subscribe` (QoS 0 only) can't
-/// make. At QoS 1 the router reads a slow subscriber's backlog from its log instead of
-/// dropping it, as long as the subscriber acks.
-pub fn subscribe_qos1(filter: &str) -> Packet {
-    let filter = Filter {
-        path: filter.to_owned(),
-        qos: QoS::AtLeastOnce,
-        nolocal: false,
-        preserve_retain: false,
-        retain_forward_rule: RetainForwardRule::OnEverySubscribe,
-    };
-    Packet::Subscribe(Subscribe { pkid: 1, filters: vec![filter] }, None)
-}
-
 /// The QoS level (0, 1 or 2) and packet id of a publish, which rumqttd keeps
 /// crate-private; its public serialization carries them in byte 0 (bits 1-2) and bytes 1
 /// and 2. Serialized without the payload, which `serialize` would copy.
-pub fn qos_and_pkid(publish: &Publish) -> (u8, u16) {
+pub(crate) fn qos_and_pkid(publish: &Publish) -> (u8, u16) {
     let mut header = publish.clone();
     header.payload = bytes::Bytes::new();
     let raw = header.serialize();
@@ -96,7 +88,7 @@ pub fn qos_and_pkid(publish: &Publish) -> (u8, u16) {
 }
 
 /// Drains a link we only publish on, so the router never stalls on it.
-pub fn drain(mut rx: LinkRx) {
+pub(crate) fn drain(mut rx: LinkRx) {
     tokio::spawn(async move {
         while let Ok(n) = rx.next().await {
             if let Some(Notification::Unschedule) = n {

@@ -38,11 +38,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
-use broker::router::{qos_and_pkid, subscribe_qos1};
-use broker::Router;
-use rumqttd::local::{LinkRx, LinkTx};
-use rumqttd::protocol::{Packet, PubAck, PubAckReason};
-use rumqttd::Notification;
+use broker::{Pacing, Router, Subscription};
 use tokio::sync::{broadcast, mpsc};
 use tracing::warn;
 
@@ -183,13 +179,10 @@ impl Recorder {
                 }
             })
             .context("failed to start the checkpoint thread")?;
-        let (mut link_tx, link_rx) = router.link("recorder").await?;
-        link_tx
-            .send(subscribe_qos1(&format!("{}/#", wire::PREFIX)))
-            .await
-            .map_err(|e| anyhow::anyhow!("subscribe failed: {e}"))?;
-        router.backlog().attach();
-        let subscription = tokio::spawn(subscribe(link_tx, link_rx, tx, stats.clone(), router.clone()));
+        // The recorder owns the backlog: publishers wait for it, so that rumqttd never
+        // skips it past messages their agents had acked.
+        let subscription = router.subscribe("recorder", &format!("{}/#", wire::PREFIX), Pacing::OwnsBacklog).await?;
+        let subscription = tokio::spawn(subscribe(subscription, tx, stats.clone()));
         Ok(Recorder { live, fleet, stats, subscription, writer, stop_checkpoints, checkpointer })
     }
 
@@ -206,71 +199,28 @@ impl Recorder {
     }
 }
 
-/// Most notifications handled per round, between acks.
-const ROUND: usize = 512;
-
-/// The subscription loop: takes every notification already queued, queues the valid
-/// items for the writer (waiting when it is full), then acks the whole round at once, so
-/// that the router keeps what is not yet queued and sees one event per round, not per
-/// message.
-async fn subscribe(
-    mut link_tx: LinkTx,
-    mut link_rx: LinkRx,
-    tx: mpsc::Sender<ingest::Item>,
-    stats: Arc<Stats>,
-    router: Router,
-) {
-    let mut acks = Vec::with_capacity(ROUND);
+/// The subscription loop: queues each round's valid items for the writer (waiting when
+/// it is full) before asking for the next round, which acks this one, so that the router
+/// keeps what is not yet queued. Ends when the writer's channel or the router link closes.
+async fn subscribe(mut subscription: Subscription, tx: mpsc::Sender<ingest::Item>, stats: Arc<Stats>) {
     loop {
-        let first = match link_rx.next().await {
-            Ok(Some(n)) => n,
-            Ok(None) => continue,
+        let round = match subscription.next_round().await {
+            Ok(round) => round,
             Err(e) => {
-                warn!(error = %e, "recorder link closed");
+                warn!(error = %e, "recorder subscription ended");
                 return;
             }
         };
-        let mut round = vec![first];
-        // `recv_deadline(now)` returns at once: what is already queued, or nothing.
-        while round.len() < ROUND {
-            match link_rx.recv_deadline(std::time::Instant::now()) {
-                Ok(Some(n)) => round.push(n),
-                _ => break,
-            }
-        }
-        let mut unscheduled = false;
-        for note in round {
-            match note {
-                Notification::Forward(forward) => {
-                    let publish = forward.publish;
-                    stats.received.fetch_add(1, Ordering::Relaxed);
-                    router.backlog().taken(publish.topic.len() + publish.payload.len());
-                    match ingest::parse(&publish.topic, &publish.payload, now_ms()) {
-                        Ok(item) => {
-                            if tx.send(item).await.is_err() {
-                                return;
-                            }
-                        }
-                        Err(reason) => stats.reject(reason, &publish.topic),
-                    }
-                    let (_, pkid) = qos_and_pkid(&publish);
-                    if pkid != 0 {
-                        acks.push(pkid);
+        for message in round {
+            stats.received.fetch_add(1, Ordering::Relaxed);
+            match ingest::parse(&message.topic, &message.payload, now_ms()) {
+                Ok(item) => {
+                    if tx.send(item).await.is_err() {
+                        return;
                     }
                 }
-                Notification::Unschedule => unscheduled = true,
-                _ => {}
+                Err(reason) => stats.reject(reason, &message.topic),
             }
-        }
-        if let Some(last) = acks.pop() {
-            let ack = |pkid| Packet::PubAck(PubAck { pkid, reason: PubAckReason::Success }, None);
-            link_tx.buffer().extend(acks.drain(..).map(ack));
-            if link_tx.send(ack(last)).await.is_err() {
-                return;
-            }
-        }
-        if unscheduled && link_rx.wake().await.is_err() {
-            return;
         }
     }
 }
