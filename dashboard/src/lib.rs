@@ -12,6 +12,7 @@
 //! admin page's registry actions, which go through `recorder::hosts`.
 
 pub mod auth;
+pub mod chart;
 pub mod error;
 pub mod format;
 pub mod routes;
