@@ -9,10 +9,10 @@ use anyhow::Context;
 use argon2::password_hash::{rand_core::OsRng, PasswordHasher, SaltString};
 use base64::Engine;
 use clap::{Parser, Subcommand};
-use rand::RngCore;
-use serde_json::json;
 use proxmox_monitor::{config, Listeners, ServerConfig};
 use proxmox_monitor_agent::daemon::{self, shutdown_signal};
+use rand::RngCore;
+use serde_json::json;
 
 /// Fleet monitor for Proxmox VE: an embedded MQTT broker that agents push to, a SQLite
 /// recorder and a live web dashboard.

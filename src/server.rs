@@ -10,8 +10,8 @@ use anyhow::Context;
 use broker::{Gateway, GatewayConfig, Router};
 use recorder::{Recorder, RecorderConfig};
 use tokio::net::TcpListener;
-use tokio_rustls::TlsAcceptor;
 use tokio::sync::watch;
+use tokio_rustls::TlsAcceptor;
 use tracing::{info, warn};
 
 use crate::config::ServerConfig;

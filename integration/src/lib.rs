@@ -72,6 +72,7 @@ pub fn terminate(child: &mut Child) {
 pub struct TestServer {
     pub dir: tempfile::TempDir,
     pub http: SocketAddr,
+    /// Plain MQTT; `0.0.0.0:0` when a test turned it off.
     pub mqtt: SocketAddr,
     /// Set when the server was started with MQTTS.
     pub mqtts: Option<SocketAddr>,

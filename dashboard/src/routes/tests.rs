@@ -183,9 +183,11 @@ async fn admin_forms_are_refused_when_signed_out() {
     let response = app.send(form("/admin/hosts", "host_id=pve-kept", Some(&cookie))).await;
     assert_eq!(response.status(), StatusCode::OK);
 
-    for (uri, body) in
-        [("/admin/hosts", "host_id=pve-sneaky"), ("/admin/hosts/pve-kept/rotate", ""), ("/admin/hosts/pve-kept/remove", "")]
-    {
+    for (uri, body) in [
+        ("/admin/hosts", "host_id=pve-sneaky"),
+        ("/admin/hosts/pve-kept/rotate", ""),
+        ("/admin/hosts/pve-kept/remove", ""),
+    ] {
         let response = app.send(form(uri, body, None)).await;
         assert_eq!(response.status(), StatusCode::SEE_OTHER, "{uri}");
         assert_eq!(location(&response), "/login", "{uri}");
