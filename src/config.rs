@@ -1,6 +1,6 @@
 //! Server configuration from the environment (the runbook's `/etc/default/proxmox-monitor`).
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -17,6 +17,7 @@ pub struct ServerConfig {
     pub public_host: Option<String>,
     pub bind: IpAddr,
     /// HTTP: dashboard, API, `/health`, `/metrics` and MQTT over WebSocket at `/mqtt`.
+    /// Here and in the two below, port 0 means any free port (reported by [`crate::Bound`]).
     pub port: u16,
     /// Plain MQTT; `None` when `MQTT_PORT=off`.
     pub mqtt_port: Option<u16>,
@@ -73,7 +74,8 @@ impl ServerConfig {
             )
         })?;
         let mqtt_port = match var("MQTT_PORT").as_deref() {
-            Some("off") | Some("0") => None,
+            // 0 is a port like any other (the system picks a free one); only `off` disables.
+            Some("off") => None,
             _ => Some(parse("MQTT_PORT", 1883u16)?),
         };
         let mqtts = match (var("MQTTS_PORT"), var("TLS_CERT"), var("TLS_KEY")) {
@@ -106,11 +108,12 @@ impl ServerConfig {
         })
     }
 
-    /// The `server_url` an agent should use.
-    pub fn public_url(&self) -> String {
+    /// The `server_url` an agent should use, given where HTTP is bound (`PORT=0` is
+    /// resolved only then).
+    pub fn public_url(&self, http: SocketAddr) -> String {
         match &self.public_host {
             Some(host) => format!("wss://{host}/mqtt"),
-            None => format!("ws://{}:{}/mqtt", self.bind, self.port),
+            None => format!("ws://{http}/mqtt"),
         }
     }
 }

@@ -12,11 +12,11 @@ use proxmox_monitor_agent::publisher;
 use proxmox_monitor_agent::schedule::{self, Envelopes, Intervals};
 use proxmox_monitor_agent::source::{Source, TierData};
 use rand::{Rng, SeedableRng};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
 use wire::{DatasetSnapshots, Fast, Guest, HostId, Kind, Medium, Pool, Scan, Slow, Snapshots, Storage, Vdev, Versions};
 
-use crate::config::ServerConfig;
-use crate::server;
+use proxmox_monitor::{Listeners, ServerConfig};
+use proxmox_monitor_agent::daemon::shutdown_signal;
 
 const HOSTS: usize = 12;
 /// The host with a degraded pool, and the one that goes offline now and then.
@@ -31,8 +31,7 @@ pub async fn run(port: u16) -> anyhow::Result<()> {
     let database = dir.path().join("monitor.db");
     let password: String =
         rand::thread_rng().sample_iter(rand::distributions::Alphanumeric).take(16).map(char::from).collect();
-    let port = if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() { port } else { 0 };
-    let config = ServerConfig {
+    let mut config = ServerConfig {
         database: database.clone(),
         secret_key_base: crate::gen_secret(),
         password_hash: crate::hash_password(&password)?,
@@ -51,23 +50,16 @@ pub async fn run(port: u16) -> anyhow::Result<()> {
             tokens.push((host, token));
         }
     }
-    let (bound_tx, mut bound_rx) = watch::channel(None);
-    let server = tokio::spawn(server::run(
-        config,
-        move |b| {
-            let _ = bound_tx.send(Some(b.clone()));
-        },
-        crate::shutdown_signal(),
-    ));
-    let http = loop {
-        if let Some(b) = bound_rx.borrow().clone() {
-            break b.http;
-        }
-        if bound_rx.changed().await.is_err() {
-            // The server ended before binding: show why.
-            return server.await?;
+    // The same path as `serve`; a port in use falls back to any free one.
+    let listeners = match Listeners::bind(&config).await {
+        Ok(listeners) => listeners,
+        Err(_) => {
+            config.port = 0;
+            Listeners::bind(&config).await?
         }
     };
+    let http = listeners.bound().http;
+    let server = tokio::spawn(proxmox_monitor::run(config, listeners, shutdown_signal()));
     println!("\nProxmox Monitor demo\n  dashboard: http://{http}/\n  password:  {password}\n  data:      {} (deleted on exit)\n  {HOSTS} simulated hosts connect over MQTT/WebSocket; pve-{:02} has a degraded pool, pve-{:02} drops out now and then.\n  Ctrl+C to stop.\n", dir.path().display(), DEGRADED + 1, FLAKY + 1);
     for (i, (host, token)) in tokens.into_iter().enumerate() {
         let settings = Settings {
@@ -158,7 +150,7 @@ impl SimHost {
             checksum_errors: cksum,
             ..Vdev::default()
         };
-        let now_s = schedule::now_ms() / 1000;
+        let now_s = wire::now_ms() / 1000;
         let rpool = Pool {
             name: "rpool".into(),
             state: if degraded { "DEGRADED" } else { "ONLINE" }.into(),
@@ -241,7 +233,7 @@ impl SimHost {
     }
 
     fn slow(&self) -> Slow {
-        let now_s = schedule::now_ms() / 1000;
+        let now_s = wire::now_ms() / 1000;
         Slow {
             snapshots: Some(Snapshots {
                 total: 24,

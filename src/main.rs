@@ -1,8 +1,6 @@
 //! `proxmox-monitor`: the server (broker + gateway, recorder, dashboard) and its CLI.
 
-mod config;
 mod demo;
-mod server;
 
 use std::io::Read;
 use std::process::ExitCode;
@@ -11,17 +9,18 @@ use anyhow::Context;
 use argon2::password_hash::{rand_core::OsRng, PasswordHasher, SaltString};
 use base64::Engine;
 use clap::{Parser, Subcommand};
+use proxmox_monitor::{config, Listeners, ServerConfig};
+use proxmox_monitor_agent::daemon::{self, shutdown_signal};
 use rand::RngCore;
 use serde_json::json;
-use tracing_subscriber::layer::SubscriberExt;
-use tracing_subscriber::util::SubscriberInitExt;
 
 /// Fleet monitor for Proxmox VE: an embedded MQTT broker that agents push to, a SQLite
 /// recorder and a live web dashboard.
 ///
 /// Configuration comes from the environment: DATABASE_PATH, SECRET_KEY_BASE,
 /// DASHBOARD_PASSWORD_HASH, PUBLIC_HOST, BIND, PORT, MQTT_PORT, MQTTS_PORT, TLS_CERT,
-/// TLS_KEY, RETENTION_HOURS (see deploy/proxmox-monitor.env.example).
+/// TLS_KEY, RETENTION_HOURS (see deploy/proxmox-monitor.env.example). PORT, MQTT_PORT
+/// and MQTTS_PORT may be 0 for any free port: `serve` prints where it listens.
 #[derive(Parser)]
 #[command(version, about)]
 struct Cli {
@@ -32,6 +31,11 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run everything: broker + gateway, recorder, dashboard. Applies migrations first.
+    ///
+    /// Once every listener is bound it prints one line on stdout, e.g.
+    /// `listening http=127.0.0.1:4000 mqtt=127.0.0.1:1883` (then ` mqtts=ADDR` when
+    /// MQTTS_PORT is set; no `mqtt=` with MQTT_PORT=off), with port 0 resolved. Logs go
+    /// to stderr.
     Serve,
     /// Try it out: a server on a temporary database with a simulated fleet of a dozen hosts.
     Demo {
@@ -94,19 +98,11 @@ enum ObserverCommand {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                // rumqttd logs routine disconnects at ERROR.
-                .unwrap_or_else(|_| "info,rumqttd=warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        .finish()
-        // rumqttd's router opens an ERROR-level span per publish, with the topic in its
-        // fields: formatting them took ~4 % of the server's CPU at 20,000 publishes/s.
-        // Its events still log; only their span context goes.
-        .with(tracing_subscriber::filter::filter_fn(|meta| !(meta.is_span() && meta.target().starts_with("rumqttd"))))
-        .init();
+    // rumqttd's router opens an ERROR-level span per publish, with the topic in its
+    // fields: formatting them took ~4 % of the server's CPU at 20,000 publishes/s. Its
+    // events still log; only their span context goes. It also logs routine disconnects
+    // at ERROR, hence `warn`.
+    daemon::init_tracing("info,rumqttd=warn", &["rumqttd"]);
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -123,8 +119,12 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve => {
-            let config = config::ServerConfig::from_env()?;
-            runtime()?.block_on(server::run(config, |_| {}, shutdown_signal()))
+            let config = ServerConfig::from_env()?;
+            runtime()?.block_on(async {
+                let listeners = Listeners::bind(&config).await?;
+                println!("{}", listeners.bound());
+                proxmox_monitor::run(config, listeners, shutdown_signal()).await
+            })
         }
         Command::Demo { port } => runtime()?.block_on(demo::run(port)),
         Command::Migrate => {
@@ -232,7 +232,7 @@ fn host(cmd: HostCommand) -> anyhow::Result<()> {
         }
         HostCommand::List { json } => {
             let states = recorder::read::parse_states(&conn)?;
-            let now = recorder::now_ms();
+            let now = wire::now_ms();
             if json {
                 let rows: Vec<_> = states
                     .iter()
@@ -261,21 +261,4 @@ fn host(cmd: HostCommand) -> anyhow::Result<()> {
         }
     }
     Ok(())
-}
-
-/// Resolves on SIGINT or SIGTERM (what systemd sends).
-pub async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending().await,
-        }
-    };
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = term => {},
-    }
 }

@@ -1,5 +1,5 @@
-//! `serve`: wires the router, gateway, recorder and dashboard together and runs them
-//! until shutdown.
+//! `serve`: binds the listeners, then wires the router, gateway, recorder and dashboard
+//! together on them and runs them until shutdown.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -11,16 +11,72 @@ use broker::{Gateway, GatewayConfig, Router};
 use recorder::{Recorder, RecorderConfig};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
+use tokio_rustls::TlsAcceptor;
 use tracing::{info, warn};
 
 use crate::config::ServerConfig;
 
-/// Where a started server listens.
-#[derive(Debug, Clone)]
+/// Where a server listens, as bound (port 0 resolved).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Bound {
     pub http: SocketAddr,
     pub mqtt: Option<SocketAddr>,
     pub mqtts: Option<SocketAddr>,
+}
+
+/// The line `serve` prints on stdout once every listener is bound, for scripts and tests
+/// that start it on port 0: `listening http=127.0.0.1:40123 mqtt=127.0.0.1:40124`, then
+/// ` mqtts=ADDR` when MQTTS is on; `mqtt=` is absent with `MQTT_PORT=off`.
+impl std::fmt::Display for Bound {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "listening http={}", self.http)?;
+        if let Some(mqtt) = self.mqtt {
+            write!(f, " mqtt={mqtt}")?;
+        }
+        if let Some(mqtts) = self.mqtts {
+            write!(f, " mqtts={mqtts}")?;
+        }
+        Ok(())
+    }
+}
+
+/// The server's sockets, bound before anything else starts, so that a port in use fails
+/// at once and port 0 is resolved before [`run`].
+pub struct Listeners {
+    http: TcpListener,
+    mqtt: Option<TcpListener>,
+    mqtts: Option<(TcpListener, TlsAcceptor)>,
+    bound: Bound,
+}
+
+impl Listeners {
+    /// Binds HTTP, MQTT (unless off) and MQTTS (if configured, with its certificate) on
+    /// `config.bind`. A failure names the variable to change.
+    pub async fn bind(config: &ServerConfig) -> anyhow::Result<Listeners> {
+        let http = bind(SocketAddr::new(config.bind, config.port), "BIND/PORT").await?;
+        let mqtt = match config.mqtt_port {
+            Some(port) => Some(bind(SocketAddr::new(config.bind, port), "BIND/MQTT_PORT").await?),
+            None => None,
+        };
+        let mqtts = match &config.mqtts {
+            Some((port, cert, key)) => Some((
+                bind(SocketAddr::new(config.bind, *port), "BIND/MQTTS_PORT").await?,
+                broker::listener::tls_acceptor(cert, key)?,
+            )),
+            None => None,
+        };
+        let bound = Bound {
+            http: http.local_addr()?,
+            mqtt: mqtt.as_ref().map(|l| l.local_addr()).transpose()?,
+            mqtts: mqtts.as_ref().map(|(l, _)| l.local_addr()).transpose()?,
+        };
+        Ok(Listeners { http, mqtt, mqtts, bound })
+    }
+
+    /// Where these listeners are bound.
+    pub fn bound(&self) -> Bound {
+        self.bound
+    }
 }
 
 /// How often the credential table is checked for changes made by other processes (the
@@ -33,29 +89,16 @@ async fn bind(addr: SocketAddr, var: &str) -> anyhow::Result<TcpListener> {
     })
 }
 
-/// Runs the server until `shutdown` resolves. `ready` is called once every listener is
-/// bound, with their addresses.
+/// Runs the server on `listeners` until `shutdown` resolves: applies migrations, starts
+/// the router, gateway, recorder and dashboard, then stops them in order.
 pub async fn run(
     config: ServerConfig,
-    ready: impl FnOnce(&Bound),
+    listeners: Listeners,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> anyhow::Result<()> {
     let auth = dashboard::Auth::new(&config.password_hash, &config.secret_key_base)?;
     let database = config.database.clone();
     tokio::task::spawn_blocking(move || recorder::db::open_and_migrate(&database)).await??;
-
-    let http = bind(SocketAddr::new(config.bind, config.port), "BIND/PORT").await?;
-    let mqtt = match config.mqtt_port {
-        Some(port) => Some(bind(SocketAddr::new(config.bind, port), "BIND/MQTT_PORT").await?),
-        None => None,
-    };
-    let mqtts = match &config.mqtts {
-        Some((port, cert, key)) => Some((
-            bind(SocketAddr::new(config.bind, *port), "BIND/MQTTS_PORT").await?,
-            broker::listener::tls_acceptor(cert, key)?,
-        )),
-        None => None,
-    };
 
     let gateway_config = GatewayConfig::default();
     let router = Router::start(gateway_config.max_connections + 16);
@@ -83,17 +126,13 @@ pub async fn run(
     let (stop_tx, stop_rx) = watch::channel(false);
     let watcher = tokio::spawn(watch_credentials(credentials, gateway.clone(), stop_rx.clone()));
 
-    let bound = Bound {
-        http: http.local_addr()?,
-        mqtt: mqtt.as_ref().map(|l| l.local_addr()).transpose()?,
-        mqtts: mqtts.as_ref().map(|(l, _)| l.local_addr()).transpose()?,
-    };
-    let mut listeners = Vec::new();
+    let Listeners { http, mqtt, mqtts, bound } = listeners;
+    let mut tasks = Vec::new();
     if let Some(l) = mqtt {
-        listeners.push(tokio::spawn(broker::listener::serve(l, gateway.clone(), None, stopped(stop_rx.clone()))));
+        tasks.push(tokio::spawn(broker::listener::serve(l, gateway.clone(), None, stopped(stop_rx.clone()))));
     }
     if let Some((l, tls)) = mqtts {
-        listeners.push(tokio::spawn(broker::listener::serve(l, gateway.clone(), Some(tls), stopped(stop_rx.clone()))));
+        tasks.push(tokio::spawn(broker::listener::serve(l, gateway.clone(), Some(tls), stopped(stop_rx.clone()))));
     }
     let state = dashboard::AppState {
         database: config.database.clone(),
@@ -103,7 +142,7 @@ pub async fn run(
         recorder_stats: recorder.stats.clone(),
         fleet: recorder.fleet.clone(),
         shutdown: stop_rx.clone(),
-        public_url: config.public_url(),
+        public_url: config.public_url(bound.http),
     };
     let web = tokio::spawn(dashboard::serve(http, state, stopped(stop_rx.clone())));
     info!(
@@ -114,13 +153,12 @@ pub async fn run(
         "proxmox-monitor {} serving",
         dashboard::VERSION
     );
-    ready(&bound);
 
     shutdown.await;
     info!("shutting down");
     let _ = stop_tx.send(true);
-    for l in listeners {
-        let _ = l.await;
+    for task in tasks {
+        let _ = task.await;
     }
     if let Err(e) = web.await {
         warn!(error = %e, "web server task failed");

@@ -9,9 +9,11 @@
 //! - [`outbox`]: the on-disk outage buffer, replayed in order after reconnecting.
 //! - [`publisher`]: the MQTT connection (mqtt, mqtts, ws, wss), presence, reconnect
 //!   with backoff, and the verdict for `--check`.
+//! - [`daemon`]: tracing to stderr and the SIGINT/SIGTERM future, shared with the server.
 
 pub mod collect;
 pub mod config;
+pub mod daemon;
 pub mod outbox;
 pub mod publisher;
 pub mod schedule;

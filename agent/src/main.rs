@@ -8,6 +8,7 @@ use anyhow::Context;
 use clap::Parser;
 use proxmox_monitor_agent::collect::Collectors;
 use proxmox_monitor_agent::config::{self, Config, Settings};
+use proxmox_monitor_agent::daemon::{self, shutdown_signal};
 use proxmox_monitor_agent::outbox::Outbox;
 use proxmox_monitor_agent::publisher;
 use proxmox_monitor_agent::schedule::{self, Envelopes, Intervals};
@@ -34,12 +35,7 @@ struct Args {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,rumqttc=warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    daemon::init_tracing("info,rumqttc=warn", &[]);
     // Two workers at most: the agent is mostly idle and must stay small on the host.
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build();
     let runtime = match runtime {
@@ -92,22 +88,4 @@ async fn print_once(settings: &Settings, mut source: HostSource) -> anyhow::Resu
     }
     println!("{}", serde_json::to_string_pretty(&out)?);
     Ok(())
-}
-
-/// Resolves on SIGINT or SIGTERM (what systemd sends).
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending().await,
-        }
-    };
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = term => {},
-    }
 }

@@ -2,12 +2,12 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use rand::Rng;
 use tokio::sync::mpsc;
 use tokio::time::{interval_at, Instant, MissedTickBehavior};
-use wire::{HostId, Kind, Payload, SCHEMA_VERSION};
+use wire::{now_ms, HostId, Kind, Payload, SCHEMA_VERSION};
 
 use crate::collect::Errors;
 use crate::source::{Source, TierData};
@@ -67,10 +67,6 @@ fn encode<T: serde::Serialize>(header: Payload<()>, data: T) -> Vec<u8> {
     let payload = header.with_data(data);
     // Serializing plain structs of strings and numbers cannot fail.
     serde_json::to_vec(&payload).expect("payload serializes")
-}
-
-pub fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
 /// Tier intervals.

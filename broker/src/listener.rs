@@ -1,25 +1,30 @@
-//! The gateway's own TCP and TLS listeners. Every connection is handled in its own task,
-//! so a slow TLS handshake or an idle socket never delays the next `accept`.
+//! The gateway's own TCP and TLS listeners, and the accept loop they share with the
+//! dashboard. Every connection is handled in its own task, so a slow TLS handshake or an
+//! idle socket never delays the next `accept`.
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
 use tracing::{debug, warn};
 
 use crate::gateway::Gateway;
 use crate::stats::Stats;
 
-/// Accepts MQTT (or, with `tls`, MQTTS) clients until `shutdown` resolves.
-pub async fn serve(
-    listener: TcpListener,
-    gateway: Gateway,
-    tls: Option<TlsAcceptor>,
-    shutdown: impl Future<Output = ()>,
-) {
+/// Accepts connections on `listener` until `shutdown` resolves, then drops the listener.
+/// `connection` sees each accepted socket at once and returns the task that serves it
+/// (spawned here, so one slow client never delays the next `accept`), or None to close
+/// it. The one accept loop of the server: MQTT, MQTTS and the dashboard's HTTP.
+pub async fn accept_loop<F, Fut>(listener: TcpListener, shutdown: impl Future<Output = ()>, mut connection: F)
+where
+    F: FnMut(TcpStream, SocketAddr) -> Option<Fut>,
+    Fut: Future<Output = ()> + Send + 'static,
+{
     tokio::pin!(shutdown);
     loop {
         let (stream, peer) = tokio::select! {
@@ -29,20 +34,31 @@ pub async fn serve(
                 Err(e) => {
                     // Out of file descriptors and similar: pause instead of spinning.
                     warn!(error = %e, "accept failed");
-                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    tokio::time::sleep(Duration::from_millis(100)).await;
                     continue;
                 }
             },
         };
+        if let Some(task) = connection(stream, peer) {
+            tokio::spawn(task);
+        }
+    }
+}
+
+/// Accepts MQTT (or, with `tls`, MQTTS) clients until `shutdown` resolves.
+pub async fn serve(
+    listener: TcpListener,
+    gateway: Gateway,
+    tls: Option<TlsAcceptor>,
+    shutdown: impl Future<Output = ()>,
+) {
+    accept_loop(listener, shutdown, |stream, peer| {
         // Limits first, before any handshake work: a refused client is just closed.
-        let Some(admission) = gateway.admit(peer) else {
-            drop(stream);
-            continue;
-        };
+        let admission = gateway.admit(peer)?;
         let _ = stream.set_nodelay(true);
         let gateway = gateway.clone();
         let tls = tls.clone();
-        tokio::spawn(async move {
+        Some(async move {
             match tls {
                 None => gateway.serve(stream, peer, admission).await,
                 Some(acceptor) => {
@@ -57,8 +73,9 @@ pub async fn serve(
                     }
                 }
             }
-        });
-    }
+        })
+    })
+    .await
 }
 
 /// A rustls acceptor from PEM files (`TLS_CERT`, `TLS_KEY`).

@@ -104,7 +104,7 @@ fn hex_prefix(digest: &[u8]) -> String {
 }
 
 pub fn now_s() -> i64 {
-    recorder::now_ms() / 1000
+    wire::now_ms() / 1000
 }
 
 /// True when the browser reached us over HTTPS (directly or through the proxy).

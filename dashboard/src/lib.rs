@@ -81,24 +81,11 @@ pub async fn serve(
     let mut builder = Builder::new(TokioExecutor::new());
     builder.http1().timer(TokioTimer::new()).header_read_timeout(HEADER_READ_TIMEOUT);
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    tokio::pin!(shutdown);
-    loop {
-        let (stream, peer) = tokio::select! {
-            _ = &mut shutdown => break,
-            accepted = listener.accept() => match accepted {
-                Ok(a) => a,
-                Err(e) => {
-                    // Out of file descriptors and similar: pause instead of spinning.
-                    tracing::warn!(error = %e, "HTTP accept failed");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            },
-        };
+    broker::listener::accept_loop(listener, shutdown, |stream, peer| {
         // What `ConnectInfo<SocketAddr>` extracts: the socket's peer.
         let service = TowerToHyperService::new(app.clone().layer(axum::Extension(ConnectInfo(peer))));
         let (builder, watcher) = (builder.clone(), graceful.watcher());
-        tokio::spawn(async move {
+        Some(async move {
             // hyper's header timeout starts with the first byte; a client that sends
             // nothing at all gets the same deadline here.
             let mut first = [0u8; 1];
@@ -109,9 +96,9 @@ pub async fn serve(
             if let Err(e) = watcher.watch(connection.into_owned()).await {
                 tracing::debug!(%peer, error = %e, "HTTP connection ended with an error");
             }
-        });
-    }
-    drop(listener);
+        })
+    })
+    .await;
     if tokio::time::timeout(Duration::from_secs(5), graceful.shutdown()).await.is_err() {
         tracing::warn!("HTTP connections still open after 5 s; closing them");
     }

@@ -1,9 +1,13 @@
-//! The harness for end-to-end tests: the real `proxmox-monitor` and
-//! `proxmox-monitor-agent` binaries on loopback, a temporary database, and fake Proxmox
-//! commands (scripts on PATH that print captured output).
+//! The harness for end-to-end tests: the server on loopback (the real `proxmox-monitor`
+//! process, [`Server`], or the same server inside the test process, [`InProcessServer`];
+//! both on port 0), a temporary database, the real `proxmox-monitor-agent`, and fake
+//! Proxmox commands (scripts on PATH that print captured output).
 
+mod in_process;
 pub mod load;
 pub mod samples;
+
+pub use in_process::InProcessServer;
 
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
@@ -29,7 +33,9 @@ pub fn bin(name: &str) -> PathBuf {
     path
 }
 
-/// A free port on 127.0.0.1 (free when asked; tests bind it right after).
+/// A free port on 127.0.0.1 (free when asked; the caller binds it right after), for
+/// third-party programs (Caddy, node_exporter) that cannot report a port 0 they bound.
+/// Our own servers start on port 0 and say where they listen.
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
@@ -60,98 +66,21 @@ pub fn terminate(child: &mut Child) {
     let _ = child.wait();
 }
 
-/// A running `proxmox-monitor serve` with its own temporary directory and ports.
-pub struct Server {
-    /// Tokens of the hosts registered by [`Server::start_with_hosts`].
-    pub tokens: Vec<(String, String)>,
+/// A server under test, however it runs (a [`Server`] process or an
+/// [`InProcessServer`]; both deref to it): its temporary directory, where it listens, and
+/// what tests do with it.
+pub struct TestServer {
     pub dir: tempfile::TempDir,
     pub http: SocketAddr,
+    /// Plain MQTT; `0.0.0.0:0` when a test turned it off.
     pub mqtt: SocketAddr,
-    pub child: Child,
-    pub extra_env: Vec<(String, String)>,
+    /// Set when the server was started with MQTTS.
+    pub mqtts: Option<SocketAddr>,
 }
 
-impl Server {
-    pub fn start() -> Server {
-        Server::start_with(vec![])
-    }
-
-    pub fn start_with(extra_env: Vec<(String, String)>) -> Server {
-        let dir = tempfile::tempdir().unwrap();
-        let http = SocketAddr::from(([127, 0, 0, 1], free_port()));
-        let mqtt = SocketAddr::from(([127, 0, 0, 1], free_port()));
-        let mut server = Server {
-            child: spawn_server(dir.path(), http, mqtt, &extra_env),
-            dir,
-            http,
-            mqtt,
-            extra_env,
-            tokens: vec![],
-        };
-        server.wait_healthy();
-        server
-    }
-
-    /// A server with `n` hosts (`host-00000`, ...) registered directly in its database
-    /// before it starts; their tokens are in `tokens`.
-    pub fn start_with_hosts(n: usize, extra_env: Vec<(String, String)>) -> Server {
-        let dir = tempfile::tempdir().unwrap();
-        let mut tokens = Vec::with_capacity(n);
-        {
-            let mut conn = recorder::db::open_and_migrate(&dir.path().join("monitor.db")).unwrap();
-            for i in 0..n {
-                let (host, token) = recorder::hosts::add_host(&mut conn, &format!("host-{i:05}")).unwrap();
-                tokens.push((host.to_string(), token));
-            }
-        }
-        let http = SocketAddr::from(([127, 0, 0, 1], free_port()));
-        let mqtt = SocketAddr::from(([127, 0, 0, 1], free_port()));
-        let mut server =
-            Server { child: spawn_server(dir.path(), http, mqtt, &extra_env), dir, http, mqtt, extra_env, tokens };
-        server.wait_healthy();
-        server
-    }
-
+impl TestServer {
     pub fn database(&self) -> PathBuf {
         self.dir.path().join("monitor.db")
-    }
-
-    fn wait_healthy(&mut self) {
-        let url = format!("http://{}/health", self.http);
-        let child = &mut self.child;
-        wait_for("the server's /health", Duration::from_secs(30), || {
-            if let Some(status) = child.try_wait().unwrap() {
-                panic!("server exited early: {status}");
-            }
-            http_get(&url).filter(|(code, _)| *code == 200)
-        });
-    }
-
-    /// Stops the server with SIGTERM and starts it again on the same ports and database.
-    pub fn restart(&mut self) {
-        terminate(&mut self.child);
-        self.child = spawn_server(self.dir.path(), self.http, self.mqtt, &self.extra_env);
-        self.wait_healthy();
-    }
-
-    /// Kills the server with SIGKILL (a crash) and starts it again on the same database,
-    /// as systemd's `Restart=always` would.
-    pub fn crash_and_restart(&mut self) {
-        self.child.kill().unwrap();
-        self.child.wait().unwrap();
-        self.child = spawn_server(self.dir.path(), self.http, self.mqtt, &self.extra_env);
-        self.wait_healthy();
-    }
-
-    /// Stops the server (SIGTERM) and leaves it stopped.
-    pub fn stop(&mut self) {
-        terminate(&mut self.child);
-    }
-
-    /// Starts a stopped server again on the same ports and database.
-    pub fn start_again(&mut self) {
-        self.child = spawn_server(self.dir.path(), self.http, self.mqtt, &self.extra_env);
-        self.wait_healthy();
     }
 
     /// `PRAGMA integrity_check` of the database file.
@@ -237,6 +166,106 @@ impl Server {
         conn.busy_timeout(Duration::from_secs(5)).unwrap();
         conn.query_row(query, [], |r| r.get(0)).unwrap()
     }
+
+    /// Waits until `/health` answers 200; panics early if `exited` reports the server gone.
+    fn wait_healthy(&self, mut exited: impl FnMut() -> Option<String>) {
+        let url = format!("http://{}/health", self.http);
+        wait_for("the server's /health", Duration::from_secs(30), || {
+            if let Some(why) = exited() {
+                panic!("server exited early: {why}");
+            }
+            http_get(&url).filter(|(code, _)| *code == 200)
+        });
+    }
+}
+
+/// A running `proxmox-monitor serve` process with its own temporary directory, started on
+/// port 0; it reads where it listens from the line `serve` prints on stdout. For tests of
+/// what only a process has: restarts, crashes, signals, the CLI's start-up errors.
+pub struct Server {
+    /// Tokens of the hosts registered by [`Server::start_with_hosts`].
+    pub tokens: Vec<(String, String)>,
+    pub child: Child,
+    pub extra_env: Vec<(String, String)>,
+    server: TestServer,
+}
+
+impl std::ops::Deref for Server {
+    type Target = TestServer;
+
+    fn deref(&self) -> &TestServer {
+        &self.server
+    }
+}
+
+impl Server {
+    pub fn start() -> Server {
+        Server::start_with(vec![])
+    }
+
+    pub fn start_with(extra_env: Vec<(String, String)>) -> Server {
+        Server::start_in(tempfile::tempdir().unwrap(), vec![], extra_env)
+    }
+
+    /// A server with `n` hosts (`host-00000`, ...) registered directly in its database
+    /// before it starts; their tokens are in `tokens`.
+    pub fn start_with_hosts(n: usize, extra_env: Vec<(String, String)>) -> Server {
+        let dir = tempfile::tempdir().unwrap();
+        let mut tokens = Vec::with_capacity(n);
+        {
+            let mut conn = recorder::db::open_and_migrate(&dir.path().join("monitor.db")).unwrap();
+            for i in 0..n {
+                let (host, token) = recorder::hosts::add_host(&mut conn, &format!("host-{i:05}")).unwrap();
+                tokens.push((host.to_string(), token));
+            }
+        }
+        Server::start_in(dir, tokens, extra_env)
+    }
+
+    fn start_in(dir: tempfile::TempDir, tokens: Vec<(String, String)>, extra_env: Vec<(String, String)>) -> Server {
+        let (child, bound) = spawn_server(dir.path(), &ports(None, &extra_env));
+        let server = TestServer { dir, http: bound.http, mqtt: bound.mqtt, mqtts: bound.mqtts };
+        let mut server = Server { tokens, child, extra_env, server };
+        server.wait_healthy();
+        server
+    }
+
+    fn wait_healthy(&mut self) {
+        let child = &mut self.child;
+        self.server.wait_healthy(|| child.try_wait().unwrap().map(|status| status.to_string()));
+    }
+
+    /// Starts the process again on the ports learnt at the first start.
+    fn respawn(&mut self) {
+        let (child, bound) = spawn_server(self.dir.path(), &ports(Some(&self.server), &self.extra_env));
+        assert_eq!((bound.http, bound.mqtt, bound.mqtts), (self.http, self.mqtt, self.mqtts), "same ports");
+        self.child = child;
+        self.wait_healthy();
+    }
+
+    /// Stops the server with SIGTERM and starts it again on the same ports and database.
+    pub fn restart(&mut self) {
+        terminate(&mut self.child);
+        self.respawn();
+    }
+
+    /// Kills the server with SIGKILL (a crash) and starts it again on the same database,
+    /// as systemd's `Restart=always` would.
+    pub fn crash_and_restart(&mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+        self.respawn();
+    }
+
+    /// Stops the server (SIGTERM) and leaves it stopped.
+    pub fn stop(&mut self) {
+        terminate(&mut self.child);
+    }
+
+    /// Starts a stopped server again on the same ports and database.
+    pub fn start_again(&mut self) {
+        self.respawn();
+    }
 }
 
 impl Drop for Server {
@@ -246,21 +275,77 @@ impl Drop for Server {
     }
 }
 
-fn spawn_server(dir: &Path, http: SocketAddr, mqtt: SocketAddr, extra_env: &[(String, String)]) -> Child {
+/// The environment for `serve`: `extra_env`, then the ports: 0 at the first start, the
+/// learnt ones (`known`) on a restart.
+fn ports(known: Option<&TestServer>, extra_env: &[(String, String)]) -> Vec<(String, String)> {
+    let port = |a: Option<SocketAddr>| a.map_or(0, |a| a.port()).to_string();
+    let mut env = extra_env.to_vec();
+    env.push(("PORT".into(), port(known.map(|k| k.http))));
+    env.push(("MQTT_PORT".into(), port(known.map(|k| k.mqtt))));
+    if let Some(mqtts) = known.and_then(|k| k.mqtts) {
+        env.push(("MQTTS_PORT".into(), mqtts.port().to_string()));
+    }
+    env
+}
+
+/// Where a `serve` process listens, from its stdout line.
+struct Listening {
+    http: SocketAddr,
+    mqtt: SocketAddr,
+    mqtts: Option<SocketAddr>,
+}
+
+/// Parses `listening http=ADDR mqtt=ADDR [mqtts=ADDR]`.
+fn parse_listening(line: &str) -> Option<Listening> {
+    let mut words = line.split_whitespace();
+    (words.next()? == "listening").then_some(())?;
+    let (mut http, mut mqtt, mut mqtts) = (None, None, None);
+    for word in words {
+        let (key, addr) = word.split_once('=')?;
+        let addr: SocketAddr = addr.parse().ok()?;
+        match key {
+            "http" => http = Some(addr),
+            "mqtt" => mqtt = Some(addr),
+            "mqtts" => mqtts = Some(addr),
+            _ => return None,
+        }
+    }
+    Some(Listening { http: http?, mqtt: mqtt?, mqtts })
+}
+
+/// Starts `serve` and waits for its `listening ...` line (stdout is drained after it, so
+/// the server never blocks on a full pipe).
+fn spawn_server(dir: &Path, env: &[(String, String)]) -> (Child, Listening) {
+    use std::io::BufRead;
     let mut cmd = Command::new(bin("proxmox-monitor"));
     cmd.arg("serve")
         .env("DATABASE_PATH", dir.join("monitor.db"))
         .env("SECRET_KEY_BASE", SECRET)
         .env("DASHBOARD_PASSWORD_HASH", PASSWORD_HASH)
         .env("BIND", "127.0.0.1")
-        .env("PORT", http.port().to_string())
-        .env("MQTT_PORT", mqtt.port().to_string())
         .env("RUST_LOG", std::env::var("TEST_SERVER_LOG").unwrap_or_else(|_| "warn".into()))
-        .stdout(Stdio::null());
-    for (k, v) in extra_env {
+        .stdout(Stdio::piped());
+    for (k, v) in env {
         cmd.env(k, v);
     }
-    cmd.spawn().expect("spawn proxmox-monitor serve")
+    let mut child = cmd.spawn().expect("spawn proxmox-monitor serve");
+    let stdout = child.stdout.take().expect("piped stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines() {
+            let Ok(line) = line else { return };
+            let _ = tx.send(line);
+        }
+    });
+    let line = match rx.recv_timeout(Duration::from_secs(30)) {
+        Ok(line) => line,
+        Err(_) => {
+            let _ = child.kill();
+            panic!("serve printed no `listening` line: {:?}", child.wait());
+        }
+    };
+    let listening = parse_listening(&line).unwrap_or_else(|| panic!("not a `listening` line: {line:?}"));
+    (child, listening)
 }
 
 /// A directory of fake Proxmox commands, to put first on an agent's PATH.
@@ -378,10 +463,11 @@ impl SelfSigned {
         SelfSigned { dir, cert, key }
     }
 
-    /// The server environment for an MQTTS listener on `port` with this certificate.
-    pub fn server_env(&self, port: u16) -> Vec<(String, String)> {
+    /// The server environment for an MQTTS listener on any free port with this
+    /// certificate (the server reports which).
+    pub fn server_env(&self) -> Vec<(String, String)> {
         vec![
-            ("MQTTS_PORT".into(), port.to_string()),
+            ("MQTTS_PORT".into(), "0".into()),
             ("TLS_CERT".into(), self.cert.display().to_string()),
             ("TLS_KEY".into(), self.key.display().to_string()),
         ]
@@ -404,7 +490,7 @@ pub struct Caddy {
 }
 
 impl Caddy {
-    pub fn start(server: &Server, cert: &SelfSigned) -> Caddy {
+    pub fn start(server: &TestServer, cert: &SelfSigned) -> Caddy {
         let example =
             std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/Caddyfile.example"))
                 .expect("deploy/Caddyfile.example");

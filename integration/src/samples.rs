@@ -1,7 +1,7 @@
 //! Realistic validated samples for the benchmarks, built as an agent would send them.
 
 use recorder::ingest::{parse, Item};
-use recorder::now_ms;
+use wire::now_ms;
 use wire::{Guest, Medium, Payload, Pool, Scan, Storage, Vdev, SCHEMA_VERSION};
 
 /// A fast payload of a 16-core host.

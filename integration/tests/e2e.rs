@@ -1,4 +1,5 @@
-//! The server and CLI on their own: login, health, secrets, tokens.
+//! The server and CLI on their own: login, health, secrets, tokens. The server runs in
+//! this process, except where `serve`'s own start-up is under test.
 
 use std::process::Command;
 
@@ -6,7 +7,7 @@ use integration::*;
 
 #[test]
 fn a_wrong_token_is_reported_as_invalid_token() {
-    let server = Server::start();
+    let server = InProcessServer::start();
     let _token = server.add_host("pve-bad");
     let config = agent_config(server.dir.path(), &format!("ws://{}/mqtt", server.http), "pve-bad", "0000");
     let out = Command::new(bin("proxmox-monitor-agent")).arg("--config").arg(&config).arg("--check").output().unwrap();
@@ -23,7 +24,7 @@ fn a_wrong_token_is_reported_as_invalid_token() {
 
 #[test]
 fn pages_need_a_session_and_health_does_not() {
-    let server = Server::start();
+    let server = InProcessServer::start();
     let (code, body) = http_get(&format!("http://{}/health", server.http)).unwrap();
     assert_eq!(code, 200);
     let health: serde_json::Value = serde_json::from_str(&body).unwrap();
@@ -44,7 +45,7 @@ fn pages_need_a_session_and_health_does_not() {
 
 #[test]
 fn health_names_the_database_when_it_is_unusable() {
-    let server = Server::start();
+    let server = InProcessServer::start();
     std::fs::remove_file(server.database()).unwrap();
     let _ = std::fs::remove_file(server.dir.path().join("monitor.db-wal"));
     let _ = std::fs::remove_file(server.dir.path().join("monitor.db-shm"));
@@ -88,7 +89,7 @@ fn serve_refuses_a_retention_it_cannot_keep() {
 
 #[test]
 fn malformed_payloads_are_counted_and_dropped_and_the_server_carries_on() {
-    let server = Server::start();
+    let server = InProcessServer::start();
     let token = server.add_host("pve-junk");
     let publish = |topic: &str, message: &str| {
         let out = Command::new("mosquitto_pub")

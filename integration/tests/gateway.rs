@@ -1,5 +1,6 @@
 //! The gateway under attack (issue 3): every refusal, every ACL violation, presence,
-//! revocation, deadlines and limits, against the real server with real clients
+//! revocation, deadlines and limits, against the server (in this process unless a test
+//! needs the real one: MQTTS from the environment, a restart) with real clients
 //! (`mosquitto_pub`/`mosquitto_sub`, the real agent, rumqttc 3.1.1 and 5, raw sockets),
 //! and behind Caddy running the shipped Caddyfile.
 
@@ -24,7 +25,7 @@ fn runtime() -> tokio::runtime::Runtime {
 struct Agent(Child);
 
 impl Agent {
-    fn start(server: &Server, fake: &FakeProxmox, url: &str, host: &str, token: &str) -> Agent {
+    fn start(server: &TestServer, fake: &FakeProxmox, url: &str, host: &str, token: &str) -> Agent {
         Agent(spawn_agent(&agent_config(server.dir.path(), url, host, token), fake))
     }
 
@@ -51,7 +52,7 @@ impl Drop for Agent {
     }
 }
 
-fn mosquitto(tool: &str, server: &Server, args: &[&str]) -> std::process::Output {
+fn mosquitto(tool: &str, server: &TestServer, args: &[&str]) -> std::process::Output {
     let port = server.mqtt.port().to_string();
     run_bounded(Command::new(tool).args(["-h", "127.0.0.1", "-p", &port]).args(args), Duration::from_secs(20))
 }
@@ -62,7 +63,7 @@ fn stderr(out: &std::process::Output) -> String {
 
 // ---- rumqttc (MQTT 3.1.1) ----
 
-fn options(server: &Server, client_id: &str, user: &str, token: &str) -> MqttOptions {
+fn options(server: &TestServer, client_id: &str, user: &str, token: &str) -> MqttOptions {
     let mut o = MqttOptions::new(client_id, "127.0.0.1", server.mqtt.port());
     o.set_credentials(user, token).set_keep_alive(Duration::from_secs(5)).set_max_packet_size(1 << 20, 1 << 20);
     o
@@ -98,7 +99,7 @@ async fn closed_within(eventloop: &mut EventLoop, limit: Duration) -> Duration {
 type Seen = Arc<Mutex<Vec<(Instant, String, String)>>>;
 
 /// Subscribes `filter` at QoS 1 and records every message in the background.
-async fn watch(server: &Server, user: &str, token: &str, filter: &str) -> Seen {
+async fn watch(server: &TestServer, user: &str, token: &str, filter: &str) -> Seen {
     let (client, mut eventloop) = connect(options(server, user, user, token)).await.expect("watcher connects");
     client.subscribe(filter, QoS::AtLeastOnce).await.unwrap();
     loop {
@@ -177,7 +178,7 @@ fn raw_publish(topic: &[u8], payload: &[u8]) -> Vec<u8> {
 }
 
 /// A raw 3.1.1 session: CONNECT sent, CONNACK "accepted" checked.
-fn raw_session(server: &Server, host: &str, token: &str, keepalive: u16) -> TcpStream {
+fn raw_session(server: &TestServer, host: &str, token: &str, keepalive: u16) -> TcpStream {
     let mut s = TcpStream::connect(server.mqtt).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     s.write_all(&raw_connect(host, host, token, keepalive)).unwrap();
@@ -230,7 +231,7 @@ fn ws_upgrade(http: SocketAddr, forwarded_for: Option<&str>) -> (u16, TcpStream)
 /// promote read transaction", error code 517) instead of waiting; that is the recorder's
 /// to fix (`BEGIN IMMEDIATE`). Until then, retry that one failure a few times here, so
 /// that these tests test the gateway.
-fn cli_while_agents_write(server: &Server, args: &[&str]) -> std::process::Output {
+fn cli_while_agents_write(server: &TestServer, args: &[&str]) -> std::process::Output {
     for _ in 0..5 {
         let out = server.cli(args);
         if out.status.success() || !stderr(&out).contains("Cannot promote read transaction") {
@@ -246,7 +247,7 @@ fn cli_while_agents_write(server: &Server, args: &[&str]) -> std::process::Outpu
 
 #[test]
 fn a_bad_token_gets_connack_not_authorised_in_mqtt_3_and_5() {
-    let server = Server::start();
+    let server = InProcessServer::start();
     let token = server.add_host("pve-auth");
     let topic = "pmon/v1/pve-auth/fast";
 
@@ -286,7 +287,7 @@ fn a_bad_token_gets_connack_not_authorised_in_mqtt_3_and_5() {
 
 #[test]
 fn the_client_id_must_be_the_host_id() {
-    let server = Server::start();
+    let server = InProcessServer::start();
     let token = server.add_host("pve-cid");
     let rt = runtime();
     let refused = rt.block_on(connect(options(&server, "someone-else", "pve-cid", &token)));
@@ -307,7 +308,7 @@ fn mqtt5_clients_are_served_and_refused_with_reason_0x87() {
         AsyncClient as V5Client, ConnectionError as V5Error, Event as V5Event, MqttOptions as V5Options,
     };
 
-    let server = Server::start();
+    let server = InProcessServer::start();
     let token = server.add_host("pve-v5");
     let observer = server.add_observer("ops-v5");
     let rt = runtime();
@@ -365,7 +366,7 @@ fn mqtt5_clients_are_served_and_refused_with_reason_0x87() {
 
 #[test]
 fn an_observer_sees_the_live_fleet_and_cannot_publish() {
-    let server = Server::start();
+    let server = InProcessServer::start();
     let token = server.add_host("pve-obs");
     let observer = server.add_observer("ops");
     let fake = FakeProxmox::new();
@@ -399,7 +400,7 @@ fn an_observer_sees_the_live_fleet_and_cannot_publish() {
 
 #[test]
 fn a_host_publishing_on_another_hosts_topic_is_closed_and_counted() {
-    let server = Server::start();
+    let server = InProcessServer::start();
     let token = server.add_host("pve-a");
     let _other = server.add_host("pve-b");
     let rt = runtime();
@@ -422,7 +423,7 @@ fn a_host_publishing_on_another_hosts_topic_is_closed_and_counted() {
 
 #[test]
 fn wildcard_dollar_and_nul_topic_names_close_the_connection() {
-    let server = Server::start();
+    let server = InProcessServer::start();
     let token = server.add_host("pve-t");
     let bad: [&[u8]; 4] = [b"pmon/v1/+/fast", b"pmon/v1/pve-t/#", b"$SYS/broker/x", b"pmon/v1/pve-t/fast\0"];
     for (n, topic) in bad.iter().enumerate() {
@@ -435,7 +436,7 @@ fn wildcard_dollar_and_nul_topic_names_close_the_connection() {
 
 #[test]
 fn a_payload_over_the_maximum_closes_the_connection() {
-    let server = Server::start();
+    let server = InProcessServer::start();
     let token = server.add_host("pve-big");
     let rt = runtime();
     rt.block_on(async {
@@ -463,7 +464,7 @@ fn a_payload_over_the_maximum_closes_the_connection() {
 
 #[test]
 fn subscriptions_outside_what_may_be_read_close_the_connection() {
-    let server = Server::start();
+    let server = InProcessServer::start();
     let token = server.add_host("pve-s");
     let observer = server.add_observer("ops-s");
     let rt = runtime();
@@ -493,7 +494,7 @@ fn subscriptions_outside_what_may_be_read_close_the_connection() {
 
 #[test]
 fn a_will_aimed_at_another_hosts_topic_is_refused_at_connect() {
-    let server = Server::start();
+    let server = InProcessServer::start();
     let token = server.add_host("pve-w");
     let _victim = server.add_host("pve-victim");
     let observer = server.add_observer("ops-w");
@@ -523,7 +524,7 @@ fn a_will_aimed_at_another_hosts_topic_is_refused_at_connect() {
 
 #[test]
 fn a_second_connection_replaces_the_first_without_a_misfired_will() {
-    let server = Server::start();
+    let server = InProcessServer::start();
     let token = server.add_host("pve-r");
     let observer = server.add_observer("ops-r");
     let topic = "pmon/v1/pve-r/status";
@@ -558,7 +559,7 @@ fn a_second_connection_replaces_the_first_without_a_misfired_will() {
 
 #[test]
 fn offline_is_visible_within_a_second_of_a_graceful_stop_and_after_a_crash() {
-    let server = Server::start();
+    let server = InProcessServer::start();
     let token = server.add_host("pve-p");
     let observer = server.add_observer("ops-p");
     let topic = "pmon/v1/pve-p/status";
@@ -585,7 +586,7 @@ fn offline_is_visible_within_a_second_of_a_graceful_stop_and_after_a_crash() {
 
 #[test]
 fn a_half_open_link_goes_offline_after_one_and_a_half_keepalives() {
-    let server = Server::start();
+    let server = InProcessServer::start();
     let token = server.add_host("pve-h");
     let observer = server.add_observer("ops-h");
     let topic = "pmon/v1/pve-h/status";
@@ -604,7 +605,7 @@ fn a_half_open_link_goes_offline_after_one_and_a_half_keepalives() {
 
 #[test]
 fn an_idle_tcp_connection_does_not_delay_others_and_is_closed_at_the_deadline() {
-    let server = Server::start();
+    let server = InProcessServer::start();
     let token = server.add_host("pve-i");
     let mut idle = TcpStream::connect(server.mqtt).unwrap();
     let mut half = TcpStream::connect(server.mqtt).unwrap();
@@ -630,7 +631,7 @@ fn an_idle_tcp_connection_does_not_delay_others_and_is_closed_at_the_deadline() 
 
 /// `--check` through `url` is ok with `cert` as the agent's ca_file, and a tls_error
 /// (not "unreachable") without it. Returns the trusting agent.toml.
-fn trusted_only_with_ca_file(server: &Server, cert: &SelfSigned, url: &str, host: &str, token: &str) -> PathBuf {
+fn trusted_only_with_ca_file(server: &TestServer, cert: &SelfSigned, url: &str, host: &str, token: &str) -> PathBuf {
     let trusting = format!("ca_file = \"{}\"", cert.cert.display());
     let config = agent_config_with(server.dir.path(), url, host, token, &trusting);
     assert_eq!(agent_check(&config), (true, "ok".to_owned()));
@@ -644,8 +645,9 @@ fn trusted_only_with_ca_file(server: &Server, cert: &SelfSigned, url: &str, host
 #[test]
 fn mqtts_with_a_self_signed_certificate_and_an_idle_tls_client() {
     let cert = SelfSigned::new();
-    let port = free_port();
-    let server = Server::start_with(cert.server_env(port));
+    // The real process: MQTTS_PORT, TLS_CERT and TLS_KEY come from its environment.
+    let server = Server::start_with(cert.server_env());
+    let port = server.mqtts.expect("serve reports mqtts=").port();
     let token = server.add_host("pve-tls");
     let url = format!("mqtts://localhost:{port}");
 
@@ -698,7 +700,7 @@ fn mqtts_with_a_self_signed_certificate_and_an_idle_tls_client() {
 #[test]
 fn wss_through_the_example_caddyfile_with_a_ca_file() {
     let cert = SelfSigned::new();
-    let server = Server::start();
+    let server = InProcessServer::start();
     let token = server.add_host("pve-wss");
     let caddy = Caddy::start(&server, &cert);
     let url = format!("wss://localhost:{}/mqtt", caddy.port);
@@ -729,7 +731,7 @@ fn wss_through_the_example_caddyfile_with_a_ca_file() {
 
 #[test]
 fn idle_http_and_websocket_connections_do_not_delay_others() {
-    let server = Server::start();
+    let server = InProcessServer::start();
     let token = server.add_host("pve-ws");
     // Nothing sent; half an upgrade request; a finished upgrade with no CONNECT.
     let mut idle = TcpStream::connect(server.http).unwrap();
@@ -761,7 +763,7 @@ fn idle_http_and_websocket_connections_do_not_delay_others() {
 
 #[test]
 fn the_attempt_limit_counts_forwarded_addresses_and_spares_the_proxy() {
-    let server = Server::start();
+    let server = InProcessServer::start();
     // One forwarded address hammering: its burst (20) gets in, then 429.
     let codes: Vec<u16> = (0..25).map(|_| ws_upgrade(server.http, Some("203.0.113.9")).0).collect();
     let upgraded = codes.iter().filter(|c| **c == 101).count();
@@ -780,7 +782,7 @@ fn the_attempt_limit_counts_forwarded_addresses_and_spares_the_proxy() {
 
 #[test]
 fn rotate_kicks_the_live_agent_within_a_second_and_the_old_token_is_refused() {
-    let server = Server::start();
+    let server = InProcessServer::start();
     let old = server.add_host("pve-k");
     let observer = server.add_observer("ops-k");
     let topic = "pmon/v1/pve-k/status";
@@ -821,7 +823,7 @@ fn rotate_kicks_the_live_agent_within_a_second_and_the_old_token_is_refused() {
 
 #[test]
 fn rotate_and_remove_from_the_admin_page_kick_within_a_second() {
-    let server = Server::start();
+    let server = InProcessServer::start();
     let token = server.add_host("pve-adm");
     let cookie = server.login();
     let rt = runtime();
@@ -851,7 +853,7 @@ fn rotate_and_remove_from_the_admin_page_kick_within_a_second() {
 
 #[test]
 fn remove_from_the_cli_kicks_within_a_second() {
-    let server = Server::start();
+    let server = InProcessServer::start();
     let token = server.add_host("pve-rm");
     let rt = runtime();
     rt.block_on(async {

@@ -75,7 +75,7 @@ fn retention_drops_stale_hours_and_keeps_the_rest() {
     let mut server = Server::start_with(vec![("RETENTION_HOURS".into(), "1".into())]);
     server.stop();
     // Two hours of samples written as the writer would: three hours old, and now.
-    let now = recorder::now_ms();
+    let now = wire::now_ms();
     let (stale, kept) = (hour_of(now - 3 * HOUR_MS), hour_of(now));
     {
         let mut conn = recorder::db::open(&server.database()).unwrap();

@@ -35,7 +35,7 @@ pub mod writer;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use broker::{Pacing, Router, Subscription};
@@ -45,9 +45,8 @@ use tracing::warn;
 use crate::ingest::Reject;
 use crate::state::Card;
 
-pub fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
-}
+// The clock lives in `wire`; imported here for the crate's modules (`crate::now_ms`).
+pub(crate) use wire::now_ms;
 
 /// Recorder counters, read by `/metrics`.
 #[derive(Debug, Default)]

@@ -5,10 +5,16 @@
 //! - [`payload`]: the JSON payloads of the `fast`, `medium` and `slow` tiers.
 //!
 //! Every type here matches `topics.md` exactly; no other crate spells a topic by hand.
-//! This crate does no I/O.
+//! This crate does no I/O; it reads only the clock ([`now_ms`]).
 
 pub mod payload;
 pub mod topic;
 
 pub use payload::*;
 pub use topic::{HostId, HostIdError, Kind, Topic, TopicError, PREFIX};
+
+/// Milliseconds since the Unix epoch: the clock of every `ts_ms` and `last_seen`. The one
+/// copy for the agent, the recorder and the dashboard (0 if the clock is before 1970).
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}

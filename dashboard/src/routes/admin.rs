@@ -29,7 +29,7 @@ struct AdminPage {
 
 async fn render(state: &AppState, token: Option<Revealed>, error: Option<String>) -> Result<Response, AppError> {
     let rows = read(&state.database, recorder::hosts::list_hosts).await?;
-    let now = recorder::now_ms();
+    let now = wire::now_ms();
     let hosts = rows
         .into_iter()
         .map(|h| {

@@ -12,7 +12,7 @@ use crate::AppState;
 /// `GET /api/v1/hosts`: every host's card (status, reasons, load, memory, ...).
 pub async fn hosts(State(state): State<AppState>) -> Result<Json<Vec<Card>>, AppError> {
     let states = all_hosts(&state).await?;
-    let now = recorder::now_ms();
+    let now = wire::now_ms();
     // Serialized straight from the cards, not through a `Value` first.
     Ok(Json(states.iter().map(|s| s.card(now)).collect()))
 }
@@ -22,7 +22,7 @@ pub async fn host(State(state): State<AppState>, Path(host_id): Path<String>) ->
     let (host, events) = one_host(&state, &host_id, 100).await?;
     let host = host.ok_or(AppError::NotFound)?;
     Ok(Json(json!({
-        "card": host.card(recorder::now_ms()),
+        "card": host.card(wire::now_ms()),
         "fast": host.fast,
         "medium": host.medium,
         "slow": host.slow,

@@ -17,7 +17,7 @@ pub async fn stream(State(state): State<AppState>) -> Sse<impl Stream<Item = Res
         // A browser that fell behind skips to the newest cards; it missed nothing that
         // a later card won't repeat.
         let card = update.ok()?;
-        let html = CardPartial { c: CardView::new(&card, recorder::now_ms()) }.render().ok()?;
+        let html = CardPartial { c: CardView::new(&card, wire::now_ms()) }.render().ok()?;
         Some(Ok(Event::default().event("card").data(html)))
     });
     // Ends the stream when the server shuts down, so graceful shutdown isn't held open.

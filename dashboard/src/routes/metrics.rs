@@ -13,7 +13,7 @@ use crate::AppState;
 
 pub async fn metrics(State(state): State<AppState>) -> Result<impl IntoResponse, AppError> {
     let states = all_hosts(&state).await?;
-    let now = recorder::now_ms();
+    let now = wire::now_ms();
     let mut by_status = [("online", 0u64), ("warning", 0), ("critical", 0), ("offline", 0)];
     for s in &states {
         let level = s.health(now).level;

@@ -8,6 +8,8 @@ mod login;
 mod metrics;
 mod mqtt_ws;
 mod pages;
+#[cfg(test)]
+mod tests;
 
 use std::path::Path;
 use std::sync::Arc;

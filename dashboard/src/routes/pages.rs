@@ -94,7 +94,7 @@ pub async fn overview(
     Query(query): Query<OverviewQuery>,
 ) -> Result<Html<String>, AppError> {
     let states = all_hosts(&state).await?;
-    let now = recorder::now_ms();
+    let now = wire::now_ms();
     let cards: Vec<(Card, bool)> = states.iter().map(|s| (s.card(now), matches(s, &query.q))).collect();
     let mut counts = [("online", 0), ("warning", 0), ("critical", 0), ("offline", 0)];
     for (card, _) in &cards {
@@ -159,7 +159,7 @@ fn fast_facts(s: &HostState) -> Vec<(&'static str, String)> {
             format!(
                 "{} (last seen {})",
                 s.agent_version.clone().unwrap_or_default(),
-                ago(s.last_seen_ms, recorder::now_ms())
+                ago(s.last_seen_ms, wire::now_ms())
             ),
         ),
     ]
@@ -293,7 +293,7 @@ fn sections(s: &HostState, now_ms: i64) -> Vec<Section> {
 pub async fn host(State(state): State<AppState>, Path(host_id): Path<String>) -> Result<Html<String>, AppError> {
     let (host, events) = one_host(&state, &host_id, 50).await?;
     let host = host.ok_or(AppError::NotFound)?;
-    let now = recorder::now_ms();
+    let now = wire::now_ms();
     let mut errors: Vec<(String, String)> = Vec::new();
     let tiers = [
         ("fast", host.fast.as_ref().map(|p| &p.errors)),

@@ -13,7 +13,8 @@ use std::time::{Duration, Instant};
 use integration::samples::{fast, medium};
 use integration::{http_get_with, proc_stats, Server};
 use recorder::writer::Writer;
-use recorder::{now_ms, Retention, Stats};
+use recorder::{Retention, Stats};
+use wire::now_ms;
 
 fn arg(name: &str, default: usize) -> usize {
     let args: Vec<String> = std::env::args().collect();

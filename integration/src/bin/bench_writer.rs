@@ -14,7 +14,8 @@ use integration::samples::{fast, medium};
 use recorder::ingest::Item;
 use recorder::partitions::{self, hour_of, Series, HOUR_MS};
 use recorder::writer::Writer;
-use recorder::{now_ms, Retention, Stats};
+use recorder::{Retention, Stats};
+use wire::now_ms;
 
 fn db_bytes(conn: &rusqlite::Connection) -> i64 {
     let pages: i64 = conn.query_row("PRAGMA page_count", [], |r| r.get(0)).unwrap();
