@@ -159,9 +159,11 @@ fn key_columns(group: Group) -> Vec<&'static str> {
     keys
 }
 
-/// Folds the raw rows of `source` that match `filter` (an SQL condition whose parameters
-/// are `params`) into both resolutions of `group`.
-fn fold(
+/// Folds the raw rows of `source` (a table with the raw columns of `group`'s view) that
+/// match `filter` (an SQL condition whose parameters are `params`) into both resolutions
+/// of `group`. A [`Agg::Last`] value is exact when the rows hold one sample per subject,
+/// as [`fold_medium`] passes them; over several it is their largest.
+pub fn fold(
     tx: &Transaction,
     parts: &mut Parts,
     group: Group,
