@@ -60,13 +60,13 @@ const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
 ///
 /// Rarely, not never: under continuous writes a checkpoint on another thread never finds
 /// the WAL fully copied when the next write begins, so SQLite never starts the WAL over
-/// and it grows without bound (gigabytes at 20,000 samples/s). So when the thread reports
+/// and it grows without bound (gigabytes under sustained load). So when the thread reports
 /// more than WRITER_CHECKPOINT_PAGES, the writer runs [`checkpoint_now`] between two
 /// transactions: it finishes before the next write, which then starts the WAL over, and
 /// it is short because the thread has copied all but the last quarter second.
 /// (SQLite's own `wal_autocheckpoint` does the same after every commit while the WAL is
-/// large, retention's chunks included: that made a retention pass 3 times slower, with
-/// 270-340 ms pauses.)
+/// large, retention's chunks included: that made retention passes several times slower,
+/// with long ingest pauses; docs/PERFORMANCE.md.)
 pub fn open_writer(path: &Path) -> anyhow::Result<Connection> {
     let conn = open(path)?;
     conn.pragma_update(None, "wal_autocheckpoint", 0)?;
