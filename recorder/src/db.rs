@@ -101,6 +101,13 @@ pub fn checkpoint(
 }
 
 /// Opens a read-only connection, for pages and the API.
+/// The names of the tables matching the GLOB `pattern`.
+pub fn tables_matching(conn: &Connection, pattern: &str) -> rusqlite::Result<Vec<String>> {
+    conn.prepare("SELECT name FROM sqlite_schema WHERE type = 'table' AND name GLOB ?1")?
+        .query_map([pattern], |r| r.get(0))?
+        .collect()
+}
+
 pub fn open_read(path: &Path) -> anyhow::Result<Connection> {
     let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
         .with_context(|| format!("failed to open the database {} for reading", path.display()))?;

@@ -220,11 +220,7 @@ pub fn detach_before(tx: &Transaction, hour: i64) -> rusqlite::Result<i64> {
 /// any a crash left behind between detaching and dropping.
 pub fn stale_tables(conn: &Connection, first_kept: i64) -> rusqlite::Result<Vec<String>> {
     let attached = hours(conn)?;
-    let names: Vec<String> = conn
-        .prepare("SELECT name FROM sqlite_schema WHERE type = 'table' AND name GLOB '*_h[0-9]*'")?
-        .query_map([], |r| r.get(0))?
-        .collect::<rusqlite::Result<_>>()?;
-    Ok(names
+    Ok(crate::db::tables_matching(conn, "*_h[0-9]*")?
         .into_iter()
         .filter(|name| {
             let Some((prefix, hour)) = name.rsplit_once("_h") else { return false };
