@@ -13,7 +13,10 @@ use proxmox_monitor_agent::schedule::{self, Envelopes, Intervals};
 use proxmox_monitor_agent::source::{Source, TierData};
 use rand::{Rng, SeedableRng};
 use tokio::sync::mpsc;
-use wire::{DatasetSnapshots, Fast, Guest, HostId, Kind, Medium, Pool, Scan, Slow, Snapshots, Storage, Vdev, Versions};
+use wire::{
+    DatasetSnapshots, Fast, Guest, GuestStatus, HostId, Kind, Medium, Pool, PoolState, Scan, ScanFunction, ScanState,
+    Slow, Snapshots, Storage, Vdev, Versions,
+};
 
 use proxmox_monitor::{Listeners, ServerConfig};
 use proxmox_monitor_agent::daemon::shutdown_signal;
@@ -143,17 +146,17 @@ impl SimHost {
 
     fn medium(&mut self) -> Medium {
         let degraded = self.index == DEGRADED;
-        let disk = |name: &str, state: &str, cksum| Vdev {
+        let disk = |name: &str, state: PoolState, cksum| Vdev {
             name: name.into(),
             depth: 1,
-            state: state.into(),
+            state,
             checksum_errors: cksum,
             ..Vdev::default()
         };
         let now_s = wire::now_ms() / 1000;
         let rpool = Pool {
             name: "rpool".into(),
-            state: if degraded { "DEGRADED" } else { "ONLINE" }.into(),
+            state: if degraded { PoolState::Degraded } else { PoolState::Online },
             status: degraded
                 .then(|| "One or more devices could not be used because the label is missing or invalid.".into()),
             action: degraded.then(|| "Replace the device using 'zpool replace'.".into()),
@@ -167,15 +170,19 @@ impl SimHost {
                 Vdev {
                     name: "mirror-0".into(),
                     depth: 0,
-                    state: if degraded { "DEGRADED" } else { "ONLINE" }.into(),
+                    state: if degraded { PoolState::Degraded } else { PoolState::Online },
                     ..Vdev::default()
                 },
-                disk("nvme0n1p3", "ONLINE", 0),
-                disk("nvme1n1p3", if degraded { "FAULTED" } else { "ONLINE" }, if degraded { 14 } else { 0 }),
+                disk("nvme0n1p3", PoolState::Online, 0),
+                disk(
+                    "nvme1n1p3",
+                    if degraded { PoolState::Faulted } else { PoolState::Online },
+                    if degraded { 14 } else { 0 },
+                ),
             ],
             scan: Some(Scan {
-                function: "SCRUB".into(),
-                state: "FINISHED".into(),
+                function: ScanFunction::Scrub,
+                state: ScanState::Finished,
                 start: Some(now_s - 86_400 * 9),
                 end: Some(now_s - 86_400 * 9 + 1800),
                 errors: 0,
@@ -187,7 +194,7 @@ impl SimHost {
                 .map(|i| Guest {
                     vmid: first + i,
                     name: format!("{kind}-{}-{}", ["web", "db", "ci", "mail", "dns"][(i % 5) as usize], first + i),
-                    status: if i % 4 == 3 { "stopped" } else { "running" }.into(),
+                    status: if i % 4 == 3 { GuestStatus::Stopped } else { GuestStatus::Running },
                     cpu: Some(rng.gen_range(0.0..0.6)),
                     cpus: Some(f64::from(2 + i % 4)),
                     mem: Some(rng.gen_range(1u64..4) << 30),

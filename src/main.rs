@@ -100,9 +100,9 @@ enum ObserverCommand {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     // rumqttd's router opens an ERROR-level span per publish, with the topic in its
-    // fields: formatting them took ~4 % of the server's CPU at 20,000 publishes/s. Its
-    // events still log; only their span context goes. It also logs routine disconnects
-    // at ERROR, hence `warn`.
+    // fields, and formatting them is a visible share of the server's CPU under load
+    // (docs/PERFORMANCE.md). Its events still log; only their span context goes. It also
+    // logs routine disconnects at ERROR, hence `warn`.
     daemon::init_tracing("info,rumqttd=warn", &["rumqttd"]);
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,

@@ -74,7 +74,7 @@ impl Verdict {
             ConnectionError::ConnectionRefused(code) => Verdict::ProtocolError(format!("connection refused: {code:?}")),
             ConnectionError::Tls(e) => Verdict::TlsError(e.to_string()),
             // Over wss:// a certificate error arrives as an I/O error inside a WebSocket
-            // error. Found by the end-to-end test through Caddy.
+            // error (the end-to-end test through Caddy covers it).
             ConnectionError::Io(e) if is_tls(e) => Verdict::TlsError(e.to_string()),
             ConnectionError::Websocket(e) if is_tls(e) => Verdict::TlsError(e.to_string()),
             ConnectionError::Io(e) => Verdict::Unreachable(e.to_string()),

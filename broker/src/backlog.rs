@@ -3,12 +3,12 @@
 //! A QoS 1 publish is acked once it is handed to the router (by the gateway; rumqttd's
 //! router would ack it once in its in-memory log), and when a subscriber falls more than
 //! that log (6 × 8 MiB, see [`crate::router`]) behind, the router skips it ahead to the
-//! newest entry: the oldest messages are lost although their publishers had their PUBACK. Measured: with a load
-//! generator that left the server two thirds of a core, 70 % of a 20,000 msg/s minute.
+//! newest entry: the oldest messages are lost although their publishers had their PUBACK,
+//! and under a sustained burst that was most of them (docs/PERFORMANCE.md).
 //!
 //! So the gateway counts the bytes it hands to the router and the recorder's subscription
-//! ([`crate::subscription::Pacing::OwnsBacklog`]) counts those it has taken; while the difference is over [`LIMIT`], a third of the log, sessions stop
-//! reading their sockets before forwarding the next publish. TCP then slows the agents,
+//! ([`crate::subscription::Pacing::OwnsBacklog`]) counts those it has taken; while the
+//! difference is over [`LIMIT`], a third of the log, sessions stop reading their sockets before forwarding the next publish. TCP then slows the agents,
 //! which keep what they could not send in their outage buffer.
 
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};

@@ -352,7 +352,7 @@ impl Gateway {
         let Opened { framed, identity, keepalive, link_tx, .. } = open;
         let keepalive = *keepalive;
         // Made once per session, not per packet: re-registering a timer and two waiters
-        // for every packet cost more CPU at 20,000 publishes/s than the ACL. The idle
+        // for every packet cost more CPU under load than the ACL. The idle
         // timer is moved only when it fires before its time.
         let mut last_packet = Instant::now();
         let idle = sleep_until(last_packet + keepalive);
@@ -424,7 +424,6 @@ impl Gateway {
                 Ok(p) => p,
                 // A publish far over the limit is refused by the codec before the ACL
                 // sees it: count it as the same violation (its topic was never decoded).
-                // Found by integration/tests/gateway.rs.
                 Err(CodecError::TooLarge(n)) => {
                     return Err(End::Violation(Violation::Oversized, format!("(a {n}-byte packet, not decoded)")))
                 }

@@ -12,9 +12,9 @@ use rumqttd::protocol::Publish;
 use rumqttd::{Config, Notification, RouterConfig};
 
 /// rumqttd keeps one in-memory log per subscription filter (not per topic): the
-/// recorder's `pmon/v1/#` log is the backlog it reads from, so it must hold a burst. With
-/// 2 × 16 KiB the recorder lost most of a 20,000 msg/s burst ("read cursor jumped");
-/// 6 × 8 MiB holds about 4 s of that rate (at ~600 B per fast payload). Memory grows to
+/// recorder's `pmon/v1/#` log is the backlog it reads from, so it must hold a burst:
+/// rumqttd's small default segments lost most of one ("read cursor jumped"), and 6 × 8 MiB
+/// holds a few seconds of the fleet's peak rate (docs/PERFORMANCE.md). Memory grows to
 /// this size per active filter and stays there.
 const SEGMENT_SIZE: usize = 8 * 1024 * 1024;
 const SEGMENT_COUNT: usize = 6;

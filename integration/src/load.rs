@@ -2,9 +2,9 @@
 //! QoS 1 PUBLISH packets written by hand and PUBACKs counted as they come back.
 //!
 //! Why not rumqttc: a load generator on the same two cores as the server under test takes
-//! CPU from it. rumqttc (an event loop, a request channel and a task per client) cost
-//! about half a core at 20,000 publishes/s; this costs a write per publish and a read per
-//! drain, so the benchmark measures the server rather than its client library. It speaks
+//! CPU from it. rumqttc (an event loop, a request channel and a task per client) costs a
+//! large share of a core at the benchmarks' rates; this costs a write per publish and a
+//! read per drain, so the benchmark measures the server rather than its client library. It speaks
 //! the real protocol to the real gateway: the server cannot tell it from an agent.
 
 use std::io::{ErrorKind, Read, Write};

@@ -60,13 +60,13 @@ const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
 ///
 /// Rarely, not never: under continuous writes a checkpoint on another thread never finds
 /// the WAL fully copied when the next write begins, so SQLite never starts the WAL over
-/// and it grows without bound (gigabytes at 20,000 samples/s). So when the thread reports
+/// and it grows without bound (gigabytes under sustained load). So when the thread reports
 /// more than WRITER_CHECKPOINT_PAGES, the writer runs [`checkpoint_now`] between two
 /// transactions: it finishes before the next write, which then starts the WAL over, and
 /// it is short because the thread has copied all but the last quarter second.
 /// (SQLite's own `wal_autocheckpoint` does the same after every commit while the WAL is
-/// large, retention's chunks included: that made a retention pass 3 times slower, with
-/// 270-340 ms pauses.)
+/// large, retention's chunks included: that made retention passes several times slower,
+/// with long ingest pauses; docs/PERFORMANCE.md.)
 pub fn open_writer(path: &Path) -> anyhow::Result<Connection> {
     let conn = open(path)?;
     conn.pragma_update(None, "wal_autocheckpoint", 0)?;
@@ -101,6 +101,13 @@ pub fn checkpoint(
 }
 
 /// Opens a read-only connection, for pages and the API.
+/// The names of the tables matching the GLOB `pattern`.
+pub fn tables_matching(conn: &Connection, pattern: &str) -> rusqlite::Result<Vec<String>> {
+    conn.prepare("SELECT name FROM sqlite_schema WHERE type = 'table' AND name GLOB ?1")?
+        .query_map([pattern], |r| r.get(0))?
+        .collect()
+}
+
 pub fn open_read(path: &Path) -> anyhow::Result<Connection> {
     let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
         .with_context(|| format!("failed to open the database {} for reading", path.display()))?;

@@ -50,17 +50,7 @@ fn name_taken(conn: &Connection, name: &str) -> rusqlite::Result<bool> {
 /// Registers a host and returns its token, which is stored only as a hash.
 pub fn add_host(conn: &mut Connection, name: &str) -> Result<(HostId, String), RegistryError> {
     let host = HostId::parse(name).map_err(|e| RegistryError::InvalidName(e.to_string()))?;
-    let token = new_token();
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    if name_taken(&tx, name)? {
-        return Err(RegistryError::Exists(name.to_owned()));
-    }
-    tx.execute(
-        "INSERT INTO hosts (host_id, token_hash, created_ms) VALUES (?1, ?2, ?3)",
-        params![name, hash_token(&token).as_slice(), now_ms()],
-    )?;
-    bump_credentials(&tx)?;
-    tx.commit()?;
+    let token = add_credential(conn, name, "INSERT INTO hosts (host_id, token_hash, created_ms) VALUES (?1, ?2, ?3)")?;
     Ok((host, token))
 }
 
@@ -101,15 +91,18 @@ pub fn remove_host(conn: &mut Connection, name: &str) -> Result<(), RegistryErro
 pub fn add_observer(conn: &mut Connection, name: &str) -> Result<String, RegistryError> {
     // Observer names follow host id rules: safe as usernames and in log lines.
     HostId::parse(name).map_err(|e| RegistryError::InvalidName(e.to_string()))?;
+    add_credential(conn, name, "INSERT INTO observers (name, token_hash, created_ms) VALUES (?1, ?2, ?3)")
+}
+
+/// Stores a new token for `name` with `insert` (parameters: name, token hash, time), unless
+/// a host or observer already has the name, and returns the token.
+fn add_credential(conn: &mut Connection, name: &str, insert: &str) -> Result<String, RegistryError> {
     let token = new_token();
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     if name_taken(&tx, name)? {
         return Err(RegistryError::Exists(name.to_owned()));
     }
-    tx.execute(
-        "INSERT INTO observers (name, token_hash, created_ms) VALUES (?1, ?2, ?3)",
-        params![name, hash_token(&token).as_slice(), now_ms()],
-    )?;
+    tx.execute(insert, params![name, hash_token(&token).as_slice(), now_ms()])?;
     bump_credentials(&tx)?;
     tx.commit()?;
     Ok(token)

@@ -2,8 +2,8 @@
 //! `fast_h<hour>`, `pool_h<hour>`, `storage_h<hour>`, `guest_h<hour>` and
 //! `ingested_h<hour>`, where `<hour>` is `ts_ms / 3,600,000` — listed in `sample_hours`.
 //! Retention drops a stale hour's tables whole, which frees their pages without visiting
-//! a row: deleting an hour of 1,000 hosts row by row, through a table and two indexes each,
-//! took 2.4-4.5 s with single statements of up to 460 ms (docs/PERFORMANCE.md).
+//! a row: deleting an hour row by row, through a table and two indexes each, took seconds
+//! and stalled ingest for hundreds of milliseconds per statement (docs/PERFORMANCE.md).
 //!
 //! Readers never name an hour table: the views `fast_samples`, `pool_samples`,
 //! `storage_samples` and `guest_samples` are the union of every attached hour (and, for
@@ -81,9 +81,8 @@ impl Series {
             Series::Fast => {
                 // Fast samples arrive by the thousand per second. A rowid table appends
                 // them, and its narrow key index takes an entry each; keyed host first
-                // without a rowid, a settle split a page of wide rows per host every 35
-                // samples or so, and the writer committed 47-50,000 samples/s instead of
-                // 70-77,000 (bench_writer, docs/PERFORMANCE.md).
+                // without a rowid, a settle split a page of wide rows per host every few
+                // dozen samples, and the writer was markedly slower (docs/PERFORMANCE.md).
                 Shape {
                     prefix: "fast",
                     view: Some("fast_samples"),
@@ -221,11 +220,7 @@ pub fn detach_before(tx: &Transaction, hour: i64) -> rusqlite::Result<i64> {
 /// any a crash left behind between detaching and dropping.
 pub fn stale_tables(conn: &Connection, first_kept: i64) -> rusqlite::Result<Vec<String>> {
     let attached = hours(conn)?;
-    let names: Vec<String> = conn
-        .prepare("SELECT name FROM sqlite_schema WHERE type = 'table' AND name GLOB '*_h[0-9]*'")?
-        .query_map([], |r| r.get(0))?
-        .collect::<rusqlite::Result<_>>()?;
-    Ok(names
+    Ok(crate::db::tables_matching(conn, "*_h[0-9]*")?
         .into_iter()
         .filter(|name| {
             let Some((prefix, hour)) = name.rsplit_once("_h") else { return false };

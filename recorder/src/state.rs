@@ -3,7 +3,7 @@
 //! page load and a live update never disagree.
 
 use serde::Serialize;
-use wire::{Fast, FastPayload, Medium, MediumPayload, SlowPayload};
+use wire::{Fast, FastPayload, GuestStatus, Medium, MediumPayload, SlowPayload};
 
 use crate::status::{self, Facts, Health, Level};
 
@@ -50,6 +50,30 @@ pub struct Card {
     pub cts_total: usize,
 }
 
+/// How many hosts are at each level: the overview's filter links and `/metrics`' `pmon_hosts`
+/// count with this, so the two never disagree.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StatusCounts([usize; Level::ALL.len()]);
+
+impl StatusCounts {
+    pub fn of(levels: impl IntoIterator<Item = Level>) -> StatusCounts {
+        let mut counts = StatusCounts::default();
+        for level in levels {
+            counts.0[level as usize] += 1;
+        }
+        counts
+    }
+
+    pub fn get(&self, level: Level) -> usize {
+        self.0[level as usize]
+    }
+
+    /// Every level with its count, best first, zeros included.
+    pub fn iter(&self) -> impl Iterator<Item = (Level, usize)> + '_ {
+        Level::ALL.into_iter().map(|level| (level, self.get(level)))
+    }
+}
+
 impl HostState {
     pub fn health(&self, now_ms: i64) -> Health {
         status::evaluate(&Facts {
@@ -71,7 +95,7 @@ impl HostState {
         let medium = self.medium.as_ref().map(|p| &p.data);
         let pools = medium.and_then(|m| m.pools.as_ref());
         let running = |g: Option<&Vec<wire::Guest>>| {
-            g.map_or((0, 0), |g| (g.iter().filter(|g| g.status == "running").count(), g.len()))
+            g.map_or((0, 0), |g| (g.iter().filter(|g| g.status == GuestStatus::Running).count(), g.len()))
         };
         let (vms_running, vms_total) = running(medium.and_then(|m| m.vms.as_ref()));
         let (cts_running, cts_total) = running(medium.and_then(|m| m.cts.as_ref()));
@@ -90,11 +114,26 @@ impl HostState {
             mem_used: fast.and_then(|f| f.mem_used),
             arc_bytes: fast.and_then(|f| f.arc_bytes),
             pools: pools.map_or(0, Vec::len),
-            pools_healthy: pools.map_or(0, |p| p.iter().filter(|p| p.state == "ONLINE").count()),
+            pools_healthy: pools
+                .map_or(0, |p| p.iter().filter(|p| status::pool_level(&p.state) == Level::Online).count()),
             vms_running,
             vms_total,
             cts_running,
             cts_total,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_counts_count_every_level_in_order() {
+        let counts = StatusCounts::of([Level::Critical, Level::Online, Level::Critical, Level::Offline]);
+        let all: Vec<(&str, usize)> = counts.iter().map(|(l, n)| (l.as_str(), n)).collect();
+        assert_eq!(all, [("online", 1), ("warning", 0), ("critical", 2), ("offline", 1)]);
+        assert_eq!(counts.get(Level::Warning), 0);
+        assert_eq!(StatusCounts::of([]).iter().map(|(_, n)| n).sum::<usize>(), 0);
     }
 }

@@ -2,7 +2,7 @@
 //! carries its reasons, so the dashboard can say why a host is red.
 
 use serde::Serialize;
-use wire::{Fast, Medium};
+use wire::{Fast, Medium, PoolState, ScanFunction};
 
 /// Worst first when sorted descending.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -15,6 +15,9 @@ pub enum Level {
 }
 
 impl Level {
+    /// Best first.
+    pub const ALL: [Level; 4] = [Level::Online, Level::Warning, Level::Critical, Level::Offline];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Level::Online => "online",
@@ -55,6 +58,15 @@ pub fn pct(used: Option<u64>, total: Option<u64>) -> Option<f64> {
     }
 }
 
+/// How bad a pool or vdev in `state` is: the one place a ZFS state becomes a level. Only
+/// `ONLINE` is healthy; anything else, a state we do not know included, needs a look.
+pub fn pool_level(state: &PoolState) -> Level {
+    match state {
+        PoolState::Online => Level::Online,
+        _ => Level::Critical,
+    }
+}
+
 /// The vdev errors of the pool named `pool` in `medium`, if it is there.
 fn pool_errors(medium: &Medium, pool: &str) -> Option<u64> {
     Some(medium.pools.as_ref()?.iter().find(|p| p.name == pool)?.vdev_errors())
@@ -74,8 +86,10 @@ pub fn evaluate(f: &Facts) -> Health {
     }
     if let Some(medium) = f.medium {
         for pool in medium.pools.iter().flatten() {
-            if pool.state != "ONLINE" {
-                critical.push(format!("pool {} is {}", pool.name, pool.state));
+            match pool_level(&pool.state) {
+                Level::Online => {}
+                Level::Warning => warning.push(format!("pool {} is {}", pool.name, pool.state)),
+                Level::Critical | Level::Offline => critical.push(format!("pool {} is {}", pool.name, pool.state)),
             }
             match pool.cap_pct {
                 Some(c) if c >= 90.0 => critical.push(format!("pool {} is {c:.0}% full", pool.name)),
@@ -89,7 +103,7 @@ pub fn evaluate(f: &Facts) -> Health {
             if grown {
                 critical.push(format!("pool {} has new read/write/checksum errors", pool.name));
             }
-            match pool.scan.as_ref().filter(|s| s.function == "SCRUB").and_then(|s| s.end) {
+            match pool.scan.as_ref().filter(|s| s.function == ScanFunction::Scrub).and_then(|s| s.end) {
                 Some(end) if f.now_ms - end * 1000 > 35 * DAY_MS => {
                     warning.push(format!(
                         "pool {} last scrubbed {} days ago",
@@ -128,7 +142,7 @@ pub fn evaluate(f: &Facts) -> Health {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use wire::{Pool, Scan, Storage, Vdev};
+    use wire::{Pool, Scan, ScanState, Storage, Vdev};
 
     const NOW: i64 = 1_764_000_000_000;
 
@@ -192,8 +206,8 @@ mod tests {
 
         let mut p = pool("ONLINE", 10.0);
         p.scan = Some(Scan {
-            function: "SCRUB".into(),
-            state: "FINISHED".into(),
+            function: ScanFunction::Scrub,
+            state: ScanState::Finished,
             end: Some((NOW - 36 * DAY_MS) / 1000),
             ..Scan::default()
         });

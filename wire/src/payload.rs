@@ -10,6 +10,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::value::{GuestStatus, PoolState, ScanFunction, ScanState};
+
 /// Bump when a payload changes incompatibly; the recorder refuses versions it doesn't know.
 pub const SCHEMA_VERSION: u32 = 1;
 
@@ -102,7 +104,7 @@ pub struct Medium {
 pub struct Pool {
     pub name: String,
     /// `ONLINE`, `DEGRADED`, `FAULTED`, `OFFLINE`, `UNAVAIL`, `REMOVED` or `SUSPENDED`.
-    pub state: String,
+    pub state: PoolState,
     /// The `status:` text of `zpool status`, when there is one.
     pub status: Option<String>,
     /// The `action:` text of `zpool status`, when there is one.
@@ -132,7 +134,8 @@ pub struct Vdev {
     pub name: String,
     /// Nesting below the pool: 0 for top-level vdevs (mirror-0, raidz1-0, a single disk).
     pub depth: u8,
-    pub state: String,
+    /// As a pool's; empty for the header of a class (`logs`, `cache`, ...).
+    pub state: PoolState,
     pub read_errors: u64,
     pub write_errors: u64,
     pub checksum_errors: u64,
@@ -149,9 +152,9 @@ impl Vdev {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Scan {
     /// `SCRUB` or `RESILVER`.
-    pub function: String,
+    pub function: ScanFunction,
     /// `SCANNING`, `FINISHED` or `CANCELED`.
-    pub state: String,
+    pub state: ScanState,
     pub start: Option<i64>,
     pub end: Option<i64>,
     pub errors: u64,
@@ -178,7 +181,7 @@ pub struct Guest {
     pub vmid: u32,
     pub name: String,
     /// `running`, `stopped`, `paused`, ...
-    pub status: String,
+    pub status: GuestStatus,
     /// CPU use as a fraction of `cpus` (0.0–1.0 per core, as Proxmox reports it).
     pub cpu: Option<f64>,
     pub cpus: Option<f64>,

@@ -42,7 +42,7 @@ fn guest(item: &Value) -> Result<Guest, ParseError> {
     Ok(Guest {
         vmid,
         name: field(item, "name", string_of).unwrap_or_default(),
-        status: field(item, "status", string_of).unwrap_or_default(),
+        status: field(item, "status", string_of).unwrap_or_default().into(),
         cpu: field(item, "cpu", f64_of),
         cpus: field(item, "cpus", f64_of),
         mem: field(item, "mem", u64_of),
@@ -91,7 +91,7 @@ mod tests {
         );
         assert_eq!(vms[1].lock.as_deref(), Some("backup"));
         assert_eq!(vms[1].cpus, Some(1.5));
-        assert_eq!(vms[2].status, "stopped");
+        assert_eq!(vms[2].status, wire::GuestStatus::Stopped);
         assert!(vms[2].tags.is_empty());
     }
 

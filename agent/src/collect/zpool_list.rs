@@ -1,7 +1,7 @@
 //! `zpool list -Hp`: pool sizes, fragmentation, capacity and dedup ratio, merged into the pools
 //! of `zpool status` by name.
 
-use wire::Pool;
+use wire::{Pool, PoolState};
 
 use super::ParseError;
 
@@ -17,7 +17,7 @@ pub struct ListRow {
     pub frag_pct: Option<f64>,
     pub cap_pct: Option<f64>,
     pub dedup_ratio: Option<f64>,
-    pub health: String,
+    pub health: PoolState,
 }
 
 pub fn parse(text: &str) -> Result<Vec<ListRow>, ParseError> {
@@ -38,7 +38,7 @@ pub fn parse(text: &str) -> Result<Vec<ListRow>, ParseError> {
             frag_pct: number(frag, '%')?,
             cap_pct: number(cap, '%')?,
             dedup_ratio: number(dedup, 'x')?,
-            health: health.to_string(),
+            health: health.into(),
         });
     }
     Ok(rows)
@@ -128,11 +128,11 @@ mod tests {
         merge(&mut pools, parse(LIST).unwrap());
         assert_eq!(pools.len(), 3);
         assert_eq!(pools[0].name, "rpool");
-        assert_eq!(pools[0].state, "DEGRADED");
+        assert_eq!(pools[0].state, PoolState::Degraded);
         assert_eq!(pools[0].size, Some(59_055_800_320));
         assert_eq!(pools[0].alloc, Some(21_474_836_480));
         assert_eq!(pools[1].name, "lwastor04");
-        assert_eq!(pools[1].state, "ONLINE");
+        assert_eq!(pools[1].state, PoolState::Online);
         assert!(pools[1].vdevs.is_empty());
     }
 

@@ -10,17 +10,12 @@ use axum::response::IntoResponse;
 use crate::error::AppError;
 use crate::routes::all_hosts;
 use crate::AppState;
+use recorder::state::StatusCounts;
 
 pub async fn metrics(State(state): State<AppState>) -> Result<impl IntoResponse, AppError> {
     let states = all_hosts(&state).await?;
     let now = wire::now_ms();
-    let mut by_status = [("online", 0u64), ("warning", 0), ("critical", 0), ("offline", 0)];
-    for s in &states {
-        let level = s.health(now).level;
-        if let Some(slot) = by_status.iter_mut().find(|(n, _)| *n == level.as_str()) {
-            slot.1 += 1;
-        }
-    }
+    let by_status = StatusCounts::of(states.iter().map(|s| s.health(now).level));
     let g = state.gateway.stats();
     let r = &state.recorder_stats;
     let load = |c: &std::sync::atomic::AtomicU64| c.load(Ordering::Relaxed);
@@ -36,7 +31,10 @@ pub async fn metrics(State(state): State<AppState>) -> Result<impl IntoResponse,
         "pmon_hosts",
         "gauge",
         "Registered hosts by status.",
-        &by_status.iter().map(|(n, v)| (format!("{{status=\"{n}\"}}"), *v)).collect::<Vec<_>>(),
+        &by_status
+            .iter()
+            .map(|(level, n)| (format!("{{status=\"{}\"}}", level.as_str()), n as u64))
+            .collect::<Vec<_>>(),
     );
     metric(
         "pmon_mqtt_sessions",

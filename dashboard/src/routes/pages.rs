@@ -9,7 +9,8 @@ use crate::error::AppError;
 use crate::format::{ago, bytes, duration, opt_bytes, opt_f, pct};
 use crate::routes::{all_hosts, one_host};
 use crate::AppState;
-use recorder::state::{Card, HostState};
+use recorder::state::{Card, HostState, StatusCounts};
+use recorder::status::{pool_level, Level};
 
 /// A card as the template shows it.
 pub struct CardView {
@@ -61,7 +62,7 @@ pub struct CardPartial {
 struct Overview {
     cards: Vec<CardView>,
     total: usize,
-    counts: [(&'static str, usize); 4],
+    counts: Vec<(&'static str, usize)>,
     status: String,
     q: String,
 }
@@ -96,12 +97,7 @@ pub async fn overview(
     let states = all_hosts(&state).await?;
     let now = wire::now_ms();
     let cards: Vec<(Card, bool)> = states.iter().map(|s| (s.card(now), matches(s, &query.q))).collect();
-    let mut counts = [("online", 0), ("warning", 0), ("critical", 0), ("offline", 0)];
-    for (card, _) in &cards {
-        if let Some(slot) = counts.iter_mut().find(|(name, _)| *name == card.status.as_str()) {
-            slot.1 += 1;
-        }
-    }
+    let counts = StatusCounts::of(cards.iter().map(|(c, _)| c.status));
     let mut shown: Vec<&Card> = cards
         .iter()
         .filter(|(c, hit)| *hit && (query.status.is_empty() || c.status.as_str() == query.status))
@@ -112,7 +108,7 @@ pub async fn overview(
     let page = Overview {
         cards: shown.into_iter().map(|c| CardView::new(c, now)).collect(),
         total: cards.len(),
-        counts,
+        counts: counts.iter().map(|(level, n)| (level.as_str(), n)).collect(),
         status: query.status,
         q: query.q,
     };
@@ -177,9 +173,9 @@ fn sections(s: &HostState, now_ms: i64) -> Vec<Section> {
     for p in medium.and_then(|m| m.pools.as_ref()).into_iter().flatten() {
         let scan = p.scan.as_ref().map(|sc| {
             let when = sc.end.or(sc.start).map(|t| ago(Some(t * 1000), now_ms)).unwrap_or_default();
-            format!("{} {} {}", sc.function.to_lowercase(), sc.state.to_lowercase(), when)
+            format!("{} {} {}", sc.function.as_str().to_lowercase(), sc.state.as_str().to_lowercase(), when)
         });
-        let mut state = p.state.clone();
+        let mut state = p.state.to_string();
         if let Some(status) = &p.status {
             state = format!("{state} — {status}");
         }
@@ -192,19 +188,19 @@ fn sections(s: &HostState, now_ms: i64) -> Vec<Section> {
                 format!("{} data errors", p.error_count),
                 scan.unwrap_or_else(|| "never".into()),
             ],
-            bad: p.state != "ONLINE",
+            bad: pool_level(&p.state) != Level::Online,
         });
         for v in &p.vdevs {
             pools.rows.push(Row {
                 cells: vec![
                     format!("{}└ {}", "  ".repeat(v.depth as usize), v.name),
-                    v.state.clone(),
+                    v.state.to_string(),
                     String::new(),
                     String::new(),
                     format!("{}/{}/{}", v.read_errors, v.write_errors, v.checksum_errors),
                     String::new(),
                 ],
-                bad: v.state != "ONLINE" || v.errors() > 0,
+                bad: pool_level(&v.state) != Level::Online || v.errors() > 0,
             });
         }
     }
@@ -239,7 +235,7 @@ fn sections(s: &HostState, now_ms: i64) -> Vec<Section> {
             empty: "None.".into(),
         };
         for g in guests.into_iter().flatten() {
-            let mut status = g.status.clone();
+            let mut status = g.status.to_string();
             if let Some(lock) = &g.lock {
                 status = format!("{status} (lock: {lock})");
             }

@@ -1,7 +1,7 @@
 -- Fast samples arrive for every host in every batch. Written straight into a host-keyed
--- index, each batch dirtied one index page per host (500 hosts: 500 pages, 2 MB of WAL per
--- commit). They now land in `fast_recent`, whose only index is time-first, so a batch
--- appends to a few pages whatever the number of hosts; about once a second the writer
+-- index, each batch would dirty one index page per host, and the WAL would grow with the
+-- fleet on every commit. So they land in `fast_recent`, whose only index is time-first, so
+-- a batch appends to a few pages whatever the number of hosts; every so often the writer
 -- moves them, sorted by host, into `fast_history`, writing each host's page once per move.
 -- Readers use the `fast_samples` view, which is both tables: every sample is in exactly
 -- one of them.

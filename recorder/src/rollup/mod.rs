@@ -229,11 +229,7 @@ pub fn fold_medium(
 /// and any a crash left behind between detaching and dropping.
 pub fn stale_tables(conn: &Connection, keep: Keep, now_ms: i64) -> rusqlite::Result<Vec<String>> {
     let attached = Parts::load(conn)?;
-    let names: Vec<String> = conn
-        .prepare("SELECT name FROM sqlite_schema WHERE type = 'table' AND name GLOB 'roll_*_p[0-9]*'")?
-        .query_map([], |r| r.get(0))?
-        .collect::<rusqlite::Result<_>>()?;
-    Ok(names
+    Ok(crate::db::tables_matching(conn, "roll_*_p[0-9]*")?
         .into_iter()
         .filter(|name| {
             let Some((rest, part)) = name.rsplit_once("_p") else { return false };

@@ -203,7 +203,7 @@ fn insert_pools(store: &mut Store, p: &MediumPayload) -> rusqlite::Result<usize>
             p.host_id,
             p.ts_ms,
             pl.name,
-            pl.state,
+            pl.state.as_str(),
             pl.cap_pct,
             pl.frag_pct,
             as_i64(pl.alloc),
@@ -244,7 +244,7 @@ fn insert_guests(store: &mut Store, p: &MediumPayload) -> rusqlite::Result<usize
                 p.ts_ms,
                 g.vmid,
                 kind,
-                g.status,
+                g.status.as_str(),
                 g.cpu,
                 as_i64(g.mem),
                 as_i64(g.maxmem)

@@ -129,7 +129,7 @@ impl PoolJson {
         }
         Ok(Pool {
             name,
-            state,
+            state: state.into(),
             // Pre-release builds printed a status code ("OK") instead of the message.
             status: self.status.map(|s| normalize_text(&s)).filter(|s| !s.is_empty() && s != "OK"),
             action: self.action.map(|s| normalize_text(&s)).filter(|s| !s.is_empty()),
@@ -147,7 +147,7 @@ impl VdevJson {
         out.push(Vdev {
             name: self.name.unwrap_or(key),
             depth,
-            state: self.state.unwrap_or_default(),
+            state: self.state.unwrap_or_default().into(),
             read_errors: count(&self.read_errors),
             write_errors: count(&self.write_errors),
             checksum_errors: count(&self.checksum_errors),
@@ -164,8 +164,8 @@ impl ScanJson {
         // Times are Unix seconds with --json-int; 0 means "not yet" (a running scan has no end).
         let time = |v: &Option<Value>| v.as_ref().and_then(i64_of).filter(|t| *t > 0);
         Some(Scan {
-            function,
-            state: self.state.unwrap_or_default(),
+            function: function.into(),
+            state: self.state.unwrap_or_default().into(),
             start: time(&self.start_time),
             end: time(&self.end_time),
             errors: self.errors.as_ref().and_then(u64_of).unwrap_or(0),

@@ -1,4 +1,4 @@
-use wire::{Pool, Scan, Vdev};
+use wire::{Pool, PoolState, Scan, ScanState, Vdev};
 
 use super::text::{parse_ctime, parse_scan};
 use super::{json, text};
@@ -46,7 +46,7 @@ fn healthy_raidz2_after_a_resilver() {
     );
     assert_eq!(pool.vdevs.len(), 13);
     assert_eq!(pool.vdevs[0], vdev("raidz2-0", 0, "ONLINE", [0, 0, 0]));
-    assert!(pool.vdevs[1..].iter().all(|v| v.depth == 1 && v.state == "ONLINE"));
+    assert!(pool.vdevs[1..].iter().all(|v| v.depth == 1 && v.state == PoolState::Online));
     assert_eq!(pool.vdevs[12].name, "wwn-0x5000cca2b6659e30");
     assert_eq!(pool.error_count, 0);
     assert_eq!(pool.size, None, "sizes come from zpool list");
@@ -55,7 +55,7 @@ fn healthy_raidz2_after_a_resilver() {
 #[test]
 fn resilver_in_progress_with_logs_and_cache_sections() {
     let pool = &text::parse(RESILVER).unwrap()[0];
-    assert_eq!(pool.state, "ONLINE");
+    assert_eq!(pool.state, PoolState::Online);
     assert_eq!(
         pool.status.as_deref(),
         Some("One or more devices is currently being resilvered. The pool will continue to function, possibly in a degraded state.")
@@ -84,7 +84,7 @@ fn resilver_in_progress_with_logs_and_cache_sections() {
 #[test]
 fn faulted_mirror_member_keeps_its_error_counters() {
     let pool = &text::parse(FAULTED).unwrap()[0];
-    assert_eq!(pool.state, "ONLINE");
+    assert_eq!(pool.state, PoolState::Online);
     assert_eq!(
         pool.action.as_deref(),
         Some("Replace the faulted device, or use 'zpool clear' to mark the device repaired.")
@@ -214,7 +214,7 @@ fn scan_line_forms() {
     let canceled = parse_scan("scrub canceled on Mon Jul 16 16:30:35 2018").unwrap();
     assert_eq!((canceled.state.as_str(), canceled.start.is_none(), canceled.end.is_some()), ("CANCELED", true, true));
     let paused = parse_scan("scrub paused since Mon Jul 16 16:30:35 2018").unwrap();
-    assert_eq!(paused.state, "SCANNING");
+    assert_eq!(paused.state, ScanState::Scanning);
     assert_eq!(parse_scan("none requested"), None);
     assert_eq!(parse_scan("something new in OpenZFS 3.0"), None);
 }

@@ -6,7 +6,7 @@
 //! under a `NAME STATE READ WRITE CKSUM` header, with `logs`, `cache`, `spares`, `special` and
 //! `dedup` sections at the pool's own indentation.
 
-use wire::{Pool, Scan, Vdev};
+use wire::{Pool, Scan, ScanFunction, ScanState, Vdev};
 
 use super::{normalize_text, CLASSES};
 use crate::collect::ParseError;
@@ -59,13 +59,13 @@ impl Block {
         // OpenZFS 2.4 may print two scan: lines (last scrub and last resilver); a running one wins.
         let scans: Vec<Scan> =
             self.sections.iter().filter(|(k, _)| k == "scan").filter_map(|(_, l)| parse_scan(l.first()?)).collect();
-        let scan = scans.iter().find(|s| s.state == "SCANNING").or(scans.first()).cloned();
+        let scan = scans.iter().find(|s| s.state == ScanState::Scanning).or(scans.first()).cloned();
         let vdevs = match self.section("config") {
             Some(lines) => parse_config(lines)?,
             None => Vec::new(),
         };
         Ok(Pool {
-            state,
+            state: state.into(),
             status: self.text("status"),
             action: self.text("action"),
             vdevs,
@@ -131,7 +131,7 @@ fn parse_config(lines: &[String]) -> Result<Vec<Vdev>, ParseError> {
         vdevs.push(Vdev {
             name: cols[0].to_string(),
             depth: depth + u8::from(in_class),
-            state: cols.get(1).map(|s| s.to_string()).unwrap_or_default(),
+            state: cols.get(1).map(|s| (*s).into()).unwrap_or_default(),
             read_errors: count(2),
             write_errors: count(3),
             checksum_errors: count(4),
@@ -178,26 +178,23 @@ fn error_count(lines: &[String]) -> u64 {
 /// forms give `None` rather than an error: the rest of the pool is still worth reporting.
 pub fn parse_scan(line: &str) -> Option<Scan> {
     let line = line.trim();
-    let scan = |function: &str, state: &str| Scan {
-        function: function.to_string(),
-        state: state.to_string(),
-        ..Scan::default()
-    };
-    for (prefix, function) in [("scrub", "SCRUB"), ("resilver", "RESILVER")] {
+    let scan =
+        |function: &ScanFunction, state: ScanState| Scan { function: function.clone(), state, ..Scan::default() };
+    for (prefix, function) in [("scrub", ScanFunction::Scrub), ("resilver", ScanFunction::Resilver)] {
         if let Some(since) = line.strip_prefix(&format!("{prefix} in progress since ")) {
-            return Some(Scan { start: parse_ctime(since), ..scan(function, "SCANNING") });
+            return Some(Scan { start: parse_ctime(since), ..scan(&function, ScanState::Scanning) });
         }
         if line.starts_with(&format!("{prefix} paused since ")) {
-            return Some(scan(function, "SCANNING"));
+            return Some(scan(&function, ScanState::Scanning));
         }
         if let Some(on) = line.strip_prefix(&format!("{prefix} canceled on ")) {
-            return Some(Scan { end: parse_ctime(on), ..scan(function, "CANCELED") });
+            return Some(Scan { end: parse_ctime(on), ..scan(&function, ScanState::Canceled) });
         }
     }
     let function = if line.starts_with("scrub repaired ") {
-        "SCRUB"
+        ScanFunction::Scrub
     } else if line.starts_with("resilvered ") {
-        "RESILVER"
+        ScanFunction::Resilver
     } else {
         return None;
     };
@@ -209,7 +206,7 @@ pub fn parse_scan(line: &str) -> Option<Scan> {
         start: end.zip(parse_duration(duration)).map(|(end, d)| end - d),
         end,
         errors: errors.trim().parse().unwrap_or(0),
-        ..scan(function, "FINISHED")
+        ..scan(&function, ScanState::Finished)
     })
 }
 
