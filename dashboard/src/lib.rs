@@ -6,6 +6,8 @@
 //! - [`routes`]: one file per route group: pages, admin, events (SSE), api, metrics,
 //!   health, mqtt_ws.
 //! - [`format`]: numbers for people (bytes, percentages, ages).
+//! - [`chart`]: SVG charts and sparklines; [`history`]: a host's recorded history as
+//!   charts (the host page) and sparklines (the overview's cards).
 //! - [`error`]: the one `AppError`; a 5xx says only "internal error", details go to the log.
 //!
 //! Pages read SQLite through short read-only connections; they never write, except the
@@ -15,6 +17,7 @@ pub mod auth;
 pub mod chart;
 pub mod error;
 pub mod format;
+pub mod history;
 pub mod routes;
 
 use std::path::PathBuf;

@@ -124,6 +124,68 @@ pub fn read(conn: &Connection, group: Group, host: &str, start_ms: i64, end_ms: 
     Ok(History { source, bucket_ms, subjects })
 }
 
+/// Points of a few host `metrics` for many `hosts` over `[start_ms, end_ms)`, read from
+/// raw samples in buckets of `bucket_ms`, in one query (an overview's sparklines: one
+/// query for the page, not one per card). Each host's key range is a seek in every hour
+/// table, so the cost grows with the hosts asked for, not with the fleet. Returns the
+/// hosts that have samples, by id, each with one series per metric in `metrics` order.
+pub fn read_hosts(
+    conn: &Connection,
+    metrics: &[&str],
+    hosts: &[&str],
+    start_ms: i64,
+    end_ms: i64,
+    bucket_ms: i64,
+) -> rusqlite::Result<Vec<(String, Vec<Vec<Point>>)>> {
+    let chosen: Vec<&Metric> = metrics
+        .iter()
+        .map(|name| {
+            Group::Host
+                .metrics()
+                .iter()
+                .find(|m| m.name == *name)
+                .ok_or_else(|| rusqlite::Error::InvalidParameterName(format!("no host metric {name}")))
+        })
+        .collect::<rusqlite::Result<_>>()?;
+    if hosts.is_empty() || chosen.is_empty() {
+        return Ok(Vec::new());
+    }
+    let sql = hosts_sql(&chosen, hosts.len(), bucket_ms);
+    let mut params: Vec<Value> = hosts.iter().map(|h| Value::Text((*h).to_owned())).collect();
+    params.extend([Value::Integer(start_ms), Value::Integer(end_ms)]);
+    let mut stmt = conn.prepare(&sql)?;
+    let mut rows = stmt.query(rusqlite::params_from_iter(params))?;
+    let mut out: Vec<(String, Vec<Vec<Point>>)> = Vec::new();
+    while let Some(row) = rows.next()? {
+        let host: String = row.get(0)?;
+        if out.last().is_none_or(|(h, _)| *h != host) {
+            out.push((host, vec![Vec::new(); chosen.len()]));
+        }
+        let ts_ms: i64 = row.get(1)?;
+        let (_, series) = out.last_mut().expect("pushed above when missing");
+        let mut at = 2;
+        for (i, metric) in chosen.iter().enumerate() {
+            let (point, used) = raw_point(metric, row, at, ts_ms)?;
+            at += used;
+            series[i].push(point);
+        }
+    }
+    Ok(out)
+}
+
+/// [`read_hosts`]'s query (parameters: the hosts, then start and end).
+pub(crate) fn hosts_sql(metrics: &[&Metric], hosts: usize, bucket_ms: i64) -> String {
+    let bucket_ms = bucket_ms.max(1);
+    format!(
+        "SELECT host_id, (ts_ms / {bucket_ms}) * {bucket_ms} AS bucket, {}
+         FROM {} WHERE host_id IN ({}) AND ts_ms >= ? AND ts_ms < ?
+         GROUP BY host_id, bucket ORDER BY host_id, bucket",
+        raw_columns(metrics.iter().copied()).join(", "),
+        Group::Host.raw_view(),
+        vec!["?"; hosts].join(", ")
+    )
+}
+
 fn subject_name(group: Group, row: &rusqlite::Row, columns: usize) -> rusqlite::Result<String> {
     let parts: Vec<String> = (0..columns)
         .map(|i| {
@@ -143,15 +205,7 @@ fn subject_list(group: Group) -> String {
 
 /// Aggregates raw samples into buckets of `bucket_ms` (parameters: host, start, end).
 fn raw_sql(group: Group, bucket_ms: i64) -> String {
-    let mut columns = Vec::new();
-    for m in group.metrics() {
-        let v = m.raw();
-        match m.agg {
-            Agg::Gauge => columns.extend([format!("min({v})"), format!("avg({v})"), format!("max({v})")]),
-            Agg::Max | Agg::Last => columns.push(format!("max({v})")),
-            Agg::Share => columns.push(format!("100.0 * avg({v})")),
-        }
-    }
+    let columns = raw_columns(group.metrics());
     let subjects = subject_list(group);
     format!(
         "SELECT {subjects}(ts_ms / {bucket_ms}) * {bucket_ms} AS bucket, {}
@@ -160,6 +214,20 @@ fn raw_sql(group: Group, bucket_ms: i64) -> String {
         columns.join(", "),
         group.raw_view()
     )
+}
+
+/// The aggregate columns of `metrics` over raw rows, in the order [`raw_point`] reads them.
+fn raw_columns<'m>(metrics: impl IntoIterator<Item = &'m Metric>) -> Vec<String> {
+    let mut columns = Vec::new();
+    for m in metrics {
+        let v = m.raw();
+        match m.agg {
+            Agg::Gauge => columns.extend([format!("min({v})"), format!("avg({v})"), format!("max({v})")]),
+            Agg::Max | Agg::Last => columns.push(format!("max({v})")),
+            Agg::Share => columns.push(format!("100.0 * avg({v})")),
+        }
+    }
+    columns
 }
 
 /// Merges rollup rows into buckets of `bucket_ms` (parameters: host, first and end

@@ -20,7 +20,7 @@
 mod geometry;
 mod range;
 mod scale;
-mod time;
+pub(crate) mod time;
 mod unit;
 
 #[cfg(test)]

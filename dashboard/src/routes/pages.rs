@@ -1,13 +1,18 @@
 //! The overview (`/`) and a host's page (`/hosts/<host_id>`).
 
+use std::collections::HashMap;
+
 use askama::Template;
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::response::Html;
 use serde::Deserialize;
 
+use crate::chart::Range;
 use crate::error::AppError;
 use crate::format::{ago, bytes, duration, opt_bytes, opt_f, pct};
-use crate::routes::{all_hosts, one_host};
+use crate::history::{read_sparklines, HostCharts, HostHistory, Sparklines};
+use crate::routes::{all_hosts, one_host, read};
 use crate::AppState;
 use recorder::state::{Card, HostState, StatusCounts};
 use recorder::status::{pool_level, Level};
@@ -25,7 +30,14 @@ pub struct CardView {
     pub arc: String,
     pub pools: String,
     pub guests: String,
+    /// CPU and memory over the last hour; empty on the host page, on live updates (the
+    /// overview's script keeps the card's old ones) and past [`SPARKLINE_CARDS`].
+    pub sparks: Sparklines,
 }
+
+/// Cards that get sparklines, worst first: one query for all of them, whose cost grows
+/// with the cards, so a fleet of 10,000 costs what 200 cost.
+pub const SPARKLINE_CARDS: usize = 200;
 
 impl CardView {
     pub fn new(c: &Card, now_ms: i64) -> CardView {
@@ -46,6 +58,7 @@ impl CardView {
                 format!("{}/{} pools healthy", c.pools_healthy, c.pools)
             },
             guests: format!("VMs {}/{} · CTs {}/{}", c.vms_running, c.vms_total, c.cts_running, c.cts_total),
+            sparks: Vec::new(),
         }
     }
 }
@@ -105,8 +118,19 @@ pub async fn overview(
         .collect();
     // Worst first, then by name: what needs attention is at the top.
     shown.sort_by(|a, b| b.status.cmp(&a.status).then_with(|| a.host_id.cmp(&b.host_id)));
+    let intervals: HashMap<&str, Option<i64>> =
+        states.iter().map(|s| (s.host_id.as_str(), s.fast_interval_ms)).collect();
+    let spark_hosts: Vec<(String, Option<i64>)> = shown
+        .iter()
+        .take(SPARKLINE_CARDS)
+        .map(|c| (c.host_id.clone(), intervals.get(c.host_id.as_str()).copied().flatten()))
+        .collect();
+    let mut sparks = read(&state.database, move |conn| read_sparklines(conn, &spark_hosts, now)).await?;
     let page = Overview {
-        cards: shown.into_iter().map(|c| CardView::new(c, now)).collect(),
+        cards: shown
+            .into_iter()
+            .map(|c| CardView { sparks: sparks.remove(&c.host_id).unwrap_or_default(), ..CardView::new(c, now) })
+            .collect(),
         total: cards.len(),
         counts: counts.iter().map(|(level, n)| (level.as_str(), n)).collect(),
         status: query.status,
@@ -131,6 +155,10 @@ pub struct Section {
 #[template(path = "host.html")]
 struct HostPage {
     c: CardView,
+    /// Every range as a link: (value, label, whether it is the one shown).
+    ranges: Vec<(&'static str, &'static str, bool)>,
+    range_label: &'static str,
+    charts: HostCharts,
     facts: Vec<(&'static str, String)>,
     sections: Vec<Section>,
     errors: Vec<(String, String)>,
@@ -286,10 +314,47 @@ fn sections(s: &HostState, now_ms: i64) -> Vec<Section> {
     out
 }
 
-pub async fn host(State(state): State<AppState>, Path(host_id): Path<String>) -> Result<Html<String>, AppError> {
+#[derive(Deserialize)]
+pub struct HostQuery {
+    range: Option<String>,
+}
+
+/// The `?range=` asked for: the default without one, 400 for an unknown one or a query
+/// string that does not parse.
+fn chosen_range(query: Result<Query<HostQuery>, QueryRejection>) -> Result<Range, AppError> {
+    let Query(query) = query
+        .map_err(|e| AppError::BadRequest(format!("malformed query string: {}", e.body_text().replace('\n', " "))))?;
+    match query.range.as_deref() {
+        None | Some("") => Ok(Range::default()),
+        Some(given) => given.parse().map_err(|e: crate::chart::UnknownRangeError| AppError::BadRequest(e.to_string())),
+    }
+}
+
+/// Guest names by history subject ("vm/101"), from the latest medium sample.
+fn guest_names(s: &HostState) -> HashMap<String, String> {
+    let Some(m) = s.medium.as_ref().map(|p| &p.data) else { return HashMap::new() };
+    let kinds = [("vm", m.vms.as_ref()), ("ct", m.cts.as_ref())];
+    kinds
+        .into_iter()
+        .flat_map(|(kind, guests)| {
+            guests.into_iter().flatten().map(move |g| (format!("{kind}/{}", g.vmid), g.name.clone()))
+        })
+        .collect()
+}
+
+pub async fn host(
+    State(state): State<AppState>,
+    Path(host_id): Path<String>,
+    query: Result<Query<HostQuery>, QueryRejection>,
+) -> Result<Html<String>, AppError> {
+    let range = chosen_range(query)?;
     let (host, events) = one_host(&state, &host_id, 50).await?;
     let host = host.ok_or(AppError::NotFound)?;
     let now = wire::now_ms();
+    let window = (now - range.duration_ms(), now);
+    let id = host.host_id.clone();
+    let history = read(&state.database, move |conn| HostHistory::read(conn, &id, window)).await?;
+    let charts = HostCharts::new(&history, range, now, host.fast_interval_ms, &guest_names(&host));
     let mut errors: Vec<(String, String)> = Vec::new();
     let tiers = [
         ("fast", host.fast.as_ref().map(|p| &p.errors)),
@@ -303,6 +368,9 @@ pub async fn host(State(state): State<AppState>, Path(host_id): Path<String>) ->
     }
     let page = HostPage {
         c: CardView::new(&host.card(now), now),
+        ranges: Range::ALL.into_iter().map(|r| (r.as_str(), r.label(), r == range)).collect(),
+        range_label: range.label(),
+        charts,
         facts: fast_facts(&host),
         sections: sections(&host, now),
         errors,

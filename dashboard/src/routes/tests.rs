@@ -194,3 +194,168 @@ async fn admin_forms_are_refused_when_signed_out() {
     }
     assert_eq!(app.host_ids(), ["pve-kept"], "nothing added, rotated away or removed");
 }
+
+const DAY_MS: i64 = 86_400_000;
+
+impl TestApp {
+    /// Registers `host_id` (no samples yet).
+    fn add_host(&self, host_id: &str) {
+        let mut conn = recorder::db::open(&self.state.database).unwrap();
+        recorder::hosts::add_host(&mut conn, host_id).unwrap();
+    }
+
+    /// Fast samples of `host_id` at `times`, load1 and CPU varying with the time, left in
+    /// `fast_recent` (the raw view's newest part), or, with `fold`, folded into the
+    /// rollups the way the writer's settle does it and then deleted, as if retention had
+    /// long since dropped the raw hours.
+    fn seed(&self, host_id: &str, times: impl IntoIterator<Item = i64>, fold: bool) {
+        let mut conn = recorder::db::open(&self.state.database).unwrap();
+        let tx = conn.transaction().unwrap();
+        for (i, ts_ms) in times.into_iter().enumerate() {
+            tx.execute(
+                "INSERT INTO fast_recent (host_id, ts_ms, seq, load1, load5, load15, cpu_pct, mem_total, mem_used, arc_bytes)
+                 VALUES (?1, ?2, ?3, ?4, ?4, ?4, ?5, 68719476736, 34359738368, 8589934592)",
+                rusqlite::params![host_id, ts_ms, i as i64, 1.0 + (i % 7) as f64, 5.0 + (i % 50) as f64],
+            )
+            .unwrap();
+        }
+        if fold {
+            let mut parts = recorder::rollup::Parts::load(&tx).unwrap();
+            recorder::rollup::fold_recent(&tx, &mut parts).unwrap();
+            tx.execute("DELETE FROM fast_recent", []).unwrap();
+        }
+        tx.commit().unwrap();
+    }
+}
+
+/// The `<svg>` of the chart titled `title` on `page`.
+fn chart<'p>(page: &'p str, title: &str) -> &'p str {
+    let start = page.find(&format!(r#"aria-label="{title}, "#)).unwrap_or_else(|| panic!("no {title} chart:\n{page}"));
+    let start = page[..start].rfind("<svg").unwrap();
+    &page[start..start + page[start..].find("</svg>").unwrap()]
+}
+
+/// The hover titles of a chart: one per point (or per run of points past 250).
+fn hover_titles(svg: &str) -> Vec<&str> {
+    svg.split(r#"<rect class="chart-hit""#)
+        .skip(1)
+        .map(|s| &s[s.find("<title>").unwrap() + 7..s.find("</title>").unwrap()])
+        .collect()
+}
+
+/// How many lines a chart draws (paths without a fill; bands have one).
+fn lines(svg: &str) -> usize {
+    svg.split(r#"<path d=""#).skip(1).filter(|s| s[s.find('"').unwrap()..].starts_with("\"/>")).count()
+}
+
+/// The UTC date of `ts_ms` as the chart's tooltips write it: "2024-03-05".
+fn date(ts_ms: i64) -> String {
+    crate::chart::time::date_time(ts_ms)[..10].to_owned()
+}
+
+#[tokio::test]
+async fn the_host_page_draws_a_year_of_hour_rollups() {
+    let app = TestApp::new().await;
+    app.add_host("pve-old");
+    let now = wire::now_ms();
+    // Two years of history, a sample every 12 hours, long gone from the raw tier.
+    let first = now - 730 * DAY_MS;
+    app.seed("pve-old", (0..1460).map(|i| first + i * DAY_MS / 2), true);
+    let cookie = app.login().await;
+
+    let response = app.send(page("/hosts/pve-old?range=1y", Some(&cookie))).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let html = body(response).await;
+    assert!(html.contains(r#"class="on" aria-current="page" title="1 year">1y</a>"#), "the range link is marked");
+    let load = chart(&html, "Load");
+    let titles = hover_titles(load);
+    assert!(titles.len() > 200, "the year's 730 points (12 h apart, in 9 h buckets) share the hover strips");
+    // The year's oldest bucket is about 365 days old; nothing of the year before it shows.
+    let oldest = titles[0];
+    let year_ago = now - 365 * DAY_MS;
+    assert!(
+        oldest.starts_with(&date(year_ago)) || oldest.starts_with(&date(year_ago + DAY_MS / 2)),
+        "the first strip is from the old end of the year: {oldest}"
+    );
+    let newest = titles.last().unwrap();
+    assert!(
+        newest.contains(&date(now - DAY_MS)) || newest.contains(&date(now)),
+        "and the last from the new end: {newest}"
+    );
+    assert!(oldest.contains("\n1 min: "), "{oldest}");
+    let lines = lines(load);
+    assert!(lines >= 3, "a line per load average, unbroken: the samples are closer than two buckets ({lines})");
+    assert!(!load.contains("No data for this range"));
+}
+
+#[tokio::test]
+async fn the_host_page_draws_recent_raw_samples() {
+    let app = TestApp::new().await;
+    app.add_host("pve1");
+    let now = wire::now_ms();
+    app.seed("pve1", (1..=120).map(|i| now - i * 30_000), false);
+    let cookie = app.login().await;
+
+    let response = app.send(page("/hosts/pve1?range=24h", Some(&cookie))).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let html = body(response).await;
+    let load = chart(&html, "Load");
+    assert!(!load.contains("No data for this range"), "{load}");
+    assert_eq!(lines(load), 3, "one unbroken line per load average:\n{load}");
+    let titles = hover_titles(load).len();
+    assert!((40..=42).contains(&titles), "an hour of samples in 87 s buckets: {titles}");
+    let cpu = chart(&html, "CPU");
+    assert_eq!(lines(cpu), 1, "busy; iowait was not reported:\n{cpu}");
+    // Swap was never reported: its chart says so.
+    assert!(chart(&html, "Swap").contains("No data for this range"));
+    // Without ?range= the page shows the default, 24 hours.
+    let html = body(app.send(page("/hosts/pve1", Some(&cookie))).await).await;
+    assert!(html.contains(r#"class="on" aria-current="page" title="24 hours">24h</a>"#));
+}
+
+#[tokio::test]
+async fn a_host_without_history_says_no_data() {
+    let app = TestApp::new().await;
+    app.add_host("pve-new");
+    let cookie = app.login().await;
+    let response = app.send(page("/hosts/pve-new?range=7d", Some(&cookie))).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let html = body(response).await;
+    assert!(chart(&html, "Load").contains("No data for this range"));
+    assert!(html.contains("History, last 7 days"));
+}
+
+#[tokio::test]
+async fn an_unknown_range_or_a_malformed_query_is_400_with_its_reason() {
+    let app = TestApp::new().await;
+    app.add_host("pve1");
+    let cookie = app.login().await;
+    let response = app.send(page("/hosts/pve1?range=2h", Some(&cookie))).await;
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(body(response).await, r#"unknown range "2h", expected one of 1h, 6h, 24h, 48h, 7d, 30d, 1y"#);
+    let response = app.send(page("/hosts/pve1?range=1h&range=6h", Some(&cookie))).await;
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    let text = body(response).await;
+    assert!(text.starts_with("malformed query string: "), "{text}");
+    assert!(!text.contains('\n'), "{text}");
+}
+
+#[tokio::test]
+async fn overview_cards_have_sparklines_of_the_last_hour() {
+    let app = TestApp::new().await;
+    app.add_host("pve1");
+    app.add_host("pve2");
+    let now = wire::now_ms();
+    app.seed("pve1", (1..=120).map(|i| now - i * 30_000), false);
+    let cookie = app.login().await;
+    let html = body(app.send(page("/", Some(&cookie))).await).await;
+    let card = |id: &str| {
+        let start = html.find(&format!(r#"id="card-{id}""#)).unwrap();
+        html[start..start + html[start..].find("</a>").unwrap()].to_owned()
+    };
+    let pve1 = card("pve1");
+    assert_eq!(pve1.matches(r#"class="sparkline""#).count(), 2, "{pve1}");
+    assert!(pve1.contains("<title>CPU: latest "), "{pve1}");
+    assert!(pve1.contains("<title>Memory without ARC: latest 37.5%"), "(32 GiB - 8 GiB ARC) of 64 GiB:\n{pve1}");
+    assert!(card("pve2").contains("<title>CPU: no data</title>"));
+}

@@ -147,3 +147,42 @@ fn stale_partitions_are_detached_and_found_for_dropping() {
     let year = host_history(&conn, now - 364 * DAY_MS, now);
     assert_eq!(year.subjects[0].series(Group::Host, "load1").len(), 1, "only day 40 is left");
 }
+
+#[test]
+fn read_hosts_reads_the_asked_hosts_in_one_query_by_key() {
+    let (_dir, conn) = setup();
+    for (host, load) in [("pve1", 1.0), ("pve2", 2.0), ("other", 9.0)] {
+        recent(&conn, host, T0, load, Some(10.0 * load));
+        recent(&conn, host, T0 + 30_000, load, Some(20.0 * load));
+        recent(&conn, host, T0 + 90_000, load, None);
+    }
+    let metrics = ["cpu_pct", "mem_used_without_arc", "mem_total"];
+    let read = |hosts: &[&str]| history::read_hosts(&conn, &metrics, hosts, T0, T0 + HOUR_MS, MINUTE_MS).unwrap();
+    let got = read(&["pve2", "pve1", "nobody"]);
+    let hosts: Vec<&str> = got.iter().map(|(h, _)| h.as_str()).collect();
+    assert_eq!(hosts, ["pve1", "pve2"], "only the hosts asked for that have samples, by id");
+    let (_, series) = &got[1];
+    assert_eq!(series.len(), 3, "one series per metric asked for");
+    let cpu: Vec<(i64, Option<f64>)> = series[0].iter().map(|p| (p.ts_ms, p.mean)).collect();
+    assert_eq!(cpu, [(T0, Some(30.0)), (T0 + MINUTE_MS, None)], "minute buckets; a missing value stays missing");
+    assert_eq!(series[1][0].mean, Some(24.0 * 1024.0 * 1024.0 * 1024.0));
+    assert!(read(&[]).is_empty());
+    assert!(history::read_hosts(&conn, &["no_such_metric"], &["pve1"], T0, T0 + HOUR_MS, MINUTE_MS).is_err());
+
+    // In the hour tables (host-first keys) the hosts are found by key, not by a scan.
+    let tx = conn.unchecked_transaction().unwrap();
+    crate::partitions::create(&tx, crate::partitions::hour_of(T0)).unwrap();
+    tx.commit().unwrap();
+    let cpu_metric = Group::Host.metrics().iter().find(|m| m.name == "cpu_pct").unwrap();
+    let sql = history::hosts_sql(&[cpu_metric], 2, MINUTE_MS);
+    let plan: Vec<String> = conn
+        .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+        .unwrap()
+        .query_map(rusqlite::params!["pve1", "pve2", T0, T0 + HOUR_MS], |r| r.get(3))
+        .unwrap()
+        .collect::<rusqlite::Result<_>>()
+        .unwrap();
+    let hour_table = crate::partitions::Series::Fast.table(crate::partitions::hour_of(T0));
+    assert!(plan.iter().any(|p| p.starts_with(&format!("SEARCH {hour_table}"))), "{plan:?}");
+    assert!(!plan.iter().any(|p| p.starts_with(&format!("SCAN {hour_table}"))), "{plan:?}");
+}
