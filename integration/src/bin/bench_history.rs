@@ -56,9 +56,8 @@ fn seed(conn: &mut Connection, parts: &mut Parts, hosts: i64, days: i64, end_ms:
                          8589930496, 104857600, 107374182400, ?6)",
                 )
                 .unwrap();
-            let mut pool = tx
-                .prepare("INSERT INTO stage_pool VALUES (?1, ?2, ?3, 'ONLINE', ?4, ?5, 0, 0, 0, 0, 0)")
-                .unwrap();
+            let mut pool =
+                tx.prepare("INSERT INTO stage_pool VALUES (?1, ?2, ?3, 'ONLINE', ?4, ?5, 0, 0, 0, 0, 0)").unwrap();
             let mut storage = tx.prepare("INSERT INTO stage_storage VALUES (?1, ?2, ?3, ?4, 1099511627776)").unwrap();
             let mut guest =
                 tx.prepare("INSERT INTO stage_guest VALUES (?1, ?2, ?3, ?4, 'running', ?5, ?6, 4294967296)").unwrap();
@@ -88,12 +87,15 @@ fn seed(conn: &mut Connection, parts: &mut Parts, hosts: i64, days: i64, end_ms:
             }
         }
         rollup::fold_recent(&tx, parts).unwrap();
-        for (group, table) in [(Group::Pool, "stage_pool"), (Group::Storage, "stage_storage"), (Group::Guest, "stage_guest")]
+        for (group, table) in
+            [(Group::Pool, "stage_pool"), (Group::Storage, "stage_storage"), (Group::Guest, "stage_guest")]
         {
             rollup::fold(&tx, parts, group, table, "1", &[]).unwrap();
         }
-        tx.execute_batch("DELETE FROM fast_recent; DELETE FROM stage_pool; DELETE FROM stage_storage; DELETE FROM stage_guest")
-            .unwrap();
+        tx.execute_batch(
+            "DELETE FROM fast_recent; DELETE FROM stage_pool; DELETE FROM stage_storage; DELETE FROM stage_guest",
+        )
+        .unwrap();
         tx.commit().unwrap();
     }
 }
@@ -126,7 +128,13 @@ fn time_reads(conn: &Connection, host: &str, start_ms: i64, end_ms: i64, runs: u
 
 fn summary(mut ms: Vec<f64>) -> String {
     ms.sort_by(f64::total_cmp);
-    format!("first {:.1} ms, median {:.1} ms, max {:.1} ms ({} runs)", ms[0], ms[ms.len() / 2], ms[ms.len() - 1], ms.len())
+    format!(
+        "first {:.1} ms, median {:.1} ms, max {:.1} ms ({} runs)",
+        ms[0],
+        ms[ms.len() / 2],
+        ms[ms.len() - 1],
+        ms.len()
+    )
 }
 
 fn main() {
@@ -141,7 +149,10 @@ fn main() {
     let mut parts = Parts::default();
     let started = Instant::now();
     seed(&mut month, &mut parts, hosts, 30, end, 30_000);
-    println!("seeded 30 days x {hosts} hosts (fast every 30 s, medium every 300 s) in {:.1} s", started.elapsed().as_secs_f64());
+    println!(
+        "seeded 30 days x {hosts} hosts (fast every 30 s, medium every 300 s) in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
     let minute = rollup_bytes(&month, Resolution::Minute) as f64;
     println!("minute tier: {:.2} MiB per host-month (target <= 10 MiB)", minute / hosts as f64 / MIB);
     let first = time_reads(&month, "host-00000", end - 30 * DAY_MS, end, 1);
@@ -153,7 +164,10 @@ fn main() {
     let mut parts = Parts::default();
     let started = Instant::now();
     seed(&mut year, &mut parts, hosts, 365, end, 300_000);
-    println!("seeded 365 days x {hosts} hosts (fast and medium every 300 s) in {:.1} s", started.elapsed().as_secs_f64());
+    println!(
+        "seeded 365 days x {hosts} hosts (fast and medium every 300 s) in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
     let hour = rollup_bytes(&year, Resolution::Hour) as f64;
     println!("hour tier: {:.2} MiB per host-year (target <= 2 MiB)", hour / hosts as f64 / MIB);
     let warm = time_reads(&year, "host-00000", end - 365 * DAY_MS, end, 20);

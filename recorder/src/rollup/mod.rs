@@ -94,11 +94,27 @@ impl Keep {
     }
 }
 
-/// The partitions that exist, as the writer knows them (so that it creates each once).
+impl Default for Keep {
+    fn default() -> Keep {
+        Keep::DEFAULT
+    }
+}
+
+/// The partitions that exist, as the writer knows them (so that it creates each once),
+/// and how long they are kept: a sample older than a resolution keeps (an old replay, a
+/// back-filled history) is not folded into it, where retention would drop it at once.
 #[derive(Debug, Default, Clone)]
-pub struct Parts(BTreeSet<(Resolution, i64)>);
+pub struct Parts {
+    known: BTreeSet<(Resolution, i64)>,
+    keep: Keep,
+}
 
 impl Parts {
+    /// The same partitions, kept for `keep`.
+    pub fn keeping(self, keep: Keep) -> Parts {
+        Parts { keep, ..self }
+    }
+
     pub fn load(conn: &Connection) -> rusqlite::Result<Parts> {
         let mut parts = BTreeSet::new();
         let mut stmt = conn.prepare("SELECT resolution, part FROM rollup_parts")?;
@@ -108,18 +124,18 @@ impl Parts {
                 parts.insert((resolution, part));
             }
         }
-        Ok(Parts(parts))
+        Ok(Parts { known: parts, keep: Keep::DEFAULT })
     }
 
     /// The attached partitions of `resolution` that overlap `[start_ms, end_ms)`.
     pub fn overlapping(&self, resolution: Resolution, start_ms: i64, end_ms: i64) -> Vec<i64> {
         let (first, last) = (resolution.part_of(start_ms), resolution.part_of(end_ms - 1));
-        self.0.range((resolution, first)..=(resolution, last)).map(|(_, p)| *p).collect()
+        self.known.range((resolution, first)..=(resolution, last)).map(|(_, p)| *p).collect()
     }
 
     /// Creates the tables of a partition unless they exist.
     fn ensure(&mut self, tx: &Transaction, resolution: Resolution, part: i64) -> rusqlite::Result<()> {
-        if self.0.contains(&(resolution, part)) {
+        if self.known.contains(&(resolution, part)) {
             return Ok(());
         }
         for group in Group::ALL {
@@ -139,7 +155,7 @@ impl Parts {
             ))?;
         }
         tx.execute("INSERT OR IGNORE INTO rollup_parts (resolution, part) VALUES (?1, ?2)", (resolution.code(), part))?;
-        self.0.insert((resolution, part));
+        self.known.insert((resolution, part));
         Ok(())
     }
 
@@ -147,7 +163,7 @@ impl Parts {
     /// dropped one by one after, see [`stale_tables`]).
     pub fn detach_before(&mut self, tx: &Transaction, resolution: Resolution, first_kept: i64) -> rusqlite::Result<()> {
         tx.execute("DELETE FROM rollup_parts WHERE resolution = ?1 AND part < ?2", (resolution.code(), first_kept))?;
-        self.0.retain(|(r, p)| *r != resolution || *p >= first_kept);
+        self.known.retain(|(r, p)| *r != resolution || *p >= first_kept);
         Ok(())
     }
 }
@@ -181,7 +197,8 @@ pub fn fold(
             .prepare_cached(&format!("SELECT DISTINCT ts_ms / {} FROM {source} WHERE {filter}", resolution.part_ms()))?
             .query_map(params, |r| r.get(0))?
             .collect::<rusqlite::Result<_>>()?;
-        for part in touched {
+        let first_kept = parts.keep.first_kept_part(resolution, crate::now_ms());
+        for part in touched.into_iter().filter(|p| *p >= first_kept) {
             parts.ensure(tx, resolution, part)?;
             let sql = format!(
                 "INSERT INTO {table} ({keys}, t, n, t_last, {names})
@@ -235,7 +252,7 @@ pub fn stale_tables(conn: &Connection, keep: Keep, now_ms: i64) -> rusqlite::Res
             let Some((rest, part)) = name.rsplit_once("_p") else { return false };
             let Some((_, code)) = rest.rsplit_once('_') else { return false };
             let (Ok(part), Some(resolution)) = (part.parse::<i64>(), Resolution::parse(code)) else { return false };
-            part < keep.first_kept_part(resolution, now_ms) || !attached.0.contains(&(resolution, part))
+            part < keep.first_kept_part(resolution, now_ms) || !attached.known.contains(&(resolution, part))
         })
         .collect())
 }

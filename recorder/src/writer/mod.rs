@@ -86,7 +86,7 @@ impl Writer {
         let fleet = Fleet::default();
         let states = load_states(&conn, &fleet)?;
         let hours = partitions::hours(&conn)?;
-        let parts = Parts::load(&conn)?;
+        let parts = Parts::load(&conn)?.keeping(retention.rollups);
         // Each series has its statements per hour: keep two hours' worth and the rest.
         conn.set_prepared_statement_cache_capacity(64);
         Ok(Writer {
@@ -279,7 +279,7 @@ impl Writer {
             self.hours = hours;
         }
         if let Ok(parts) = Parts::load(&self.conn) {
-            self.parts = parts;
+            self.parts = parts.keeping(self.rollups_kept);
         }
     }
 
