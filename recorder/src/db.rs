@@ -195,4 +195,32 @@ mod tests {
         assert_eq!(q("SELECT rows FROM sample_hours WHERE hour = 5"), 3.0);
         assert_eq!(q("SELECT count(*) FROM sqlite_schema WHERE name LIKE 'legacy_%'"), 0.0);
     }
+
+    #[test]
+    fn migration_5_gives_every_fast_table_the_root_filesystem() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut conn = open(&dir.path().join("m.db")).unwrap();
+        migrate_to(&mut conn, 0, 4).unwrap();
+        // An hour table as schema 4 made it, without the root filesystem's columns.
+        conn.execute_batch(
+            "CREATE TABLE fast_h9 (host_id TEXT NOT NULL, ts_ms INTEGER NOT NULL, seq INTEGER NOT NULL,
+                 load1 REAL, load5 REAL, load15 REAL, cpu_pct REAL, iowait_pct REAL, mem_total INTEGER,
+                 mem_used INTEGER, arc_bytes INTEGER, swap_total INTEGER, swap_used INTEGER) STRICT;
+             INSERT INTO sample_hours (hour, rows) VALUES (9, 1);
+             INSERT INTO fast_h9 (host_id, ts_ms, seq, load1) VALUES ('a', 32400000, 1, 1.5);
+             INSERT INTO fast_recent (host_id, ts_ms, seq, load1) VALUES ('a', 32400001, 2, 2.5);",
+        )
+        .unwrap();
+        migrate(&mut conn).unwrap();
+        conn.execute("INSERT INTO fast_h9 (host_id, ts_ms, seq, rootfs_used) VALUES ('a', 32400002, 3, 7)", [])
+            .unwrap();
+        let rows: Vec<(f64, Option<i64>)> = conn
+            .prepare("SELECT load1, rootfs_used FROM fast_samples ORDER BY ts_ms")
+            .unwrap()
+            .query_map([], |r| Ok((r.get::<_, Option<f64>>(0)?.unwrap_or(0.0), r.get(1)?)))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        assert_eq!(rows, [(1.5, None), (2.5, None), (0.0, Some(7))]);
+    }
 }
