@@ -5,7 +5,7 @@
 //! ([`crate::rollup::metrics`]), so a chart means the same thing at every range.
 
 use rusqlite::types::Value;
-use rusqlite::Connection;
+use rusqlite::{Connection, OptionalExtension};
 
 use crate::rollup::{Agg, Group, Metric, Parts, Resolution};
 
@@ -22,15 +22,15 @@ pub enum Source {
 }
 
 impl Source {
-    /// The source for a range of `span_ms`.
-    pub fn for_span(span_ms: i64) -> Source {
+    /// The source for a range of `span_ms` of `group`: the finest resolution the group is
+    /// rolled up into that the range allows.
+    pub fn for_span(group: Group, span_ms: i64) -> Source {
         if span_ms <= RAW_UP_TO_MS {
-            Source::Raw
-        } else if span_ms <= MINUTES_UP_TO_MS {
-            Source::Rollup(Resolution::Minute)
-        } else {
-            Source::Rollup(Resolution::Hour)
+            return Source::Raw;
         }
+        let finest = if span_ms <= MINUTES_UP_TO_MS { Resolution::Minute } else { Resolution::Hour };
+        let resolution = group.resolutions().iter().copied().find(|r| *r >= finest).unwrap_or(Resolution::Hour);
+        Source::Rollup(resolution)
     }
 
     /// The bucket width for a range of `span_ms`: a multiple of the source's own
@@ -84,26 +84,27 @@ pub struct History {
 /// The history of `group` for `host` over `[start_ms, end_ms)`.
 pub fn read(conn: &Connection, group: Group, host: &str, start_ms: i64, end_ms: i64) -> rusqlite::Result<History> {
     let span = (end_ms - start_ms).max(1);
-    let source = Source::for_span(span);
+    let source = Source::for_span(group, span);
     let bucket_ms = source.bucket_ms(span);
-    let sql = match source {
-        Source::Raw => raw_sql(group, bucket_ms),
+    let empty = History { source, bucket_ms, subjects: Vec::new() };
+    let (sql, key, lo, hi) = match source {
+        Source::Raw => (raw_sql(group, bucket_ms), Value::Text(host.to_owned()), start_ms, end_ms),
         Source::Rollup(resolution) => {
             let parts = Parts::load(conn)?.overlapping(resolution, start_ms, end_ms);
-            if parts.is_empty() {
-                return Ok(History { source, bucket_ms, subjects: Vec::new() });
-            }
-            rollup_sql(group, resolution, &parts, bucket_ms)
+            let number: Option<i64> = conn
+                .prepare_cached("SELECT id FROM rollup_hosts WHERE host_id = ?1")?
+                .query_row([host], |r| r.get(0))
+                .optional()?;
+            let Some(number) = number.filter(|_| !parts.is_empty()) else { return Ok(empty) };
+            let bucket = resolution.bucket_ms();
+            let (lo, hi) = (start_ms.div_euclid(bucket), (end_ms - 1).div_euclid(bucket) + 1);
+            (rollup_sql(group, resolution, &parts, bucket_ms), Value::Integer(number), lo, hi)
         }
-    };
-    let (lo, hi) = match source {
-        Source::Raw => (start_ms, end_ms),
-        Source::Rollup(r) => (start_ms.div_euclid(r.bucket_ms()), (end_ms - 1).div_euclid(r.bucket_ms()) + 1),
     };
     let mut stmt = conn.prepare_cached(&sql)?;
     let subject_columns = group.subject_columns().len();
     let mut subjects: Vec<Subject> = Vec::new();
-    let mut rows = stmt.query(rusqlite::params![host, lo, hi])?;
+    let mut rows = stmt.query(rusqlite::params![key, lo, hi])?;
     while let Some(row) = rows.next()? {
         let name = subject_name(group, row, subject_columns)?;
         if subjects.last().is_none_or(|s| s.name != name) {
@@ -230,8 +231,8 @@ fn raw_columns<'m>(metrics: impl IntoIterator<Item = &'m Metric>) -> Vec<String>
     columns
 }
 
-/// Merges rollup rows into buckets of `bucket_ms` (parameters: host, first and end
-/// bucket of the resolution).
+/// Merges rollup rows into buckets of `bucket_ms` (parameters: the host's number, first
+/// and end bucket of the resolution).
 fn rollup_sql(group: Group, resolution: Resolution, parts: &[i64], bucket_ms: i64) -> String {
     let mut columns = Vec::new();
     for m in group.metrics() {
@@ -251,7 +252,7 @@ fn rollup_sql(group: Group, resolution: Resolution, parts: &[i64], bucket_ms: i6
     }
     let unions: Vec<String> = parts
         .iter()
-        .map(|p| format!("SELECT * FROM {} WHERE host_id = ?1 AND t >= ?2 AND t < ?3", resolution.table(group, *p)))
+        .map(|p| format!("SELECT * FROM {} WHERE host = ?1 AND t >= ?2 AND t < ?3", resolution.table(group, *p)))
         .collect();
     let subjects = subject_list(group);
     let unit = resolution.bucket_ms();
@@ -300,7 +301,7 @@ mod tests {
             (365 * 24 * hour, Source::Rollup(Resolution::Hour)),
             (730 * 24 * hour, Source::Rollup(Resolution::Hour)),
         ] {
-            assert_eq!(Source::for_span(span), source, "span {span}");
+            assert_eq!(Source::for_span(Group::Host, span), source, "span {span}");
             let bucket = source.bucket_ms(span);
             assert!(span / bucket <= MAX_POINTS, "span {span}: {} buckets", span / bucket);
             if let Source::Rollup(r) = source {
@@ -309,5 +310,8 @@ mod tests {
         }
         assert_eq!(Source::Rollup(Resolution::Minute).bucket_ms(30 * 24 * hour), 44 * 60_000);
         assert_eq!(Source::Raw.bucket_ms(hour), 4000);
+        // Medium series have no minute tier: beyond the raw window they come by the hour.
+        assert_eq!(Source::for_span(Group::Guest, 7 * 24 * hour), Source::Rollup(Resolution::Hour));
+        assert_eq!(Source::for_span(Group::Pool, 24 * hour), Source::Raw);
     }
 }

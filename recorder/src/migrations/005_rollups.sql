@@ -6,6 +6,13 @@ CREATE TABLE rollup_parts (
     PRIMARY KEY (resolution, part)
 ) STRICT, WITHOUT ROWID;
 
+-- Rollup rows name their host by number (see rollup/mod.rs). A removed host's number goes
+-- with it: a host added again under the same name starts a history of its own.
+CREATE TABLE rollup_hosts (
+    id INTEGER PRIMARY KEY,
+    host_id TEXT NOT NULL UNIQUE
+) STRICT;
+
 -- The root filesystem becomes a charted series like memory and swap: the Rust step
 -- (`partitions::upgrade_fast_columns`) adds its columns to `fast_recent` and every hour's
 -- fast table.

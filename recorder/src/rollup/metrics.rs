@@ -3,6 +3,8 @@
 //! sample columns. The same definition aggregates raw samples for charts of the last 48 h
 //! and builds the minute and hour rollups, so every range of a chart means the same thing.
 
+use super::Resolution;
+
 /// How a metric is aggregated over a bucket.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Agg {
@@ -110,6 +112,21 @@ impl Group {
             Group::Storage => "storage",
             Group::Guest => "guest",
         }
+    }
+
+    /// The resolutions it is rolled up into. Pools, storages and guests come with the
+    /// medium tier, every 5 minutes by default: a minute bucket would hold one sample,
+    /// the raw sample again, so beyond the raw window they are kept per hour only.
+    pub fn resolutions(self) -> &'static [Resolution] {
+        match self {
+            Group::Host => &[Resolution::Minute, Resolution::Hour],
+            Group::Pool | Group::Storage | Group::Guest => &[Resolution::Hour],
+        }
+    }
+
+    /// Whether its rows keep the time of their latest sample (for [`Agg::Last`]).
+    pub fn keeps_last(self) -> bool {
+        self.metrics().iter().any(|m| m.agg == Agg::Last)
     }
 
     /// The readers' view of this group's raw samples.

@@ -138,14 +138,13 @@ impl Parts {
         if self.known.contains(&(resolution, part)) {
             return Ok(());
         }
-        for group in Group::ALL {
-            let mut columns: Vec<String> = vec!["host_id TEXT NOT NULL".into()];
+        for group in Group::ALL.into_iter().filter(|g| g.resolutions().contains(&resolution)) {
+            let mut columns: Vec<String> = vec!["host INTEGER NOT NULL".into()];
             columns.extend(group.subject_columns().iter().map(|(name, ty)| format!("{name} {ty}")));
-            columns.extend([
-                "t INTEGER NOT NULL".into(),
-                "n INTEGER NOT NULL".into(),
-                "t_last INTEGER NOT NULL".into(),
-            ]);
+            columns.extend(["t INTEGER NOT NULL".into(), "n INTEGER NOT NULL".into()]);
+            if group.keeps_last() {
+                columns.push("t_last INTEGER NOT NULL".into());
+            }
             columns.extend(group.columns().into_iter().map(|c| format!("{} INTEGER", c.name)));
             tx.execute_batch(&format!(
                 "CREATE TABLE IF NOT EXISTS {} ({}, PRIMARY KEY ({}, t)) STRICT, WITHOUT ROWID",
@@ -168,9 +167,9 @@ impl Parts {
     }
 }
 
-/// `host_id` and the group's subject columns.
+/// `host` (a host's number in `rollup_hosts`) and the group's subject columns.
 fn key_columns(group: Group) -> Vec<&'static str> {
-    let mut keys = vec!["host_id"];
+    let mut keys = vec!["host"];
     keys.extend(group.subject_columns().iter().map(|(name, _)| *name));
     keys
 }
@@ -187,12 +186,24 @@ pub fn fold(
     filter: &str,
     params: &[&dyn rusqlite::ToSql],
 ) -> rusqlite::Result<()> {
+    // Rows name their host by number: a host's name in every row of every bucket would
+    // be most of a row's bytes.
+    tx.prepare_cached(&format!(
+        "INSERT OR IGNORE INTO rollup_hosts (host_id) SELECT DISTINCT host_id FROM {source} WHERE {filter}"
+    ))?
+    .execute(params)?;
     let keys = key_columns(group).join(", ");
+    let subjects: String = group.subject_columns().iter().map(|(name, _)| format!(", {name}")).collect();
     let columns = group.columns();
-    let names: Vec<&str> = columns.iter().map(|c| c.name.as_str()).collect();
-    let aggregates: Vec<&str> = columns.iter().map(|c| c.aggregate.as_str()).collect();
-    let merges: Vec<String> = columns.iter().map(|c| format!("{} = {}", c.name, c.merge)).collect();
-    for resolution in Resolution::ALL {
+    let mut names: Vec<&str> = columns.iter().map(|c| c.name.as_str()).collect();
+    let mut aggregates: Vec<&str> = columns.iter().map(|c| c.aggregate.as_str()).collect();
+    let mut merges: Vec<String> = columns.iter().map(|c| format!("{} = {}", c.name, c.merge)).collect();
+    if group.keeps_last() {
+        names.push("t_last");
+        aggregates.push("max(ts_ms)");
+        merges.push("t_last = max(t_last, excluded.t_last)".into());
+    }
+    for &resolution in group.resolutions() {
         let touched: Vec<i64> = tx
             .prepare_cached(&format!("SELECT DISTINCT ts_ms / {} FROM {source} WHERE {filter}", resolution.part_ms()))?
             .query_map(params, |r| r.get(0))?
@@ -200,13 +211,15 @@ pub fn fold(
         let first_kept = parts.keep.first_kept_part(resolution, crate::now_ms());
         for part in touched.into_iter().filter(|p| *p >= first_kept) {
             parts.ensure(tx, resolution, part)?;
+            // Merges evaluate against the row as it was: `t_last` comes last so that a
+            // Last value's merge still sees the old time.
             let sql = format!(
-                "INSERT INTO {table} ({keys}, t, n, t_last, {names})
-                 SELECT {keys}, ts_ms / {bucket}, count(*), max(ts_ms), {aggregates}
-                 FROM {source} WHERE ({filter}) AND ts_ms >= {lo} AND ts_ms < {hi}
-                 GROUP BY {keys}, ts_ms / {bucket}
-                 ON CONFLICT ({keys}, t) DO UPDATE SET
-                     n = n + excluded.n, t_last = max(t_last, excluded.t_last), {merges}",
+                "INSERT INTO {table} ({keys}, t, n, {names})
+                 SELECT rollup_hosts.id{subjects}, ts_ms / {bucket}, count(*), {aggregates}
+                 FROM (SELECT * FROM {source} WHERE {filter}) JOIN rollup_hosts USING (host_id)
+                 WHERE ts_ms >= {lo} AND ts_ms < {hi}
+                 GROUP BY rollup_hosts.id{subjects}, ts_ms / {bucket}
+                 ON CONFLICT ({keys}, t) DO UPDATE SET n = n + excluded.n, {merges}",
                 table = resolution.table(group, part),
                 names = names.join(", "),
                 bucket = resolution.bucket_ms(),
