@@ -222,6 +222,19 @@ pub fn guest_still_stopped(medium: &Medium, subject: &str) -> bool {
     guests(medium).any(|(s, g)| s == subject && g.status != GuestStatus::Running)
 }
 
+/// The current value of a numeric rule's subject in `medium` (pool capacity, active
+/// storage use): alerting's hysteresis needs it once the plain threshold no longer finds it.
+pub fn measure(medium: &Medium, rule: Rule, subject: &str) -> Option<f64> {
+    match rule {
+        Rule::PoolCapacity => medium.pools.as_ref()?.iter().find(|p| p.name == subject)?.cap_pct,
+        Rule::StorageFull => {
+            let s = medium.storages.as_ref()?.iter().find(|s| s.name == subject && s.active)?;
+            pct(s.used, s.total)
+        }
+        _ => None,
+    }
+}
+
 /// Every finding, worst rules first within each group; only [`Rule::HostOffline`] when
 /// the host is not connected (nothing else is known then).
 pub fn findings(f: &Facts) -> Vec<Finding> {
