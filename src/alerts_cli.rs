@@ -131,14 +131,15 @@ pub fn channel(cmd: ChannelCommand) -> anyhow::Result<()> {
         ChannelCommand::List { json } => {
             let channels = store::channels(&conn)?;
             let outcomes = store::last_outcomes(&conn)?;
-            let last = |name: &str| outcomes.iter().find(|o| o.0 == name);
+            let last = |name: &str| outcomes.iter().find(|o| o.channel == name);
             if json {
                 let rows: Vec<_> = channels
                     .iter()
                     .map(|c| {
                         let mut v = channel_json(c);
-                        if let Some((_, ts, outcome, status)) = last(&c.name) {
-                            v["last_delivery"] = json!({"ts": ts / 1000, "outcome": outcome, "status": status});
+                        if let Some(d) = last(&c.name) {
+                            v["last_delivery"] =
+                                json!({"ts": d.ts_ms / 1000, "outcome": d.outcome, "status": d.http_status});
                         }
                         v
                     })
@@ -151,9 +152,9 @@ pub fn channel(cmd: ChannelCommand) -> anyhow::Result<()> {
                 for c in &channels {
                     let delivery = last(&c.name).map_or_else(
                         || "never".to_owned(),
-                        |(_, ts, outcome, status)| {
-                            let status = status.map(|s| format!(" HTTP {s}")).unwrap_or_default();
-                            format!("{outcome}{status} {}s ago", (wire::now_ms() - ts) / 1000)
+                        |d| {
+                            let status = d.http_status.map(|s| format!(" HTTP {s}")).unwrap_or_default();
+                            format!("{}{status} {}s ago", d.outcome, (wire::now_ms() - d.ts_ms) / 1000)
                         },
                     );
                     println!("{:<16} {:<8} {:<40} {delivery}", c.name, c.kind.as_str(), redact_url(&c.url));

@@ -251,11 +251,23 @@ pub fn log(conn: &Connection, e: &LogEntry) -> rusqlite::Result<()> {
     Ok(())
 }
 
-/// The last delivery outcome of each channel: (channel, ts_ms, outcome, http status).
-pub fn last_outcomes(conn: &Connection) -> rusqlite::Result<Vec<(String, i64, String, Option<u16>)>> {
+/// A channel's last logged delivery.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LastDelivery {
+    pub channel: String,
+    pub ts_ms: i64,
+    pub outcome: String,
+    pub http_status: Option<u16>,
+}
+
+/// The last delivery outcome of each channel.
+pub fn last_outcomes(conn: &Connection) -> rusqlite::Result<Vec<LastDelivery>> {
+    // SQLite takes the bare columns from the row with the max().
     conn.prepare(
         "SELECT channel, max(ts_ms), outcome, http_status FROM notifications GROUP BY channel ORDER BY channel",
     )?
-    .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
+    .query_map([], |r| {
+        Ok(LastDelivery { channel: r.get(0)?, ts_ms: r.get(1)?, outcome: r.get(2)?, http_status: r.get(3)? })
+    })?
     .collect()
 }

@@ -131,7 +131,9 @@ impl Service {
         self.engine.retain_hosts(&hosts);
         self.engine.set_silences(silences);
         self.engine.set_acked(&acked);
-        for state in fleet.all().iter().filter(|s| hosts.contains(&s.host_id)) {
+        // A host that never reported is not installed yet rather than offline.
+        let seen = |s: &&std::sync::Arc<recorder::state::HostState>| s.last_seen_ms.is_some();
+        for state in fleet.all().iter().filter(|s| hosts.contains(&s.host_id)).filter(seen) {
             self.engine.evaluate(state, now_ms);
         }
         // Stored before the flush, so that every message carries its alerts' ids.

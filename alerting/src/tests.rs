@@ -149,24 +149,21 @@ fn capacity_clears_only_past_the_hysteresis_margin() {
         pools: Some(vec![Pool { name: "rpool".into(), state: "ONLINE".into(), cap_pct: Some(cap), ..Pool::default() }]),
         ..Medium::default()
     };
-    let findings_at = |cap: f64| {
-        let state = recorder::state::HostState {
+    let findings_at = |cap: f64| recorder::state::HostState {
+        host_id: "pve1".into(),
+        online: true,
+        medium: Some(wire::MediumPayload {
+            schema: wire::SCHEMA_VERSION,
             host_id: "pve1".into(),
-            online: true,
-            medium: Some(wire::MediumPayload {
-                schema: wire::SCHEMA_VERSION,
-                host_id: "pve1".into(),
-                ts_ms: 0,
-                seq: 0,
-                boot_id: String::new(),
-                agent_version: String::new(),
-                dropped: 0,
-                errors: Default::default(),
-                data: medium(cap),
-            }),
-            ..Default::default()
-        };
-        state
+            ts_ms: 0,
+            seq: 0,
+            boot_id: String::new(),
+            agent_version: String::new(),
+            dropped: 0,
+            errors: Default::default(),
+            data: medium(cap),
+        }),
+        ..Default::default()
     };
     let alert = |e: &Engine| e.get(&id(Rule::PoolCapacity, "rpool")).map(|a| (a.state, a.severity));
     e.evaluate(&findings_at(81.0), 0);
