@@ -1,5 +1,6 @@
 //! `proxmox-monitor`: the server (broker + gateway, recorder, dashboard) and its CLI.
 
+mod alerts_cli;
 mod demo;
 
 use std::io::Read;
@@ -56,6 +57,15 @@ enum Command {
     /// Read-only MQTT credentials, for mosquitto_sub and debugging.
     #[command(subcommand)]
     Observer(ObserverCommand),
+    /// Notification channels (webhook, ntfy): add, test, list, remove.
+    #[command(subcommand)]
+    Channel(alerts_cli::ChannelCommand),
+    /// Alerts: list, acknowledge.
+    #[command(subcommand)]
+    Alert(alerts_cli::AlertCommand),
+    /// Silence a host's alerts for a while.
+    #[command(subcommand)]
+    Silence(alerts_cli::SilenceCommand),
     /// Write a consistent copy of the database to PATH, safe while the server runs.
     Backup {
         /// Where to write the copy (must not exist).
@@ -156,6 +166,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Host(cmd) => host(cmd),
+        Command::Channel(cmd) => alerts_cli::channel(cmd),
+        Command::Alert(cmd) => alerts_cli::alert(cmd),
+        Command::Silence(cmd) => alerts_cli::silence(cmd),
         Command::Observer(ObserverCommand::Add { name, json }) => {
             let mut conn = open_db()?;
             let token = recorder::hosts::add_observer(&mut conn, &name)?;

@@ -1,5 +1,5 @@
-//! `serve`: binds the listeners, then wires the router, gateway, recorder and dashboard
-//! together on them and runs them until shutdown.
+//! `serve`: binds the listeners, then wires the router, gateway, recorder, alerting and
+//! dashboard together on them and runs them until shutdown.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -145,6 +145,12 @@ pub async fn run(
         public_url: config.public_url(bound.http),
     };
     let web = tokio::spawn(dashboard::serve(http, state, stopped(stop_rx.clone())));
+    let alerting = tokio::spawn(alerting::run(
+        alerting::AlertingConfig::new(config.database.clone()),
+        recorder.fleet.clone(),
+        recorder.live.subscribe(),
+        stopped(stop_rx.clone()),
+    ));
     info!(
         http = %bound.http,
         mqtt = ?bound.mqtt,
@@ -164,6 +170,11 @@ pub async fn run(
         warn!(error = %e, "web server task failed");
     }
     let _ = watcher.await;
+    match alerting.await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => warn!(error = format!("{e:#}"), "alerting stopped"),
+        Err(e) => warn!(error = %e, "alerting task failed"),
+    }
     recorder.shutdown().await;
     info!("stopped");
     Ok(())

@@ -165,9 +165,9 @@ test('a card updates live, without a reload', async () => {
   assert.equal(await page.evaluate(() => window.__marker), 1, 'the page was reloaded');
 });
 
-test('pve-04 is critical because its pool is DEGRADED', async () => {
+test('pve-04 is warning because its pool is DEGRADED', async () => {
   // The medium tier (pools) is sent every 5 s; wait for it rather than assume it came.
-  await page.waitForSelector('#card-pve-04[data-status=critical] .reasons', { timeout: 15_000 });
+  await page.waitForSelector('#card-pve-04[data-status=warning] .reasons', { timeout: 15_000 });
   const reasons = await page.textContent('#card-pve-04 .reasons');
   assert.match(reasons, /DEGRADED/);
   assert.equal(await page.evaluate(() => window.__marker), 1, 'the page was reloaded');

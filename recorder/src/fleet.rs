@@ -36,6 +36,11 @@ impl Fleet {
         hosts.iter().map(|h| known.get(h).cloned()).collect()
     }
 
+    /// Every state the writer has, in no particular order (alerting's evaluation round).
+    pub fn all(&self) -> Vec<Arc<HostState>> {
+        self.0.read().unwrap_or_else(|e| e.into_inner()).values().cloned().collect()
+    }
+
     pub fn get(&self, host: &str) -> Option<Arc<HostState>> {
         self.0.read().unwrap_or_else(|e| e.into_inner()).get(host).cloned()
     }

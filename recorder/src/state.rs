@@ -5,7 +5,7 @@
 use serde::Serialize;
 use wire::{Fast, FastPayload, GuestStatus, Medium, MediumPayload, SlowPayload};
 
-use crate::status::{self, Facts, Health, Level};
+use crate::status::{self, Facts, Finding, Health, Level};
 
 /// Everything known about one host's current state.
 #[derive(Debug, Clone, Default)]
@@ -76,7 +76,12 @@ impl StatusCounts {
 
 impl HostState {
     pub fn health(&self, now_ms: i64) -> Health {
-        status::evaluate(&Facts {
+        status::health(&self.findings(now_ms))
+    }
+
+    /// What is wrong with the host at `now_ms`: the card's reasons and the alerts' conditions.
+    pub fn findings(&self, now_ms: i64) -> Vec<Finding> {
+        status::findings(&Facts {
             online: self.online,
             now_ms,
             fast: self.fast.as_ref().map(|p| &p.data),

@@ -1,8 +1,10 @@
-//! The status rules, in one pure module (documented in docs/STATUS.md). Each status
-//! carries its reasons, so the dashboard can say why a host is red.
+//! The status rules, in one pure module (documented in docs/STATUS.md). Each rule yields
+//! typed [`Finding`]s (rule, subject, level, value, message): the dashboard's level and
+//! reasons are made from them ([`evaluate`]), and so are alerts (the `alerting` crate), so
+//! a red card and an alert never disagree.
 
 use serde::Serialize;
-use wire::{Fast, Medium, PoolState, ScanFunction};
+use wire::{Fast, Guest, GuestStatus, Medium, PoolState, ScanFunction, ScanState};
 
 /// Worst first when sorted descending.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -26,12 +28,94 @@ impl Level {
             Level::Offline => "offline",
         }
     }
+
+    pub fn parse(s: &str) -> Option<Level> {
+        Level::ALL.into_iter().find(|l| l.as_str() == s)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Health {
     pub level: Level,
     pub reasons: Vec<String>,
+}
+
+/// Which rule a finding comes from; its name is stable (alert identities, `--rule`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Rule {
+    HostOffline,
+    HostSilent,
+    PoolState,
+    PoolCapacity,
+    PoolErrors,
+    ScrubAge,
+    ScrubErrors,
+    StorageFull,
+    StorageInactive,
+    GuestStopped,
+    Load,
+}
+
+impl Rule {
+    pub const ALL: [Rule; 11] = [
+        Rule::HostOffline,
+        Rule::HostSilent,
+        Rule::PoolState,
+        Rule::PoolCapacity,
+        Rule::PoolErrors,
+        Rule::ScrubAge,
+        Rule::ScrubErrors,
+        Rule::StorageFull,
+        Rule::StorageInactive,
+        Rule::GuestStopped,
+        Rule::Load,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Rule::HostOffline => "host_offline",
+            Rule::HostSilent => "host_silent",
+            Rule::PoolState => "pool_state",
+            Rule::PoolCapacity => "pool_capacity",
+            Rule::PoolErrors => "pool_errors",
+            Rule::ScrubAge => "scrub_age",
+            Rule::ScrubErrors => "scrub_errors",
+            Rule::StorageFull => "storage_full",
+            Rule::StorageInactive => "storage_inactive",
+            Rule::GuestStopped => "guest_stopped",
+            Rule::Load => "load",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Rule> {
+        Rule::ALL.into_iter().find(|r| r.as_str() == s)
+    }
+}
+
+impl std::fmt::Display for Rule {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One thing wrong with a host: what the card lists as a reason and what an alert is about.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Finding {
+    pub rule: Rule,
+    /// The pool, storage or guest (`vm/101`, `ct/105`) it is about; None for the host.
+    pub subject: Option<String>,
+    /// Warning, Critical, or Offline (only [`Rule::HostOffline`]).
+    pub level: Level,
+    /// The measured number, where the rule has one (percent, error count, days).
+    pub value: Option<f64>,
+    pub message: String,
+}
+
+impl Finding {
+    fn new(rule: Rule, subject: Option<&str>, level: Level, value: Option<f64>, message: String) -> Finding {
+        Finding { rule, subject: subject.map(str::to_owned), level, value, message }
+    }
 }
 
 /// What the rules look at.
@@ -44,11 +128,62 @@ pub struct Facts<'a> {
     pub fast_received_ms: Option<i64>,
     pub fast_interval_ms: Option<i64>,
     pub medium: Option<&'a Medium>,
-    /// The medium payload before `medium`, to see error counters grow.
+    /// The medium payload before `medium`, to see error counters grow and guests stop.
     pub previous_medium: Option<&'a Medium>,
 }
 
 const DAY_MS: i64 = 86_400_000;
+
+/// A numeric rule's thresholds: it triggers at `warning` / `critical` and, once
+/// triggered, clears only below the threshold minus `clear_margin` (hysteresis, used by
+/// alerting, which remembers what is active; a card shows the plain thresholds).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Thresholds {
+    pub warning: f64,
+    pub critical: f64,
+    pub clear_margin: f64,
+}
+
+/// Pool capacity, percent.
+pub const POOL_CAPACITY: Thresholds = Thresholds { warning: 80.0, critical: 90.0, clear_margin: 5.0 };
+/// Active storage use, percent.
+pub const STORAGE_FULL: Thresholds = Thresholds { warning: 85.0, critical: 95.0, clear_margin: 5.0 };
+/// Days since the last finished scrub.
+pub const SCRUB_AGE_DAYS: f64 = 35.0;
+
+impl Thresholds {
+    /// The level `value` is at with no memory: what a card shows.
+    pub fn level(&self, value: f64) -> Option<Level> {
+        if value >= self.critical {
+            Some(Level::Critical)
+        } else if value >= self.warning {
+            Some(Level::Warning)
+        } else {
+            None
+        }
+    }
+
+    /// The level `value` is at when the condition was already at `active`: each level
+    /// holds until the value falls `clear_margin` below its threshold.
+    pub fn level_with_hysteresis(&self, value: f64, active: Option<Level>) -> Option<Level> {
+        let fresh = self.level(value);
+        let held = match active {
+            Some(Level::Critical) if value >= self.critical - self.clear_margin => Some(Level::Critical),
+            Some(Level::Critical | Level::Warning) if value >= self.warning - self.clear_margin => Some(Level::Warning),
+            _ => None,
+        };
+        fresh.max(held)
+    }
+
+    /// The rule these thresholds belong to, if it has any.
+    pub fn of(rule: Rule) -> Option<Thresholds> {
+        match rule {
+            Rule::PoolCapacity => Some(POOL_CAPACITY),
+            Rule::StorageFull => Some(STORAGE_FULL),
+            _ => None,
+        }
+    }
+}
 
 /// `used` as a percentage of `total`, when both are known and `total` isn't 0.
 pub fn pct(used: Option<u64>, total: Option<u64>) -> Option<f64> {
@@ -59,10 +194,12 @@ pub fn pct(used: Option<u64>, total: Option<u64>) -> Option<f64> {
 }
 
 /// How bad a pool or vdev in `state` is: the one place a ZFS state becomes a level. Only
-/// `ONLINE` is healthy; anything else, a state we do not know included, needs a look.
+/// `ONLINE` is healthy; DEGRADED still serves data (warning); anything else, a state we
+/// do not know included, is critical.
 pub fn pool_level(state: &PoolState) -> Level {
     match state {
         PoolState::Online => Level::Online,
+        PoolState::Degraded => Level::Warning,
         _ => Level::Critical,
     }
 }
@@ -72,71 +209,148 @@ fn pool_errors(medium: &Medium, pool: &str) -> Option<u64> {
     Some(medium.pools.as_ref()?.iter().find(|p| p.name == pool)?.vdev_errors())
 }
 
-/// Applies the rules: offline; critical; warning; otherwise online.
-pub fn evaluate(f: &Facts) -> Health {
-    if !f.online {
-        return Health { level: Level::Offline, reasons: vec!["not connected".into()] };
+/// Every guest of `medium` with its subject (`vm/<vmid>` or `ct/<vmid>`).
+pub fn guests(medium: &Medium) -> impl Iterator<Item = (String, &Guest)> {
+    let vms = medium.vms.iter().flatten().map(|g| (format!("vm/{}", g.vmid), g));
+    let cts = medium.cts.iter().flatten().map(|g| (format!("ct/{}", g.vmid), g));
+    vms.chain(cts)
+}
+
+/// Whether the guest `subject` is in `medium` and not running: what keeps a
+/// [`Rule::GuestStopped`] alert active after the stop itself is no longer news.
+pub fn guest_still_stopped(medium: &Medium, subject: &str) -> bool {
+    guests(medium).any(|(s, g)| s == subject && g.status != GuestStatus::Running)
+}
+
+/// The current value of a numeric rule's subject in `medium` (pool capacity, active
+/// storage use): alerting's hysteresis needs it once the plain threshold no longer finds it.
+pub fn measure(medium: &Medium, rule: Rule, subject: &str) -> Option<f64> {
+    match rule {
+        Rule::PoolCapacity => medium.pools.as_ref()?.iter().find(|p| p.name == subject)?.cap_pct,
+        Rule::StorageFull => {
+            let s = medium.storages.as_ref()?.iter().find(|s| s.name == subject && s.active)?;
+            pct(s.used, s.total)
+        }
+        _ => None,
     }
-    let mut critical = Vec::new();
-    let mut warning = Vec::new();
+}
+
+/// Every finding, worst rules first within each group; only [`Rule::HostOffline`] when
+/// the host is not connected (nothing else is known then).
+pub fn findings(f: &Facts) -> Vec<Finding> {
+    use Level::{Critical, Warning};
+    if !f.online {
+        return vec![Finding::new(Rule::HostOffline, None, Level::Offline, None, "not connected".into())];
+    }
+    let mut out = Vec::new();
     if let (Some(received), Some(interval)) = (f.fast_received_ms, f.fast_interval_ms) {
         if f.now_ms - received > 3 * interval {
-            critical.push(format!("no fast sample for {} s while connected", (f.now_ms - received) / 1000));
+            let secs = (f.now_ms - received) / 1000;
+            let message = format!("no fast sample for {secs} s while connected");
+            out.push(Finding::new(Rule::HostSilent, None, Critical, Some(secs as f64), message));
         }
     }
     if let Some(medium) = f.medium {
         for pool in medium.pools.iter().flatten() {
-            match pool_level(&pool.state) {
-                Level::Online => {}
-                Level::Warning => warning.push(format!("pool {} is {}", pool.name, pool.state)),
-                Level::Critical | Level::Offline => critical.push(format!("pool {} is {}", pool.name, pool.state)),
+            let name = Some(pool.name.as_str());
+            let level = pool_level(&pool.state);
+            if level != Level::Online {
+                out.push(Finding::new(
+                    Rule::PoolState,
+                    name,
+                    level,
+                    None,
+                    format!("pool {} is {}", pool.name, pool.state),
+                ));
             }
-            match pool.cap_pct {
-                Some(c) if c >= 90.0 => critical.push(format!("pool {} is {c:.0}% full", pool.name)),
-                Some(c) if c >= 80.0 => warning.push(format!("pool {} is {c:.0}% full", pool.name)),
-                _ => {}
-            }
-            let grown = f
-                .previous_medium
-                .and_then(|prev| pool_errors(prev, &pool.name))
-                .is_some_and(|before| pool.vdev_errors() > before);
-            if grown {
-                critical.push(format!("pool {} has new read/write/checksum errors", pool.name));
-            }
-            match pool.scan.as_ref().filter(|s| s.function == ScanFunction::Scrub).and_then(|s| s.end) {
-                Some(end) if f.now_ms - end * 1000 > 35 * DAY_MS => {
-                    warning.push(format!(
-                        "pool {} last scrubbed {} days ago",
-                        pool.name,
-                        (f.now_ms - end * 1000) / DAY_MS
-                    ));
+            if let Some(c) = pool.cap_pct {
+                if let Some(level) = POOL_CAPACITY.level(c) {
+                    let message = format!("pool {} is {c:.0}% full", pool.name);
+                    out.push(Finding::new(Rule::PoolCapacity, name, level, Some(c), message));
                 }
-                _ => {}
+            }
+            let errors = pool.vdev_errors();
+            if errors > 0 {
+                let grown = f
+                    .previous_medium
+                    .and_then(|prev| pool_errors(prev, &pool.name))
+                    .is_some_and(|before| errors > before);
+                let (level, message) = if grown {
+                    (Critical, format!("pool {} has new read/write/checksum errors ({errors} in all)", pool.name))
+                } else {
+                    (Warning, format!("pool {} has {errors} read/write/checksum errors", pool.name))
+                };
+                out.push(Finding::new(Rule::PoolErrors, name, level, Some(errors as f64), message));
+            }
+            let scrub = pool.scan.as_ref().filter(|s| s.function == ScanFunction::Scrub);
+            if let Some(end) = scrub.and_then(|s| s.end) {
+                let days = (f.now_ms - end * 1000) / DAY_MS;
+                if f.now_ms - end * 1000 > SCRUB_AGE_DAYS as i64 * DAY_MS {
+                    let message = format!("pool {} last scrubbed {days} days ago", pool.name);
+                    out.push(Finding::new(Rule::ScrubAge, name, Warning, Some(days as f64), message));
+                }
+            }
+            if let Some(s) = scrub.filter(|s| s.state == ScanState::Finished && s.errors > 0) {
+                let message = format!("the last scrub of pool {} found {} errors", pool.name, s.errors);
+                out.push(Finding::new(Rule::ScrubErrors, name, Warning, Some(s.errors as f64), message));
             }
         }
-        for s in medium.storages.iter().flatten().filter(|s| s.active) {
-            match pct(s.used, s.total) {
-                Some(p) if p >= 95.0 => critical.push(format!("storage {} is {p:.0}% full", s.name)),
-                Some(p) if p >= 85.0 => warning.push(format!("storage {} is {p:.0}% full", s.name)),
-                _ => {}
+        for s in medium.storages.iter().flatten() {
+            let name = Some(s.name.as_str());
+            if s.enabled && !s.active {
+                let message = format!("storage {} is enabled but not active", s.name);
+                out.push(Finding::new(Rule::StorageInactive, name, Warning, None, message));
+            }
+            if let Some(p) = pct(s.used, s.total).filter(|_| s.active) {
+                if let Some(level) = STORAGE_FULL.level(p) {
+                    out.push(Finding::new(
+                        Rule::StorageFull,
+                        name,
+                        level,
+                        Some(p),
+                        format!("storage {} is {p:.0}% full", s.name),
+                    ));
+                }
+            }
+        }
+        if let Some(previous) = f.previous_medium {
+            for (subject, guest) in guests(medium) {
+                let before = guests(previous).find(|(s, _)| *s == subject).map(|(_, g)| g);
+                // A lock (backup, migrate, snapshot) on either side explains the stop.
+                let unexpected = guest.status == GuestStatus::Stopped
+                    && guest.lock.is_none()
+                    && before.is_some_and(|b| b.status == GuestStatus::Running && b.lock.is_none());
+                if unexpected {
+                    let message = format!("guest {subject} ({}) stopped", guest.name);
+                    out.push(Finding::new(Rule::GuestStopped, Some(&subject), Warning, None, message));
+                }
             }
         }
     }
     if let Some(fast) = f.fast {
         if let (Some(load15), Some(cpus)) = (fast.load15, fast.cpus) {
             if load15 > f64::from(cpus) {
-                warning.push(format!("load15 {load15:.2} is above {cpus} cores"));
+                let message = format!("load15 {load15:.2} is above {cpus} cores");
+                out.push(Finding::new(Rule::Load, None, Warning, Some(load15), message));
             }
         }
     }
-    if !critical.is_empty() {
-        critical.extend(warning);
-        Health { level: Level::Critical, reasons: critical }
-    } else if !warning.is_empty() {
-        Health { level: Level::Warning, reasons: warning }
-    } else {
-        Health { level: Level::Online, reasons: vec![] }
-    }
+    out
+}
+
+/// The host's level and reasons from its findings: offline; critical; warning; otherwise
+/// online. A critical host lists its warning reasons after its critical ones.
+pub fn evaluate(f: &Facts) -> Health {
+    health(&findings(f))
+}
+
+/// The level and reasons of `findings`.
+pub fn health(findings: &[Finding]) -> Health {
+    let level = findings.iter().map(|f| f.level).max().unwrap_or(Level::Online);
+    let mut sorted: Vec<&Finding> = findings.iter().collect();
+    // Stable: within a level, the rules' order.
+    sorted.sort_by_key(|f| std::cmp::Reverse(f.level));
+    Health { level, reasons: sorted.into_iter().map(|f| f.message.clone()).collect() }
 }
 
 #[cfg(test)]
@@ -183,8 +397,23 @@ mod tests {
     fn pool_rules() {
         let m = medium(vec![pool("DEGRADED", 10.0)]);
         let h = evaluate(&facts(None, Some(&m)));
-        assert_eq!(h.level, Level::Critical);
+        assert_eq!(h.level, Level::Warning);
         assert_eq!(h.reasons, vec!["pool rpool is DEGRADED"]);
+        for state in ["FAULTED", "UNAVAIL", "SUSPENDED", "SOMETHING_NEW"] {
+            assert_eq!(
+                evaluate(&facts(None, Some(&medium(vec![pool(state, 10.0)])))).level,
+                Level::Critical,
+                "{state}"
+            );
+        }
+        let f = findings(&facts(None, Some(&medium(vec![pool("DEGRADED", 85.0)]))));
+        assert_eq!(
+            f.iter().map(|f| (f.rule, f.subject.as_deref(), f.level, f.value)).collect::<Vec<_>>(),
+            [
+                (Rule::PoolState, Some("rpool"), Level::Warning, None),
+                (Rule::PoolCapacity, Some("rpool"), Level::Warning, Some(85.0))
+            ]
+        );
         assert_eq!(evaluate(&facts(None, Some(&medium(vec![pool("ONLINE", 90.0)])))).level, Level::Critical);
         assert_eq!(evaluate(&facts(None, Some(&medium(vec![pool("ONLINE", 80.0)])))).level, Level::Warning);
         assert_eq!(evaluate(&facts(None, Some(&medium(vec![pool("ONLINE", 79.9)])))).level, Level::Online);
@@ -202,7 +431,9 @@ mod tests {
         f.previous_medium = Some(&before);
         assert_eq!(evaluate(&f).level, Level::Critical);
         f.previous_medium = Some(&after);
-        assert_eq!(evaluate(&f).level, Level::Online, "errors that did not grow are not news");
+        let h = evaluate(&f);
+        assert_eq!(h.level, Level::Warning, "errors that did not grow are a warning, not news");
+        assert_eq!(h.reasons, ["pool rpool has 3 read/write/checksum errors"]);
 
         let mut p = pool("ONLINE", 10.0);
         p.scan = Some(Scan {
@@ -234,6 +465,61 @@ mod tests {
         assert_eq!(evaluate(&facts(None, Some(&storage(84)))).level, Level::Online);
         let busy = Fast { load15: Some(9.0), cpus: Some(8), ..Fast::default() };
         assert_eq!(evaluate(&facts(Some(&busy), None)).level, Level::Warning);
+    }
+
+    #[test]
+    fn hysteresis_holds_a_level_until_the_value_falls_past_the_margin() {
+        let t = POOL_CAPACITY;
+        assert_eq!(t.level_with_hysteresis(79.0, None), None);
+        assert_eq!(t.level_with_hysteresis(80.0, None), Some(Level::Warning));
+        assert_eq!(t.level_with_hysteresis(76.0, Some(Level::Warning)), Some(Level::Warning));
+        assert_eq!(t.level_with_hysteresis(74.9, Some(Level::Warning)), None);
+        assert_eq!(t.level_with_hysteresis(86.0, Some(Level::Critical)), Some(Level::Critical));
+        assert_eq!(t.level_with_hysteresis(84.0, Some(Level::Critical)), Some(Level::Warning));
+        assert_eq!(t.level_with_hysteresis(91.0, Some(Level::Warning)), Some(Level::Critical));
+    }
+
+    #[test]
+    fn scrub_errors_inactive_storage_and_unexpected_stops() {
+        let mut p = pool("ONLINE", 10.0);
+        p.scan = Some(Scan {
+            function: ScanFunction::Scrub,
+            state: ScanState::Finished,
+            end: Some(NOW / 1000),
+            errors: 2,
+            ..Scan::default()
+        });
+        let m = medium(vec![p]);
+        assert_eq!(findings(&facts(None, Some(&m)))[0].rule, Rule::ScrubErrors);
+
+        let inactive = Medium {
+            storages: Some(vec![Storage { name: "nfs".into(), enabled: true, active: false, ..Storage::default() }]),
+            ..Medium::default()
+        };
+        assert_eq!(findings(&facts(None, Some(&inactive)))[0].rule, Rule::StorageInactive);
+
+        let guests = |status: &str, lock: Option<&str>| Medium {
+            vms: Some(vec![wire::Guest {
+                vmid: 101,
+                name: "web".into(),
+                status: status.into(),
+                lock: lock.map(Into::into),
+                ..wire::Guest::default()
+            }]),
+            ..Medium::default()
+        };
+        let (running, stopped) = (guests("running", None), guests("stopped", None));
+        let mut f = facts(None, Some(&stopped));
+        f.previous_medium = Some(&running);
+        let found = findings(&f);
+        assert_eq!((found[0].rule, found[0].subject.as_deref()), (Rule::GuestStopped, Some("vm/101")));
+        let backup = guests("running", Some("backup"));
+        f.previous_medium = Some(&backup);
+        assert!(findings(&f).is_empty(), "a backup's lock explains the stop");
+        f.previous_medium = None;
+        assert!(findings(&f).is_empty(), "a guest first seen stopped was not seen stopping");
+        assert!(guest_still_stopped(&stopped, "vm/101"));
+        assert!(!guest_still_stopped(&running, "vm/101"));
     }
 
     #[test]

@@ -24,7 +24,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use recorder::ingest::Item;
-use recorder::rollup::{self, Group, Parts, Resolution};
+use recorder::rollup::{self, Group, Parts};
 use rusqlite::{params, Connection, Transaction};
 use serde::Serialize;
 use wire::{Fast, HostId, Kind, Medium, Payload, SCHEMA_VERSION};
