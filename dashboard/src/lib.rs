@@ -16,7 +16,8 @@
 //! - [`error`]: the one `AppError`; a 5xx says only "internal error", details go to the log.
 //!
 //! Pages read SQLite through short read-only connections; they never write, except the
-//! admin page's registry actions, which go through `recorder::hosts`.
+//! admin page's registry actions (through `recorder::hosts`) and sign-in and sign-out
+//! (through `recorder::sessions`).
 
 pub mod assets;
 pub mod auth;
