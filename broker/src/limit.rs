@@ -4,7 +4,7 @@
 //! back after a server restart (thousands of agents, each from its own address) gets in at
 //! once; only one address hammering is slowed. Loopback is exempt: behind Caddy every
 //! agent's socket comes from 127.0.0.1, and the WebSocket route passes the forwarded
-//! address instead (see `dashboard::routes::mqtt_ws::client_addr`), which is limited.
+//! address instead (see `dashboard::client::client_addr`), which is limited.
 //! Pure: the caller passes the time, so tests need no clock.
 
 use std::collections::HashMap;

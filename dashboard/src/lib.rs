@@ -2,7 +2,12 @@
 //! and the `/mqtt` WebSocket endpoint that hands MQTT clients to the gateway.
 //!
 //! # Layout
-//! - [`auth`]: the dashboard password (argon2id), the signed session cookie, login/logout.
+//! - [`auth`]: the dashboard password (argon2id), sessions (signed cookie + `sessions`
+//!   table), the sign-in check in front of private routes; [`session`]: the cookie and
+//!   the CSRF tokens; [`limit`]: sign-in attempts per source address; [`client`]: the
+//!   client's address and scheme behind the loopback proxy.
+//! - [`headers`]: CSP and the other security headers on every response; [`assets`]: the
+//!   stylesheet and script at content-hashed URLs (no inline script or style anywhere).
 //! - [`routes`]: one file per route group: pages, admin, events (SSE), api, metrics,
 //!   health, mqtt_ws.
 //! - [`format`]: numbers for people (bytes, percentages, ages).
@@ -11,14 +16,20 @@
 //! - [`error`]: the one `AppError`; a 5xx says only "internal error", details go to the log.
 //!
 //! Pages read SQLite through short read-only connections; they never write, except the
-//! admin page's registry actions, which go through `recorder::hosts`.
+//! admin page's registry actions (through `recorder::hosts`) and sign-in and sign-out
+//! (through `recorder::sessions`).
 
+pub mod assets;
 pub mod auth;
 pub mod chart;
+pub mod client;
 pub mod error;
 pub mod format;
+pub mod headers;
 pub mod history;
+pub mod limit;
 pub mod routes;
+pub mod session;
 
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -24,6 +24,8 @@ let demo; // { proc, url, password, dataDir, output }
 let context;
 let page; // the overview tab, kept open (and never reloaded) across the live checks
 let userDataDir;
+// Every Content-Security-Policy violation any tab reports: there must be none (#12).
+const cspViolations = [];
 
 const started = Date.now();
 const elapsed = () => `${((Date.now() - started) / 1000).toFixed(1)} s`;
@@ -111,6 +113,9 @@ before(async () => {
   });
   context.setDefaultTimeout(15_000);
   context.setDefaultNavigationTimeout(15_000);
+  context.on('console', (msg) => {
+    if (/Content.Security.Policy/i.test(msg.text())) cspViolations.push(`${msg.page()?.url()}: ${msg.text()}`);
+  });
   page = await context.newPage();
 });
 
@@ -190,6 +195,21 @@ test('pve-08 goes offline and comes back, observed live', async () => {
   assert.equal(await page.evaluate(() => window.__marker), 1, 'the page was reloaded');
 });
 
+test('the page runs under a CSP without unsafe-inline: no inline code, the hashed stylesheet applies', async () => {
+  const response = await context.request.get(`${demo.url}/`);
+  const csp = response.headers()['content-security-policy'];
+  assert.match(csp, /script-src 'self'/);
+  assert.doesNotMatch(csp, /unsafe-inline/);
+  assert.equal(await page.locator('script:not([src])').count(), 0);
+  assert.equal(await page.locator('[style]').count(), 0);
+  const css = await page.getAttribute('link[rel=stylesheet]', 'href');
+  assert.match(css, /^\/static\/app\.[0-9a-f]{16}\.css$/);
+  // The stylesheet applied (the header is dark) and the script ran (the live indicator).
+  const background = await page.evaluate(() => getComputedStyle(document.querySelector('header')).backgroundColor);
+  assert.equal(background, 'rgb(29, 33, 37)');
+  assert.equal(await page.textContent('#live'), 'live');
+});
+
 test('screenshot of the overview', async () => {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'pmon-browser-'));
   const file = path.join(dir, 'overview.png');
@@ -236,7 +256,25 @@ test('admin: adding a host shows its token once', async () => {
     await admin.waitForSelector('#host-pve-new');
     assert.match(await admin.textContent('#host-pve-new'), /pve-new/);
     assert.equal((await admin.content()).includes(token), false, 'the token is nowhere on the page');
+
+    // Remove asks first (the script's data-confirm; no inline handler): dismissed, then accepted.
+    const remove = admin.locator('#host-pve-new form[action$="/remove"] button');
+    admin.once('dialog', (d) => d.dismiss());
+    await remove.click();
+    await admin.waitForTimeout(300);
+    assert.equal(await admin.locator('#host-pve-new').count(), 1, 'dismissed: kept');
+    admin.once('dialog', (d) => { assert.match(d.message(), /Remove pve-new/); d.accept(); });
+    await remove.click();
+    await admin.locator('#host-pve-new').waitFor({ state: 'detached', timeout: 10_000 });
   } finally {
     await admin.close();
   }
+});
+
+test('sign out ends the session; no page reported a CSP violation', async () => {
+  await page.goto(`${demo.url}/`);
+  await Promise.all([page.waitForURL(`${demo.url}/login`), page.click('header form.signout button')]);
+  await page.goto(`${demo.url}/`);
+  assert.equal(new URL(page.url()).pathname, '/login', 'signed out');
+  assert.deepEqual(cspViolations, []);
 });

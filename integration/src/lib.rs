@@ -150,15 +150,26 @@ impl TestServer {
 
     /// Signs in to the dashboard and returns the session cookie.
     pub fn login(&self) -> String {
-        let (code, headers) =
-            http_post_form(&format!("http://{}/login", self.http), &format!("password={PASSWORD}"), None);
+        let (code, headers) = self.try_login(PASSWORD);
         assert_eq!(code, 303, "login should redirect");
-        headers
-            .lines()
-            .find_map(|l| l.strip_prefix("set-cookie: ").or_else(|| l.strip_prefix("Set-Cookie: ")))
-            .and_then(|c| c.split(';').next())
-            .expect("a session cookie")
-            .to_owned()
+        set_cookie(&headers, "pmon_session").expect("a session cookie")
+    }
+
+    /// Posts the sign-in form as a browser does (its page first, for the form's CSRF
+    /// token and cookie): (status, headers).
+    pub fn try_login(&self, password: &str) -> (u16, String) {
+        let (code, headers, page) = http_get_with(&format!("http://{}/login", self.http), None).expect("/login");
+        assert_eq!(code, 200, "{page}");
+        let cookie = set_cookie(&headers, "pmon_login").expect("the sign-in form's cookie");
+        let body = format!("password={password}&csrf={}", csrf_field(&page));
+        http_post_form(&format!("http://{}/login", self.http), &body, Some(&cookie))
+    }
+
+    /// The CSRF token of a signed-in session, as its pages carry it for their forms.
+    pub fn csrf(&self, cookie: &str) -> String {
+        let (code, _, page) = http_get_with(&format!("http://{}/admin/hosts", self.http), Some(cookie)).expect("page");
+        assert_eq!(code, 200, "{page}");
+        csrf_field(&page)
     }
 
     pub fn sql<T: rusqlite::types::FromSql>(&self, query: &str) -> T {
@@ -539,6 +550,23 @@ pub fn http_get(url: &str) -> Option<(u16, String)> {
 /// GET with an optional cookie: (status, headers, body).
 pub fn http_get_with(url: &str, cookie: Option<&str>) -> Option<(u16, String, String)> {
     request("GET", url, cookie, None)
+}
+
+/// The `name=value` pair of the cookie `name` that response `headers` set.
+pub fn set_cookie(headers: &str, name: &str) -> Option<String> {
+    headers
+        .lines()
+        .filter_map(|l| l.split_once(':').filter(|(k, _)| k.eq_ignore_ascii_case("set-cookie")).map(|(_, v)| v.trim()))
+        .find(|c| c.starts_with(&format!("{name}=")))
+        .and_then(|c| c.split(';').next())
+        .map(str::to_owned)
+}
+
+/// The value of the first hidden `csrf` field on a page.
+pub fn csrf_field(page: &str) -> String {
+    let marker = r#"name="csrf" value=""#;
+    let start = page.find(marker).unwrap_or_else(|| panic!("no csrf field on the page:\n{page}")) + marker.len();
+    page[start..start + page[start..].find('"').expect("a closing quote")].to_owned()
 }
 
 /// POST a form: (status, headers).

@@ -35,8 +35,10 @@ fn pages_need_a_session_and_health_does_not() {
     let (code, headers, _) = http_get_with(&format!("http://{}/", server.http), None).unwrap();
     assert_eq!(code, 303);
     assert!(headers.to_ascii_lowercase().contains("location: /login"));
-    let (code, _) = http_post_form(&format!("http://{}/login", server.http), "password=wrong", None);
+    let (code, _) = server.try_login("wrong");
     assert_eq!(code, 401);
+    let (code, _) = http_post_form(&format!("http://{}/login", server.http), "password=test-password", None);
+    assert_eq!(code, 403, "a sign-in without the form's token is refused");
     let cookie = server.login();
     let (code, _, page) = http_get_with(&format!("http://{}/", server.http), Some(&cookie)).unwrap();
     assert_eq!(code, 200);

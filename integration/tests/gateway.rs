@@ -727,6 +727,20 @@ fn wss_through_the_example_caddyfile_with_a_ca_file() {
     };
     assert_eq!(curl("/metrics"), "404");
     assert_eq!(curl("/health"), "200");
+
+    // Over https through the proxy the dashboard's cookies are `Secure`, and its
+    // security headers come through (#12).
+    let url = format!("https://localhost:{}/login", caddy.port);
+    let cafile = cert.cert.display().to_string();
+    let out = run_bounded(
+        Command::new("curl").args(["-s", "-o", "/dev/null", "-D", "-", "--cacert", &cafile, &url]),
+        Duration::from_secs(10),
+    );
+    let headers = String::from_utf8_lossy(&out.stdout).to_ascii_lowercase();
+    let cookie =
+        headers.lines().find(|l| l.starts_with("set-cookie: pmon_login=")).unwrap_or_else(|| panic!("{headers}"));
+    assert!(cookie.contains("; secure") && cookie.contains("; httponly"), "{cookie}");
+    assert!(headers.contains("content-security-policy: default-src 'self'"), "{headers}");
 }
 
 #[test]
@@ -826,11 +840,12 @@ fn rotate_and_remove_from_the_admin_page_kick_within_a_second() {
     let server = InProcessServer::start();
     let token = server.add_host("pve-adm");
     let cookie = server.login();
+    let csrf = format!("csrf={}", server.csrf(&cookie));
     let rt = runtime();
     rt.block_on(async {
         let (_c, mut eventloop) = connect(options(&server, "pve-adm", "pve-adm", &token)).await.unwrap();
         let url = format!("http://{}/admin/hosts/pve-adm/rotate", server.http);
-        let (code, _) = tokio::task::block_in_place(|| http_post_form(&url, "", Some(&cookie)));
+        let (code, _) = tokio::task::block_in_place(|| http_post_form(&url, &csrf, Some(&cookie)));
         assert_eq!(code, 200, "the page shows the new token");
         let took = closed_within(&mut eventloop, Duration::from_secs(2)).await;
         assert!(took < Duration::from_secs(1), "{took:?}");
@@ -841,7 +856,7 @@ fn rotate_and_remove_from_the_admin_page_kick_within_a_second() {
     rt.block_on(async {
         let (_c, mut eventloop) = connect(options(&server, "pve-adm", "pve-adm", &token)).await.unwrap();
         let url = format!("http://{}/admin/hosts/pve-adm/remove", server.http);
-        let (code, _) = tokio::task::block_in_place(|| http_post_form(&url, "", Some(&cookie)));
+        let (code, _) = tokio::task::block_in_place(|| http_post_form(&url, &csrf, Some(&cookie)));
         assert_eq!(code, 303);
         let took = closed_within(&mut eventloop, Duration::from_secs(2)).await;
         assert!(took < Duration::from_secs(1), "{took:?}");

@@ -15,6 +15,7 @@
 //! - [`read`]: SQL reads for pages, API and CLI: every host, one host, timelines.
 //! - [`rollup`]: minute and hour rollups, folded in as samples settle; [`history`]:
 //!   chart reads that pick raw samples or a rollup by range.
+//! - [`sessions`]: the dashboard's live sign-in sessions (sign-out deletes one).
 //!
 //! The recorder never writes from any thread but the writer's (the CLI's registry
 //! commands are separate processes or short transactions), and never panics on input.
@@ -28,6 +29,7 @@ pub mod ingest;
 pub mod partitions;
 pub mod read;
 pub mod rollup;
+pub mod sessions;
 pub mod state;
 pub mod status;
 pub mod writer;

@@ -2,6 +2,7 @@
 
 use axum::extract::{Path, State};
 use axum::Json;
+use axum_extra::extract::WithRejection;
 use recorder::state::Card;
 use serde_json::{json, Value};
 
@@ -18,7 +19,10 @@ pub async fn hosts(State(state): State<AppState>) -> Result<Json<Vec<Card>>, App
 }
 
 /// `GET /api/v1/hosts/<host_id>`: the card, the latest payload of each tier, and events.
-pub async fn host(State(state): State<AppState>, Path(host_id): Path<String>) -> Result<Json<Value>, AppError> {
+pub async fn host(
+    State(state): State<AppState>,
+    WithRejection(Path(host_id), _): WithRejection<Path<String>, AppError>,
+) -> Result<Json<Value>, AppError> {
     let (host, events) = one_host(&state, &host_id, 100).await?;
     let host = host.ok_or(AppError::NotFound)?;
     Ok(Json(json!({

@@ -14,7 +14,7 @@ mod tests;
 use std::path::Path;
 use std::sync::Arc;
 
-use axum::middleware::from_fn_with_state;
+use axum::middleware::{from_fn_with_state, map_response};
 use axum::routing::{get, post};
 use axum::Router;
 use recorder::read::Event;
@@ -33,14 +33,18 @@ pub fn router(state: AppState) -> Router {
         .route("/events", get(events::stream))
         .route("/api/v1/hosts", get(api::hosts))
         .route("/api/v1/hosts/{host_id}", get(api::host))
+        .route("/logout", post(login::logout))
+        // Signed in, and for anything but GET and HEAD the session's CSRF token.
         .route_layer(from_fn_with_state(state.clone(), crate::auth::require_login));
     Router::new()
         .merge(private)
         .route("/health", get(health::health))
         .route("/metrics", get(metrics::metrics))
         .route("/login", get(login::page).post(login::submit))
-        .route("/logout", post(login::logout).get(login::logout))
+        .route("/static/{file}", get(crate::assets::serve))
         .route("/mqtt", get(mqtt_ws::upgrade))
+        .fallback(|| async { AppError::NotFound })
+        .layer(map_response(crate::headers::security_headers))
         .with_state(state)
 }
 

@@ -1,7 +1,7 @@
 //! `GET /mqtt`: MQTT over WebSocket (subprotocol `mqtt`), handed to the gateway as a
 //! plain byte stream.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{ConnectInfo, State};
@@ -11,22 +11,8 @@ use bytes::BytesMut;
 use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+use crate::client::client_addr;
 use crate::AppState;
-
-/// The client's address: behind a proxy on loopback (Caddy), the last hop it added to
-/// `X-Forwarded-For`; otherwise the socket's peer. Only a loopback peer is trusted.
-pub fn client_addr(peer: SocketAddr, headers: &HeaderMap) -> SocketAddr {
-    if !peer.ip().is_loopback() {
-        return peer;
-    }
-    headers
-        .get("x-forwarded-for")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.rsplit(',').next())
-        .and_then(|ip| ip.trim().parse::<IpAddr>().ok())
-        .map(|ip| SocketAddr::new(ip, 0))
-        .unwrap_or(peer)
-}
 
 pub async fn upgrade(
     State(state): State<AppState>,

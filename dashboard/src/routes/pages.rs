@@ -6,6 +6,8 @@ use askama::Template;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::response::Html;
+use axum::Extension;
+use axum_extra::extract::WithRejection;
 use serde::Deserialize;
 
 use crate::chart::Range;
@@ -13,6 +15,7 @@ use crate::error::AppError;
 use crate::format::{ago, bytes, duration, opt_bytes, opt_f, pct};
 use crate::history::{read_sparklines, HostCharts, HostHistory, Sparklines};
 use crate::routes::{all_hosts, one_host, read};
+use crate::session::Session;
 use crate::AppState;
 use recorder::state::{Card, HostState, StatusCounts};
 use recorder::status::{pool_level, Level};
@@ -78,6 +81,7 @@ struct Overview {
     counts: Vec<(&'static str, usize)>,
     status: String,
     q: String,
+    csrf: String,
 }
 
 #[derive(Deserialize)]
@@ -105,7 +109,8 @@ fn matches(state: &HostState, q: &str) -> bool {
 
 pub async fn overview(
     State(state): State<AppState>,
-    Query(query): Query<OverviewQuery>,
+    Extension(session): Extension<Session>,
+    WithRejection(Query(query), _): WithRejection<Query<OverviewQuery>, AppError>,
 ) -> Result<Html<String>, AppError> {
     let states = all_hosts(&state).await?;
     let now = wire::now_ms();
@@ -135,6 +140,7 @@ pub async fn overview(
         counts: counts.iter().map(|(level, n)| (level.as_str(), n)).collect(),
         status: query.status,
         q: query.q,
+        csrf: session.csrf,
     };
     Ok(Html(page.render()?))
 }
@@ -163,6 +169,7 @@ struct HostPage {
     sections: Vec<Section>,
     errors: Vec<(String, String)>,
     events: Vec<(String, String, String)>,
+    csrf: String,
 }
 
 fn fast_facts(s: &HostState) -> Vec<(&'static str, String)> {
@@ -344,7 +351,8 @@ fn guest_names(s: &HostState) -> HashMap<String, String> {
 
 pub async fn host(
     State(state): State<AppState>,
-    Path(host_id): Path<String>,
+    Extension(session): Extension<Session>,
+    WithRejection(Path(host_id), _): WithRejection<Path<String>, AppError>,
     query: Result<Query<HostQuery>, QueryRejection>,
 ) -> Result<Html<String>, AppError> {
     let range = chosen_range(query)?;
@@ -375,6 +383,7 @@ pub async fn host(
         sections: sections(&host, now),
         errors,
         events: events.into_iter().map(|e| (ago(Some(e.ts_ms), now), e.kind, e.message)).collect(),
+        csrf: session.csrf,
     };
     Ok(Html(page.render()?))
 }

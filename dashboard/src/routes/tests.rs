@@ -2,16 +2,22 @@
 //! Each test gets its own migrated database and a real gateway on a router with no
 //! clients.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use argon2::password_hash::{rand_core::OsRng, PasswordHasher, SaltString};
 use axum::body::Body;
+use axum::extract::ConnectInfo;
 use axum::http::{header, Request, StatusCode};
 use axum::response::Response;
 use tower::ServiceExt;
 
+use crate::limit::LoginPolicy;
 use crate::{app, AppState, Auth};
+
+mod security;
 
 const PASSWORD: &str = "test-password";
 
@@ -37,7 +43,12 @@ impl TestApp {
         let (_, shutdown) = tokio::sync::watch::channel(false);
         let state = AppState {
             database,
-            auth: Arc::new(Auth::new(&cheap_hash(PASSWORD), &"s".repeat(64)).unwrap()),
+            // The server's sign-in limit without its delays, which would only slow tests.
+            auth: Arc::new(
+                Auth::new(&cheap_hash(PASSWORD), &"s".repeat(64))
+                    .unwrap()
+                    .with_login_policy(LoginPolicy { first_delay: Duration::ZERO, ..LoginPolicy::default() }),
+            ),
             gateway,
             live,
             recorder_stats: Arc::default(),
@@ -52,12 +63,37 @@ impl TestApp {
         app(self.state.clone()).oneshot(request).await.unwrap()
     }
 
-    /// Signs in through `POST /login` and returns the session cookie.
+    /// Signs in through the sign-in form (its page, then `POST /login`) and returns the
+    /// session cookie.
     async fn login(&self) -> String {
-        let response = self.send(form("/login", &format!("password={PASSWORD}"), None)).await;
+        let response = self.try_login(PASSWORD, &[]).await;
         assert_eq!(response.status(), StatusCode::SEE_OTHER);
-        let cookie = response.headers()[header::SET_COOKIE].to_str().unwrap();
-        cookie.split(';').next().unwrap().to_owned()
+        session_cookie(&response).expect("a session cookie")
+    }
+
+    /// Fetches the sign-in form and posts `password` with its token and cookie, with
+    /// `headers` on both requests.
+    async fn try_login(&self, password: &str, headers: &[(&'static str, &str)]) -> Response {
+        let (cookie, token) = self.login_form(headers).await;
+        let request =
+            with_headers(form("/login", &format!("password={password}&csrf={token}"), Some(&cookie)), headers);
+        self.send(request).await
+    }
+
+    /// The sign-in form's cookie and token.
+    async fn login_form(&self, headers: &[(&'static str, &str)]) -> (String, String) {
+        let response = self.send(with_headers(page("/login", None), headers)).await;
+        assert_eq!(response.status(), StatusCode::OK);
+        let cookie = set_cookies(&response).into_iter().find(|c| c.starts_with("pmon_login=")).expect("pmon_login");
+        let cookie = cookie.split(';').next().unwrap().to_owned();
+        (cookie, csrf_field(&body(response).await))
+    }
+
+    /// The CSRF token a signed-in page carries.
+    async fn csrf(&self, cookie: &str) -> String {
+        let response = self.send(page("/admin/hosts", Some(cookie))).await;
+        assert_eq!(response.status(), StatusCode::OK);
+        csrf_field(&body(response).await)
     }
 
     fn host_ids(&self) -> Vec<String> {
@@ -76,24 +112,54 @@ fn cheap_hash(password: &str) -> String {
         .to_string()
 }
 
-/// A browser's GET (it accepts HTML).
+/// Where test requests come from: the loopback proxy, or a local browser.
+const LOOPBACK: ([u8; 4], u16) = ([127, 0, 0, 1], 40_000);
+
+/// A browser's GET (it accepts HTML), from loopback.
 fn page(uri: &str, cookie: Option<&str>) -> Request<Body> {
-    let mut request = Request::get(uri).header(header::ACCEPT, "text/html");
+    let mut request =
+        Request::get(uri).header(header::ACCEPT, "text/html").extension(ConnectInfo(SocketAddr::from(LOOPBACK)));
     if let Some(cookie) = cookie {
         request = request.header(header::COOKIE, cookie);
     }
     request.body(Body::empty()).unwrap()
 }
 
-/// A browser's form POST.
+/// A browser's form POST, from loopback.
 fn form(uri: &str, body: &str, cookie: Option<&str>) -> Request<Body> {
     let mut request = Request::post(uri)
+        .extension(ConnectInfo(SocketAddr::from(LOOPBACK)))
         .header(header::ACCEPT, "text/html")
         .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
     if let Some(cookie) = cookie {
         request = request.header(header::COOKIE, cookie);
     }
     request.body(Body::from(body.to_owned())).unwrap()
+}
+
+fn with_headers(mut request: Request<Body>, headers: &[(&'static str, &str)]) -> Request<Body> {
+    for (name, value) in headers {
+        request.headers_mut().insert(*name, value.parse().unwrap());
+    }
+    request
+}
+
+fn set_cookies(response: &Response) -> Vec<String> {
+    response.headers().get_all(header::SET_COOKIE).iter().map(|v| v.to_str().unwrap().to_owned()).collect()
+}
+
+/// The `pmon_session=...` pair a response sets, if any.
+fn session_cookie(response: &Response) -> Option<String> {
+    set_cookies(response)
+        .into_iter()
+        .find(|c| c.starts_with("pmon_session=") && !c.starts_with("pmon_session=;"))
+        .map(|c| c.split(';').next().unwrap().to_owned())
+}
+
+/// The value of the first hidden `csrf` field on a page.
+fn csrf_field(page: &str) -> String {
+    let start = page.find(r#"name="csrf" value=""#).unwrap_or_else(|| panic!("no csrf field:\n{page}")) + 19;
+    page[start..start + page[start..].find('"').unwrap()].to_owned()
 }
 
 async fn body(response: Response) -> String {
@@ -141,10 +207,12 @@ async fn an_unknown_host_is_404() {
 
 #[tokio::test]
 async fn a_failing_handler_answers_500_internal_error_and_nothing_more() {
-    let dir = tempfile::tempdir().unwrap();
-    let unopenable = dir.path().join("no-such-directory").join("monitor.db");
-    let app = TestApp::on(dir, unopenable).await;
+    let app = TestApp::new().await;
     let cookie = app.login().await;
+    // The database goes away; the session is still known (it is cached at sign-in).
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", app.state.database.display()));
+    }
     for uri in ["/", "/api/v1/hosts", "/admin/hosts"] {
         let response = app.send(page(uri, Some(&cookie))).await;
         assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR, "{uri}");
@@ -156,21 +224,22 @@ async fn a_failing_handler_answers_500_internal_error_and_nothing_more() {
 async fn admin_forms_add_rotate_and_remove_when_signed_in() {
     let app = TestApp::new().await;
     let cookie = app.login().await;
+    let csrf = app.csrf(&cookie).await;
 
-    let response = app.send(form("/admin/hosts", "host_id=pve-new", Some(&cookie))).await;
+    let response = app.send(form("/admin/hosts", &format!("host_id=pve-new&csrf={csrf}"), Some(&cookie))).await;
     assert_eq!(response.status(), StatusCode::OK);
     let added = revealed_token(&body(response).await);
     assert_eq!(app.host_ids(), ["pve-new"]);
 
-    let response = app.send(form("/admin/hosts", "host_id=pve-new", Some(&cookie))).await;
+    let response = app.send(form("/admin/hosts", &format!("csrf={csrf}&host_id=pve-new"), Some(&cookie))).await;
     assert_eq!(response.status(), StatusCode::BAD_REQUEST, "a clash is shown on the page");
 
-    let response = app.send(form("/admin/hosts/pve-new/rotate", "", Some(&cookie))).await;
+    let response = app.send(form("/admin/hosts/pve-new/rotate", &format!("csrf={csrf}"), Some(&cookie))).await;
     assert_eq!(response.status(), StatusCode::OK);
     let rotated = revealed_token(&body(response).await);
     assert_ne!(rotated, added, "the page shows a new token");
 
-    let response = app.send(form("/admin/hosts/pve-new/remove", "", Some(&cookie))).await;
+    let response = app.send(form("/admin/hosts/pve-new/remove", &format!("csrf={csrf}"), Some(&cookie))).await;
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
     assert_eq!(location(&response), "/admin/hosts");
     assert!(app.host_ids().is_empty());
@@ -179,9 +248,7 @@ async fn admin_forms_add_rotate_and_remove_when_signed_in() {
 #[tokio::test]
 async fn admin_forms_are_refused_when_signed_out() {
     let app = TestApp::new().await;
-    let cookie = app.login().await;
-    let response = app.send(form("/admin/hosts", "host_id=pve-kept", Some(&cookie))).await;
-    assert_eq!(response.status(), StatusCode::OK);
+    app.add_host("pve-kept");
 
     for (uri, body) in [
         ("/admin/hosts", "host_id=pve-sneaky"),

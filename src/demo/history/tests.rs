@@ -1,4 +1,5 @@
 use recorder::history::{self, Point, Source};
+use recorder::rollup::Resolution;
 
 use super::*;
 use crate::demo::fleet::FLAKY;
