@@ -20,6 +20,7 @@ const MIGRATIONS: &[Migration] = &[
     Migration { sql: include_str!("migrations/003_fast_recent.sql"), then: None },
     Migration { sql: include_str!("migrations/004_hour_partitions.sql"), then: Some(crate::partitions::adopt_legacy) },
     Migration { sql: include_str!("migrations/005_rollups.sql"), then: Some(crate::partitions::upgrade_fast_columns) },
+    Migration { sql: include_str!("migrations/008_events_index.sql"), then: None },
 ];
 
 /// The schema version this binary expects.
