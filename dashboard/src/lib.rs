@@ -5,7 +5,8 @@
 //! - [`auth`]: the dashboard password (argon2id), the signed session cookie, login/logout.
 //! - [`routes`]: one file per route group: pages, admin, events (SSE), api, metrics,
 //!   health, mqtt_ws.
-//! - [`format`]: numbers for people (bytes, percentages, ages).
+//! - [`format`]: numbers for people (bytes, percentages, ages); [`status`]: a host's
+//!   presence and health, shown the same way on every page.
 //! - [`chart`]: SVG charts and sparklines; [`history`]: a host's recorded history as
 //!   charts (the host page) and sparklines (the overview's cards).
 //! - [`error`]: the one `AppError`; a 5xx says only "internal error", details go to the log.
@@ -19,6 +20,7 @@ pub mod error;
 pub mod format;
 pub mod history;
 pub mod routes;
+pub mod status;
 
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -220,12 +220,8 @@ mod tests {
 
     #[test]
     fn fleet_events_are_newest_first_filtered_and_paged_without_losing_ties() {
-        let (_dir, conn) = events(&[
-            ("pve1", 100, "online"),
-            ("pve2", 200, "guest"),
-            ("pve1", 200, "pool"),
-            ("pve2", 300, "offline"),
-        ]);
+        let (_dir, conn) =
+            events(&[("pve1", 100, "online"), ("pve2", 200, "guest"), ("pve1", 200, "pool"), ("pve2", 300, "offline")]);
         let all = EventFilter::default();
         let first = fleet_events(&conn, &all, EventCursor::NEWEST, 2).unwrap();
         assert_eq!(messages(&first), ["pve2 offline at 300", "pve1 pool at 200"]);
