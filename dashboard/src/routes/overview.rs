@@ -3,7 +3,6 @@
 //! grows with the fleet is one health evaluation and one sort key per host.
 
 use std::cmp::Ordering;
-use std::collections::HashMap;
 
 use askama::Template;
 use axum::extract::rejection::QueryRejection;
@@ -269,10 +268,12 @@ pub async fn page(
     }
     let page_cards = &shown[start..end];
 
-    let intervals: HashMap<&str, Option<i64>> =
-        states.iter().map(|s| (s.host_id.as_str(), s.fast_interval_ms)).collect();
+    // `states` is in host id order (`all_hosts`).
+    let interval = |id: &str| {
+        states.binary_search_by(|s| s.host_id.as_str().cmp(id)).ok().and_then(|i| states[i].fast_interval_ms)
+    };
     let spark_hosts: Vec<(String, Option<i64>)> =
-        page_cards.iter().map(|c| (c.host_id.clone(), intervals.get(c.host_id.as_str()).copied().flatten())).collect();
+        page_cards.iter().map(|c| (c.host_id.clone(), interval(&c.host_id))).collect();
     let mut sparks = read(&state.database, move |conn| read_sparklines(conn, &spark_hosts, now)).await?;
 
     let all = Listing { status: None, page: 1, ..listing };
