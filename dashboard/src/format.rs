@@ -52,6 +52,17 @@ pub fn duration(secs: Option<u64>) -> String {
     }
 }
 
+/// `value` percent-encoded for a query string: every byte but the unreserved ones.
+pub fn query_value(value: &str) -> String {
+    value
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => char::from(b).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -67,5 +78,6 @@ mod tests {
         assert_eq!(duration(Some(90_061)), "1 d 1 h");
         assert_eq!(pct(Some(1), Some(4)), Some(25.0));
         assert_eq!(pct(Some(1), Some(0)), None);
+        assert_eq!(query_value("web 01&x=é"), "web%2001%26x%3D%C3%A9");
     }
 }

@@ -10,7 +10,8 @@
 //!   stylesheet and script at content-hashed URLs (no inline script or style anywhere).
 //! - [`routes`]: one file per route group: pages, admin, events (SSE), api, metrics,
 //!   health, mqtt_ws.
-//! - [`format`]: numbers for people (bytes, percentages, ages).
+//! - [`format`]: numbers for people (bytes, percentages, ages); [`status`]: a host's
+//!   presence and health, shown the same way on every page.
 //! - [`chart`]: SVG charts and sparklines; [`history`]: a host's recorded history as
 //!   charts (the host page) and sparklines (the overview's cards).
 //! - [`error`]: the one `AppError`; a 5xx says only "internal error", details go to the log.
@@ -30,6 +31,7 @@ pub mod history;
 pub mod limit;
 pub mod routes;
 pub mod session;
+pub mod status;
 
 use std::path::PathBuf;
 use std::sync::Arc;

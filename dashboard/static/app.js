@@ -26,23 +26,30 @@
     if (mode === 'host') { refreshHost(card); } else { replaceCard(card); }
   });
 
-  // The overview: the server pushes each changed card, already rendered.
+  // The overview: the server pushes each changed card, already rendered; the cards of
+  // this page are replaced in place.
   function replaceCard(card) {
     const old = document.getElementById(card.id);
-    if (old) {
-      // A live card comes without sparklines (they take a query): keep the ones shown.
-      const sparks = card.querySelector('.sparks');
-      const shown = old.querySelector('.sparks');
-      if (sparks && shown && sparks.children.length === 0) { sparks.replaceWith(shown); }
-      old.replaceWith(card);
+    if (!old) { return; }
+    // A live card comes without sparklines (they take a query): keep the ones shown.
+    const sparks = card.querySelector('.sparks');
+    const shown = old.querySelector('.sparks');
+    if (sparks && shown && sparks.children.length === 0) { sparks.replaceWith(shown); }
+    // A host that changes status moves from one count to the other. Only the cards shown
+    // say what a host was; changes of hosts on other pages show at the next load.
+    if (old.dataset.status !== card.dataset.status) {
+      bump(old.dataset.status, -1);
+      bump(card.dataset.status, 1);
     }
-    // Keep the status counts true without a reload.
-    if (new URLSearchParams(location.search).get('status')) { return; }
-    for (const name of ['online', 'warning', 'critical', 'offline']) {
-      const link = document.getElementById('count-' + name);
-      const n = document.querySelectorAll('.card[data-status=' + name + ']').length;
-      if (link) { link.textContent = name + ' ' + n; }
-    }
+    old.replaceWith(card);
+  }
+
+  function bump(name, by) {
+    const link = document.getElementById('count-' + name);
+    if (!link) { return; }
+    const n = Number(link.dataset.count) + by;
+    link.dataset.count = String(n);
+    link.textContent = name + ' ' + n;
   }
 
   // A host page: refresh its content in place (no reload, scroll position kept).

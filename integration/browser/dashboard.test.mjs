@@ -218,6 +218,52 @@ test('screenshot of the overview', async () => {
   console.log(`screenshot: ${file}`);
 });
 
+test('search finds a VM by name across the fleet and links to its host', async () => {
+  const search = await context.newPage();
+  try {
+    // The overview's search box leads to /search.
+    await search.goto(`${demo.url}/`);
+    await search.fill('input[name=q]', 'VM-DB-201');
+    await Promise.all([search.waitForURL(/\/search\?q=VM-DB-201$/), search.press('input[name=q]', 'Enter')]);
+    // Search reads each host's latest medium sample (every 5 s in the demo): the page is
+    // server-rendered, so reload until the VM's host has sent one.
+    let rows = await search.locator('tr.guest-hit').count();
+    for (let i = 0; i < 30 && rows === 0; i++) {
+      await search.waitForTimeout(500);
+      await search.reload();
+      rows = await search.locator('tr.guest-hit').count();
+    }
+    assert.equal(rows, 1, 'one VM has that name, on one host');
+    const row = search.locator('tr.guest-hit');
+    assert.match(await row.textContent(), /vm-db-201/);
+    assert.equal(await row.locator('.presence').count(), 1, 'with its host\'s presence');
+    assert.equal(await row.locator('.badge').count(), 1, 'and health');
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'pmon-browser-'));
+    await search.screenshot({ path: path.join(dir, 'search.png'), fullPage: true });
+    console.log(`screenshot: ${path.join(dir, 'search.png')}`);
+
+    const link = row.locator('a[href^="/hosts/"]');
+    const host = (await link.textContent()).trim();
+    await Promise.all([search.waitForURL(`${demo.url}/hosts/${host}`), link.click()]);
+    await search.locator('h3:text-is("Virtual machines") + table td', { hasText: /^vm-db-201$/ }).waitFor();
+  } finally {
+    await search.close();
+  }
+});
+
+test('the timeline lists the fleet\'s events, filterable by host', async () => {
+  const timeline = await context.newPage();
+  try {
+    // pve-08 has gone offline and come back by now: its presence lines are there.
+    await timeline.goto(`${demo.url}/timeline?host=pve-08&kind=offline`);
+    await timeline.waitForSelector('#events tr.event');
+    const kinds = await timeline.$$eval('#events tr.event td:nth-child(4)', (cells) => cells.map((c) => c.textContent));
+    assert.ok(kinds.length > 0 && kinds.every((k) => k === 'offline'), kinds.join(','));
+  } finally {
+    await timeline.close();
+  }
+});
+
 test('the host page of pve-04 shows the degraded pool and the faulted disk', async () => {
   // A second tab: the host page reloads itself on each of its card's updates.
   const host = await context.newPage();

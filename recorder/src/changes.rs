@@ -4,6 +4,10 @@ use std::collections::HashMap;
 
 use wire::{Guest, Medium};
 
+/// Every kind a timeline event has: the presence lines the writer adds (`online`,
+/// `offline`) and the kinds of [`Change`] (`pool`, `errors`, `guest`).
+pub const EVENT_KINDS: [&str; 5] = ["online", "offline", "pool", "errors", "guest"];
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Change {
     pub kind: &'static str,

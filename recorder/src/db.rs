@@ -22,6 +22,7 @@ const MIGRATIONS: &[Migration] = &[
     Migration { sql: include_str!("migrations/005_rollups.sql"), then: Some(crate::partitions::upgrade_fast_columns) },
     Migration { sql: include_str!("migrations/006_alerts.sql"), then: None },
     Migration { sql: include_str!("migrations/007_sessions.sql"), then: None },
+    Migration { sql: include_str!("migrations/008_events_index.sql"), then: None },
 ];
 
 /// The schema version this binary expects.

@@ -127,3 +127,119 @@ pub fn recent_events(conn: &Connection, host_id: &str, limit: usize) -> rusqlite
     })?;
     rows.collect()
 }
+
+/// One line of the fleet's timeline.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct FleetEvent {
+    /// The row id: with `ts_ms`, the key the timeline pages by.
+    pub id: i64,
+    pub host_id: String,
+    pub ts_ms: i64,
+    pub kind: String,
+    pub message: String,
+}
+
+/// Which events of the fleet's timeline to read: every field set narrows it.
+#[derive(Debug, Clone, Default)]
+pub struct EventFilter {
+    pub host_id: Option<String>,
+    pub kind: Option<String>,
+}
+
+/// Where a page of the timeline starts: events strictly older than `(ts_ms, id)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EventCursor {
+    pub ts_ms: i64,
+    pub id: i64,
+}
+
+impl EventCursor {
+    /// Before every event: the first page.
+    pub const NEWEST: EventCursor = EventCursor { ts_ms: i64::MAX, id: i64::MAX };
+
+    /// Before every event at `ts_ms` and after: a time typed by hand.
+    pub fn before_time(ts_ms: i64) -> EventCursor {
+        EventCursor { ts_ms, id: i64::MIN }
+    }
+
+    /// Right after `event`: the page that follows it.
+    pub fn after(event: &FleetEvent) -> EventCursor {
+        EventCursor { ts_ms: event.ts_ms, id: event.id }
+    }
+}
+
+/// At most `limit` events of the fleet matching `filter` and older than `before`, newest
+/// first. Paged by `(ts_ms, id)`, so events sharing a millisecond are neither lost nor
+/// repeated between pages; each filter has an index that reads in this order
+/// (`events_ts`, `events_host_ts`, `events_kind_ts`, whose keys end in the row id).
+pub fn fleet_events(
+    conn: &Connection,
+    filter: &EventFilter,
+    before: EventCursor,
+    limit: usize,
+) -> rusqlite::Result<Vec<FleetEvent>> {
+    let mut sql = String::from("SELECT id, host_id, ts_ms, kind, message FROM events WHERE (ts_ms, id) < (?1, ?2)");
+    let mut params: Vec<rusqlite::types::Value> = vec![before.ts_ms.into(), before.id.into()];
+    if let Some(host) = &filter.host_id {
+        params.push(host.clone().into());
+        sql.push_str(&format!(" AND host_id = ?{}", params.len()));
+    }
+    if let Some(kind) = &filter.kind {
+        params.push(kind.clone().into());
+        sql.push_str(&format!(" AND kind = ?{}", params.len()));
+    }
+    params.push((limit as i64).into());
+    sql.push_str(&format!(" ORDER BY ts_ms DESC, id DESC LIMIT ?{}", params.len()));
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let rows = stmt.query_map(rusqlite::params_from_iter(params), |r| {
+        Ok(FleetEvent { id: r.get(0)?, host_id: r.get(1)?, ts_ms: r.get(2)?, kind: r.get(3)?, message: r.get(4)? })
+    })?;
+    rows.collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn events(rows: &[(&str, i64, &str)]) -> (tempfile::TempDir, Connection) {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = crate::db::open_and_migrate(&dir.path().join("r.db")).unwrap();
+        for (host, ts, kind) in rows {
+            conn.execute(
+                "INSERT INTO events (host_id, ts_ms, kind, message) VALUES (?1, ?2, ?3, ?4)",
+                rusqlite::params![host, ts, kind, format!("{host} {kind} at {ts}")],
+            )
+            .unwrap();
+        }
+        (dir, conn)
+    }
+
+    fn messages(events: &[FleetEvent]) -> Vec<&str> {
+        events.iter().map(|e| e.message.as_str()).collect()
+    }
+
+    #[test]
+    fn fleet_events_are_newest_first_filtered_and_paged_without_losing_ties() {
+        let (_dir, conn) =
+            events(&[("pve1", 100, "online"), ("pve2", 200, "guest"), ("pve1", 200, "pool"), ("pve2", 300, "offline")]);
+        let all = EventFilter::default();
+        let first = fleet_events(&conn, &all, EventCursor::NEWEST, 2).unwrap();
+        assert_eq!(messages(&first), ["pve2 offline at 300", "pve1 pool at 200"]);
+        // The next page starts inside the millisecond the first one ended in.
+        let next = fleet_events(&conn, &all, EventCursor::after(&first[1]), 2).unwrap();
+        assert_eq!(messages(&next), ["pve2 guest at 200", "pve1 online at 100"]);
+        assert!(fleet_events(&conn, &all, EventCursor::after(&next[1]), 2).unwrap().is_empty());
+        let before_200 = fleet_events(&conn, &all, EventCursor::before_time(200), 10).unwrap();
+        assert_eq!(messages(&before_200), ["pve1 online at 100"]);
+
+        let pve1 = EventFilter { host_id: Some("pve1".into()), kind: None };
+        assert_eq!(
+            messages(&fleet_events(&conn, &pve1, EventCursor::NEWEST, 10).unwrap()),
+            ["pve1 pool at 200", "pve1 online at 100"]
+        );
+        let guests = EventFilter { host_id: None, kind: Some("guest".into()) };
+        assert_eq!(messages(&fleet_events(&conn, &guests, EventCursor::NEWEST, 10).unwrap()), ["pve2 guest at 200"]);
+        let both = EventFilter { host_id: Some("pve1".into()), kind: Some("guest".into()) };
+        assert!(fleet_events(&conn, &both, EventCursor::NEWEST, 10).unwrap().is_empty());
+    }
+}

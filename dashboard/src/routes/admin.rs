@@ -1,5 +1,7 @@
 //! `/admin/hosts`: register, rotate and remove hosts. A new token is shown once.
 
+use std::collections::HashMap;
+
 use askama::Template;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -12,6 +14,7 @@ use crate::error::AppError;
 use crate::format::ago;
 use crate::routes::{read, write};
 use crate::session::Session;
+use crate::status::HostStatus;
 use crate::AppState;
 
 pub struct Revealed {
@@ -19,11 +22,19 @@ pub struct Revealed {
     pub token: String,
 }
 
+pub struct AdminRow {
+    pub host_id: String,
+    pub host_status: HostStatus,
+    pub last_seen: String,
+    pub agent_version: String,
+    /// When its token was created or last rotated.
+    pub token_age: String,
+}
+
 #[derive(Template)]
 #[template(path = "admin.html")]
 struct AdminPage {
-    /// (host id, status, last seen, agent version, token created or rotated).
-    hosts: Vec<(String, &'static str, String, String, String)>,
+    hosts: Vec<AdminRow>,
     token: Option<Revealed>,
     error: Option<String>,
     public_url: String,
@@ -36,8 +47,15 @@ async fn render(
     token: Option<Revealed>,
     error: Option<String>,
 ) -> Result<Response, AppError> {
-    let rows = read(&state.database, recorder::hosts::list_hosts).await?;
+    let fleet = state.fleet.clone();
+    let (rows, states) = read(&state.database, move |conn| {
+        Ok((recorder::hosts::list_hosts(conn)?, recorder::read::all_hosts(conn, &fleet)?))
+    })
+    .await?;
     let now = wire::now_ms();
+    // Presence and health as the overview shows them: from the same state, by the same rules.
+    let statuses: HashMap<&str, HostStatus> =
+        states.iter().map(|s| (s.host_id.as_str(), HostStatus::of(&s.card(now)))).collect();
     let hosts = rows
         .into_iter()
         .map(|h| {
@@ -45,8 +63,18 @@ async fn render(
                 Some(r) => format!("rotated {}", ago(Some(r), now)),
                 None => format!("created {}", ago(Some(h.created_ms), now)),
             };
-            let status = if h.online { "online" } else { "offline" };
-            (h.host_id, status, ago(h.last_seen_ms, now), h.agent_version.unwrap_or_default(), token_age)
+            // A host registered between the two reads has no state yet: judged as unseen.
+            let host_status = statuses
+                .get(h.host_id.as_str())
+                .copied()
+                .unwrap_or_else(|| HostStatus::new(h.online, recorder::status::Level::Offline));
+            AdminRow {
+                host_status,
+                last_seen: ago(h.last_seen_ms, now),
+                agent_version: h.agent_version.unwrap_or_default(),
+                token_age,
+                host_id: h.host_id,
+            }
         })
         .collect();
     let code = if error.is_some() { StatusCode::BAD_REQUEST } else { StatusCode::OK };

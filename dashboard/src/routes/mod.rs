@@ -7,13 +7,18 @@ mod health;
 mod login;
 mod metrics;
 mod mqtt_ws;
+mod overview;
 mod pages;
+mod search;
 #[cfg(test)]
 mod tests;
+mod timeline;
 
 use std::path::Path;
 use std::sync::Arc;
 
+use axum::extract::rejection::QueryRejection;
+use axum::extract::Query;
 use axum::middleware::{from_fn_with_state, map_response};
 use axum::routing::{get, post};
 use axum::Router;
@@ -25,8 +30,10 @@ use crate::AppState;
 
 pub fn router(state: AppState) -> Router {
     let private = Router::new()
-        .route("/", get(pages::overview))
+        .route("/", get(overview::page))
         .route("/hosts/{host_id}", get(pages::host))
+        .route("/search", get(search::page))
+        .route("/timeline", get(timeline::page))
         .route("/admin/hosts", get(admin::page).post(admin::add))
         .route("/admin/hosts/{host_id}/rotate", post(admin::rotate))
         .route("/admin/hosts/{host_id}/remove", post(admin::remove))
@@ -65,6 +72,14 @@ pub(crate) async fn one_host(
         Ok((recorder::read::one_host(conn, &fleet, &id)?, recorder::read::recent_events(conn, &id, events)?))
     })
     .await
+}
+
+/// A page's query string, or 400 with a one-line reason when it does not parse (an
+/// unknown `sort`, a `page` that is not a number, a repeated parameter).
+pub(crate) fn parse_query<T>(query: Result<Query<T>, QueryRejection>) -> Result<T, AppError> {
+    let Query(query) = query
+        .map_err(|e| AppError::BadRequest(format!("malformed query string: {}", e.body_text().replace('\n', " "))))?;
+    Ok(query)
 }
 
 /// Runs a read-only query off the async runtime.

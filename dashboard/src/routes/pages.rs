@@ -1,4 +1,4 @@
-//! The overview (`/`) and a host's page (`/hosts/<host_id>`).
+//! A host's page (`/hosts/<host_id>`) and the card every page shows of a host.
 
 use std::collections::HashMap;
 
@@ -13,17 +13,21 @@ use serde::Deserialize;
 use crate::chart::Range;
 use crate::error::AppError;
 use crate::format::{ago, bytes, duration, opt_bytes, opt_f, pct};
-use crate::history::{read_sparklines, HostCharts, HostHistory, Sparklines};
-use crate::routes::{all_hosts, one_host, read};
+use crate::history::{HostCharts, HostHistory, Sparklines};
+use crate::routes::{one_host, parse_query, read};
 use crate::session::Session;
+use crate::status::HostStatus;
 use crate::AppState;
-use recorder::state::{Card, HostState, StatusCounts};
+use recorder::state::{Card, HostState};
 use recorder::status::{pool_level, Level};
 
 /// A card as the template shows it.
 pub struct CardView {
     pub id: String,
+    /// The status rules' level: the card's colour, and what `data-status` says.
     pub status: &'static str,
+    /// Presence and health, as every page shows them.
+    pub host_status: HostStatus,
     pub reasons: String,
     pub last_seen: String,
     pub load: String,
@@ -33,14 +37,11 @@ pub struct CardView {
     pub arc: String,
     pub pools: String,
     pub guests: String,
-    /// CPU and memory over the last hour; empty on the host page, on live updates (the
-    /// overview's script keeps the card's old ones) and past [`SPARKLINE_CARDS`].
+    /// CPU and memory over the last hour, on the overview's cards (one query for the
+    /// page's cards); empty on the host page and on live updates (the overview's script
+    /// keeps the card's old ones).
     pub sparks: Sparklines,
 }
-
-/// Cards that get sparklines, worst first: one query for all of them, whose cost grows
-/// with the cards, so a fleet of 10,000 costs what 200 cost.
-pub const SPARKLINE_CARDS: usize = 200;
 
 impl CardView {
     pub fn new(c: &Card, now_ms: i64) -> CardView {
@@ -48,6 +49,7 @@ impl CardView {
         CardView {
             id: c.host_id.clone(),
             status: c.status.as_str(),
+            host_status: HostStatus::of(c),
             reasons: c.reasons.join("; "),
             last_seen: ago(c.last_seen_ms, now_ms),
             load: format!("{} / {}", opt_f(c.load1, 2), opt_f(c.load15, 2)),
@@ -71,78 +73,6 @@ impl CardView {
 #[template(path = "card.html")]
 pub struct CardPartial {
     pub c: CardView,
-}
-
-#[derive(Template)]
-#[template(path = "overview.html")]
-struct Overview {
-    cards: Vec<CardView>,
-    total: usize,
-    counts: Vec<(&'static str, usize)>,
-    status: String,
-    q: String,
-    csrf: String,
-}
-
-#[derive(Deserialize)]
-pub struct OverviewQuery {
-    #[serde(default)]
-    status: String,
-    #[serde(default)]
-    q: String,
-}
-
-/// Whether a host matches the search: its id, or a VM or CT name or id.
-fn matches(state: &HostState, q: &str) -> bool {
-    let q = q.trim().to_lowercase();
-    if q.is_empty() || state.host_id.to_lowercase().contains(&q) {
-        return true;
-    }
-    let Some(m) = state.medium.as_ref() else { return false };
-    m.data
-        .vms
-        .iter()
-        .chain(m.data.cts.iter())
-        .flatten()
-        .any(|g| g.name.to_lowercase().contains(&q) || g.vmid.to_string() == q)
-}
-
-pub async fn overview(
-    State(state): State<AppState>,
-    Extension(session): Extension<Session>,
-    WithRejection(Query(query), _): WithRejection<Query<OverviewQuery>, AppError>,
-) -> Result<Html<String>, AppError> {
-    let states = all_hosts(&state).await?;
-    let now = wire::now_ms();
-    let cards: Vec<(Card, bool)> = states.iter().map(|s| (s.card(now), matches(s, &query.q))).collect();
-    let counts = StatusCounts::of(cards.iter().map(|(c, _)| c.status));
-    let mut shown: Vec<&Card> = cards
-        .iter()
-        .filter(|(c, hit)| *hit && (query.status.is_empty() || c.status.as_str() == query.status))
-        .map(|(c, _)| c)
-        .collect();
-    // Worst first, then by name: what needs attention is at the top.
-    shown.sort_by(|a, b| b.status.cmp(&a.status).then_with(|| a.host_id.cmp(&b.host_id)));
-    let intervals: HashMap<&str, Option<i64>> =
-        states.iter().map(|s| (s.host_id.as_str(), s.fast_interval_ms)).collect();
-    let spark_hosts: Vec<(String, Option<i64>)> = shown
-        .iter()
-        .take(SPARKLINE_CARDS)
-        .map(|c| (c.host_id.clone(), intervals.get(c.host_id.as_str()).copied().flatten()))
-        .collect();
-    let mut sparks = read(&state.database, move |conn| read_sparklines(conn, &spark_hosts, now)).await?;
-    let page = Overview {
-        cards: shown
-            .into_iter()
-            .map(|c| CardView { sparks: sparks.remove(&c.host_id).unwrap_or_default(), ..CardView::new(c, now) })
-            .collect(),
-        total: cards.len(),
-        counts: counts.iter().map(|(level, n)| (level.as_str(), n)).collect(),
-        status: query.status,
-        q: query.q,
-        csrf: session.csrf,
-    };
-    Ok(Html(page.render()?))
 }
 
 pub struct Row {
@@ -329,8 +259,7 @@ pub struct HostQuery {
 /// The `?range=` asked for: the default without one, 400 for an unknown one or a query
 /// string that does not parse.
 fn chosen_range(query: Result<Query<HostQuery>, QueryRejection>) -> Result<Range, AppError> {
-    let Query(query) = query
-        .map_err(|e| AppError::BadRequest(format!("malformed query string: {}", e.body_text().replace('\n', " "))))?;
+    let query = parse_query(query)?;
     match query.range.as_deref() {
         None | Some("") => Ok(Range::default()),
         Some(given) => given.parse().map_err(|e: crate::chart::UnknownRangeError| AppError::BadRequest(e.to_string())),

@@ -426,3 +426,5 @@ async fn overview_cards_have_sparklines_of_the_last_hour() {
     assert!(pve1.contains("<title>Memory without ARC: latest 37.5%"), "(32 GiB - 8 GiB ARC) of 64 GiB:\n{pve1}");
     assert!(card("pve2").contains("<title>CPU: no data</title>"));
 }
+
+mod fleet;

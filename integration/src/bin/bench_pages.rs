@@ -1,8 +1,8 @@
 //! What the fleet-wide reads cost at fleet size: the real server over a database of N
 //! hosts, each with a fast and a medium payload (2 pools, 4 storages, 15 guests) as its
-//! latest. Prints the server's start-up time, then for `/metrics`, `/api/v1/hosts` and the
-//! overview page (`/`): the latency of R requests one after another and the server CPU
-//! each took.
+//! latest. Prints the server's start-up time, then for `/metrics`, `/api/v1/hosts`, the
+//! overview page (`/`, sorted by load, and its last page) and a fleet-wide `/search`: the
+//! latency of R requests one after another and the server CPU each took.
 //!
 //! `cargo build --release -p proxmox-monitor -p integration --bins &&
 //!  target/release/bench_pages --hosts 10000 --requests 20`
@@ -50,7 +50,10 @@ fn main() {
 
     let cookie = server.login();
     let pid = server.child.id();
-    for path in ["/metrics", "/api/v1/hosts", "/"] {
+    // The overview as it opens, sorted by a value, and at its last page (whose cards
+    // are found by a partial sort of every host); a fleet-wide search.
+    let last_page = format!("/?page={}", hosts.div_ceil(100).max(1));
+    for path in ["/metrics", "/api/v1/hosts", "/", "/?sort=load", last_page.as_str(), "/search?q=web"] {
         let url = format!("http://{}{path}", server.http);
         let mut times = Vec::with_capacity(requests);
         let mut bytes = 0;
