@@ -1,7 +1,7 @@
 //! A host's history for charts: each query picks its source by the length of the range
-//! (raw samples up to 48 h, minute rollups up to 30 days, hour rollups beyond) and
-//! returns at most [`MAX_POINTS`] buckets per series, each with its minimum, mean and
-//! maximum. Raw samples and rollups are aggregated by the same metric definitions
+//! (raw samples up to 48 h, then minute rollups until hour rollups alone give half the
+//! point budget, about 21 days; see [`Source::for_span`]) and returns at most
+//! [`MAX_POINTS`] buckets per series, each with its minimum, mean and maximum. Raw samples and rollups are aggregated by the same metric definitions
 //! ([`crate::rollup::metrics`]), so a chart means the same thing at every range.
 
 use rusqlite::types::Value;
@@ -12,7 +12,10 @@ use crate::rollup::{Agg, Group, Metric, Parts, Resolution};
 /// Most buckets a series has in one answer.
 pub const MAX_POINTS: i64 = 1000;
 const RAW_UP_TO_MS: i64 = 48 * 3_600_000;
-const MINUTES_UP_TO_MS: i64 = 30 * 86_400_000;
+/// Hours serve a range once they give at least half of MAX_POINTS: a chart then loses
+/// little to the minute tier's finer buckets, and reads a sixtieth of the rows (a 30-day
+/// host chart from minutes took several times the page's budget; docs/PERFORMANCE.md).
+const MINUTES_UP_TO_MS: i64 = MAX_POINTS / 2 * 3_600_000;
 
 /// Where a range's points come from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -22,8 +25,8 @@ pub enum Source {
 }
 
 impl Source {
-    /// The source for a range of `span_ms` of `group`: the finest resolution the group is
-    /// rolled up into that the range allows.
+    /// The source for a range of `span_ms` of `group`: raw samples up to 48 h, then the
+    /// finest resolution the group is rolled up into that the range allows.
     pub fn for_span(group: Group, span_ms: i64) -> Source {
         if span_ms <= RAW_UP_TO_MS {
             return Source::Raw;
@@ -297,7 +300,9 @@ mod tests {
             (hour, Source::Raw),
             (48 * hour, Source::Raw),
             (7 * 24 * hour, Source::Rollup(Resolution::Minute)),
-            (30 * 24 * hour, Source::Rollup(Resolution::Minute)),
+            (500 * hour, Source::Rollup(Resolution::Minute)),
+            (501 * hour, Source::Rollup(Resolution::Hour)),
+            (30 * 24 * hour, Source::Rollup(Resolution::Hour)),
             (365 * 24 * hour, Source::Rollup(Resolution::Hour)),
             (730 * 24 * hour, Source::Rollup(Resolution::Hour)),
         ] {
@@ -308,7 +313,7 @@ mod tests {
                 assert_eq!(bucket % r.bucket_ms(), 0, "whole rollup buckets");
             }
         }
-        assert_eq!(Source::Rollup(Resolution::Minute).bucket_ms(30 * 24 * hour), 44 * 60_000);
+        assert_eq!(Source::Rollup(Resolution::Minute).bucket_ms(500 * hour), 30 * 60_000);
         assert_eq!(Source::Raw.bucket_ms(hour), 4000);
         // Medium series have no minute tier: beyond the raw window they come by the hour.
         assert_eq!(Source::for_span(Group::Guest, 7 * 24 * hour), Source::Rollup(Resolution::Hour));

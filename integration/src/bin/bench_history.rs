@@ -110,14 +110,15 @@ fn rollup_bytes(conn: &Connection, resolution: Resolution) -> i64 {
     .unwrap()
 }
 
-/// Milliseconds of each of `runs` reads of every group for one host (the host page's reads).
-fn time_reads(conn: &Connection, host: &str, start_ms: i64, end_ms: i64, runs: usize) -> Vec<f64> {
+/// Milliseconds of each of `runs` reads of `groups` for one host (all four: the host
+/// page's reads).
+fn time_reads(conn: &Connection, groups: &[Group], host: &str, start_ms: i64, end_ms: i64, runs: usize) -> Vec<f64> {
     (0..runs)
         .map(|_| {
             let started = Instant::now();
             let mut points = 0;
-            for group in Group::ALL {
-                let h = history::read(conn, group, host, start_ms, end_ms).unwrap();
+            for group in groups {
+                let h = history::read(conn, *group, host, start_ms, end_ms).unwrap();
                 points += h.subjects.iter().map(|s| s.series.iter().map(Vec::len).sum::<usize>()).sum::<usize>();
             }
             assert!(points > 0, "the reads found no points");
@@ -128,13 +129,21 @@ fn time_reads(conn: &Connection, host: &str, start_ms: i64, end_ms: i64, runs: u
 
 fn summary(mut ms: Vec<f64>) -> String {
     ms.sort_by(f64::total_cmp);
-    format!(
-        "first {:.1} ms, median {:.1} ms, max {:.1} ms ({} runs)",
-        ms[0],
-        ms[ms.len() / 2],
-        ms[ms.len() - 1],
-        ms.len()
-    )
+    let (min, median, max) = (ms[0], ms[ms.len() / 2], ms[ms.len() - 1]);
+    format!("min {min:.1} ms, median {median:.1} ms, max {max:.1} ms ({} runs)", ms.len())
+}
+
+/// Prints the read times of every group together and of each alone, over `days`.
+fn print_reads(conn: &Connection, end: i64, days: i64) {
+    let start = end - days * DAY_MS;
+    let first = time_reads(conn, &Group::ALL, "host-00000", start, end, 1);
+    let all = time_reads(conn, &Group::ALL, "host-00000", start, end, 20);
+    println!("{days}-day host page reads (4 groups): first {:.1} ms; {}", first[0], summary(all));
+    for group in Group::ALL {
+        let source = history::Source::for_span(group, days * DAY_MS);
+        let ms = time_reads(conn, &[group], "host-00000", start, end, 20);
+        println!("  {:<8} ({source:?}): {}", group.name(), summary(ms));
+    }
 }
 
 fn main() {
@@ -155,9 +164,8 @@ fn main() {
     );
     let minute = rollup_bytes(&month, Resolution::Minute) as f64;
     println!("minute tier: {:.2} MiB per host-month (target <= 10 MiB)", minute / hosts as f64 / MIB);
-    let first = time_reads(&month, "host-00000", end - 30 * DAY_MS, end, 1);
-    let warm = time_reads(&month, "host-00000", end - 30 * DAY_MS, end, 20);
-    println!("30-day host page reads (4 groups, minute tier): first {:.1} ms; {}", first[0], summary(warm));
+    print_reads(&month, end, 7);
+    print_reads(&month, end, 30);
 
     let mut year = recorder::db::open_and_migrate(&dir.path().join("year.db")).unwrap();
     stage(&year);
@@ -170,6 +178,5 @@ fn main() {
     );
     let hour = rollup_bytes(&year, Resolution::Hour) as f64;
     println!("hour tier: {:.2} MiB per host-year (target <= 2 MiB)", hour / hosts as f64 / MIB);
-    let warm = time_reads(&year, "host-00000", end - 365 * DAY_MS, end, 20);
-    println!("1-year host page reads (4 groups, hour tier): {}", summary(warm));
+    print_reads(&year, end, 365);
 }

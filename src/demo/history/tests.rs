@@ -35,12 +35,12 @@ fn a_seeded_year_fills_every_range_and_the_flaky_host_has_gaps() {
     assert!(mem.len() >= 300 && mem.iter().all(|p| p.mean.is_some()), "{} buckets in a year", mem.len());
     assert!(mem[0].ts_ms < now - 360 * DAY, "the year starts a year ago: {}", mem[0].ts_ms);
 
-    let month = read(Group::Host, "pve-01", 30 * DAY);
+    let month = read(Group::Host, "pve-01", 20 * DAY);
     assert_eq!(month.source, Source::Rollup(Resolution::Minute));
     let load = month.subjects[0].series(Group::Host, "load1");
-    assert!(load.len() >= 900, "{} buckets in 30 days", load.len());
+    assert!(load.len() >= 900, "{} buckets in 20 days", load.len());
     assert_eq!(gaps(load, month.bucket_ms), 0, "pve-01 was never out for long");
-    let flaky = read(Group::Host, "pve-08", 30 * DAY);
+    let flaky = read(Group::Host, "pve-08", 20 * DAY);
     assert!(gaps(flaky.subjects[0].series(Group::Host, "load1"), flaky.bucket_ms) >= 3, "the flaky host has gaps");
 
     let day = read(Group::Host, "pve-01", 24 * HOUR);
