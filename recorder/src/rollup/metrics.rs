@@ -44,6 +44,12 @@ const fn max(name: &'static str, expr: &'static str, scale: f64) -> Metric {
 }
 
 impl Metric {
+    /// The name of its stored value in the query that folds raw rows (computed once per
+    /// row there, then aggregated by name).
+    pub(crate) fn value(&self) -> String {
+        format!("v_{}", self.name)
+    }
+
     /// The stored integer of one raw sample.
     pub fn stored(&self) -> String {
         format!("CAST(round(({}) * {:?}) AS INTEGER)", self.expr, self.scale)
@@ -158,12 +164,13 @@ impl Group {
         }
     }
 
-    /// The stored columns of one metric, with their aggregate over raw rows and their
-    /// merge into an existing row (`excluded` is the new aggregate).
+    /// The stored columns of every metric, with their aggregate over the folding query's
+    /// values ([`Metric::value`]) and their merge into an existing row (`excluded` is the
+    /// new aggregate).
     pub(crate) fn columns(self) -> Vec<StoredColumn> {
         let mut out = Vec::new();
         for m in self.metrics() {
-            let v = m.stored();
+            let v = m.value();
             let n = m.name;
             let merge_min = |c: &str| format!("min(coalesce({c}, excluded.{c}), coalesce(excluded.{c}, {c}))");
             let merge_max = |c: &str| format!("max(coalesce({c}, excluded.{c}), coalesce(excluded.{c}, {c}))");

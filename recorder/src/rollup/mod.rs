@@ -194,6 +194,9 @@ pub fn fold(
     .execute(params)?;
     let keys = key_columns(group).join(", ");
     let subjects: String = group.subject_columns().iter().map(|(name, _)| format!(", {name}")).collect();
+    // Each metric's stored value computed once per row, then aggregated by name: a gauge
+    // takes four aggregates of it.
+    let values: String = group.metrics().iter().map(|m| format!(", {} AS {}", m.stored(), m.value())).collect();
     let columns = group.columns();
     let mut names: Vec<&str> = columns.iter().map(|c| c.name.as_str()).collect();
     let mut aggregates: Vec<&str> = columns.iter().map(|c| c.aggregate.as_str()).collect();
@@ -211,13 +214,14 @@ pub fn fold(
         let first_kept = parts.keep.first_kept_part(resolution, crate::now_ms());
         for part in touched.into_iter().filter(|p| *p >= first_kept) {
             parts.ensure(tx, resolution, part)?;
-            // Merges evaluate against the row as it was: `t_last` comes last so that a
-            // Last value's merge still sees the old time.
+            // SQLite evaluates every SET expression against the row as it was, so a Last
+            // value's merge compares with the old `t_last`.
             let sql = format!(
                 "INSERT INTO {table} ({keys}, t, n, {names})
                  SELECT rollup_hosts.id{subjects}, ts_ms / {bucket}, count(*), {aggregates}
-                 FROM (SELECT * FROM {source} WHERE {filter}) JOIN rollup_hosts USING (host_id)
-                 WHERE ts_ms >= {lo} AND ts_ms < {hi}
+                 FROM (SELECT host_id{subjects}, ts_ms{values} FROM {source}
+                       WHERE ({filter}) AND ts_ms >= {lo} AND ts_ms < {hi})
+                 JOIN rollup_hosts USING (host_id)
                  GROUP BY rollup_hosts.id{subjects}, ts_ms / {bucket}
                  ON CONFLICT ({keys}, t) DO UPDATE SET n = n + excluded.n, {merges}",
                 table = resolution.table(group, part),
