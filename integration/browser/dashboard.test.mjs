@@ -223,8 +223,8 @@ test('search finds a VM by name across the fleet and links to its host', async (
   try {
     // The overview's search box leads to /search.
     await search.goto(`${demo.url}/`);
-    await search.fill('input[name=q]', 'VM-DB-201');
-    await Promise.all([search.waitForURL(/\/search\?q=VM-DB-201$/), search.press('input[name=q]', 'Enter')]);
+    await search.fill('input[name=q]', 'DB-PG-01');
+    await Promise.all([search.waitForURL(/\/search\?q=DB-PG-01$/), search.press('input[name=q]', 'Enter')]);
     // Search reads each host's latest medium sample (every 5 s in the demo): the page is
     // server-rendered, so reload until the VM's host has sent one.
     let rows = await search.locator('tr.guest-hit').count();
@@ -235,7 +235,7 @@ test('search finds a VM by name across the fleet and links to its host', async (
     }
     assert.equal(rows, 1, 'one VM has that name, on one host');
     const row = search.locator('tr.guest-hit');
-    assert.match(await row.textContent(), /vm-db-201/);
+    assert.match(await row.textContent(), /db-pg-01/);
     assert.equal(await row.locator('.presence').count(), 1, 'with its host\'s presence');
     assert.equal(await row.locator('.badge').count(), 1, 'and health');
     const dir = mkdtempSync(path.join(os.tmpdir(), 'pmon-browser-'));
@@ -245,7 +245,7 @@ test('search finds a VM by name across the fleet and links to its host', async (
     const link = row.locator('a[href^="/hosts/"]');
     const host = (await link.textContent()).trim();
     await Promise.all([search.waitForURL(`${demo.url}/hosts/${host}`), link.click()]);
-    await search.locator('h3:text-is("Virtual machines") + table td', { hasText: /^vm-db-201$/ }).waitFor();
+    await search.locator('h3:text-is("Virtual machines") + table td', { hasText: /^db-pg-01$/ }).waitFor();
   } finally {
     await search.close();
   }
