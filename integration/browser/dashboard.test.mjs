@@ -9,7 +9,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -89,9 +89,24 @@ function stopDemo(state, ms = 10_000) {
   });
 }
 
+/** Polls /health until it answers 200 (bounded): the demo prints its URL, then seeds its
+ *  history before it serves, which takes a while in a debug build on a busy machine. */
+async function waitHealthy(url, ms = 180_000) {
+  const deadline = Date.now() + ms;
+  while (Date.now() < deadline) {
+    try {
+      const r = await fetch(`${url}/health`, { signal: AbortSignal.timeout(5_000) });
+      if (r.status === 200) return;
+    } catch { /* not serving yet */ }
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  throw new Error(`${url}/health did not answer 200 within ${ms / 1000} s`);
+}
+
 before(async () => {
   demo = await startDemo();
-  console.log(`demo at ${demo.url} (data ${demo.dataDir}) after ${elapsed()}`);
+  await waitHealthy(demo.url);
+  console.log(`demo at ${demo.url} (data ${demo.dataDir}) serving after ${elapsed()}`);
   userDataDir = mkdtempSync(path.join(os.tmpdir(), 'pmon-chromium-'));
   // A fresh, empty profile each run (launchPersistentContext is how Playwright takes
   // --user-data-dir); the flags keep Chromium off the network it can't reach here.
@@ -210,12 +225,43 @@ test('the page runs under a CSP without unsafe-inline: no inline code, the hashe
   assert.equal(await page.textContent('#live'), 'live');
 });
 
-test('screenshot of the overview', async () => {
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'pmon-browser-'));
-  const file = path.join(dir, 'overview.png');
-  await page.screenshot({ path: file, fullPage: true });
+/** Saves a full-page screenshot as target/screenshots/NAME.png and returns its path. */
+async function screenshot(tab, name) {
+  const dir = path.join(ROOT, 'target', 'screenshots');
+  mkdirSync(dir, { recursive: true });
+  const file = path.join(dir, `${name}.png`);
+  await tab.screenshot({ path: file, fullPage: true });
   assert.ok(existsSync(file));
   console.log(`screenshot: ${file}`);
+  return file;
+}
+
+test('screenshot of the overview', async () => {
+  await screenshot(page, 'overview');
+});
+
+test('the host page charts the history and switches range by its links', async () => {
+  const host = await context.newPage();
+  try {
+    await host.goto(`${demo.url}/hosts/pve-01`);
+    assert.match(await host.textContent('h3:has-text("History")'), /24 hours/);
+    // The demo seeded a day of raw samples: the load chart has points to hover.
+    const hovers = host.locator('svg.chart').first().locator('rect.chart-hit');
+    assert.ok((await hovers.count()) > 50, 'the 24-hour load chart has data points');
+    assert.ok((await host.locator('svg.chart').first().locator('g path').count()) >= 1, 'and lines');
+    // Switch to a year with the range link (no script needed).
+    await Promise.all([host.waitForURL(/range=1y$/), host.click('nav.ranges a:text-is("1y")')]);
+    assert.match(await host.textContent('h3:has-text("History")'), /year/);
+    const year = host.locator('svg.chart').first().locator('rect.chart-hit');
+    assert.ok((await year.count()) > 100, 'a year of hourly rollups to hover');
+    const first = await year.first().locator('title').textContent();
+    const firstYear = Number(first.match(/(20\d\d)/)[1]);
+    assert.ok(firstYear <= new Date().getUTCFullYear(), `the year starts a year back: ${first}`);
+    assert.equal(await host.locator('nav.ranges a.on').textContent(), '1y');
+    await screenshot(host, 'host');
+  } finally {
+    await host.close();
+  }
 });
 
 test('search finds a VM by name across the fleet and links to its host', async () => {
@@ -238,9 +284,7 @@ test('search finds a VM by name across the fleet and links to its host', async (
     assert.match(await row.textContent(), /db-pg-01/);
     assert.equal(await row.locator('.presence').count(), 1, 'with its host\'s presence');
     assert.equal(await row.locator('.badge').count(), 1, 'and health');
-    const dir = mkdtempSync(path.join(os.tmpdir(), 'pmon-browser-'));
-    await search.screenshot({ path: path.join(dir, 'search.png'), fullPage: true });
-    console.log(`screenshot: ${path.join(dir, 'search.png')}`);
+    await screenshot(search, 'search');
 
     const link = row.locator('a[href^="/hosts/"]');
     const host = (await link.textContent()).trim();
