@@ -24,6 +24,9 @@ pub struct ServerConfig {
     /// MQTT over TLS, with its certificate and key.
     pub mqtts: Option<(u16, PathBuf, PathBuf)>,
     pub retention: recorder::Retention,
+    /// `ALERT_GROUP_WAIT_SECONDS`: how long a host's first notification waits to gather
+    /// what else goes wrong; None: alerting's default (30 s). Tests shorten it.
+    pub alert_group_wait: Option<Duration>,
 }
 
 impl std::fmt::Debug for ServerConfig {
@@ -34,6 +37,7 @@ impl std::fmt::Debug for ServerConfig {
             .field("port", &self.port)
             .field("mqtt_port", &self.mqtt_port)
             .field("retention", &self.retention)
+            .field("alert_group_wait", &self.alert_group_wait)
             .finish_non_exhaustive()
     }
 }
@@ -105,6 +109,9 @@ impl ServerConfig {
             mqtt_port,
             mqtts,
             retention: recorder::Retention { raw: Duration::from_secs(hours * 3600), rollups },
+            alert_group_wait: var("ALERT_GROUP_WAIT_SECONDS")
+                .map(|_| parse("ALERT_GROUP_WAIT_SECONDS", 30u64).map(Duration::from_secs))
+                .transpose()?,
         })
     }
 
