@@ -149,6 +149,9 @@ pub async fn run(
     if let Some(wait) = config.alert_group_wait {
         alerting_config.settings.group_wait = wait;
     }
+    if let Some(interval) = config.alert_group_interval {
+        alerting_config.settings.group_interval = interval;
+    }
     // Alerting republishes every host's retained firing set as it starts, like presence.
     let publisher = broker::Publisher::new(&router, "alerting").await?;
     let alerting = tokio::spawn(alerting::run(
