@@ -2,7 +2,9 @@
 //! database directly, so they work whether or not `serve` runs; a running `serve` reads
 //! the change within its next round (a few seconds).
 
+use alerting::channel::webhook::rfc3339;
 use alerting::channel::{redact, redact_url, Channel};
+use alerting::silence::Silence;
 use alerting::store;
 use clap::Subcommand;
 use serde_json::json;
@@ -78,6 +80,17 @@ pub enum SilenceCommand {
         duration: String,
         #[arg(long)]
         comment: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// The silences that have not ended yet.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// End a silence now.
+    Remove {
+        id: i64,
         #[arg(long)]
         json: bool,
     },
@@ -238,23 +251,58 @@ pub fn alert(cmd: AlertCommand) -> anyhow::Result<()> {
 
 pub fn silence(cmd: SilenceCommand) -> anyhow::Result<()> {
     let conn = crate::open_db()?;
-    let SilenceCommand::Add { host, rule, subject, duration, comment, json } = cmd;
-    let Some(for_ms) = alerting::silence::parse_duration(&duration) else {
-        anyhow::bail!("invalid duration {duration}: use e.g. 90s, 30m, 2h, 7d");
-    };
-    if !recorder::hosts::host_ids(&conn)?.iter().any(|h| h.as_str() == host) {
-        anyhow::bail!("no host named {host}; `host list` shows the registered ones");
-    }
     let now = wire::now_ms();
-    let ends = now + for_ms;
-    let id = store::add_silence(&conn, &host, rule.as_deref(), subject.as_deref(), ends, &comment, now)?;
-    if json {
-        println!(
-            "{}",
-            json!({"id": id, "host_id": host, "rule": rule, "subject": subject, "ends": ends / 1000, "comment": comment})
-        );
-    } else {
-        println!("silence {id} added for {host} until {} (UTC)", alerting::channel::webhook::rfc3339(ends));
+    match cmd {
+        SilenceCommand::Add { host, rule, subject, duration, comment, json } => {
+            let Some(for_ms) = alerting::silence::parse_duration(&duration) else {
+                anyhow::bail!("invalid duration {duration}: use e.g. 90s, 30m, 2h, 7d");
+            };
+            if !recorder::hosts::host_ids(&conn)?.iter().any(|h| h.as_str() == host) {
+                anyhow::bail!("no host named {host}; `host list` shows the registered ones");
+            }
+            let ends = now + for_ms;
+            let id = store::add_silence(&conn, &host, rule.as_deref(), subject.as_deref(), ends, &comment, now)?;
+            if json {
+                println!("{}", silence_json(&Silence { id, host, rule, subject, ends_ms: ends, comment }));
+            } else {
+                println!("silence {id} added for {host} until {} (UTC)", rfc3339(ends));
+            }
+        }
+        SilenceCommand::List { json } => {
+            let silences = store::silences(&conn, now)?;
+            if json {
+                let rows: Vec<_> = silences.iter().map(silence_json).collect();
+                println!("{}", serde_json::to_string(&rows)?);
+            } else if silences.is_empty() {
+                println!("No active silences.");
+            } else {
+                println!("{:>5} {:<20} {:<16} {:<16} {:<20} COMMENT", "ID", "HOST", "RULE", "SUBJECT", "ENDS (UTC)");
+                for s in &silences {
+                    println!(
+                        "{:>5} {:<20} {:<16} {:<16} {:<20} {}",
+                        s.id,
+                        s.host,
+                        s.rule.as_deref().unwrap_or("*"),
+                        s.subject.as_deref().unwrap_or("*"),
+                        rfc3339(s.ends_ms),
+                        s.comment
+                    );
+                }
+            }
+        }
+        SilenceCommand::Remove { id, json } => {
+            store::remove_silence(&conn, id)?;
+            if json {
+                println!("{}", json!({"removed": id}));
+            } else {
+                println!("silence {id} removed");
+            }
+        }
     }
     Ok(())
+}
+
+fn silence_json(s: &Silence) -> serde_json::Value {
+    json!({"id": s.id, "host_id": s.host, "rule": s.rule, "subject": s.subject, "ends": s.ends_ms / 1000,
+           "comment": s.comment})
 }

@@ -24,6 +24,12 @@ pub struct ServerConfig {
     /// MQTT over TLS, with its certificate and key.
     pub mqtts: Option<(u16, PathBuf, PathBuf)>,
     pub retention: recorder::Retention,
+    /// `ALERT_GROUP_WAIT_SECONDS`: how long a host's first notification waits to gather
+    /// what else goes wrong; None: alerting's default (30 s). Tests shorten it.
+    pub alert_group_wait: Option<Duration>,
+    /// `ALERT_GROUP_INTERVAL_SECONDS`: the shortest time between two notifications of a
+    /// host (a resolution after a firing one included); None: the default (5 min).
+    pub alert_group_interval: Option<Duration>,
 }
 
 impl std::fmt::Debug for ServerConfig {
@@ -34,6 +40,8 @@ impl std::fmt::Debug for ServerConfig {
             .field("port", &self.port)
             .field("mqtt_port", &self.mqtt_port)
             .field("retention", &self.retention)
+            .field("alert_group_wait", &self.alert_group_wait)
+            .field("alert_group_interval", &self.alert_group_interval)
             .finish_non_exhaustive()
     }
 }
@@ -57,6 +65,11 @@ fn days(name: &str, default: i64, max: i64) -> anyhow::Result<i64> {
         anyhow::bail!("{name} must be between 1 and {max} days");
     }
     Ok(days * 86_400_000)
+}
+
+/// A number of seconds from `name`, if set.
+fn seconds(name: &str) -> anyhow::Result<Option<Duration>> {
+    var(name).map(|_| parse(name, 0u64).map(Duration::from_secs)).transpose()
 }
 
 pub fn database() -> PathBuf {
@@ -105,6 +118,8 @@ impl ServerConfig {
             mqtt_port,
             mqtts,
             retention: recorder::Retention { raw: Duration::from_secs(hours * 3600), rollups },
+            alert_group_wait: seconds("ALERT_GROUP_WAIT_SECONDS")?,
+            alert_group_interval: seconds("ALERT_GROUP_INTERVAL_SECONDS")?,
         })
     }
 

@@ -63,7 +63,7 @@ enum Command {
     /// Alerts: list, acknowledge.
     #[command(subcommand)]
     Alert(alerts_cli::AlertCommand),
-    /// Silence a host's alerts for a while.
+    /// Silences: add (a host's alerts for a while), list, remove.
     #[command(subcommand)]
     Silence(alerts_cli::SilenceCommand),
     /// Write a consistent copy of the database to PATH, safe while the server runs.

@@ -145,10 +145,20 @@ pub async fn run(
         public_url: config.public_url(bound.http),
     };
     let web = tokio::spawn(dashboard::serve(http, state, stopped(stop_rx.clone())));
+    let mut alerting_config = alerting::AlertingConfig::new(config.database.clone());
+    if let Some(wait) = config.alert_group_wait {
+        alerting_config.settings.group_wait = wait;
+    }
+    if let Some(interval) = config.alert_group_interval {
+        alerting_config.settings.group_interval = interval;
+    }
+    // Alerting republishes every host's retained firing set as it starts, like presence.
+    let publisher = broker::Publisher::new(&router, "alerting").await?;
     let alerting = tokio::spawn(alerting::run(
-        alerting::AlertingConfig::new(config.database.clone()),
+        alerting_config,
         recorder.fleet.clone(),
         recorder.live.subscribe(),
+        Some(publisher),
         stopped(stop_rx.clone()),
     ));
     info!(

@@ -111,16 +111,27 @@ impl Alert {
         }
     }
 
-    /// Starts a new episode on this identity's row: pending again, nothing sent yet.
+    /// Starts a new episode on this identity's row: pending again, nothing sent yet;
+    /// unless the receivers never heard the last episode resolve (its resolution was still
+    /// waiting for the group interval): to them it is still firing, so the new episode
+    /// continues what they heard rather than being news again.
     pub fn restart(&mut self, severity: Level, value: Option<f64>, message: String, now_ms: i64) {
         let (id, changes, flapping, flap_notified) =
             (self.id, std::mem::take(&mut self.changes), self.flapping, self.flap_notified);
+        let held = (self.notified_ms.is_some() && !self.resolved_notified).then_some((
+            self.notified_ms,
+            self.notified_severity,
+            self.notified_value,
+        ));
         *self = Alert::new(self.identity.clone(), severity, value, message, now_ms);
         self.id = id;
         self.changes = changes;
         self.flapping = flapping;
         self.flap_notified = flap_notified;
         self.ack_cleared = true;
+        if let Some((ms, severity, value)) = held {
+            (self.notified_ms, self.notified_severity, self.notified_value) = (ms, severity, value);
+        }
     }
 
     pub fn clear_ack(&mut self) {

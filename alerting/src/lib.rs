@@ -10,6 +10,7 @@
 //! - [`silence`]: silences and `--for` durations; [`settings`]: timings and limits.
 //! - [`store`]: the rows in SQLite (alerts, silences, channels, notification log).
 //! - [`channel`]: webhook (Alertmanager v4) and ntfy requests; [`http`]: the client.
+//! - [`mqtt`]: each host's firing set (retained) and transitions on MQTT. Pure.
 //! - [`task`]: the service `serve` runs, and `channel test`.
 //!
 //! The clock is always an argument: the pure parts are tested millisecond by millisecond.
@@ -19,6 +20,7 @@ pub mod channel;
 pub mod engine;
 pub mod http;
 pub mod limit;
+pub mod mqtt;
 pub mod notify;
 pub mod settings;
 pub mod silence;

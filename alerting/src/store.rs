@@ -14,6 +14,8 @@ use crate::silence::Silence;
 pub enum StoreError {
     #[error("no alert with id {0}; `alert list` shows them")]
     NoSuchAlert(i64),
+    #[error("no silence with id {0}; `silence list` shows them")]
+    NoSuchSilence(i64),
     #[error("no channel named {0}; `channel list` shows them")]
     NoSuchChannel(String),
     #[error("a channel named {0} already exists; remove it first to change it")]
@@ -169,6 +171,14 @@ pub fn add_silence(
         params![host, rule, subject, ends_ms, comment, now_ms],
     )?;
     Ok(conn.last_insert_rowid())
+}
+
+/// Ends the silence `id` now (its row goes).
+pub fn remove_silence(conn: &Connection, id: i64) -> Result<(), StoreError> {
+    match conn.execute("DELETE FROM silences WHERE id = ?1", [id])? {
+        0 => Err(StoreError::NoSuchSilence(id)),
+        _ => Ok(()),
+    }
 }
 
 /// The silences that have not ended at `now_ms`.

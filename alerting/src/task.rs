@@ -1,7 +1,8 @@
 //! The running service: every round (a few seconds, sooner after a live card change) it
 //! reads what the CLI may have changed (hosts, silences, acknowledgements, channels),
 //! evaluates every host of the fleet, stores the alerts, and hands each due message to
-//! each channel through the rate limiter; deliveries run as tasks of their own.
+//! each channel through the rate limiter; deliveries run as tasks of their own. Each
+//! host's firing set and its transitions go to MQTT ([`crate::mqtt`]).
 
 use std::collections::HashSet;
 use std::path::PathBuf;
@@ -19,6 +20,7 @@ use crate::channel::{Channel, Notification};
 use crate::engine::Engine;
 use crate::http::{Delivery, HttpClient, RetryPolicy};
 use crate::limit::{Admit, Limiter};
+use crate::mqtt::{Mirror, Publication};
 use crate::settings::Settings;
 use crate::store::{self, LogEntry};
 
@@ -65,15 +67,19 @@ async fn blocking<T: Send + 'static>(
     Ok(result?)
 }
 
-/// Runs alerting until `shutdown` resolves, then waits up to 5 s for deliveries.
+/// Runs alerting until `shutdown` resolves, then waits up to 5 s for deliveries. With a
+/// `publisher`, every host's firing set is republished (retained) at once, and then
+/// whenever it changes, with each transition.
 pub async fn run(
     config: AlertingConfig,
     fleet: Fleet,
     mut live: broadcast::Receiver<Card>,
+    publisher: Option<broker::Publisher>,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> anyhow::Result<()> {
     let db: Db = Arc::new(Mutex::new(recorder::db::open(&config.database)?));
-    let alerts = blocking(&db, |c| store::load_alerts(c)).await?;
+    let (alerts, hosts) = blocking(&db, |c| Ok((store::load_alerts(c)?, store::hosts(c)?))).await?;
+    let (mirror, retained) = Mirror::start(alerts.iter(), &hosts, wire::now_ms());
     let settings = config.settings.clone();
     let mut service = Service {
         limiter: Limiter::new(settings.channel_rate, settings.host_rate),
@@ -81,7 +87,10 @@ pub async fn run(
         client: HttpClient::new(config.retry),
         db,
         deliveries: JoinSet::new(),
+        mirror,
+        publisher,
     };
+    service.publish(retained).await;
     tokio::pin!(shutdown);
     let mut changed = false;
     let mut last = tokio::time::Instant::now();
@@ -120,6 +129,9 @@ struct Service {
     client: HttpClient,
     db: Db,
     deliveries: JoinSet<()>,
+    /// What the MQTT topics last said.
+    mirror: Mirror,
+    publisher: Option<broker::Publisher>,
 }
 
 impl Service {
@@ -141,6 +153,8 @@ impl Service {
         let outgoing = self.engine.flush(now_ms);
         // Stored before sending: a crash now loses a message rather than repeating it.
         self.save().await?;
+        let publications = self.mirror.update(self.engine.alerts(), &hosts, now_ms);
+        self.publish(publications).await;
         let names: HashSet<String> = channels.iter().map(|c| c.name.clone()).collect();
         self.limiter.retain_channels(|c| names.contains(c));
         for message in outgoing {
@@ -187,6 +201,13 @@ impl Service {
             self.engine.set_id(&identity, id);
         }
         Ok(())
+    }
+
+    async fn publish(&self, publications: Vec<Publication>) {
+        let Some(publisher) = &self.publisher else { return };
+        for p in publications {
+            publisher.publish(p.topic, p.payload, p.retain).await;
+        }
     }
 
     fn deliver(&mut self, channel: Channel, n: Notification) {

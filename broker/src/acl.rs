@@ -1,4 +1,5 @@
-//! The topic ACL: a host publishes only its own four topics; an observer only reads.
+//! The topic ACL: a host publishes only its own four topics (never the server's `alerts`
+//! topics, which `Topic::parse` refuses); an observer only reads.
 
 use wire::{Kind, Topic};
 
@@ -111,6 +112,18 @@ mod tests {
         for bad in ["pmon/v1/+/fast", "pmon/v1/#", "$SYS/x", "pmon/v1/pve1/fast\0", ""] {
             assert_eq!(check_publish(&me, bad, 1, 100), Err(Violation::InvalidTopic), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn a_host_cannot_publish_the_servers_alert_topics() {
+        let me = host("pve1");
+        for kind in wire::ServerKind::ALL {
+            let own = HostId::parse("pve1").unwrap().server_topic(kind);
+            assert_eq!(check_publish(&me, &own, 10, 100), Err(Violation::ForeignTopic), "{own}");
+        }
+        let o = Identity::Observer("ops".into());
+        assert_eq!(check_publish(&o, "pmon/v1/pve1/alerts", 1, 100), Err(Violation::ReadOnly));
+        assert_eq!(check_subscribe(&o, "pmon/v1/+/alerts/events"), Ok(()), "observers read them");
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! - [`router`]: rumqttd's router on its own thread, and in-process links to it.
 //! - [`subscription`]: a subscriber inside the server (the recorder): rounds of messages,
 //!   acked after the consumer handled them, with rumqttd's link protocol kept inside.
+//! - [`publisher`]: the server's own publishes (alerting's retained firing sets).
 //! - [`backlog`]: back-pressure from the recorder to publishers, so that rumqttd never
 //!   drops acked messages when the recorder falls behind.
 //! - [`auth`]: tokens (256 random bits, stored as SHA-256) and the credential table.
@@ -24,11 +25,13 @@ pub mod codec;
 pub mod gateway;
 pub mod limit;
 pub mod listener;
+pub mod publisher;
 pub mod router;
 pub mod stats;
 pub mod subscription;
 
 pub use auth::{hash_token, new_token, Credential, CredentialTable, Identity, Role};
 pub use gateway::{Admission, Gateway, GatewayConfig};
+pub use publisher::Publisher;
 pub use router::Router;
 pub use subscription::{Message, Pacing, Subscription};

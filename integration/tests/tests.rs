@@ -1,5 +1,6 @@
 //! End-to-end tests: the real binaries on loopback. One binary, a module per scenario.
 
+mod alerting;
 mod e2e;
 mod gateway;
 mod recorder;

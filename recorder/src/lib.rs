@@ -213,6 +213,10 @@ async fn subscribe(mut subscription: Subscription, tx: mpsc::Sender<ingest::Item
             }
         };
         for message in round {
+            // The server's own alert topics are not a host's data.
+            if std::str::from_utf8(&message.topic).is_ok_and(wire::ServerKind::matches) {
+                continue;
+            }
             stats.received.fetch_add(1, Ordering::Relaxed);
             match ingest::parse(&message.topic, &message.payload, now_ms()) {
                 Ok(item) => {

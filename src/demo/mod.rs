@@ -50,6 +50,8 @@ pub async fn run(port: u16) -> anyhow::Result<()> {
         mqtt_port: None,
         mqtts: None,
         retention: recorder::Retention::raw(Duration::from_millis(history::RAW_MS as u64)),
+        alert_group_wait: None,
+        alert_group_interval: None,
     };
     let mut tokens = Vec::new();
     {

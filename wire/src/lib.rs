@@ -3,18 +3,20 @@
 //! # Layout
 //! - [`topic`]: the `pmon/v1/<host_id>/<kind>` topic names, host id validation and parsing.
 //! - [`payload`]: the JSON payloads of the `fast`, `medium` and `slow` tiers.
+//! - [`alerts`]: the JSON payloads of the server's `alerts` and `alerts/events` topics.
 //! - [`value`]: the payloads' enumerated strings (pool state, guest status, ...), each
 //!   keeping values it does not know.
 //!
 //! Every type here matches `topics.md` exactly; no other crate spells a topic by hand.
 //! This crate does no I/O; it reads only the clock ([`now_ms`]).
 
+pub mod alerts;
 pub mod payload;
 pub mod topic;
 pub mod value;
 
 pub use payload::*;
-pub use topic::{HostId, HostIdError, Kind, Topic, TopicError, PREFIX};
+pub use topic::{HostId, HostIdError, Kind, ServerKind, Topic, TopicError, PREFIX};
 pub use value::{GuestStatus, PoolState, ScanFunction, ScanState};
 
 /// Milliseconds since the Unix epoch: the clock of every `ts_ms` and `last_seen`. The one

@@ -1,4 +1,5 @@
-//! Topic names: `pmon/v1/<host_id>/{status,fast,medium,slow}`.
+//! Topic names: `pmon/v1/<host_id>/{status,fast,medium,slow}` (a host's own, [`Kind`]) and
+//! `pmon/v1/<host_id>/{alerts,alerts/events}` (published by the server only, [`ServerKind`]).
 
 use std::fmt;
 
@@ -65,6 +66,11 @@ impl HostId {
         format!("{PREFIX}/{}/{}", self.0, kind.as_str())
     }
 
+    /// The topic of a message the server publishes about this host.
+    pub fn server_topic(&self, kind: ServerKind) -> String {
+        format!("{PREFIX}/{}/{}", self.0, kind.as_str())
+    }
+
     /// The filter that matches every topic of this host.
     pub fn filter(&self) -> String {
         format!("{PREFIX}/{}/#", self.0)
@@ -112,6 +118,42 @@ impl Kind {
 }
 
 impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What the server publishes about a host. Not a [`Kind`] on purpose: [`Topic::parse`]
+/// refuses these, so the gateway's ACL never lets a host publish them and the recorder
+/// never takes them for a host's data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ServerKind {
+    /// The host's firing alerts, retained.
+    Alerts,
+    /// Each alert transition, not retained.
+    AlertEvents,
+}
+
+impl ServerKind {
+    pub const ALL: [ServerKind; 2] = [ServerKind::Alerts, ServerKind::AlertEvents];
+
+    /// The topic levels after the host id.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ServerKind::Alerts => "alerts",
+            ServerKind::AlertEvents => "alerts/events",
+        }
+    }
+
+    /// Whether `topic` is one the server publishes (of any host).
+    pub fn matches(topic: &str) -> bool {
+        let Some(rest) = topic.strip_prefix(PREFIX).and_then(|r| r.strip_prefix('/')) else { return false };
+        let Some((host, kind)) = rest.split_once('/') else { return false };
+        HostId::parse(host).is_ok() && ServerKind::ALL.iter().any(|k| k.as_str() == kind)
+    }
+}
+
+impl fmt::Display for ServerKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
     }
@@ -184,6 +226,21 @@ mod tests {
         }
         assert_eq!(host.topic(Kind::Fast), "pmon/v1/pve1/fast");
         assert_eq!(host.filter(), "pmon/v1/pve1/#");
+    }
+
+    #[test]
+    fn server_topics_are_not_host_topics() {
+        let host = HostId::parse("pve1").unwrap();
+        assert_eq!(host.server_topic(ServerKind::Alerts), "pmon/v1/pve1/alerts");
+        assert_eq!(host.server_topic(ServerKind::AlertEvents), "pmon/v1/pve1/alerts/events");
+        for kind in ServerKind::ALL {
+            let t = host.server_topic(kind);
+            assert!(ServerKind::matches(&t), "{t}");
+            assert_eq!(Topic::parse(&t), Err(TopicError::UnknownKind), "{t} must not parse as a host's topic");
+        }
+        for other in ["pmon/v1/pve1/fast", "pmon/v1/+/alerts", "pmon/v1/pve1/alerts/x", "x/pve1/alerts"] {
+            assert!(!ServerKind::matches(other), "{other}");
+        }
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The route table: which paths need a session, and which don't.
 
 mod admin;
+mod alerts;
 mod api;
 mod events;
 mod health;
@@ -37,6 +38,13 @@ pub fn router(state: AppState) -> Router {
         .route("/admin/hosts", get(admin::page).post(admin::add))
         .route("/admin/hosts/{host_id}/rotate", post(admin::rotate))
         .route("/admin/hosts/{host_id}/remove", post(admin::remove))
+        .route("/admin/alerts", get(alerts::page))
+        .route("/admin/alerts/{id}/ack", post(alerts::ack))
+        .route("/admin/alerts/channels", post(alerts::add_channel))
+        .route("/admin/alerts/channels/{name}/test", post(alerts::test_channel))
+        .route("/admin/alerts/channels/{name}/remove", post(alerts::remove_channel))
+        .route("/admin/alerts/silences", post(alerts::add_silence))
+        .route("/admin/alerts/silences/{id}/remove", post(alerts::remove_silence))
         .route("/events", get(events::stream))
         .route("/api/v1/hosts", get(api::hosts))
         .route("/api/v1/hosts/{host_id}", get(api::host))

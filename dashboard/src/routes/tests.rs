@@ -17,6 +17,7 @@ use tower::ServiceExt;
 use crate::limit::LoginPolicy;
 use crate::{app, AppState, Auth};
 
+mod alerts;
 mod security;
 
 const PASSWORD: &str = "test-password";

@@ -8,7 +8,7 @@ use crate::headers::CSP;
 
 /// What the CSP would block on a page: `<script>` without `src`, `<style>`, `style=`
 /// attributes and `on...=` event handlers.
-fn inline_code(html: &str) -> Vec<String> {
+pub(super) fn inline_code(html: &str) -> Vec<String> {
     let mut found = Vec::new();
     for tag in html.split('<').skip(1).map(|t| &t[..t.find('>').unwrap_or(t.len())]) {
         let name = tag.split_whitespace().next().unwrap_or("").to_ascii_lowercase();

@@ -1,0 +1,218 @@
+//! Alerting end to end (issue #13): the real server and agent, a fake `zpool` whose
+//! output the test rewrites while the agent runs, and a webhook receiver on loopback.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::Command;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use integration::*;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const HOST: &str = "pve-alert";
+
+/// The bodies of the requests a webhook receiver got, in order.
+type Bodies = Arc<Mutex<Vec<serde_json::Value>>>;
+
+/// A webhook receiver on 127.0.0.1:0 that answers 200 to every POST, on a runtime of its
+/// own (its worker runs the receiver; dropped with the test).
+fn receiver() -> (tokio::runtime::Runtime, SocketAddr, Bodies) {
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let bodies: Bodies = Arc::default();
+    let sink = bodies.clone();
+    rt.spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let sink = sink.clone();
+            tokio::spawn(async move {
+                let mut request = Vec::new();
+                let mut buf = [0u8; 8192];
+                // Headers, then as many body bytes as content-length says.
+                let body = loop {
+                    let Ok(n @ 1..) = stream.read(&mut buf).await else { return };
+                    request.extend_from_slice(&buf[..n]);
+                    let Some(end) = request.windows(4).position(|w| w == b"\r\n\r\n") else { continue };
+                    let head = String::from_utf8_lossy(&request[..end]).to_ascii_lowercase();
+                    let length = head
+                        .lines()
+                        .find_map(|l| l.strip_prefix("content-length:"))
+                        .and_then(|v| v.trim().parse::<usize>().ok())
+                        .unwrap_or(0);
+                    if request.len() >= end + 4 + length {
+                        break request[end + 4..end + 4 + length].to_vec();
+                    }
+                };
+                if let Ok(v) = serde_json::from_slice(&body) {
+                    sink.lock().unwrap().push(v);
+                }
+                let _ = stream.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n").await;
+            });
+        }
+    });
+    (rt, addr, bodies)
+}
+
+/// `zpool status -p` of a mirror with one faulted disk (agent/tests/fixtures, captured).
+fn degraded_status() -> String {
+    let fixture =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../agent/tests/fixtures/zpool_status_degraded_mirror.txt");
+    std::fs::read_to_string(fixture).unwrap()
+}
+
+/// The same pool once the disk is replaced: every vdev ONLINE, no status or action.
+fn healthy_status() -> String {
+    let text = degraded_status();
+    let (head, rest) = text.split_once("status:").unwrap();
+    let config = &rest[rest.find("config:").unwrap()..];
+    let tree = config.replace("DEGRADED", "ONLINE").replace("FAULTED", "ONLINE").replace("external device fault", "");
+    format!("{}{tree}", head.replace("DEGRADED", "ONLINE"))
+}
+
+/// Makes the fake `zpool` of `fake` print `state` for pool `tank`: its `status -p` text
+/// and its `list` row. Written to a file and renamed, so the agent never reads half.
+fn set_pool(fake: &FakeProxmox, degraded: bool) {
+    let dir = fake.dir.path();
+    let (status, health) = if degraded { (degraded_status(), "DEGRADED") } else { (healthy_status(), "ONLINE") };
+    let list = format!("tank\t1000000000000\t300000000000\t700000000000\t5\t30\t1.00\t{health}\n");
+    for (name, text) in [("zpool-status.txt", status), ("zpool-list.txt", list)] {
+        let tmp = dir.join(format!("{name}.tmp"));
+        std::fs::write(&tmp, text).unwrap();
+        std::fs::rename(&tmp, dir.join(name)).unwrap();
+    }
+}
+
+/// A fake `zpool` beside the fake `pvesh`: OpenZFS 2.2 (no `-j`), printing the files
+/// [`set_pool`] writes.
+fn fake_zpool(fake: &FakeProxmox) {
+    let dir = fake.dir.path();
+    let script = format!(
+        "#!/bin/sh\ncase \"$1 $2\" in\n  'status -j') echo \"invalid option 'j'\" >&2; exit 2 ;;\n  'status -p') cat '{0}/zpool-status.txt' ;;\n  list*) cat '{0}/zpool-list.txt' ;;\n  *) exit 2 ;;\nesac\n",
+        dir.display()
+    );
+    let path = dir.join("zpool");
+    std::fs::write(&path, script).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+/// The retained message on `topic` (the first one a new subscriber gets), read as an
+/// observer with `mosquitto_sub`.
+fn retained(server: &TestServer, observer: &str, token: &str, topic: &str) -> serde_json::Value {
+    let port = server.mqtt.port().to_string();
+    let out = run_bounded(
+        Command::new("mosquitto_sub")
+            .args(["-h", "127.0.0.1", "-p", &port, "-i", observer, "-u", observer, "-P", token])
+            .args(["-t", topic, "-C", "1", "-W", "5"]),
+        Duration::from_secs(10),
+    );
+    assert!(out.status.success(), "no retained message on {topic}: {}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!("{topic}: {e}: {:?} {:?}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+    })
+}
+
+fn statuses(bodies: &Bodies) -> Vec<String> {
+    bodies.lock().unwrap().iter().map(|b| b["status"].as_str().unwrap_or("?").to_owned()).collect()
+}
+
+#[test]
+fn a_degraded_pool_notifies_once_survives_a_restart_quietly_and_resolves_once() {
+    let (_rt, addr, bodies) = receiver();
+    // Short group timings, so that the resolution need not wait the default 5 minutes.
+    let timings = [("ALERT_GROUP_WAIT_SECONDS", "1"), ("ALERT_GROUP_INTERVAL_SECONDS", "2")];
+    let mut server = Server::start_with(timings.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect());
+    let token = server.add_host(HOST);
+    let observer = server.add_observer("watcher");
+    let url = format!("http://{addr}/hook");
+    let out = server.cli(&["channel", "add", "hook", "--kind", "webhook", "--url", &url]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    let fake = FakeProxmox::new();
+    fake_zpool(&fake);
+    set_pool(&fake, false);
+    let config = agent_config(server.dir.path(), &format!("mqtt://{}", server.mqtt), HOST, &token);
+    let mut agent = spawn_agent(&config, &fake);
+    let topic = format!("pmon/v1/{HOST}/alerts");
+    wait_for("a healthy pool in SQLite", Duration::from_secs(20), || {
+        let n: i64 =
+            server.sql(&format!("SELECT count(*) FROM pool_samples WHERE host_id = '{HOST}' AND state = 'ONLINE'"));
+        (n > 0).then_some(())
+    });
+    assert_eq!(retained(&server, "watcher", &observer, &topic)["alerts"], serde_json::json!([]), "none firing");
+
+    set_pool(&fake, true);
+    wait_for("the firing notification", Duration::from_secs(20), || (!bodies.lock().unwrap().is_empty()).then_some(()));
+    {
+        let b = bodies.lock().unwrap();
+        assert_eq!(b[0]["status"], "firing");
+        assert_eq!(b[0]["alerts"][0]["labels"]["alertname"], "pool_state", "{}", b[0]);
+        assert_eq!(b[0]["alerts"][0]["labels"]["host"], HOST, "{}", b[0]);
+    }
+    let set = retained(&server, "watcher", &observer, &topic);
+    assert_eq!(set["alerts"].as_array().unwrap().len(), 1, "{set}");
+    assert_eq!(
+        (set["alerts"][0]["rule"].as_str(), set["alerts"][0]["subject"].as_str()),
+        (Some("pool_state"), Some("tank"))
+    );
+    assert_eq!(set["alerts"][0]["acked"], false);
+
+    // A restart while firing: the alert is remembered, not sent again, and still retained.
+    server.restart();
+    // Its status is the pool's warning once connected.
+    wait_for("the agent back", Duration::from_secs(20), || {
+        (server.status_of(HOST).as_deref() == Some("warning")).then_some(())
+    });
+    let set = retained(&server, "watcher", &observer, &topic);
+    assert_eq!(set["alerts"].as_array().unwrap().len(), 1, "republished at start: {set}");
+    // Several medium cycles and alerting rounds past the group wait.
+    std::thread::sleep(Duration::from_secs(6));
+    assert_eq!(statuses(&bodies), ["firing"], "no re-notification after the restart");
+
+    set_pool(&fake, false);
+    wait_for("the resolved notification", Duration::from_secs(20), || {
+        (bodies.lock().unwrap().len() >= 2).then_some(())
+    });
+    std::thread::sleep(Duration::from_secs(4));
+    assert_eq!(statuses(&bodies), ["firing", "resolved"], "exactly one of each");
+    assert_eq!(retained(&server, "watcher", &observer, &topic)["alerts"], serde_json::json!([]));
+    terminate(&mut agent);
+}
+
+#[test]
+fn hosts_cannot_publish_alert_topics_and_silences_are_listed_and_removed() {
+    let server = InProcessServer::start();
+    let token = server.add_host(HOST);
+    let port = server.mqtt.port().to_string();
+    for topic in [format!("pmon/v1/{HOST}/alerts"), format!("pmon/v1/{HOST}/alerts/events")] {
+        let out = run_bounded(
+            Command::new("mosquitto_pub")
+                .args(["-h", "127.0.0.1", "-p", &port, "-i", HOST, "-u", HOST, "-P", &token, "-q", "1", "-r"])
+                .args(["-t", &topic, "-m", r#"{"alerts":[]}"#]),
+            Duration::from_secs(10),
+        );
+        assert!(!out.status.success(), "{topic}: a host's publish must be refused");
+    }
+    server.wait_metric("pmon_mqtt_acl_violations_total{reason=\"foreign_topic\"}", 2);
+
+    let json = |args: &[&str]| -> serde_json::Value {
+        let out = server.cli(args);
+        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let added =
+        json(&["silence", "add", "--host", HOST, "--rule", "pool_state", "--for", "2h", "--comment", "swap", "--json"]);
+    let listed = json(&["silence", "list", "--json"]);
+    assert_eq!(listed.as_array().unwrap().len(), 1);
+    assert_eq!(
+        (&listed[0]["id"], &listed[0]["rule"], &listed[0]["comment"]),
+        (&added["id"], &"pool_state".into(), &"swap".into())
+    );
+    let id = added["id"].to_string();
+    assert_eq!(json(&["silence", "remove", &id, "--json"])["removed"], added["id"]);
+    assert_eq!(json(&["silence", "list", "--json"]), serde_json::json!([]));
+    let out = server.cli(&["silence", "remove", &id]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains(&format!("no silence with id {id}")));
+}
