@@ -3,6 +3,8 @@
 //! # Layout
 //! - [`topic`]: the `pmon/v1/<host_id>/<kind>` topic names, host id validation and parsing.
 //! - [`payload`]: the JSON payloads of the `fast`, `medium` and `slow` tiers.
+//! - [`signals`]: the hardware sections (network, disk I/O, temperatures, SMART) and how a
+//!   disk is matched to the ZFS vdevs on it.
 //! - [`value`]: the payloads' enumerated strings (pool state, guest status, ...), each
 //!   keeping values it does not know.
 //!
@@ -10,10 +12,12 @@
 //! This crate does no I/O; it reads only the clock ([`now_ms`]).
 
 pub mod payload;
+pub mod signals;
 pub mod topic;
 pub mod value;
 
 pub use payload::*;
+pub use signals::{AtaHealth, Disk, DiskIo, NetIf, NetKind, NvmeHealth, Temp, TempKind};
 pub use topic::{HostId, HostIdError, Kind, Topic, TopicError, PREFIX};
 pub use value::{GuestStatus, PoolState, ScanFunction, ScanState};
 
