@@ -3,6 +3,7 @@
 mod admin;
 mod api;
 mod events;
+mod hardware;
 mod health;
 mod login;
 mod metrics;
