@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use recorder::state::HostState;
 use recorder::status::{self, Finding, Level, Rule, Thresholds};
-use wire::Medium;
+use wire::{Fast, Medium};
 
 use crate::alert::{Alert, Identity, State};
 use crate::settings::{ms, Settings};
@@ -74,11 +74,20 @@ impl Engine {
     /// Evaluates one host's state at `now_ms`.
     pub fn evaluate(&mut self, state: &HostState, now_ms: i64) {
         let findings = state.findings(now_ms);
-        self.apply(&state.host_id, &findings, state.medium.as_ref().map(|p| &p.data), now_ms);
+        let latest =
+            Latest { fast: state.fast.as_ref().map(|p| &p.data), medium: state.medium.as_ref().map(|p| &p.data) };
+        self.apply_latest(&state.host_id, &findings, latest, now_ms);
     }
 
     /// Applies `findings` of `host` (and its `medium`, for hysteresis and latches).
     pub fn apply(&mut self, host: &str, findings: &[Finding], medium: Option<&Medium>, now_ms: i64) {
+        self.apply_latest(host, findings, Latest { fast: None, medium }, now_ms);
+    }
+
+    /// Applies `findings` of `host`, with its latest fast and medium data for the hysteresis of
+    /// sensor and capacity rules and for latches.
+    pub fn apply_latest(&mut self, host: &str, findings: &[Finding], latest: Latest, now_ms: i64) {
+        let Latest { fast, medium } = latest;
         let offline = findings.iter().any(|f| f.rule == Rule::HostOffline);
         let identity = |rule, subject: &str| Identity { host: host.to_owned(), rule, subject: subject.to_owned() };
         let mut conditions: BTreeMap<Identity, Condition> = findings
@@ -99,7 +108,8 @@ impl Engine {
                 let value = conditions
                     .get(id)
                     .and_then(|c| c.1)
-                    .or_else(|| medium.and_then(|m| status::measure(m, id.rule, &id.subject)));
+                    .or_else(|| medium.and_then(|m| status::measure(m, id.rule, &id.subject)))
+                    .or_else(|| fast.and_then(|f| status::measure_fast(f, id.rule, &id.subject)));
                 match value.and_then(|v| hysteresis(thresholds, v, alert.severity)) {
                     Some(level) => {
                         let message = conditions.get(id).map_or_else(|| alert.message.clone(), |c| c.2.clone());
@@ -206,6 +216,13 @@ impl Engine {
             a.id = id;
         }
     }
+}
+
+/// A host's latest tier data, as far as the engine needs it.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Latest<'a> {
+    pub fast: Option<&'a Fast>,
+    pub medium: Option<&'a Medium>,
 }
 
 /// Whether `alert`'s condition was held up to date at `now_ms` (by `hold` in this round).

@@ -177,6 +177,42 @@ fn capacity_clears_only_past_the_hysteresis_margin() {
 }
 
 #[test]
+fn a_hot_cpu_clears_only_past_the_hysteresis_margin() {
+    let mut e = Engine::new(Settings::default(), vec![]);
+    let state_at = |c: f64| recorder::state::HostState {
+        host_id: "pve1".into(),
+        online: true,
+        fast: Some(wire::FastPayload {
+            schema: wire::SCHEMA_VERSION,
+            host_id: "pve1".into(),
+            ts_ms: 0,
+            seq: 0,
+            boot_id: String::new(),
+            agent_version: String::new(),
+            dropped: 0,
+            errors: Default::default(),
+            data: wire::Fast {
+                temps: Some(vec![wire::Temp {
+                    name: "cpu0".into(),
+                    kind: wire::TempKind::Cpu,
+                    celsius: c,
+                    cores_max: None,
+                }]),
+                ..wire::Fast::default()
+            },
+        }),
+        ..Default::default()
+    };
+    let alert = |e: &Engine| e.get(&id(Rule::CpuTemperature, "cpu0")).map(|a| a.state);
+    e.evaluate(&state_at(91.0), 0);
+    assert_eq!(alert(&e), Some(State::Firing));
+    e.evaluate(&state_at(86.0), MIN);
+    assert_eq!(alert(&e), Some(State::Firing), "below 90 but not below 85");
+    e.evaluate(&state_at(84.5), 2 * MIN);
+    assert_eq!(alert(&e), Some(State::Resolved));
+}
+
+#[test]
 fn flapping_sends_one_notice_then_nothing_until_stable() {
     let mut e = Engine::new(Settings::default(), vec![]);
     let mut sent = Vec::new();

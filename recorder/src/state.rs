@@ -3,7 +3,7 @@
 //! page load and a live update never disagree.
 
 use serde::Serialize;
-use wire::{Fast, FastPayload, GuestStatus, Medium, MediumPayload, SlowPayload};
+use wire::{Fast, FastPayload, GuestStatus, Medium, MediumPayload, Slow, SlowPayload};
 
 use crate::status::{self, Facts, Finding, Health, Level};
 
@@ -23,6 +23,7 @@ pub struct HostState {
     pub medium: Option<MediumPayload>,
     pub previous_medium: Option<Medium>,
     pub slow: Option<SlowPayload>,
+    pub previous_slow: Option<Slow>,
 }
 
 /// One overview card, also the JSON of a live update and of `/api/v1/hosts`.
@@ -90,6 +91,8 @@ impl HostState {
             fast_interval_ms: self.fast_interval_ms,
             medium: self.medium.as_ref().map(|p| &p.data),
             previous_medium: self.previous_medium.as_ref(),
+            slow: self.slow.as_ref().map(|p| &p.data),
+            previous_slow: self.previous_slow.as_ref(),
         })
     }
 

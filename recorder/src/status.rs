@@ -4,7 +4,7 @@
 //! a red card and an alert never disagree.
 
 use serde::Serialize;
-use wire::{Fast, Guest, GuestStatus, Medium, PoolState, ScanFunction, ScanState};
+use wire::{Disk, Fast, Guest, GuestStatus, Medium, PoolState, ScanFunction, ScanState, Slow, TempKind};
 
 /// Worst first when sorted descending.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -55,10 +55,17 @@ pub enum Rule {
     StorageInactive,
     GuestStopped,
     Load,
+    DiskHealth,
+    DiskSectors,
+    DiskWear,
+    DiskSpare,
+    DiskMediaErrors,
+    CpuTemperature,
+    NvmeTemperature,
 }
 
 impl Rule {
-    pub const ALL: [Rule; 11] = [
+    pub const ALL: [Rule; 18] = [
         Rule::HostOffline,
         Rule::HostSilent,
         Rule::PoolState,
@@ -70,6 +77,13 @@ impl Rule {
         Rule::StorageInactive,
         Rule::GuestStopped,
         Rule::Load,
+        Rule::DiskHealth,
+        Rule::DiskSectors,
+        Rule::DiskWear,
+        Rule::DiskSpare,
+        Rule::DiskMediaErrors,
+        Rule::CpuTemperature,
+        Rule::NvmeTemperature,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -85,6 +99,13 @@ impl Rule {
             Rule::StorageInactive => "storage_inactive",
             Rule::GuestStopped => "guest_stopped",
             Rule::Load => "load",
+            Rule::DiskHealth => "disk_health",
+            Rule::DiskSectors => "disk_sectors",
+            Rule::DiskWear => "disk_wear",
+            Rule::DiskSpare => "disk_spare",
+            Rule::DiskMediaErrors => "disk_media_errors",
+            Rule::CpuTemperature => "cpu_temperature",
+            Rule::NvmeTemperature => "nvme_temperature",
         }
     }
 
@@ -103,7 +124,8 @@ impl std::fmt::Display for Rule {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Finding {
     pub rule: Rule,
-    /// The pool, storage or guest (`vm/101`, `ct/105`) it is about; None for the host.
+    /// The pool, storage, guest (`vm/101`, `ct/105`), disk (`sda`, `nvme0`) or sensor
+    /// (`cpu0`, `nvme0`) it is about; None for the host.
     pub subject: Option<String>,
     /// Warning, Critical, or Offline (only [`Rule::HostOffline`]).
     pub level: Level,
@@ -130,6 +152,9 @@ pub struct Facts<'a> {
     pub medium: Option<&'a Medium>,
     /// The medium payload before `medium`, to see error counters grow and guests stop.
     pub previous_medium: Option<&'a Medium>,
+    pub slow: Option<&'a Slow>,
+    /// The slow payload before `slow`, to see a disk's sector and media error counts grow.
+    pub previous_slow: Option<&'a Slow>,
 }
 
 const DAY_MS: i64 = 86_400_000;
@@ -150,6 +175,13 @@ pub const POOL_CAPACITY: Thresholds = Thresholds { warning: 80.0, critical: 90.0
 pub const STORAGE_FULL: Thresholds = Thresholds { warning: 85.0, critical: 95.0, clear_margin: 5.0 };
 /// Days since the last finished scrub.
 pub const SCRUB_AGE_DAYS: f64 = 35.0;
+/// A CPU package's hottest reading, °C: warm at 90 (clears below 85), critical at 100, where
+/// Intel and AMD parts throttle.
+pub const CPU_TEMPERATURE: Thresholds = Thresholds { warning: 90.0, critical: 100.0, clear_margin: 5.0 };
+/// An NVMe controller's composite temperature, °C: most drives throttle from about 70 to 80.
+pub const NVME_TEMPERATURE: Thresholds = Thresholds { warning: 70.0, critical: 80.0, clear_margin: 5.0 };
+/// NVMe endurance used, percent.
+pub const DISK_WEAR_PCT: u64 = 90;
 
 impl Thresholds {
     /// The level `value` is at with no memory: what a card shows.
@@ -180,6 +212,8 @@ impl Thresholds {
         match rule {
             Rule::PoolCapacity => Some(POOL_CAPACITY),
             Rule::StorageFull => Some(STORAGE_FULL),
+            Rule::CpuTemperature => Some(CPU_TEMPERATURE),
+            Rule::NvmeTemperature => Some(NVME_TEMPERATURE),
             _ => None,
         }
     }
@@ -232,6 +266,72 @@ pub fn measure(medium: &Medium, rule: Rule, subject: &str) -> Option<f64> {
             pct(s.used, s.total)
         }
         _ => None,
+    }
+}
+
+/// The current temperature of a sensor rule's subject in `fast`: alerting's hysteresis
+/// needs it once the plain threshold no longer finds it.
+pub fn measure_fast(fast: &Fast, rule: Rule, subject: &str) -> Option<f64> {
+    let kind = match rule {
+        Rule::CpuTemperature => TempKind::Cpu,
+        Rule::NvmeTemperature => TempKind::Nvme,
+        _ => return None,
+    };
+    fast.temps.as_ref()?.iter().find(|t| t.kind == kind && t.name == subject).map(wire::Temp::hottest)
+}
+
+/// The same disk in an earlier slow payload: by serial when both have one, else by name.
+fn same_disk<'a>(previous: &'a Slow, disk: &Disk) -> Option<&'a Disk> {
+    let disks = previous.disks.as_ref()?;
+    match &disk.serial {
+        Some(serial) => disks.iter().find(|d| d.serial.as_ref() == Some(serial)),
+        None => disks.iter().find(|d| d.name == disk.name),
+    }
+}
+
+/// A counter that is higher now than in the previous reading of the same disk.
+fn grew(now: Option<u64>, before: Option<u64>) -> bool {
+    matches!((now, before), (Some(n), Some(b)) if n > b)
+}
+
+fn disk_findings(f: &Facts, out: &mut Vec<Finding>) {
+    use Level::{Critical, Warning};
+    for disk in f.slow.and_then(|s| s.disks.as_ref()).into_iter().flatten() {
+        let name = Some(disk.name.as_str());
+        let what = match &disk.model {
+            Some(model) => format!("disk {} ({model})", disk.name),
+            None => format!("disk {}", disk.name),
+        };
+        if disk.smart_passed == Some(false) {
+            let message = format!("{what} fails its SMART health check");
+            out.push(Finding::new(Rule::DiskHealth, name, Critical, None, message));
+        }
+        let before = f.previous_slow.and_then(|p| same_disk(p, disk));
+        if let (Some(ata), Some(old)) = (&disk.ata, before.and_then(|b| b.ata.as_ref())) {
+            let sectors = |a: &wire::AtaHealth| a.reallocated.unwrap_or(0) + a.pending.unwrap_or(0);
+            if grew(ata.reallocated, old.reallocated) || grew(ata.pending, old.pending) {
+                let message =
+                    format!("{what}: reallocated/pending sectors grew from {} to {}", sectors(old), sectors(ata));
+                out.push(Finding::new(Rule::DiskSectors, name, Warning, Some(sectors(ata) as f64), message));
+            }
+        }
+        let Some(nvme) = &disk.nvme else { continue };
+        if let Some(used) = nvme.percentage_used.filter(|u| *u >= DISK_WEAR_PCT) {
+            let message = format!("{what} has used {used}% of its rated endurance");
+            out.push(Finding::new(Rule::DiskWear, name, Warning, Some(used as f64), message));
+        }
+        if let (Some(spare), Some(threshold)) = (nvme.available_spare, nvme.available_spare_threshold) {
+            if spare < threshold {
+                let message = format!("{what} has {spare}% spare blocks left, below its threshold of {threshold}%");
+                out.push(Finding::new(Rule::DiskSpare, name, Warning, Some(spare as f64), message));
+            }
+        }
+        let old = before.and_then(|b| b.nvme.as_ref()).and_then(|n| n.media_errors);
+        if grew(nvme.media_errors, old) {
+            let now = nvme.media_errors.unwrap_or(0);
+            let message = format!("{what}: media errors grew from {} to {now}", old.unwrap_or(0));
+            out.push(Finding::new(Rule::DiskMediaErrors, name, Warning, Some(now as f64), message));
+        }
     }
 }
 
@@ -334,7 +434,20 @@ pub fn findings(f: &Facts) -> Vec<Finding> {
                 out.push(Finding::new(Rule::Load, None, Warning, Some(load15), message));
             }
         }
+        for t in fast.temps.iter().flatten() {
+            let (rule, thresholds) = match t.kind {
+                TempKind::Cpu => (Rule::CpuTemperature, CPU_TEMPERATURE),
+                TempKind::Nvme => (Rule::NvmeTemperature, NVME_TEMPERATURE),
+                TempKind::Other => continue,
+            };
+            let c = t.hottest();
+            if let Some(level) = thresholds.level(c) {
+                let message = format!("{} is at {c:.0} °C", t.name);
+                out.push(Finding::new(rule, Some(&t.name), level, Some(c), message));
+            }
+        }
     }
+    disk_findings(f, &mut out);
     out
 }
 
@@ -369,6 +482,8 @@ mod tests {
             fast_interval_ms: Some(30_000),
             medium,
             previous_medium: None,
+            slow: None,
+            previous_slow: None,
         }
     }
 
@@ -520,6 +635,112 @@ mod tests {
         assert!(findings(&f).is_empty(), "a guest first seen stopped was not seen stopping");
         assert!(guest_still_stopped(&stopped, "vm/101"));
         assert!(!guest_still_stopped(&running, "vm/101"));
+    }
+
+    fn slow(disks: Vec<Disk>) -> Slow {
+        Slow { disks: Some(disks), ..Slow::default() }
+    }
+
+    fn ata(name: &str, reallocated: u64, pending: u64) -> Disk {
+        Disk {
+            name: name.into(),
+            serial: Some(format!("S-{name}")),
+            smart_passed: Some(true),
+            ata: Some(wire::AtaHealth { reallocated: Some(reallocated), pending: Some(pending), ..Default::default() }),
+            ..Disk::default()
+        }
+    }
+
+    fn nvme(used: u64, spare: u64, media_errors: u64) -> Disk {
+        Disk {
+            name: "nvme0".into(),
+            serial: Some("N1".into()),
+            smart_passed: Some(true),
+            nvme: Some(wire::NvmeHealth {
+                critical_warning: Some(0),
+                percentage_used: Some(used),
+                media_errors: Some(media_errors),
+                available_spare: Some(spare),
+                available_spare_threshold: Some(10),
+            }),
+            ..Disk::default()
+        }
+    }
+
+    fn rules(found: &[Finding]) -> Vec<(Rule, Option<&str>, Level)> {
+        found.iter().map(|f| (f.rule, f.subject.as_deref(), f.level)).collect()
+    }
+
+    #[test]
+    fn disk_rules() {
+        let failing = Disk { smart_passed: Some(false), model: Some("WDC X".into()), ..ata("sdb", 0, 0) };
+        let now = slow(vec![failing, ata("sda", 3, 0), nvme(91, 5, 2), Disk { standby: true, ..Disk::default() }]);
+        let mut f = facts(None, None);
+        f.slow = Some(&now);
+        let found = findings(&f);
+        assert_eq!(
+            rules(&found),
+            [
+                (Rule::DiskHealth, Some("sdb"), Level::Critical),
+                (Rule::DiskWear, Some("nvme0"), Level::Warning),
+                (Rule::DiskSpare, Some("nvme0"), Level::Warning),
+            ],
+            "without a previous sample nothing has grown"
+        );
+        assert_eq!(found[0].message, "disk sdb (WDC X) fails its SMART health check");
+
+        let before = slow(vec![ata("sda", 1, 0), nvme(91, 5, 1)]);
+        f.previous_slow = Some(&before);
+        let found = findings(&f);
+        assert_eq!(
+            rules(&found),
+            [
+                (Rule::DiskHealth, Some("sdb"), Level::Critical),
+                (Rule::DiskSectors, Some("sda"), Level::Warning),
+                (Rule::DiskWear, Some("nvme0"), Level::Warning),
+                (Rule::DiskSpare, Some("nvme0"), Level::Warning),
+                (Rule::DiskMediaErrors, Some("nvme0"), Level::Warning),
+            ]
+        );
+        assert_eq!(found[1].message, "disk sda: reallocated/pending sectors grew from 1 to 3");
+        f.previous_slow = Some(&now);
+        assert_eq!(findings(&f).len(), 3, "counts that did not grow are not news");
+
+        let renamed = slow(vec![Disk { name: "sdz".into(), ..ata("sda", 0, 0) }]);
+        f.previous_slow = Some(&renamed);
+        assert!(
+            findings(&f).iter().any(|x| x.rule == Rule::DiskSectors),
+            "a disk is followed by its serial when its name changes"
+        );
+    }
+
+    #[test]
+    fn hot_sensors_with_hysteresis() {
+        let temps = |cpu: f64, nvme: f64| Fast {
+            temps: Some(vec![
+                wire::Temp { name: "cpu0".into(), kind: TempKind::Cpu, celsius: 60.0, cores_max: Some(cpu) },
+                wire::Temp { name: "nvme0".into(), kind: TempKind::Nvme, celsius: nvme, cores_max: None },
+            ]),
+            ..Fast::default()
+        };
+        let hot = temps(92.0, 71.0);
+        assert_eq!(
+            rules(&findings(&facts(Some(&hot), None))),
+            [
+                (Rule::CpuTemperature, Some("cpu0"), Level::Warning),
+                (Rule::NvmeTemperature, Some("nvme0"), Level::Warning)
+            ]
+        );
+        assert_eq!(findings(&facts(Some(&temps(100.0, 80.0)), None))[0].level, Level::Critical);
+        let cooler = temps(87.0, 66.0);
+        assert!(findings(&facts(Some(&cooler), None)).is_empty(), "a card shows the plain thresholds");
+        // Alerting holds the warning until the reading is 5 °C under the threshold.
+        let held = measure_fast(&cooler, Rule::CpuTemperature, "cpu0").unwrap();
+        assert_eq!(CPU_TEMPERATURE.level_with_hysteresis(held, Some(Level::Warning)), Some(Level::Warning));
+        assert_eq!(CPU_TEMPERATURE.level_with_hysteresis(84.9, Some(Level::Warning)), None);
+        assert_eq!(measure_fast(&cooler, Rule::NvmeTemperature, "nvme0"), Some(66.0));
+        assert_eq!(Thresholds::of(Rule::NvmeTemperature), Some(NVME_TEMPERATURE));
+        assert_eq!(measure_fast(&cooler, Rule::NvmeTemperature, "cpu0"), None);
     }
 
     #[test]

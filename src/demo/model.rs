@@ -8,7 +8,10 @@
 
 use std::f64::consts::PI;
 
-use wire::{DatasetSnapshots, Fast, Guest, Medium, Pool, Scan, Slow, Snapshots, Storage, Vdev, Versions};
+use wire::{
+    AtaHealth, DatasetSnapshots, Disk, DiskIo, Fast, Guest, Medium, NetIf, NetKind, NvmeHealth, Pool, Scan, Slow,
+    Snapshots, Storage, Temp, TempKind, Vdev, Versions,
+};
 
 use super::fleet::{self, GuestSpec, HostSpec, Role, DEGRADED, FLAKY};
 
@@ -197,7 +200,120 @@ impl HostModel {
             rootfs_total: Some(rootfs_total),
             rootfs_used: Some(rootfs),
             uptime_s: Some((booted / 1000) as u64),
+            net: Some(self.net_at(util, backup, t)),
+            diskio: Some(self.diskio_at(util, backup, t)),
+            temps: Some(self.temps_at(util)),
         }
+    }
+
+    /// Traffic follows the guests' CPU; a backup pushes to the backup server.
+    fn net_at(&self, util: f64, backup: bool, t: i64) -> Vec<NetIf> {
+        let rx = (2e6 + 60e6 * util * (1.0 + 0.2 * wave(self.key(20), t, 10 * MIN))) as u64;
+        let tx = (1e6 + 40e6 * util + if backup { 90e6 } else { 0.0 }) as u64;
+        let nic = |name: &str, kind, share: f64| NetIf {
+            name: name.into(),
+            kind,
+            rx_bytes: (rx as f64 * share) as u64,
+            tx_bytes: (tx as f64 * share) as u64,
+            rx_packets: (rx as f64 * share / 900.0) as u64,
+            tx_packets: (tx as f64 * share / 1100.0) as u64,
+            rx_errors: 0.0,
+            tx_errors: 0.0,
+            rx_drops: if self.index == FLAKY { 0.4 } else { 0.0 },
+            tx_drops: 0.0,
+        };
+        vec![
+            nic("nic0", NetKind::Physical, 1.0),
+            nic("nic1", NetKind::Physical, 0.01),
+            nic("vmbr0", NetKind::Bridge, 0.98),
+        ]
+    }
+
+    /// The rpool mirror's two NVMe disks, the tank's six disks, and the zvols.
+    fn diskio_at(&self, util: f64, backup: bool, t: i64) -> Vec<DiskIo> {
+        let base = 5e6 + 80e6 * util + if backup { 150e6 } else { 0.0 };
+        let io = |name: String, share: f64| {
+            let read = base * share * (1.0 + 0.3 * wave(self.key(21), t, 7 * MIN));
+            DiskIo {
+                name,
+                read_bytes: read as u64,
+                write_bytes: (base * share * 0.6) as u64,
+                reads: ((read / 32_768.0) * 10.0).round() / 10.0,
+                writes: ((base * share * 0.6 / 16_384.0) * 10.0).round() / 10.0,
+                busy_pct: ((5.0 + 60.0 * util * share) * 10.0).round() / 10.0,
+            }
+        };
+        let mut out = vec![io("nvme0n1".into(), 0.5), io("nvme1n1".into(), 0.5)];
+        if self.spec.tank_tib.is_some() {
+            out.extend((0..6).map(|i| io(format!("sd{}", (b'a' + i) as char), 0.2)));
+        }
+        out.push(io(DiskIo::ZVOLS.into(), 0.9));
+        out
+    }
+
+    fn temps_at(&self, util: f64) -> Vec<Temp> {
+        let package = 38.0 + 40.0 * util;
+        vec![
+            Temp {
+                name: "cpu0".into(),
+                kind: TempKind::Cpu,
+                celsius: package.round(),
+                cores_max: Some((package + 6.0).round()),
+            },
+            Temp { name: "nvme0".into(), kind: TempKind::Nvme, celsius: (35.0 + 15.0 * util).round(), cores_max: None },
+            Temp { name: "nvme1".into(), kind: TempKind::Nvme, celsius: (36.0 + 15.0 * util).round(), cores_max: None },
+        ]
+    }
+
+    /// SMART of the disks behind the pools' vdevs; the degraded host's faulted NVMe is worn.
+    fn disks_at(&self, t: i64) -> Vec<Disk> {
+        let hours = 8_000 + (self.seed % 20_000) + (self.days(t) * 24.0) as u64;
+        let worn = self.index == DEGRADED;
+        let nvme = |i: u64| Disk {
+            name: format!("nvme{i}"),
+            protocol: "NVMe".into(),
+            ids: vec![format!("nvme-SAMSUNG_MZQL2960HCJR-00A07_S64FNE0R{:06}", self.seed % 1_000_000 + i)],
+            model: Some("SAMSUNG MZQL2960HCJR-00A07".into()),
+            serial: Some(format!("S64FNE0R{:06}", self.seed % 1_000_000 + i)),
+            capacity: Some(960_197_124_096),
+            smart_passed: Some(!(worn && i == 1)),
+            temp_c: Some(38.0 + i as f64),
+            power_on_hours: Some(hours),
+            nvme: Some(NvmeHealth {
+                critical_warning: Some(if worn && i == 1 { 4 } else { 0 }),
+                percentage_used: Some(if worn && i == 1 { 97 } else { 3 + self.seed % 10 }),
+                media_errors: Some(if worn && i == 1 { 14 } else { 0 }),
+                available_spare: Some(100),
+                available_spare_threshold: Some(10),
+            }),
+            ..Disk::default()
+        };
+        let mut disks = vec![nvme(0), nvme(1)];
+        if self.spec.tank_tib.is_some() {
+            disks.extend((0..6u64).map(|i| Disk {
+                name: format!("sd{}", (b'a' + i as u8) as char),
+                protocol: "ATA".into(),
+                model: Some("ST16000NM001G-2KK103".into()),
+                serial: Some(format!("ZL2{:05}", (self.seed + i) % 100_000)),
+                capacity: Some(16_000_900_661_248),
+                // A third of the fleet spins its tank disks down at night.
+                standby: self.index % 3 == 2 && i >= 4,
+                smart_passed: Some(true),
+                temp_c: Some(33.0 + i as f64),
+                power_on_hours: Some(hours),
+                ata: Some(AtaHealth {
+                    reallocated: Some(if i == 2 { 8 } else { 0 }),
+                    pending: Some(0),
+                    offline_uncorrectable: Some(0),
+                    crc_errors: Some(0),
+                }),
+                ..Disk::default()
+            }));
+            for d in disks.iter_mut().filter(|d| d.standby) {
+                *d = Disk { name: d.name.clone(), protocol: d.protocol.clone(), standby: true, ..Disk::default() };
+            }
+        }
+        disks
     }
 
     /// The root filesystem's size and use: logs grow through a week and are rotated
@@ -376,6 +492,7 @@ impl HostModel {
                 kernel: Some(kernel.into()),
                 zfs: Some("2.2.6-pve1".into()),
             }),
+            disks: Some(self.disks_at(t)),
         }
     }
 }

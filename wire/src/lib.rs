@@ -4,6 +4,8 @@
 //! - [`topic`]: the `pmon/v1/<host_id>/<kind>` topic names, host id validation and parsing.
 //! - [`payload`]: the JSON payloads of the `fast`, `medium` and `slow` tiers.
 //! - [`alerts`]: the JSON payloads of the server's `alerts` and `alerts/events` topics.
+//! - [`signals`]: the hardware sections (network, disk I/O, temperatures, SMART) and how a
+//!   disk is matched to the ZFS vdevs on it.
 //! - [`value`]: the payloads' enumerated strings (pool state, guest status, ...), each
 //!   keeping values it does not know.
 //!
@@ -12,10 +14,12 @@
 
 pub mod alerts;
 pub mod payload;
+pub mod signals;
 pub mod topic;
 pub mod value;
 
 pub use payload::*;
+pub use signals::{AtaHealth, Disk, DiskIo, NetIf, NetKind, NvmeHealth, Temp, TempKind};
 pub use topic::{HostId, HostIdError, Kind, ServerKind, Topic, TopicError, PREFIX};
 pub use value::{GuestStatus, PoolState, ScanFunction, ScanState};
 

@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::signals::{Disk, DiskIo, NetIf, Temp};
 use crate::value::{GuestStatus, PoolState, ScanFunction, ScanState};
 
 /// Bump when a payload changes incompatibly; the recorder refuses versions it doesn't know.
@@ -81,6 +82,16 @@ pub struct Fast {
     pub rootfs_total: Option<u64>,
     pub rootfs_used: Option<u64>,
     pub uptime_s: Option<u64>,
+    /// Physical interfaces, bonds and bridges; None on an agent's first cycle (rates need two
+    /// samples) and from older agents.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub net: Option<Vec<NetIf>>,
+    /// Whole disks and the zvols together; None on the first cycle.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub diskio: Option<Vec<DiskIo>>,
+    /// CPU packages and NVMe controllers; None on a host without such sensors.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub temps: Option<Vec<Temp>>,
 }
 
 impl Fast {
@@ -200,6 +211,9 @@ pub struct Guest {
 pub struct Slow {
     pub snapshots: Option<Snapshots>,
     pub versions: Option<Versions>,
+    /// Every disk `smartctl --scan-open` finds, with its SMART data.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disks: Option<Vec<Disk>>,
 }
 
 /// Snapshots summarised per dataset, with the newest ones listed (capped).
@@ -300,7 +314,91 @@ mod tests {
         round_trip(&envelope(Slow {
             snapshots: Some(Snapshots { total: 1, ..Snapshots::default() }),
             versions: Some(Versions { kernel: Some("6.8.12-4-pve".into()), ..Versions::default() }),
+            disks: Some(vec![crate::Disk {
+                name: "sda".into(),
+                ids: vec!["ata-X_S1".into()],
+                smart_passed: Some(true),
+                ata: Some(crate::AtaHealth { reallocated: Some(3), ..Default::default() }),
+                ..Default::default()
+            }]),
         }));
+    }
+
+    /// A big host's fast payload: 16 cores in two packages, 8 disks and the zvols, 6
+    /// interfaces, 2 NVMe sensors, with large values everywhere.
+    fn big_fast() -> Fast {
+        use crate::{DiskIo, NetIf, NetKind, Temp, TempKind};
+        let net = ["eno1", "eno2", "enp65s0f0", "enp65s0f1", "bond0", "vmbr0"]
+            .iter()
+            .map(|n| NetIf {
+                name: (*n).into(),
+                kind: NetKind::Physical,
+                rx_bytes: 1_234_567_890,
+                tx_bytes: 1_234_567_890,
+                rx_packets: 1_234_567,
+                tx_packets: 1_234_567,
+                rx_errors: 12.34,
+                tx_errors: 0.03,
+                rx_drops: 123.45,
+                tx_drops: 0.0,
+            })
+            .collect();
+        let diskio = ["sda", "sdb", "sdc", "sdd", "sde", "sdf", "nvme0n1", "nvme1n1", DiskIo::ZVOLS]
+            .iter()
+            .map(|n| DiskIo {
+                name: (*n).into(),
+                read_bytes: 1_234_567_890,
+                write_bytes: 1_234_567_890,
+                reads: 12_345.6,
+                writes: 12_345.6,
+                busy_pct: 99.9,
+            })
+            .collect();
+        let temp = |name: &str, kind, cores| Temp { name: name.into(), kind, celsius: 65.5, cores_max: cores };
+        Fast {
+            cpus: Some(64),
+            load1: Some(12.34),
+            load5: Some(12.34),
+            load15: Some(12.34),
+            cpu_pct: Some(12.345678901234),
+            iowait_pct: Some(1.2345678901234),
+            mem_total: Some(540_000_000_000),
+            mem_used: Some(500_000_000_000),
+            arc_bytes: Some(200_000_000_000),
+            swap_total: Some(8_589_930_496),
+            swap_used: Some(8_000_000_000),
+            rootfs_total: Some(100_861_726_720),
+            rootfs_used: Some(12_315_713_536),
+            uptime_s: Some(123_456_789),
+            net: Some(net),
+            diskio: Some(diskio),
+            temps: Some(vec![
+                temp("cpu0", TempKind::Cpu, Some(71.5)),
+                temp("cpu1", TempKind::Cpu, Some(71.5)),
+                temp("nvme0", TempKind::Nvme, None),
+                temp("nvme1", TempKind::Nvme, None),
+            ]),
+        }
+    }
+
+    #[test]
+    fn a_big_hosts_fast_payload_stays_under_4_kib() {
+        let mut p = envelope(big_fast());
+        p.host_id = "pve-rack12-node-0042.example.com".into();
+        p.errors.clear();
+        round_trip(&p);
+        let size = serde_json::to_vec(&p).unwrap().len();
+        // topics.md states this size; update it when the payload grows.
+        assert!(size < 4096, "{size} bytes");
+        assert!((2_700..2_900).contains(&size), "{size} bytes: update topics.md");
+    }
+
+    #[test]
+    fn old_payloads_have_no_signals_and_new_fields_stay_out_when_empty() {
+        let json = serde_json::to_string(&Fast::default()).unwrap();
+        assert!(!json.contains("net") && !json.contains("temps"), "{json}");
+        let slow: Slow = serde_json::from_str(r#"{"snapshots":null,"versions":null}"#).unwrap();
+        assert_eq!(slow.disks, None);
     }
 
     #[test]

@@ -53,6 +53,37 @@ impl Runner {
         args: &[S],
         timeout: Duration,
     ) -> Result<String, CommandError> {
+        let output = self.output(program, args, timeout).await?;
+        if !output.status.success() {
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            let detail = stderr.lines().map(str::trim).find(|l| !l.is_empty()).unwrap_or("");
+            return Err(CommandError::Failed {
+                program: program.to_string(),
+                status: output.status,
+                detail: truncate(detail, 160),
+            });
+        }
+        Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+    }
+
+    /// Like [`Runner::run`], but a non-zero exit is not an error: for programs whose exit status
+    /// is a report of its own (smartctl's bit mask). Returns the status and stdout.
+    pub async fn run_any_status<S: AsRef<OsStr>>(
+        &self,
+        program: &str,
+        args: &[S],
+        timeout: Duration,
+    ) -> Result<(ExitStatus, String), CommandError> {
+        let output = self.output(program, args, timeout).await?;
+        Ok((output.status, String::from_utf8_lossy(&output.stdout).into_owned()))
+    }
+
+    async fn output<S: AsRef<OsStr>>(
+        &self,
+        program: &str,
+        args: &[S],
+        timeout: Duration,
+    ) -> Result<std::process::Output, CommandError> {
         let path = self.resolve(program);
         let mut command = Command::new(&path);
         command
@@ -74,24 +105,14 @@ impl Runner {
                 result => break result,
             }
         };
-        let output = match result {
-            Err(_) => return Err(CommandError::TimedOut { program: program.to_string(), after: timeout }),
+        match result {
+            Err(_) => Err(CommandError::TimedOut { program: program.to_string(), after: timeout }),
             Ok(Err(e)) if e.kind() == io::ErrorKind::NotFound => {
-                return Err(CommandError::NotFound { program: program.to_string() })
+                Err(CommandError::NotFound { program: program.to_string() })
             }
-            Ok(Err(source)) => return Err(CommandError::Io { program: program.to_string(), source }),
-            Ok(Ok(output)) => output,
-        };
-        if !output.status.success() {
-            let stderr = String::from_utf8_lossy(&output.stderr);
-            let detail = stderr.lines().map(str::trim).find(|l| !l.is_empty()).unwrap_or("");
-            return Err(CommandError::Failed {
-                program: program.to_string(),
-                status: output.status,
-                detail: truncate(detail, 160),
-            });
+            Ok(Err(source)) => Err(CommandError::Io { program: program.to_string(), source }),
+            Ok(Ok(output)) => Ok(output),
         }
-        Ok(String::from_utf8_lossy(&output.stdout).into_owned())
     }
 
     fn resolve(&self, program: &str) -> PathBuf {

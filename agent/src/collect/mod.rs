@@ -6,12 +6,14 @@
 //! - [`zpool_status`] (JSON on OpenZFS ≥ 2.3, text before) and [`zpool_list`]: pools.
 //! - [`storage`], [`guests`]: `pvesh` storages, VMs and containers.
 //! - [`snapshots`], [`versions`]: `zfs list -t snapshot`, `pveversion`, kernel and ZFS versions.
+//! - [`hardware`]: network ([`net_dev`]), disk I/O ([`diskstats`]) and temperatures ([`hwmon`])
+//!   in the fast tier, SMART ([`smart`]) in the slow tier.
 //!
 //! Every source is read-only: commands run from an argv with no shell ([`command`]), and a
 //! source that fails (not installed, non-zero exit, timeout, unparseable output) leaves only its
 //! own section empty and adds one line to [`Errors`] under its collector name (`node_status`,
 //! `proc_stat`, `arcstats`, `zpool_status`, `zpool_list`, `storage`, `qemu`, `lxc`, `snapshots`,
-//! `versions`).
+//! `versions`, `net_dev`, `diskstats`, `hwmon`, `smart`, `smart/<disk>`).
 //!
 //! Missing ZFS: a host without the ZFS module has no arcstats file and no `/sys/module/zfs`,
 //! which is normal and gives `None` with no error. A missing `zpool` or `zfs` *command* is
@@ -28,10 +30,15 @@ use wire::{Fast, Medium, Slow, Versions};
 
 pub mod arcstats;
 pub mod command;
+pub mod diskstats;
 pub mod guests;
+pub mod hardware;
+pub mod hwmon;
 pub mod lenient;
+pub mod net_dev;
 pub mod node_status;
 pub mod proc_stat;
+pub mod smart;
 pub mod snapshots;
 pub mod storage;
 #[cfg(test)]
@@ -89,6 +96,7 @@ pub struct Collectors {
     runner: Runner,
     prev_cpu: Option<CpuSample>,
     zpool_format: zpool_status::Format,
+    hardware: hardware::Hardware,
 }
 
 impl Collectors {
@@ -97,7 +105,9 @@ impl Collectors {
     }
 
     /// Reads `/proc` and `/sys` from other directories, for tests against captured files.
+    /// `/dev` is taken as the `dev` beside `sys_root` (`/dev` for `/sys`).
     pub fn with_roots(node: String, proc_root: PathBuf, sys_root: PathBuf) -> Collectors {
+        let dev_root = sys_root.parent().unwrap_or(Path::new("/")).join("dev");
         Collectors {
             node,
             proc_root,
@@ -105,6 +115,7 @@ impl Collectors {
             runner: Runner::default(),
             prev_cpu: None,
             zpool_format: zpool_status::Format::Unknown,
+            hardware: hardware::Hardware::new(dev_root),
         }
     }
 
@@ -161,6 +172,7 @@ impl Collectors {
             Err(e) if e.is_not_found() => {}
             Err(e) => record(&mut errors, "arcstats", e),
         }
+        self.hardware.fast(&self.proc_root, &self.sys_root, &mut fast, &mut errors).await;
         (fast, errors)
     }
 
@@ -229,7 +241,9 @@ impl Collectors {
             record(&mut errors, "versions", failures.join("; "));
         }
         let any = versions.pve_manager.is_some() || versions.kernel.is_some() || versions.zfs.is_some();
-        (Slow { snapshots, versions: any.then_some(versions) }, errors)
+        let mut slow = Slow { snapshots, versions: any.then_some(versions), disks: None };
+        self.hardware.slow(&self.runner, timeout, &mut slow, &mut errors).await;
+        (slow, errors)
     }
 }
 

@@ -14,6 +14,23 @@ fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
 }
 
+/// Copies a fixture tree, symlinks as symlinks.
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let (src, dst) = (e.path(), to.join(e.file_name()));
+        let kind = e.file_type().unwrap();
+        if kind.is_symlink() {
+            std::os::unix::fs::symlink(std::fs::read_link(&src).unwrap(), &dst).unwrap();
+        } else if kind.is_dir() {
+            copy_tree(&src, &dst);
+        } else {
+            std::fs::copy(&src, &dst).unwrap();
+        }
+    }
+}
+
 /// A temp dir holding `bin/` (the fake programs) and `proc/`, `sys/` (copies of the fixture roots).
 struct FakeHost {
     dir: tempfile::TempDir,
@@ -29,6 +46,22 @@ impl FakeHost {
         for file in ["proc/stat", "proc/sys/kernel/osrelease", "proc/spl/kstat/zfs/arcstats", "sys/module/zfs/version"]
         {
             std::fs::copy(host.join(file), dir.path().join(file)).unwrap();
+        }
+        std::fs::create_dir_all(dir.path().join("proc/net")).unwrap();
+        std::fs::copy(fixtures().join("proc_net_dev_pve_1.txt"), dir.path().join("proc/net/dev")).unwrap();
+        std::fs::copy(fixtures().join("proc_diskstats_pve_1.txt"), dir.path().join("proc/diskstats")).unwrap();
+        copy_tree(&fixtures().join("hwmon"), &dir.path().join("sys/class/hwmon"));
+        for (name, marker) in [("nic0", "device"), ("nic1", "device"), ("bond0", "bonding"), ("vmbr0", "bridge")] {
+            std::fs::create_dir_all(dir.path().join("sys/class/net").join(name).join(marker)).unwrap();
+        }
+        let by_id = dir.path().join("dev/disk/by-id");
+        std::fs::create_dir_all(&by_id).unwrap();
+        for (link, target) in [
+            ("ata-WDC_WD140EDFZ-11A0VA0_9RK1XXXX", "../../sda"),
+            ("ata-WDC_WD140EDFZ-11A0VA0_9RK1XXXX-part1", "../../sda1"),
+            ("nvme-INTEL_SSDPEKNW010T8_BTNH93710FS91P0B", "../../nvme0n1"),
+        ] {
+            std::os::unix::fs::symlink(target, by_id.join(link)).unwrap();
         }
         FakeHost { dir }
     }
@@ -66,6 +99,23 @@ impl FakeHost {
         );
         self.script("zfs", r#""list -t snapshot -Hp -o name,used,creation") cat "$F/zfs_list_snapshots.txt";;"#);
         self.script("pveversion", r#""") cat "$F/pveversion.txt";;"#);
+        self.smartctl("");
+    }
+
+    /// A fake smartctl over the captured outputs: sda healthy, sdb failing (exit 216), sdc asleep
+    /// (exit 2), nvme0 healthy; `extra` cases come first.
+    fn smartctl(&self, extra: &str) {
+        self.script(
+            "smartctl",
+            &format!(
+                r#"{extra}
+"--scan-open --json") cat "$F/smartctl_scan_open_host.json";;
+"--json -a -n standby -d sat /dev/sda") cat "$F/smartctl_ata_healthy.json";;
+"--json -a -n standby -d sat /dev/sdb") cat "$F/smartctl_ata_failing.json"; exit 216;;
+"--json -a -n standby -d sat /dev/sdc") cat "$F/smartctl_standby.json"; exit 2;;
+"--json -a -n standby -d nvme /dev/nvme0") cat "$F/smartctl_nvme.json";;"#
+            ),
+        );
     }
 
     fn collectors(&self) -> Collectors {
@@ -93,12 +143,79 @@ async fn fast_tier_from_pvesh_proc_stat_and_arcstats() {
     assert_eq!((fast.rootfs_total, fast.rootfs_used), (Some(21_003_583_488), Some(6_877_716_480)));
     assert_eq!(fast.uptime_s, Some(1_433_562));
     assert_eq!((fast.cpu_pct, fast.iowait_pct), (None, None), "the first cycle only records a baseline");
+    assert_eq!((&fast.net, &fast.diskio), (&None, &None), "rates need a second sample");
+    let temps: Vec<(&str, f64)> = fast.temps.iter().flatten().map(|t| (t.name.as_str(), t.hottest())).collect();
+    assert_eq!(temps, [("cpu0", 61.0), ("nvme0", 44.9), ("nvme1", 71.9)]);
 
     std::fs::copy(fixtures().join("proc_stat_2.txt"), host.path("proc/stat")).unwrap();
+    std::fs::copy(fixtures().join("proc_net_dev_pve_2.txt"), host.path("proc/net/dev")).unwrap();
+    std::fs::copy(fixtures().join("proc_diskstats_pve_2.txt"), host.path("proc/diskstats")).unwrap();
     let (fast, errors) = collectors.fast(TIMEOUT).await;
     assert!(errors.is_empty(), "{errors:?}");
     assert!((fast.cpu_pct.unwrap() - 1.5).abs() < 1e-9, "{:?}", fast.cpu_pct);
     assert_eq!(fast.iowait_pct, Some(0.0));
+    use wire::NetKind::{Bond, Bridge, Physical};
+    let net: Vec<(&str, wire::NetKind)> = fast.net.iter().flatten().map(|n| (n.name.as_str(), n.kind)).collect();
+    assert_eq!(net, [("nic0", Physical), ("nic1", Physical), ("bond0", Bond), ("vmbr0", Bridge)]);
+    assert!(fast.net.as_ref().unwrap()[0].rx_bytes > 0);
+    let disks: Vec<&str> = fast.diskio.iter().flatten().map(|d| d.name.as_str()).collect();
+    assert_eq!(disks, ["sda", "sdb", "nvme0n1", "zvols"]);
+}
+
+#[tokio::test]
+async fn a_missing_hwmon_or_an_unreadable_proc_file_loses_only_its_own_section() {
+    let host = FakeHost::new();
+    host.pve8();
+    std::fs::remove_dir_all(host.path("sys/class/hwmon")).unwrap();
+    std::fs::write(host.path("proc/diskstats"), "garbage\n").unwrap();
+    let mut collectors = host.collectors();
+    let (fast, errors) = collectors.fast(TIMEOUT).await;
+    assert_eq!(errors.keys().collect::<Vec<_>>(), ["diskstats", "hwmon"]);
+    assert!(errors["diskstats"].starts_with("unexpected output: 1 fields"), "{}", errors["diskstats"]);
+    assert!(errors["hwmon"].starts_with("failed to read "), "{}", errors["hwmon"]);
+    assert_eq!((fast.temps, fast.diskio), (None, None));
+    assert_eq!(fast.cpus, Some(4), "the other sections still arrive");
+}
+
+#[tokio::test]
+async fn slow_tier_reads_every_disk_and_never_wakes_a_sleeping_one() {
+    let host = FakeHost::new();
+    host.pve8();
+    let mut collectors = host.collectors();
+    let (slow, errors) = collectors.slow(TIMEOUT).await;
+    assert_eq!(errors.keys().collect::<Vec<_>>(), ["smart/bus/0"], "only the RAID controller that cannot be opened");
+    assert!(errors["smart/bus/0"].contains("megaraid"), "{}", errors["smart/bus/0"]);
+    let disks = slow.disks.unwrap();
+    let seen: Vec<(&str, bool, Option<bool>)> =
+        disks.iter().map(|d| (d.name.as_str(), d.standby, d.smart_passed)).collect();
+    assert_eq!(
+        seen,
+        [
+            ("sda", false, Some(true)),
+            ("sdb", false, Some(false)),
+            ("sdc", true, None),
+            ("nvme0", false, Some(true)),
+            ("bus/0", false, None)
+        ]
+    );
+    assert_eq!(disks[0].ids, ["ata-WDC_WD140EDFZ-11A0VA0_9RK1XXXX"]);
+    assert_eq!(disks[1].smartctl_status, 216);
+    assert_eq!(disks[3].ids, ["nvme-INTEL_SSDPEKNW010T8_BTNH93710FS91P0B"]);
+    let calls = host.calls();
+    assert!(calls.iter().filter(|c| c.contains("/dev/")).all(|c| c.contains("-n standby")), "{calls:?}");
+}
+
+#[tokio::test]
+async fn a_disk_that_does_not_answer_loses_only_its_own_reading() {
+    let host = FakeHost::new();
+    host.pve8();
+    host.smartctl(r#""--json -a -n standby -d sat /dev/sda") sleep 30;;"#);
+    let mut collectors = host.collectors();
+    let (slow, errors) = collectors.slow(Duration::from_secs(2)).await;
+    assert_eq!(errors["smart/sda"], "smartctl timed out after 2s");
+    let disks = slow.disks.unwrap();
+    assert_eq!((disks[0].name.as_str(), disks[0].smart_passed), ("sda", None));
+    assert_eq!(disks[3].smart_passed, Some(true), "the disks after it are still read");
 }
 
 #[tokio::test]
@@ -177,7 +294,7 @@ async fn slow_tier_snapshots_and_versions() {
     host.pve8();
     let mut collectors = host.collectors();
     let (slow, errors) = collectors.slow(TIMEOUT).await;
-    assert!(errors.is_empty(), "{errors:?}");
+    assert_eq!(errors.keys().collect::<Vec<_>>(), ["smart/bus/0"], "{errors:?}");
     let snapshots = slow.snapshots.unwrap();
     assert_eq!((snapshots.total, snapshots.datasets.len(), snapshots.truncated), (9, 5, false));
     let versions = slow.versions.unwrap();
@@ -194,7 +311,11 @@ async fn a_bare_host_reports_every_missing_source_and_panics_nowhere() {
         .with_bin_dir(dir.path().join("bin"));
 
     let (fast, errors) = collectors.fast(TIMEOUT).await;
-    assert_eq!(errors.keys().collect::<Vec<_>>(), ["node_status", "proc_stat"], "no ARC is not an error");
+    assert_eq!(
+        errors.keys().collect::<Vec<_>>(),
+        ["diskstats", "hwmon", "net_dev", "node_status", "proc_stat"],
+        "no ARC is not an error"
+    );
     assert_eq!(errors["node_status"], "pvesh: command not found");
     assert!(errors["proc_stat"].starts_with("failed to read "), "{}", errors["proc_stat"]);
     assert_eq!(fast, wire::Fast::default());
@@ -206,7 +327,8 @@ async fn a_bare_host_reports_every_missing_source_and_panics_nowhere() {
     assert_eq!(collectors.zpool_format(), Format::Unknown);
 
     let (slow, errors) = collectors.slow(TIMEOUT).await;
-    assert_eq!(errors.keys().collect::<Vec<_>>(), ["snapshots", "versions"]);
+    assert_eq!(errors.keys().collect::<Vec<_>>(), ["smart", "snapshots", "versions"]);
+    assert_eq!(errors["smart"], "smartctl: command not found");
     assert!(errors["versions"].starts_with("pveversion: pveversion: command not found; kernel: failed to read"));
     assert_eq!(slow, wire::Slow::default());
 }
@@ -218,7 +340,7 @@ async fn unparseable_output_is_an_error_for_that_section_only() {
     host.script("zfs", r#""list -t snapshot -Hp -o name,used,creation") printf 'rpool@x\tlots\tyesterday\n';;"#);
     let mut collectors = host.collectors();
     let (slow, errors) = collectors.slow(TIMEOUT).await;
-    assert_eq!(errors.keys().collect::<Vec<_>>(), ["snapshots"]);
+    assert_eq!(errors.keys().collect::<Vec<_>>(), ["smart/bus/0", "snapshots"]);
     assert_eq!(errors["snapshots"], "unexpected output: bad used bytes \"lots\"");
     assert_eq!(slow.snapshots, None);
     assert_eq!(slow.versions.unwrap().pve_manager.as_deref(), Some("8.0.3"));

@@ -4,6 +4,7 @@ mod admin;
 mod alerts;
 mod api;
 mod events;
+mod hardware;
 mod health;
 mod login;
 mod metrics;

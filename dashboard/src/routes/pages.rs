@@ -14,6 +14,7 @@ use crate::chart::Range;
 use crate::error::AppError;
 use crate::format::{ago, bytes, duration, opt_bytes, opt_f, pct};
 use crate::history::{HostCharts, HostHistory, Sparklines};
+use crate::routes::hardware::{self, disk_of_vdev};
 use crate::routes::{one_host, parse_query, read};
 use crate::session::Session;
 use crate::status::HostStatus;
@@ -129,6 +130,7 @@ fn fast_facts(s: &HostState) -> Vec<(&'static str, String)> {
 fn sections(s: &HostState, now_ms: i64) -> Vec<Section> {
     let mut out = Vec::new();
     let medium = s.medium.as_ref().map(|p| &p.data);
+    let disks = s.slow.as_ref().and_then(|p| p.data.disks.as_deref()).unwrap_or_default();
     let mut pools = Section {
         title: "ZFS pools".into(),
         head: vec!["Pool / vdev", "State", "Used", "Frag", "Errors (R/W/C)", "Last scan"],
@@ -156,20 +158,33 @@ fn sections(s: &HostState, now_ms: i64) -> Vec<Section> {
             bad: pool_level(&p.state) != Level::Online,
         });
         for v in &p.vdevs {
+            // A leaf vdev names the disk it is on, so a failing vdev and its disk show together.
+            let disk = disk_of_vdev(disks, &v.name).filter(|_| v.depth > 0);
+            let on = disk.map_or_else(String::new, |d| {
+                let health = match d.smart_passed {
+                    Some(false) => ", SMART FAILED",
+                    _ if d.standby => ", standby",
+                    _ => "",
+                };
+                format!(" → {}{health}", d.name)
+            });
             pools.rows.push(Row {
                 cells: vec![
-                    format!("{}└ {}", "  ".repeat(v.depth as usize), v.name),
+                    format!("{}└ {}{on}", "  ".repeat(v.depth as usize), v.name),
                     v.state.to_string(),
                     String::new(),
                     String::new(),
                     format!("{}/{}/{}", v.read_errors, v.write_errors, v.checksum_errors),
                     String::new(),
                 ],
-                bad: pool_level(&v.state) != Level::Online || v.errors() > 0,
+                bad: pool_level(&v.state) != Level::Online
+                    || v.errors() > 0
+                    || disk.is_some_and(|d| d.smart_passed == Some(false)),
             });
         }
     }
     out.push(pools);
+    out.extend(hardware::sections(s));
     let mut storages = Section {
         title: "Storages".into(),
         head: vec!["Storage", "Type", "Active", "Used", "Content"],

@@ -177,6 +177,7 @@ fn apply_slow(
     store.pending.note(p, Kind::Slow, raw, newer, now);
     seen(state, p, now);
     if newer {
+        state.previous_slow = state.slow.take().map(|s| s.data);
         state.slow = Some(p.clone());
     }
     Ok(newer)

@@ -1,0 +1,220 @@
+//! The host page's hardware sections: disks (SMART, with the pool vdevs on each disk),
+//! network and disk I/O rates, temperatures. Pure: a host's state in, table rows out.
+
+use recorder::state::HostState;
+use recorder::status::{pool_level, Level, CPU_TEMPERATURE, DISK_WEAR_PCT, NVME_TEMPERATURE};
+use wire::{Disk, Medium, TempKind};
+
+use super::pages::{Row, Section};
+use crate::format::{bytes, opt_f};
+
+/// The disk a vdev is on, if the latest slow sample has it.
+pub fn disk_of_vdev<'a>(disks: &'a [Disk], vdev: &str) -> Option<&'a Disk> {
+    disks.iter().find(|d| d.matches_vdev(vdev))
+}
+
+/// `pool/vdev (STATE)` for every vdev on `disk`.
+fn vdevs_on(medium: Option<&Medium>, disk: &Disk) -> (String, bool) {
+    let mut names = Vec::new();
+    let mut bad = false;
+    for pool in medium.and_then(|m| m.pools.as_ref()).into_iter().flatten() {
+        for v in pool.vdevs.iter().filter(|v| v.depth > 0 && disk.matches_vdev(&v.name)) {
+            names.push(format!("{}/{} ({})", pool.name, v.name, v.state));
+            bad |= pool_level(&v.state) != Level::Online || v.errors() > 0;
+        }
+    }
+    (names.join(", "), bad)
+}
+
+fn health(d: &Disk) -> String {
+    if d.standby {
+        return "standby (not woken)".into();
+    }
+    let verdict = match d.smart_passed {
+        Some(true) => "PASSED",
+        Some(false) => "FAILED",
+        None => "–",
+    };
+    let notes = d.status_notes();
+    if notes.is_empty() {
+        verdict.into()
+    } else {
+        format!("{verdict} ({})", notes.join(", "))
+    }
+}
+
+fn wear(d: &Disk) -> String {
+    let n = |v: Option<u64>| v.map_or_else(|| "–".into(), |v| v.to_string());
+    if let Some(nvme) = &d.nvme {
+        return format!(
+            "{}% used, spare {}% (min {}%), {} media errors",
+            n(nvme.percentage_used),
+            n(nvme.available_spare),
+            n(nvme.available_spare_threshold),
+            n(nvme.media_errors)
+        );
+    }
+    if let Some(ata) = &d.ata {
+        return format!(
+            "reallocated {}, pending {}, uncorrectable {}, CRC {}",
+            n(ata.reallocated),
+            n(ata.pending),
+            n(ata.offline_uncorrectable),
+            n(ata.crc_errors)
+        );
+    }
+    String::new()
+}
+
+fn worn(d: &Disk) -> bool {
+    d.nvme.as_ref().is_some_and(|n| {
+        n.percentage_used.is_some_and(|u| u >= DISK_WEAR_PCT)
+            || matches!((n.available_spare, n.available_spare_threshold), (Some(s), Some(t)) if s < t)
+    })
+}
+
+/// Disks, network, disk I/O and temperatures, in that order.
+pub fn sections(s: &HostState) -> Vec<Section> {
+    let medium = s.medium.as_ref().map(|p| &p.data);
+    let mut disks = Section {
+        title: "Disks".into(),
+        head: vec!["Disk", "Model", "Serial", "Health", "Temp", "Power-on", "Wear / sectors", "Pool / vdev"],
+        rows: vec![],
+        empty: "No disks reported (smartctl runs in the slow tier).".into(),
+    };
+    for d in s.slow.as_ref().and_then(|p| p.data.disks.as_ref()).into_iter().flatten() {
+        let (vdevs, vdev_bad) = vdevs_on(medium, d);
+        disks.rows.push(Row {
+            cells: vec![
+                d.name.clone(),
+                d.model.clone().unwrap_or_default(),
+                d.serial.clone().unwrap_or_default(),
+                health(d),
+                d.temp_c.map(|t| format!("{t:.0} °C")).unwrap_or_default(),
+                d.power_on_hours.map(|h| format!("{h} h")).unwrap_or_default(),
+                wear(d),
+                vdevs,
+            ],
+            bad: d.smart_passed == Some(false) || vdev_bad || worn(d),
+        });
+    }
+    let fast = s.fast.as_ref().map(|p| &p.data);
+    let rate = |b: u64| format!("{}/s", bytes(b));
+    let mut net = Section {
+        title: "Network".into(),
+        head: vec!["Interface", "Kind", "Receive", "Transmit", "Packets in / out", "Errors in / out", "Drops in / out"],
+        rows: vec![],
+        empty: "No rates yet (they need two fast samples).".into(),
+    };
+    for n in fast.and_then(|f| f.net.as_ref()).into_iter().flatten() {
+        net.rows.push(Row {
+            cells: vec![
+                n.name.clone(),
+                n.kind.as_str().into(),
+                rate(n.rx_bytes),
+                rate(n.tx_bytes),
+                format!("{} / {}", n.rx_packets, n.tx_packets),
+                format!("{} / {}", n.rx_errors, n.tx_errors),
+                format!("{} / {}", n.rx_drops, n.tx_drops),
+            ],
+            bad: n.rx_errors + n.tx_errors > 0.0,
+        });
+    }
+    let mut io = Section {
+        title: "Disk I/O".into(),
+        head: vec!["Disk", "Read", "Write", "Reads/s", "Writes/s", "Busy"],
+        rows: vec![],
+        empty: "No rates yet (they need two fast samples).".into(),
+    };
+    for d in fast.and_then(|f| f.diskio.as_ref()).into_iter().flatten() {
+        io.rows.push(Row {
+            cells: vec![
+                d.name.clone(),
+                rate(d.read_bytes),
+                rate(d.write_bytes),
+                format!("{:.1}", d.reads),
+                format!("{:.1}", d.writes),
+                format!("{:.0}%", d.busy_pct),
+            ],
+            bad: false,
+        });
+    }
+    let mut temps = Section {
+        title: "Temperatures".into(),
+        head: vec!["Sensor", "Kind", "Temperature", "Hottest core"],
+        rows: vec![],
+        empty: "No CPU or NVMe sensors reported.".into(),
+    };
+    for t in fast.and_then(|f| f.temps.as_ref()).into_iter().flatten() {
+        let (kind, limit) = match t.kind {
+            TempKind::Cpu => ("CPU", Some(CPU_TEMPERATURE.warning)),
+            TempKind::Nvme => ("NVMe", Some(NVME_TEMPERATURE.warning)),
+            TempKind::Other => ("other", None),
+        };
+        temps.rows.push(Row {
+            cells: vec![
+                t.name.clone(),
+                kind.into(),
+                format!("{:.1} °C", t.celsius),
+                t.cores_max.map(|c| format!("{} °C", opt_f(Some(c), 1))).unwrap_or_default(),
+            ],
+            bad: limit.is_some_and(|l| t.hottest() >= l),
+        });
+    }
+    vec![disks, net, io, temps]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wire::{Pool, Slow, Vdev};
+
+    fn payload<T>(data: T) -> wire::Payload<T> {
+        wire::Payload {
+            schema: wire::SCHEMA_VERSION,
+            host_id: "pve1".into(),
+            ts_ms: 0,
+            boot_id: String::new(),
+            seq: 1,
+            agent_version: String::new(),
+            dropped: 0,
+            errors: Default::default(),
+            data,
+        }
+    }
+
+    #[test]
+    fn a_failing_disk_shows_with_its_vdev_and_the_vdev_with_its_disk() {
+        let disk = Disk {
+            name: "sdb".into(),
+            model: Some("WDC X".into()),
+            serial: Some("WD-ABC123".into()),
+            ids: vec!["ata-WDC_X_WD-ABC123".into()],
+            smart_passed: Some(false),
+            smartctl_status: 8,
+            ..Disk::default()
+        };
+        let pool = Pool {
+            name: "rpool".into(),
+            state: "DEGRADED".into(),
+            vdevs: vec![
+                Vdev { name: "mirror-0".into(), state: "DEGRADED".into(), ..Vdev::default() },
+                Vdev { name: "ata-WDC_X_WD-ABC123-part3".into(), depth: 1, state: "FAULTED".into(), ..Vdev::default() },
+            ],
+            ..Pool::default()
+        };
+        let state = HostState {
+            slow: Some(payload(Slow { disks: Some(vec![disk]), ..Slow::default() })),
+            medium: Some(payload(Medium { pools: Some(vec![pool]), ..Medium::default() })),
+            ..HostState::default()
+        };
+        let sections = sections(&state);
+        let row = &sections[0].rows[0];
+        assert!(row.bad);
+        assert_eq!(row.cells[3], "FAILED (SMART status says failing)");
+        assert_eq!(row.cells[7], "rpool/ata-WDC_X_WD-ABC123-part3 (FAULTED)");
+        let disks = state.slow.as_ref().unwrap().data.disks.as_ref().unwrap();
+        assert_eq!(disk_of_vdev(disks, "ata-WDC_X_WD-ABC123-part3").map(|d| d.name.as_str()), Some("sdb"));
+        assert!(sections[1].rows.is_empty() && sections[3].rows.is_empty());
+    }
+}
