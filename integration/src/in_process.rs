@@ -49,6 +49,7 @@ impl InProcessServer {
             mqtt_port: Some(0),
             mqtts: None,
             retention: recorder::Retention::raw(Duration::from_secs(48 * 3600)),
+            metrics: Default::default(),
         };
         configure(&mut config);
         let (bound_tx, bound_rx) = std::sync::mpsc::channel();
