@@ -169,7 +169,7 @@ pub async fn require_login(
             .and_then(|v| v.to_str().ok())
             .is_some_and(|a| a.contains("text/html"));
         let path = request.uri().path();
-        return if wants_html && !path.starts_with("/api/") && path != "/events" {
+        return if wants_html && !path.starts_with("/api/") && path != "/events" && path != "/metrics" {
             Redirect::to("/login").into_response()
         } else {
             (StatusCode::UNAUTHORIZED, "sign in at /login").into_response()

@@ -2,5 +2,6 @@
 
 mod e2e;
 mod gateway;
+mod ops;
 mod recorder;
 mod walking_skeleton;
