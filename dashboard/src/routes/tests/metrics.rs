@@ -14,11 +14,13 @@ use wire::{Fast, Guest, Medium, Payload, Pool, Scan, Storage, Vdev};
 
 use super::{body, csrf_field, form, page, TestApp, LOOPBACK};
 
+/// A payload of the agent's run `boot`, `seq`, sent 30 s after its predecessor (so a
+/// host's fast interval is the agent's default and it is not silent), the last a second ago.
 fn envelope<T: serde::Serialize>(host_id: &str, seq: u64, data: T) -> Vec<u8> {
     serde_json::to_vec(&Payload {
         schema: wire::SCHEMA_VERSION,
         host_id: host_id.into(),
-        ts_ms: wire::now_ms() - 1_000,
+        ts_ms: wire::now_ms() - 1_000 - (2 - seq as i64) * 30_000,
         boot_id: "boot".into(),
         seq,
         agent_version: "0.1.0".into(),
