@@ -30,6 +30,8 @@ pub struct ServerConfig {
     /// `ALERT_GROUP_INTERVAL_SECONDS`: the shortest time between two notifications of a
     /// host (a resolution after a firing one included); None: the default (5 min).
     pub alert_group_interval: Option<Duration>,
+    /// `METRICS_PUBLIC` and `METRICS_GUESTS`.
+    pub metrics: dashboard::MetricsOptions,
 }
 
 impl std::fmt::Debug for ServerConfig {
@@ -42,25 +44,44 @@ impl std::fmt::Debug for ServerConfig {
             .field("retention", &self.retention)
             .field("alert_group_wait", &self.alert_group_wait)
             .field("alert_group_interval", &self.alert_group_interval)
+            .field("metrics", &self.metrics)
             .finish_non_exhaustive()
     }
 }
 
-fn var(name: &str) -> Option<String> {
-    std::env::var(name).ok().map(|v| v.trim().to_owned()).filter(|v| !v.is_empty())
+/// Where settings come from: the process environment, or for `doctor` the environment
+/// file with the process environment over it.
+pub type Lookup<'a> = &'a dyn Fn(&str) -> Option<String>;
+
+/// The process environment.
+pub fn process_env(name: &str) -> Option<String> {
+    std::env::var(name).ok()
 }
 
-fn parse<T: std::str::FromStr>(name: &str, default: T) -> anyhow::Result<T> {
-    match var(name) {
+/// A variable's value, trimmed; unset and empty are the same.
+fn get(env: Lookup, name: &str) -> Option<String> {
+    env(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty())
+}
+
+/// A switch: `1`, `true`, `yes` or `on` for on; `0`, `false`, `no`, `off` or unset for off.
+fn switch(env: Lookup, name: &str) -> anyhow::Result<bool> {
+    match get(env, name).map(|v| v.to_ascii_lowercase()).as_deref() {
+        None | Some("0" | "false" | "no" | "off") => Ok(false),
+        Some("1" | "true" | "yes" | "on") => Ok(true),
+        Some(v) => anyhow::bail!("{name}={v:?} is not valid; use 1 or 0"),
+    }
+}
+
+fn parse<T: std::str::FromStr>(env: Lookup, name: &str, default: T) -> anyhow::Result<T> {
+    match get(env, name) {
         None => Ok(default),
         Some(v) => v.parse().map_err(|_| anyhow::anyhow!("{name}={v:?} is not valid")),
     }
 }
 
-/// Only the database path, for the commands that just touch the database.
 /// A number of days from `name` (default `default`, at most `max`), in milliseconds.
-fn days(name: &str, default: i64, max: i64) -> anyhow::Result<i64> {
-    let days: i64 = parse(name, default)?;
+fn days(env: Lookup, name: &str, default: i64, max: i64) -> anyhow::Result<i64> {
+    let days: i64 = parse(env, name, default)?;
     if !(1..=max).contains(&days) {
         anyhow::bail!("{name} must be between 1 and {max} days");
     }
@@ -68,16 +89,28 @@ fn days(name: &str, default: i64, max: i64) -> anyhow::Result<i64> {
 }
 
 /// A number of seconds from `name`, if set.
-fn seconds(name: &str) -> anyhow::Result<Option<Duration>> {
-    var(name).map(|_| parse(name, 0u64).map(Duration::from_secs)).transpose()
+fn seconds(env: Lookup, name: &str) -> anyhow::Result<Option<Duration>> {
+    get(env, name).map(|_| parse(env, name, 0u64).map(Duration::from_secs)).transpose()
 }
 
+/// Only the database path, for the commands that just touch the database.
 pub fn database() -> PathBuf {
-    var("DATABASE_PATH").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(DEFAULT_DATABASE))
+    database_in(&process_env)
+}
+
+/// `DATABASE_PATH` in `env`, or the default.
+pub fn database_in(env: Lookup) -> PathBuf {
+    get(env, "DATABASE_PATH").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(DEFAULT_DATABASE))
 }
 
 impl ServerConfig {
     pub fn from_env() -> anyhow::Result<ServerConfig> {
+        ServerConfig::from_lookup(&process_env)
+    }
+
+    /// The same from any source of variables (`doctor` checks an environment file).
+    pub fn from_lookup(env: Lookup) -> anyhow::Result<ServerConfig> {
+        let var = |name: &str| get(env, name);
         let secret_key_base = var("SECRET_KEY_BASE").ok_or_else(|| {
             anyhow::anyhow!("SECRET_KEY_BASE is not set; generate one with `proxmox-monitor gen-secret`")
         })?;
@@ -89,14 +122,14 @@ impl ServerConfig {
         let mqtt_port = match var("MQTT_PORT").as_deref() {
             // 0 is a port like any other (the system picks a free one); only `off` disables.
             Some("off") => None,
-            _ => Some(parse("MQTT_PORT", 1883u16)?),
+            _ => Some(parse(env, "MQTT_PORT", 1883u16)?),
         };
         let mqtts = match (var("MQTTS_PORT"), var("TLS_CERT"), var("TLS_KEY")) {
             (None, _, _) => None,
-            (Some(_), Some(cert), Some(key)) => Some((parse("MQTTS_PORT", 8883u16)?, cert.into(), key.into())),
+            (Some(_), Some(cert), Some(key)) => Some((parse(env, "MQTTS_PORT", 8883u16)?, cert.into(), key.into())),
             (Some(_), _, _) => anyhow::bail!("MQTTS_PORT is set but TLS_CERT or TLS_KEY is not; set both to PEM files"),
         };
-        let hours: u64 = parse("RETENTION_HOURS", 48)?;
+        let hours = parse::<u64>(env, "RETENTION_HOURS", 48)?;
         let max = recorder::partitions::MAX_RETENTION_HOURS;
         if !(1..=max).contains(&hours) {
             anyhow::bail!(
@@ -105,21 +138,25 @@ impl ServerConfig {
             );
         }
         let rollups = recorder::rollup::Keep {
-            minute_ms: days("ROLLUP_MINUTE_DAYS", 30, 366)?,
-            hour_ms: days("ROLLUP_HOUR_DAYS", 730, 3660)?,
+            minute_ms: days(env, "ROLLUP_MINUTE_DAYS", 30, 366)?,
+            hour_ms: days(env, "ROLLUP_HOUR_DAYS", 730, 3660)?,
         };
         Ok(ServerConfig {
-            database: database(),
+            database: database_in(env),
             secret_key_base,
             password_hash,
             public_host: var("PUBLIC_HOST"),
-            bind: parse("BIND", IpAddr::from([127, 0, 0, 1]))?,
-            port: parse("PORT", 4000u16)?,
+            bind: parse(env, "BIND", IpAddr::from([127, 0, 0, 1]))?,
+            port: parse(env, "PORT", 4000u16)?,
             mqtt_port,
             mqtts,
             retention: recorder::Retention { raw: Duration::from_secs(hours * 3600), rollups },
-            alert_group_wait: seconds("ALERT_GROUP_WAIT_SECONDS")?,
-            alert_group_interval: seconds("ALERT_GROUP_INTERVAL_SECONDS")?,
+            alert_group_wait: seconds(env, "ALERT_GROUP_WAIT_SECONDS")?,
+            alert_group_interval: seconds(env, "ALERT_GROUP_INTERVAL_SECONDS")?,
+            metrics: dashboard::MetricsOptions {
+                public: switch(env, "METRICS_PUBLIC")?,
+                guests: switch(env, "METRICS_GUESTS")?,
+            },
         })
     }
 

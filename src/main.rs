@@ -2,6 +2,8 @@
 
 mod alerts_cli;
 mod demo;
+mod doctor;
+mod tokens_cli;
 
 use std::io::Read;
 use std::process::ExitCode;
@@ -20,7 +22,8 @@ use serde_json::json;
 ///
 /// Configuration comes from the environment: DATABASE_PATH, SECRET_KEY_BASE,
 /// DASHBOARD_PASSWORD_HASH, PUBLIC_HOST, BIND, PORT, MQTT_PORT, MQTTS_PORT, TLS_CERT,
-/// TLS_KEY, RETENTION_HOURS, ROLLUP_MINUTE_DAYS, ROLLUP_HOUR_DAYS (see
+/// TLS_KEY, RETENTION_HOURS, ROLLUP_MINUTE_DAYS, ROLLUP_HOUR_DAYS, METRICS_PUBLIC,
+/// METRICS_GUESTS (see
 /// deploy/proxmox-monitor.env.example). PORT, MQTT_PORT
 /// and MQTTS_PORT may be 0 for any free port: `serve` prints where it listens.
 #[derive(Parser)]
@@ -66,6 +69,11 @@ enum Command {
     /// Silences: add (a host's alerts for a while), list, remove.
     #[command(subcommand)]
     Silence(alerts_cli::SilenceCommand),
+    /// Read-only API tokens (Bearer) for /api/v1 and /metrics: add, remove, list.
+    #[command(subcommand)]
+    Token(tokens_cli::TokenCommand),
+    /// Check this server's configuration; one line per problem with its fix, or `ok`.
+    Doctor(doctor::DoctorArgs),
     /// Write a consistent copy of the database to PATH, safe while the server runs.
     Backup {
         /// Where to write the copy (must not exist).
@@ -169,6 +177,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Channel(cmd) => alerts_cli::channel(cmd),
         Command::Alert(cmd) => alerts_cli::alert(cmd),
         Command::Silence(cmd) => alerts_cli::silence(cmd),
+        Command::Token(cmd) => tokens_cli::token(cmd),
+        Command::Doctor(args) => doctor::run(args),
         Command::Observer(ObserverCommand::Add { name, json }) => {
             let mut conn = open_db()?;
             let token = recorder::hosts::add_observer(&mut conn, &name)?;

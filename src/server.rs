@@ -143,6 +143,7 @@ pub async fn run(
         fleet: recorder.fleet.clone(),
         shutdown: stop_rx.clone(),
         public_url: config.public_url(bound.http),
+        metrics: config.metrics,
     };
     let web = tokio::spawn(dashboard::serve(http, state, stopped(stop_rx.clone())));
     let mut alerting_config = alerting::AlertingConfig::new(config.database.clone());

@@ -169,7 +169,7 @@ pub async fn require_login(
             .and_then(|v| v.to_str().ok())
             .is_some_and(|a| a.contains("text/html"));
         let path = request.uri().path();
-        return if wants_html && !path.starts_with("/api/") && path != "/events" {
+        return if wants_html && !path.starts_with("/api/") && path != "/events" && path != "/metrics" {
             Redirect::to("/login").into_response()
         } else {
             (StatusCode::UNAUTHORIZED, "sign in at /login").into_response()
@@ -183,6 +183,51 @@ pub async fn require_login(
     }
     request.extensions_mut().insert(session);
     next.run(request).await
+}
+
+/// An API token's name, in the request's extensions when it came in with one.
+#[derive(Debug, Clone)]
+pub struct ApiClient(pub String);
+
+/// Middleware for the read-only routes (`/api/v1/*`, and `/metrics` unless
+/// `METRICS_PUBLIC`): a request with `Authorization: Bearer <token>` must carry a live
+/// API token (401 otherwise, with no fallback to a cookie) and may only read (GET, HEAD);
+/// one without goes through [`require_login`]. Tokens are looked up on every request, so
+/// `token remove` refuses the next one.
+pub async fn require_reader(
+    State(state): State<AppState>,
+    jar: SignedCookieJar,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let Some(authorization) = request.headers().get(header::AUTHORIZATION) else {
+        return require_login(State(state), jar, request, next).await;
+    };
+    let token = authorization
+        .to_str()
+        .ok()
+        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .map(|t| t.trim().to_owned());
+    let Some(token) = token.filter(|t| !t.is_empty()) else {
+        return unauthorized("expected Authorization: Bearer <API token>");
+    };
+    if !matches!(*request.method(), Method::GET | Method::HEAD) {
+        return AppError::Forbidden("API tokens are read-only".into()).into_response();
+    }
+    let name = crate::routes::read(&state.database, move |conn| recorder::api_tokens::verify(conn, &token)).await;
+    match name {
+        Ok(Some(name)) => {
+            request.extensions_mut().insert(ApiClient(name));
+            next.run(request).await
+        }
+        Ok(None) => unauthorized("unknown or revoked API token"),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// 401 with the challenge a script's HTTP client expects.
+fn unauthorized(why: &'static str) -> Response {
+    (StatusCode::UNAUTHORIZED, [(header::WWW_AUTHENTICATE, "Bearer realm=\"proxmox-monitor\"")], why).into_response()
 }
 
 #[cfg(test)]

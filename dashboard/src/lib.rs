@@ -3,7 +3,8 @@
 //!
 //! # Layout
 //! - [`auth`]: the dashboard password (argon2id), sessions (signed cookie + `sessions`
-//!   table), the sign-in check in front of private routes; [`session`]: the cookie and
+//!   table), the sign-in check in front of private routes, read-only API tokens
+//!   (Bearer) on `/api/v1` and `/metrics`; [`session`]: the cookie and
 //!   the CSRF tokens; [`limit`]: sign-in attempts per source address; [`client`]: the
 //!   client's address and scheme behind the loopback proxy.
 //! - [`headers`]: CSP and the other security headers on every response; [`assets`]: the
@@ -62,6 +63,18 @@ pub struct AppState {
     pub shutdown: watch::Receiver<bool>,
     /// Shown in the agent.toml snippet after `add`/`rotate`: `wss://PUBLIC_HOST/mqtt`.
     pub public_url: String,
+    /// Who may read `/metrics` and what it lists.
+    pub metrics: MetricsOptions,
+}
+
+/// `/metrics`' switches (`METRICS_PUBLIC`, `METRICS_GUESTS`); both off by default.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MetricsOptions {
+    /// Anyone who can reach the port may read `/metrics`, without a token: only for a
+    /// Prometheus on the same machine with the port bound to loopback.
+    pub public: bool,
+    /// Adds per-guest series (one set per VM and container: many more series).
+    pub guests: bool,
 }
 
 impl FromRef<AppState> for Key {

@@ -51,6 +51,7 @@ impl InProcessServer {
             retention: recorder::Retention::raw(Duration::from_secs(48 * 3600)),
             alert_group_wait: None,
             alert_group_interval: None,
+            metrics: Default::default(),
         };
         configure(&mut config);
         let (bound_tx, bound_rx) = std::sync::mpsc::channel();
@@ -75,7 +76,13 @@ impl InProcessServer {
             panic!("the in-process server did not bind: {:?}", thread.join().map(|r| r.map_err(|e| format!("{e:#}"))));
         };
         let unset = SocketAddr::from(([0, 0, 0, 0], 0));
-        let server = TestServer { dir, http: bound.http, mqtt: bound.mqtt.unwrap_or(unset), mqtts: bound.mqtts };
+        let server = TestServer {
+            dir,
+            http: bound.http,
+            mqtt: bound.mqtt.unwrap_or(unset),
+            mqtts: bound.mqtts,
+            metrics_token: Default::default(),
+        };
         let server = InProcessServer { server, stop: Some(stop), thread: Some(thread) };
         let thread = server.thread.as_ref().expect("set above");
         server.server.wait_healthy(|| thread.is_finished().then(|| "the in-process server stopped".into()));

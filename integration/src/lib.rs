@@ -76,6 +76,8 @@ pub struct TestServer {
     pub mqtt: SocketAddr,
     /// Set when the server was started with MQTTS.
     pub mqtts: Option<SocketAddr>,
+    /// The API token `metric` reads `/metrics` with, made by `token add` at its first use.
+    pub metrics_token: std::sync::OnceLock<String>,
 }
 
 impl TestServer {
@@ -126,10 +128,21 @@ impl TestServer {
         v["token"].as_str().unwrap().to_owned()
     }
 
+    /// `token add NAME --json`, returning the token.
+    pub fn add_api_token(&self, name: &str) -> String {
+        let out = self.cli(&["token", "add", name, "--json"]);
+        assert!(out.status.success(), "token add failed: {}", String::from_utf8_lossy(&out.stderr));
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(v["name"], name);
+        v["token"].as_str().unwrap().to_owned()
+    }
+
     /// The value of one `/metrics` series, e.g.
     /// `pmon_mqtt_acl_violations_total{reason="foreign_topic"}`; 0 when absent.
     pub fn metric(&self, series: &str) -> u64 {
-        let (code, body) = http_get(&format!("http://{}/metrics", self.http)).expect("/metrics answers");
+        let token = self.metrics_token.get_or_init(|| self.add_api_token("integration-metrics"));
+        let (code, _, body) =
+            http_get_bearer(&format!("http://{}/metrics", self.http), token).expect("/metrics answers");
         assert_eq!(code, 200, "{body}");
         sample(&body, series).map(|v| v.parse().unwrap_or_else(|_| panic!("{series} = {v:?}"))).unwrap_or(0)
     }
@@ -235,7 +248,13 @@ impl Server {
 
     fn start_in(dir: tempfile::TempDir, tokens: Vec<(String, String)>, extra_env: Vec<(String, String)>) -> Server {
         let (child, bound) = spawn_server(dir.path(), &ports(None, &extra_env));
-        let server = TestServer { dir, http: bound.http, mqtt: bound.mqtt, mqtts: bound.mqtts };
+        let server = TestServer {
+            dir,
+            http: bound.http,
+            mqtt: bound.mqtt,
+            mqtts: bound.mqtts,
+            metrics_token: Default::default(),
+        };
         let mut server = Server { tokens, child, extra_env, server };
         server.wait_healthy();
         server
@@ -549,7 +568,12 @@ pub fn http_get(url: &str) -> Option<(u16, String)> {
 
 /// GET with an optional cookie: (status, headers, body).
 pub fn http_get_with(url: &str, cookie: Option<&str>) -> Option<(u16, String, String)> {
-    request("GET", url, cookie, None)
+    request("GET", url, cookie.map(|c| format!("Cookie: {c}\r\n")).as_deref(), None)
+}
+
+/// GET with `Authorization: Bearer TOKEN` (an API token): (status, headers, body).
+pub fn http_get_bearer(url: &str, token: &str) -> Option<(u16, String, String)> {
+    request("GET", url, Some(&format!("Authorization: Bearer {token}\r\n")), None)
 }
 
 /// The `name=value` pair of the cookie `name` that response `headers` set.
@@ -571,11 +595,13 @@ pub fn csrf_field(page: &str) -> String {
 
 /// POST a form: (status, headers).
 pub fn http_post_form(url: &str, body: &str, cookie: Option<&str>) -> (u16, String) {
-    let (code, headers, _) = request("POST", url, cookie, Some(body)).expect("server answers");
+    let cookie = cookie.map(|c| format!("Cookie: {c}\r\n"));
+    let (code, headers, _) = request("POST", url, cookie.as_deref(), Some(body)).expect("server answers");
     (code, headers)
 }
 
-fn request(method: &str, url: &str, cookie: Option<&str>, body: Option<&str>) -> Option<(u16, String, String)> {
+/// One HTTP/1.1 request; `header` is extra header lines, each ending in CRLF.
+fn request(method: &str, url: &str, header: Option<&str>, body: Option<&str>) -> Option<(u16, String, String)> {
     use std::io::{Read, Write};
     let rest = url.strip_prefix("http://")?;
     let (authority, path) = rest.split_once('/').map(|(a, p)| (a, format!("/{p}"))).unwrap_or((rest, "/".into()));
@@ -583,8 +609,8 @@ fn request(method: &str, url: &str, cookie: Option<&str>, body: Option<&str>) ->
     stream.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
     let mut req =
         format!("{method} {path} HTTP/1.1\r\nHost: {authority}\r\nAccept: text/html\r\nConnection: close\r\n");
-    if let Some(c) = cookie {
-        req.push_str(&format!("Cookie: {c}\r\n"));
+    if let Some(h) = header {
+        req.push_str(h);
     }
     if let Some(b) = body {
         req.push_str(&format!("Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n", b.len()));

@@ -15,11 +15,13 @@
 //! - [`read`]: SQL reads for pages, API and CLI: every host, one host, timelines.
 //! - [`rollup`]: minute and hour rollups, folded in as samples settle; [`history`]:
 //!   chart reads that pick raw samples or a rollup by range.
-//! - [`sessions`]: the dashboard's live sign-in sessions (sign-out deletes one).
+//! - [`sessions`]: the dashboard's live sign-in sessions (sign-out deletes one);
+//!   [`api_tokens`]: read-only Bearer tokens for `/api/v1` and `/metrics`.
 //!
 //! The recorder never writes from any thread but the writer's (the CLI's registry
 //! commands are separate processes or short transactions), and never panics on input.
 
+pub mod api_tokens;
 pub mod changes;
 pub mod db;
 pub mod fleet;

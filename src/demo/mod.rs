@@ -52,6 +52,7 @@ pub async fn run(port: u16) -> anyhow::Result<()> {
         retention: recorder::Retention::raw(Duration::from_millis(history::RAW_MS as u64)),
         alert_group_wait: None,
         alert_group_interval: None,
+        metrics: Default::default(),
     };
     let mut tokens = Vec::new();
     {

@@ -47,15 +47,25 @@ pub fn router(state: AppState) -> Router {
         .route("/admin/alerts/silences", post(alerts::add_silence))
         .route("/admin/alerts/silences/{id}/remove", post(alerts::remove_silence))
         .route("/events", get(events::stream))
-        .route("/api/v1/hosts", get(api::hosts))
-        .route("/api/v1/hosts/{host_id}", get(api::host))
         .route("/logout", post(login::logout))
-        // Signed in, and for anything but GET and HEAD the session's CSRF token.
+        // Signed in, and for anything but GET and HEAD the session's CSRF token. An API
+        // token is no way in here.
         .route_layer(from_fn_with_state(state.clone(), crate::auth::require_login));
+    // Read-only: a session or an API token (`Authorization: Bearer`).
+    let readable =
+        Router::new().route("/api/v1/hosts", get(api::hosts)).route("/api/v1/hosts/{host_id}", get(api::host));
+    let metrics = Router::new().route("/metrics", get(metrics::metrics));
+    let (readable, metrics) = if state.metrics.public {
+        (readable.route_layer(from_fn_with_state(state.clone(), crate::auth::require_reader)), metrics)
+    } else {
+        let readable = readable.merge(metrics);
+        (readable.route_layer(from_fn_with_state(state.clone(), crate::auth::require_reader)), Router::new())
+    };
     Router::new()
         .merge(private)
+        .merge(readable)
+        .merge(metrics)
         .route("/health", get(health::health))
-        .route("/metrics", get(metrics::metrics))
         .route("/login", get(login::page).post(login::submit))
         .route("/static/{file}", get(crate::assets::serve))
         .route("/mqtt", get(mqtt_ws::upgrade))

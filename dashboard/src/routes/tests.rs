@@ -56,6 +56,7 @@ impl TestApp {
             fleet: recorder::fleet::Fleet::default(),
             shutdown,
             public_url: "ws://127.0.0.1:4000/mqtt".into(),
+            metrics: crate::MetricsOptions::default(),
         };
         TestApp { state, _dir: dir }
     }
@@ -429,3 +430,4 @@ async fn overview_cards_have_sparklines_of_the_last_hour() {
 }
 
 mod fleet;
+mod metrics;

@@ -140,7 +140,8 @@ async fn publish_rumqttc(server: &Server, a: &Args, deadline: Instant) -> anyhow
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let a = args();
-    let server = Server::start_with_hosts(a.hosts, vec![]);
+    // Scraped without a token, as a Prometheus on the same machine would.
+    let server = Server::start_with_hosts(a.hosts, vec![("METRICS_PUBLIC".into(), "1".into())]);
     println!(
         "bench-ingest: {} hosts, target {} samples/s for {} s, server pid {}",
         a.hosts,
