@@ -5,7 +5,7 @@
 use serde::Serialize;
 use wire::{Fast, FastPayload, GuestStatus, Medium, MediumPayload, SlowPayload};
 
-use crate::status::{self, Facts, Finding, Health, Level};
+use crate::status::{self, Facts, Finding, Health, Level, SharedToken};
 
 /// Everything known about one host's current state.
 #[derive(Debug, Clone, Default)]
@@ -23,6 +23,9 @@ pub struct HostState {
     pub medium: Option<MediumPayload>,
     pub previous_medium: Option<Medium>,
     pub slow: Option<SlowPayload>,
+    /// Set when the gateway saw two agents using this host's token; in memory only (the
+    /// gateway's detector starts afresh at a restart too).
+    pub shared_token: Option<SharedToken>,
 }
 
 /// One overview card, also the JSON of a live update and of `/api/v1/hosts`.
@@ -90,6 +93,7 @@ impl HostState {
             fast_interval_ms: self.fast_interval_ms,
             medium: self.medium.as_ref().map(|p| &p.data),
             previous_medium: self.previous_medium.as_ref(),
+            shared_token: self.shared_token.as_ref(),
         })
     }
 

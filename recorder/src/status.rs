@@ -3,6 +3,8 @@
 //! reasons are made from them ([`evaluate`]), and so are alerts (the `alerting` crate), so
 //! a red card and an alert never disagree.
 
+use std::net::IpAddr;
+
 use serde::Serialize;
 use wire::{Fast, Guest, GuestStatus, Medium, PoolState, ScanFunction, ScanState};
 
@@ -55,10 +57,12 @@ pub enum Rule {
     StorageInactive,
     GuestStopped,
     Load,
+    /// Two agents use this host's token (the gateway's clone detector tripped).
+    SharedToken,
 }
 
 impl Rule {
-    pub const ALL: [Rule; 11] = [
+    pub const ALL: [Rule; 12] = [
         Rule::HostOffline,
         Rule::HostSilent,
         Rule::PoolState,
@@ -70,6 +74,7 @@ impl Rule {
         Rule::StorageInactive,
         Rule::GuestStopped,
         Rule::Load,
+        Rule::SharedToken,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -85,6 +90,7 @@ impl Rule {
             Rule::StorageInactive => "storage_inactive",
             Rule::GuestStopped => "guest_stopped",
             Rule::Load => "load",
+            Rule::SharedToken => "shared_token",
         }
     }
 
@@ -130,6 +136,38 @@ pub struct Facts<'a> {
     pub medium: Option<&'a Medium>,
     /// The medium payload before `medium`, to see error counters grow and guests stop.
     pub previous_medium: Option<&'a Medium>,
+    /// The last time the gateway saw two agents using this host's token.
+    pub shared_token: Option<&'a SharedToken>,
+}
+
+/// Two or more agents seen using one host's token (a cloned VM, a copied agent.toml):
+/// the gateway's clone detector tripped (`broker::clones`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SharedToken {
+    /// The agents' addresses, sorted.
+    pub addresses: Vec<IpAddr>,
+    pub detected_ms: i64,
+}
+
+/// How long a [`Rule::SharedToken`] finding lasts after the detector last tripped. While
+/// the clones run, it trips again each time the gateway's cool-down (10 min) ends, so the
+/// finding holds; once one agent is gone, it clears within this.
+pub const SHARED_TOKEN_HOLD_MS: i64 = 30 * 60 * 1000;
+
+impl SharedToken {
+    /// "two agents use this host's token: 10.0.0.5 and 10.0.0.9".
+    pub fn describe(&self) -> String {
+        let names: Vec<String> = self.addresses.iter().map(ToString::to_string).collect();
+        let count = match names.len() {
+            2 => "two".to_owned(),
+            n => n.to_string(),
+        };
+        let listed = match names.split_last() {
+            Some((last, rest)) if !rest.is_empty() => format!("{} and {last}", rest.join(", ")),
+            _ => names.join(""),
+        };
+        format!("{count} agents use this host's token: {listed}")
+    }
 }
 
 const DAY_MS: i64 = 86_400_000;
@@ -243,6 +281,10 @@ pub fn findings(f: &Facts) -> Vec<Finding> {
         return vec![Finding::new(Rule::HostOffline, None, Level::Offline, None, "not connected".into())];
     }
     let mut out = Vec::new();
+    if let Some(shared) = f.shared_token.filter(|s| f.now_ms - s.detected_ms < SHARED_TOKEN_HOLD_MS) {
+        let value = Some(shared.addresses.len() as f64);
+        out.push(Finding::new(Rule::SharedToken, None, Critical, value, shared.describe()));
+    }
     if let (Some(received), Some(interval)) = (f.fast_received_ms, f.fast_interval_ms) {
         if f.now_ms - received > 3 * interval {
             let secs = (f.now_ms - received) / 1000;
@@ -369,6 +411,7 @@ mod tests {
             fast_interval_ms: Some(30_000),
             medium,
             previous_medium: None,
+            shared_token: None,
         }
     }
 
@@ -520,6 +563,23 @@ mod tests {
         assert!(findings(&f).is_empty(), "a guest first seen stopped was not seen stopping");
         assert!(guest_still_stopped(&stopped, "vm/101"));
         assert!(!guest_still_stopped(&running, "vm/101"));
+    }
+
+    #[test]
+    fn a_shared_token_is_critical_names_every_address_and_fades() {
+        let two = SharedToken { addresses: vec![[10, 0, 0, 5].into(), [10, 0, 0, 9].into()], detected_ms: NOW };
+        let mut f = facts(None, None);
+        f.shared_token = Some(&two);
+        let h = evaluate(&f);
+        assert_eq!(h.level, Level::Critical);
+        assert_eq!(h.reasons, ["two agents use this host's token: 10.0.0.5 and 10.0.0.9"]);
+        assert_eq!(findings(&f)[0].rule, Rule::SharedToken);
+        f.now_ms = NOW + SHARED_TOKEN_HOLD_MS;
+        f.fast_received_ms = Some(f.now_ms);
+        assert_eq!(evaluate(&f).level, Level::Online, "cleared once the detector stays quiet");
+        let three =
+            SharedToken { addresses: ["10.0.0.1", "10.0.0.2", "::1"].map(|a| a.parse().unwrap()).into(), ..two };
+        assert_eq!(three.describe(), "3 agents use this host's token: 10.0.0.1, 10.0.0.2 and ::1");
     }
 
     #[test]

@@ -66,13 +66,26 @@ pub async fn metrics(State(state): State<AppState>) -> Result<impl IntoResponse,
             ("{reason=\"timeout\"}".into(), load(&g.connect_timeouts)),
             ("{reason=\"busy\"}".into(), load(&g.refused_busy)),
             ("{reason=\"rate\"}".into(), load(&g.refused_rate)),
+            ("{reason=\"clone\"}".into(), load(&g.refused_clone)),
         ],
     );
     metric(
         "pmon_mqtt_kicked_total",
         "counter",
-        "Sessions closed by rotation, removal or replacement.",
+        "Sessions closed by rotation, removal, replacement or an observer's session cap.",
         &plain(load(&g.kicked)),
+    );
+    metric(
+        "pmon_mqtt_observer_evictions_total",
+        "counter",
+        "Observer sessions closed because their credential went over its session cap.",
+        &plain(load(&g.observer_evictions)),
+    );
+    metric(
+        "pmon_mqtt_clones_detected_total",
+        "counter",
+        "Times two agents were seen taking one host's session from each other.",
+        &plain(load(&g.clones_detected)),
     );
     metric(
         "pmon_mqtt_keepalive_timeouts_total",
