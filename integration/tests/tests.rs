@@ -3,4 +3,5 @@
 mod e2e;
 mod gateway;
 mod recorder;
+mod sessions;
 mod walking_skeleton;
