@@ -125,6 +125,7 @@ pub async fn run(
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let watcher = tokio::spawn(watch_credentials(credentials, gateway.clone(), stop_rx.clone()));
+    let clones = tokio::spawn(report_clones(gateway.clone_events(), recorder.reports.clone(), stop_rx.clone()));
 
     let Listeners { http, mqtt, mqtts, bound } = listeners;
     let mut tasks = Vec::new();
@@ -181,6 +182,7 @@ pub async fn run(
         warn!(error = %e, "web server task failed");
     }
     let _ = watcher.await;
+    let _ = clones.await;
     match alerting.await {
         Ok(Ok(())) => {}
         Ok(Err(e)) => warn!(error = format!("{e:#}"), "alerting stopped"),
@@ -237,6 +239,28 @@ async fn host_ids(database: PathBuf) -> anyhow::Result<Vec<wire::HostId>> {
         Ok(recorder::hosts::host_ids(&conn)?)
     })
     .await?
+}
+
+/// Hands each trip of the gateway's clone detector to the recorder (an event and a
+/// reason on the host's card): the gateway never touches SQLite.
+async fn report_clones(
+    mut detected: tokio::sync::broadcast::Receiver<broker::CloneDetected>,
+    reports: recorder::Reports,
+    stop: watch::Receiver<bool>,
+) {
+    use tokio::sync::broadcast::error::RecvError;
+    let stop = stopped(stop);
+    tokio::pin!(stop);
+    loop {
+        tokio::select! {
+            next = detected.recv() => match next {
+                Ok(d) => reports.shared_token(d).await,
+                Err(RecvError::Lagged(n)) => warn!(missed = n, "clone detections dropped before the recorder saw them"),
+                Err(RecvError::Closed) => return,
+            },
+            _ = &mut stop => return,
+        }
+    }
 }
 
 /// Reloads credentials whenever their version changes, so that `host rotate/remove`

@@ -34,6 +34,9 @@ pub enum Verdict {
     Ok,
     /// The server refused the host id and token.
     InvalidToken,
+    /// The token is right, but another agent with this host id holds the session from
+    /// elsewhere (a cloned VM, a copied agent.toml): the server refuses this one for a while.
+    HostIdInUse,
     /// No MQTT server answered at that address.
     Unreachable(String),
     /// TLS failed: certificate, name or protocol.
@@ -47,6 +50,7 @@ impl Verdict {
         match self {
             Verdict::Ok => "ok",
             Verdict::InvalidToken => "invalid_token",
+            Verdict::HostIdInUse => "host_id_in_use",
             Verdict::Unreachable(_) => "unreachable",
             Verdict::TlsError(_) => "tls_error",
             Verdict::ProtocolError(_) => "protocol_error",
@@ -60,6 +64,10 @@ impl Verdict {
             Verdict::InvalidToken => "invalid_token: the server refused this host_id and token; \
                  check both in agent.toml against `proxmox-monitor host add/rotate`"
                 .into(),
+            Verdict::HostIdInUse => "host_id_in_use: another agent with this host_id and token is connected from \
+                 another address (a cloned VM or a copied agent.toml?); give each host its own with \
+                 `proxmox-monitor host add`"
+                .into(),
             Verdict::Unreachable(d) | Verdict::TlsError(d) | Verdict::ProtocolError(d) => {
                 format!("{}: {d}", self.code())
             }
@@ -71,6 +79,8 @@ impl Verdict {
             ConnectionError::ConnectionRefused(
                 ConnectReturnCode::NotAuthorized | ConnectReturnCode::BadUserNamePassword,
             ) => Verdict::InvalidToken,
+            // "Identifier rejected": the server's clone detector (its `broker::clones`).
+            ConnectionError::ConnectionRefused(ConnectReturnCode::BadClientId) => Verdict::HostIdInUse,
             ConnectionError::ConnectionRefused(code) => Verdict::ProtocolError(format!("connection refused: {code:?}")),
             ConnectionError::Tls(e) => Verdict::TlsError(e.to_string()),
             // Over wss:// a certificate error arrives as an I/O error inside a WebSocket
@@ -204,9 +214,10 @@ impl Backoff {
     }
 
     /// The next delay: 1 s, 2 s, 4 s ... up to 60 s, each scaled by a random 50–100 %.
-    /// A refused token waits the maximum, since retrying sooner cannot help.
+    /// A refused token, or a host id in use elsewhere, waits the maximum, since retrying
+    /// sooner cannot help.
     pub fn next(&mut self, verdict: &Verdict) -> Duration {
-        let base = if *verdict == Verdict::InvalidToken {
+        let base = if matches!(verdict, Verdict::InvalidToken | Verdict::HostIdInUse) {
             Self::MAX
         } else {
             Duration::from_secs(1u64 << self.attempt.min(6)).min(Self::MAX)
@@ -381,12 +392,16 @@ mod tests {
         b.reset();
         assert!(b.next(&unreachable) <= Duration::from_secs(1));
         assert!(b.next(&Verdict::InvalidToken) >= Duration::from_secs(30));
+        b.reset();
+        assert!(b.next(&Verdict::HostIdInUse) >= Duration::from_secs(30), "a clone refused waits too");
     }
 
     #[test]
     fn refused_token_is_invalid_token() {
         let e = ConnectionError::ConnectionRefused(ConnectReturnCode::NotAuthorized);
         assert_eq!(Verdict::of(&e).code(), "invalid_token");
+        let e = ConnectionError::ConnectionRefused(ConnectReturnCode::BadClientId);
+        assert_eq!(Verdict::of(&e).code(), "host_id_in_use");
         let e = ConnectionError::Io(std::io::Error::from(std::io::ErrorKind::ConnectionRefused));
         assert_eq!(Verdict::of(&e).code(), "unreachable");
     }

@@ -6,9 +6,8 @@
 //! client's router link. Wills are checked and then dropped: the gateway owns presence and
 //! publishes `online`/`offline` itself, from the connection's own life.
 
-use std::collections::HashMap;
 use std::future::Future;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex as StdMutex, RwLock};
@@ -18,7 +17,7 @@ use rumqttd::local::{LinkError, LinkRx, LinkTx};
 use rumqttd::protocol::{ConnAck, ConnectReturnCode, Login, Packet, PubAck, PubAckReason, Publish};
 use rumqttd::Notification;
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::sync::{Mutex, Notify, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{broadcast, Mutex, Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::time::{sleep_until, timeout_at, Instant};
 use tracing::{debug, info, warn};
 use wire::{HostId, Kind};
@@ -26,9 +25,11 @@ use wire::{HostId, Kind};
 use crate::acl::{self, Violation};
 use crate::auth::{CredentialTable, Identity};
 use crate::backlog::Backlog;
+use crate::clones::{CloneDetected, CloneDetector, CloneRules, Decision};
 use crate::codec::{CodecError, Framed};
 use crate::limit::{AttemptLimiter, Rate};
 use crate::router::{self, Router};
+use crate::sessions::{Displaced, Session, Sessions};
 use crate::stats::Stats;
 
 /// Limits of the gateway.
@@ -46,6 +47,11 @@ pub struct GatewayConfig {
     pub attempts: Rate,
     /// Most addresses the attempt limiter tracks at once.
     pub max_tracked_addresses: usize,
+    /// Most live sessions of one observer credential (different client ids); over it,
+    /// the credential's oldest session is closed.
+    pub max_observer_sessions: usize,
+    /// When a host's session changing address means two agents share its token.
+    pub clones: CloneRules,
 }
 
 impl Default for GatewayConfig {
@@ -57,24 +63,20 @@ impl Default for GatewayConfig {
             max_idle: Duration::from_secs(300),
             attempts: Rate::default(),
             max_tracked_addresses: 100_000,
+            max_observer_sessions: 16,
+            clones: CloneRules::default(),
         }
     }
 }
 
-/// The live session of one username.
-struct Session {
-    id: u64,
-    token_hash: [u8; 32],
-    /// Notified to close the session: rotated token, removed host, or a newer session.
-    kick: Arc<Notify>,
-}
-
-/// What the presence lock guards: the live sessions and the link presence is published
-/// on. One lock for both, so that `online` and `offline` of one host are published in the
-/// order their sessions started and ended.
+/// What the presence lock guards: the live sessions, the link presence is published on,
+/// and the clone detector. One lock for all, so that `online` and `offline` of one host
+/// are published in the order their sessions started and ended, and a takeover is judged
+/// against the session it would replace.
 struct Presence {
-    sessions: HashMap<String, Session>,
+    sessions: Sessions,
     link: LinkTx,
+    clones: CloneDetector,
 }
 
 /// Asked when a CONNECT fails authentication: brings the gateway's credentials up to date
@@ -97,6 +99,9 @@ struct Inner {
     attempts: StdMutex<AttemptLimiter>,
     next_session: AtomicU64,
     stats: Stats,
+    /// Each trip of the clone detector. The gateway keeps the sender; the server's wiring
+    /// subscribes (`clone_events`) and hands each to the recorder. Nobody listening is fine.
+    clone_events: broadcast::Sender<CloneDetected>,
 }
 
 /// The gateway; cheap to clone, shared by every listener.
@@ -125,6 +130,7 @@ impl Admission {
 struct Opened<S> {
     framed: Framed<S>,
     identity: Identity,
+    client_id: String,
     token_hash: [u8; 32],
     /// How long the client may stay silent: 1.5 × its keepalive.
     keepalive: Duration,
@@ -147,6 +153,11 @@ impl Gateway {
     pub async fn new(router: Router, config: GatewayConfig, refresh: Option<Refresh>) -> anyhow::Result<Gateway> {
         let (link, rx) = router.link("gateway-presence").await?;
         router::drain(rx);
+        let presence = Presence {
+            sessions: Sessions::new(config.max_observer_sessions),
+            link,
+            clones: CloneDetector::new(config.clones),
+        };
         Ok(Gateway(Arc::new(Inner {
             slots: Arc::new(Semaphore::new(config.max_connections)),
             attempts: StdMutex::new(AttemptLimiter::new(config.attempts, config.max_tracked_addresses)),
@@ -154,9 +165,10 @@ impl Gateway {
             refresh,
             config,
             credentials: RwLock::new(Arc::new(CredentialTable::default())),
-            presence: Mutex::new(Presence { sessions: HashMap::new(), link }),
+            presence: Mutex::new(presence),
             next_session: AtomicU64::new(1),
             stats: Stats::default(),
+            clone_events: broadcast::channel(64).0,
         })))
     }
 
@@ -172,6 +184,11 @@ impl Gateway {
         &self.0.config
     }
 
+    /// Every trip of the clone detector from now on: two agents use one host's token.
+    pub fn clone_events(&self) -> broadcast::Receiver<CloneDetected> {
+        self.0.clone_events.subscribe()
+    }
+
     /// Replaces the credential table and closes every session whose token is no longer
     /// valid (rotated or removed). Returns how many were closed.
     pub async fn set_credentials(&self, table: CredentialTable) -> usize {
@@ -180,7 +197,7 @@ impl Gateway {
         *self.0.credentials.write().unwrap_or_else(|e| e.into_inner()) = table.clone();
         let presence = self.0.presence.lock().await;
         let mut kicked = 0;
-        for (user, session) in &presence.sessions {
+        for (user, session) in presence.sessions.all() {
             if !table.still_valid(user, &session.token_hash) {
                 info!(user = %user, "credential revoked; closing its session");
                 session.kick.notify_one();
@@ -197,7 +214,7 @@ impl Gateway {
     /// Host ids with a live session right now.
     pub async fn online_hosts(&self) -> Vec<String> {
         let presence = self.0.presence.lock().await;
-        let mut hosts: Vec<String> = presence.sessions.keys().cloned().collect();
+        let mut hosts: Vec<String> = presence.sessions.hosts().map(str::to_owned).collect();
         hosts.sort();
         hosts
     }
@@ -207,7 +224,7 @@ impl Gateway {
     pub async fn announce_offline(&self, hosts: &[HostId]) {
         let mut presence = self.0.presence.lock().await;
         for host in hosts {
-            if !presence.sessions.contains_key(host.as_str()) {
+            if presence.sessions.host(host.as_str()).is_none() {
                 publish_status(&mut presence.link, self.0.router.backlog(), host, false).await;
             }
         }
@@ -251,7 +268,7 @@ impl Gateway {
         let stats = &self.0.stats;
         Stats::add(&stats.accepted);
         stats.sessions.fetch_add(1, Ordering::Relaxed);
-        let (session_id, kick) = self.join(&open.identity, open.token_hash).await;
+        let (session_id, kick) = self.join(&open.identity, &open.client_id, open.token_hash, peer.ip()).await;
         info!(%peer, user = open.identity.name(), "connected");
 
         let end = self.run(&mut open, link_rx, kick).await;
@@ -323,6 +340,14 @@ impl Gateway {
                 return None;
             }
         }
+        if let Identity::Host(host) = &identity {
+            if !self.admit_host(host, peer.ip()).await {
+                // "Identifier rejected" (3.1.1 code 2, MQTT 5 0x85): the agent says
+                // `host_id_in_use` and waits its longest backoff before trying again.
+                framed.refuse(ConnectReturnCode::ClientIdentifierNotValid).await;
+                return None;
+            }
+        }
         let (mut link_tx, link_rx) = match self.0.router.link(identity.name()).await {
             Ok(link) => link,
             Err(e) => {
@@ -340,7 +365,8 @@ impl Gateway {
             0 => self.0.config.max_idle,
             secs => Duration::from_secs(u64::from(secs)).mul_f32(1.5),
         };
-        Some((Opened { framed, identity, token_hash, keepalive, link_tx }, link_rx))
+        let client_id = connect.client_id;
+        Some((Opened { framed, identity, client_id, token_hash, keepalive, link_tx }, link_rx))
     }
 
     /// The session: client packets to the router and the router's notifications to the
@@ -495,15 +521,62 @@ impl Gateway {
         }
     }
 
-    /// Registers a session, replacing (and closing) an older one of the same user.
-    async fn join(&self, who: &Identity, token_hash: [u8; 32]) -> (u64, Arc<Notify>) {
+    /// Whether a host may connect from `addr` now: not while two agents share its token
+    /// and another one holds the session (see [`crate::clones`]). A trip is counted,
+    /// logged and published to [`Gateway::clone_events`].
+    async fn admit_host(&self, host: &HostId, addr: IpAddr) -> bool {
+        let stats = &self.0.stats;
+        let mut presence = self.0.presence.lock().await;
+        let live = presence.sessions.host(host.as_str()).map(|s| s.addr);
+        match presence.clones.connect(host, live, addr, std::time::Instant::now()) {
+            Decision::Allow => true,
+            Decision::Refuse => {
+                Stats::add(&stats.refused_clone);
+                debug!(host = %host, %addr, "refused: another agent of this host is connected");
+                false
+            }
+            Decision::Trip(detected) => {
+                Stats::add(&stats.refused_clone);
+                Stats::add(&stats.clones_detected);
+                let addresses: Vec<String> = detected.addresses.iter().map(ToString::to_string).collect();
+                warn!(
+                    host = %host,
+                    addresses = addresses.join(" "),
+                    kept = %detected.kept,
+                    cool_down_s = detected.cool_down.as_secs(),
+                    "two agents use this host's token; keeping the connected one, refusing the others"
+                );
+                let _ = self.0.clone_events.send(detected);
+                false
+            }
+        }
+    }
+
+    /// Registers a session, replacing (and closing) an older one of the same key, or the
+    /// credential's oldest over the observer cap.
+    async fn join(&self, who: &Identity, client_id: &str, token_hash: [u8; 32], addr: IpAddr) -> (u64, Arc<Notify>) {
         let id = self.0.next_session.fetch_add(1, Ordering::Relaxed);
         let kick = Arc::new(Notify::new());
         let mut presence = self.0.presence.lock().await;
-        let session = Session { id, token_hash, kick: kick.clone() };
-        if let Some(old) = presence.sessions.insert(who.name().to_owned(), session) {
-            info!(user = who.name(), "a newer session replaces the live one");
-            old.kick.notify_one();
+        let session = Session { id, token_hash, addr, kick: kick.clone() };
+        match presence.sessions.join(who, client_id, session) {
+            Some(Displaced::Replaced(old)) => {
+                info!(user = who.name(), client_id, "a newer session replaces the live one");
+                old.kick.notify_one();
+            }
+            Some(Displaced::Evicted(old, old_client)) => {
+                // Logged at the 1st, 2nd, 4th, 8th ... eviction: clients reconnecting in
+                // a loop must not fill the log; the counter has the exact count.
+                let evictions = self.0.stats.observer_evictions.fetch_add(1, Ordering::Relaxed) + 1;
+                let cap = self.0.config.max_observer_sessions;
+                if evictions.is_power_of_two() {
+                    warn!(user = who.name(), client_id = %old_client, cap, evictions, "observer over its session cap; closing its oldest session");
+                } else {
+                    debug!(user = who.name(), client_id = %old_client, "observer over its session cap; oldest closed");
+                }
+                old.kick.notify_one();
+            }
+            None => {}
         }
         if let Identity::Host(host) = who {
             publish_status(&mut presence.link, self.0.router.backlog(), host, true).await;
@@ -514,8 +587,7 @@ impl Gateway {
     /// Unregisters a session; `offline` only if no newer session of that host is live.
     async fn leave(&self, who: &Identity, id: u64) {
         let mut presence = self.0.presence.lock().await;
-        if presence.sessions.get(who.name()).is_some_and(|s| s.id == id) {
-            presence.sessions.remove(who.name());
+        if presence.sessions.leave(who, id) {
             if let Identity::Host(host) = who {
                 publish_status(&mut presence.link, self.0.router.backlog(), host, false).await;
             }

@@ -9,6 +9,8 @@
 //!   drops acked messages when the recorder falls behind.
 //! - [`auth`]: tokens (256 random bits, stored as SHA-256) and the credential table.
 //! - [`acl`]: what each identity may publish and subscribe to (pure functions).
+//! - [`sessions`]: the live sessions by credential and client id, with the observer cap.
+//! - [`clones`]: two agents sharing one host's token, told by repeated takeovers (pure).
 //! - [`codec`]: MQTT 3.1.1 / 5 detection and framing, on rumqttd's own codecs.
 //! - [`gateway`]: one client connection from CONNECT to close: auth, ACL, keepalive,
 //!   presence and kick. Serves any byte stream (TCP, TLS, WebSocket).
@@ -21,16 +23,19 @@
 pub mod acl;
 pub mod auth;
 pub mod backlog;
+pub mod clones;
 pub mod codec;
 pub mod gateway;
 pub mod limit;
 pub mod listener;
 pub mod publisher;
 pub mod router;
+mod sessions;
 pub mod stats;
 pub mod subscription;
 
 pub use auth::{hash_token, new_token, Credential, CredentialTable, Identity, Role};
+pub use clones::{CloneDetected, CloneRules};
 pub use gateway::{Admission, Gateway, GatewayConfig};
 pub use publisher::Publisher;
 pub use router::Router;

@@ -18,8 +18,15 @@ pub struct Stats {
     pub refused_busy: AtomicU64,
     /// Over the per-address connect-attempt rate.
     pub refused_rate: AtomicU64,
-    /// Closed because the token was rotated, the host removed, or a newer session came.
+    /// A host's takeover from another address while two agents share its token.
+    pub refused_clone: AtomicU64,
+    /// Closed because the token was rotated, the host removed, a newer session came, or
+    /// its observer credential went over its session cap.
     pub kicked: AtomicU64,
+    /// Observer sessions closed because their credential went over its cap (also kicks).
+    pub observer_evictions: AtomicU64,
+    /// Trips of the clone detector (two agents sharing one host's token).
+    pub clones_detected: AtomicU64,
     pub keepalive_timeouts: AtomicU64,
     pub sessions: AtomicI64,
     violations: [AtomicU64; Violation::ALL.len()],

@@ -17,7 +17,7 @@ use rumqttc::{AsyncClient, ConnectReturnCode, ConnectionError, Event, EventLoop,
 /// The gateway's deadline for the whole opening (handshakes and CONNECT).
 const OPENING_DEADLINE: Duration = Duration::from_secs(10);
 
-fn runtime() -> tokio::runtime::Runtime {
+pub(crate) fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap()
 }
 
@@ -52,25 +52,25 @@ impl Drop for Agent {
     }
 }
 
-fn mosquitto(tool: &str, server: &TestServer, args: &[&str]) -> std::process::Output {
+pub(crate) fn mosquitto(tool: &str, server: &TestServer, args: &[&str]) -> std::process::Output {
     let port = server.mqtt.port().to_string();
     run_bounded(Command::new(tool).args(["-h", "127.0.0.1", "-p", &port]).args(args), Duration::from_secs(20))
 }
 
-fn stderr(out: &std::process::Output) -> String {
+pub(crate) fn stderr(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
 // ---- rumqttc (MQTT 3.1.1) ----
 
-fn options(server: &TestServer, client_id: &str, user: &str, token: &str) -> MqttOptions {
+pub(crate) fn options(server: &TestServer, client_id: &str, user: &str, token: &str) -> MqttOptions {
     let mut o = MqttOptions::new(client_id, "127.0.0.1", server.mqtt.port());
     o.set_credentials(user, token).set_keep_alive(Duration::from_secs(5)).set_max_packet_size(1 << 20, 1 << 20);
     o
 }
 
 /// Connects and waits for the CONNACK: the client, or the error that ended the attempt.
-async fn connect(o: MqttOptions) -> Result<(AsyncClient, EventLoop), ConnectionError> {
+pub(crate) async fn connect(o: MqttOptions) -> Result<(AsyncClient, EventLoop), ConnectionError> {
     let (client, mut eventloop) = AsyncClient::new(o, 10);
     let result = tokio::time::timeout(Duration::from_secs(10), async {
         loop {
@@ -87,7 +87,7 @@ async fn connect(o: MqttOptions) -> Result<(AsyncClient, EventLoop), ConnectionE
 }
 
 /// Polls until the server closes the connection; how long that took. Panics after `limit`.
-async fn closed_within(eventloop: &mut EventLoop, limit: Duration) -> Duration {
+pub(crate) async fn closed_within(eventloop: &mut EventLoop, limit: Duration) -> Duration {
     let start = Instant::now();
     tokio::time::timeout(limit, async { while eventloop.poll().await.is_ok() {} })
         .await
@@ -158,7 +158,7 @@ fn frame(first: u8, body: Vec<u8>) -> Vec<u8> {
     out
 }
 
-fn raw_connect(client_id: &str, user: &str, token: &str, keepalive: u16) -> Vec<u8> {
+pub(crate) fn raw_connect(client_id: &str, user: &str, token: &str, keepalive: u16) -> Vec<u8> {
     let mut body = Vec::new();
     mqtt_string(&mut body, b"MQTT");
     body.push(4);

@@ -5,4 +5,5 @@ mod e2e;
 mod gateway;
 mod ops;
 mod recorder;
+mod sessions;
 mod walking_skeleton;

@@ -5,8 +5,9 @@ use std::collections::HashMap;
 use wire::{Guest, Medium};
 
 /// Every kind a timeline event has: the presence lines the writer adds (`online`,
-/// `offline`) and the kinds of [`Change`] (`pool`, `errors`, `guest`).
-pub const EVENT_KINDS: [&str; 5] = ["online", "offline", "pool", "errors", "guest"];
+/// `offline`), the kinds of [`Change`] (`pool`, `errors`, `guest`), and `clone`, two
+/// agents seen using one host's token (from the gateway).
+pub const EVENT_KINDS: [&str; 6] = ["online", "offline", "pool", "errors", "guest", "clone"];
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Change {

@@ -1,6 +1,7 @@
 //! Validation at the edge: one MQTT message becomes a typed [`Item`] or a counted
 //! [`Reject`]. Pure: no I/O, so every rule is unit-tested.
 
+use broker::CloneDetected;
 use wire::{FastPayload, HostId, Kind, MediumPayload, Payload, SlowPayload, Topic, SCHEMA_VERSION};
 
 /// Largest payload the recorder accepts (the gateway already refuses larger ones).
@@ -12,17 +13,22 @@ const MAX_FUTURE_MS: i64 = 5 * 60 * 1000;
 /// A validated message.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Item {
-    Status { host: HostId, online: bool },
+    Status {
+        host: HostId,
+        online: bool,
+    },
     Fast(FastPayload, String),
     Medium(MediumPayload, String),
     Slow(SlowPayload, String),
+    /// Not from MQTT: the gateway saw two agents using this host's token.
+    SharedToken(CloneDetected),
 }
 
 impl Item {
     /// When the agent collected (and sent) it; None for presence.
     pub fn ts_ms(&self) -> Option<i64> {
         match self {
-            Item::Status { .. } => None,
+            Item::Status { .. } | Item::SharedToken(_) => None,
             Item::Fast(p, _) => Some(p.ts_ms),
             Item::Medium(p, _) => Some(p.ts_ms),
             Item::Slow(p, _) => Some(p.ts_ms),
@@ -32,7 +38,7 @@ impl Item {
     /// The topic it came on, for log lines.
     pub fn topic(&self) -> String {
         let kind = match self {
-            Item::Status { .. } => Kind::Status,
+            Item::Status { .. } | Item::SharedToken(_) => Kind::Status,
             Item::Fast(..) => Kind::Fast,
             Item::Medium(..) => Kind::Medium,
             Item::Slow(..) => Kind::Slow,
@@ -43,6 +49,7 @@ impl Item {
     pub fn host(&self) -> &str {
         match self {
             Item::Status { host, .. } => host.as_str(),
+            Item::SharedToken(detected) => detected.host.as_str(),
             Item::Fast(p, _) => &p.host_id,
             Item::Medium(p, _) => &p.host_id,
             Item::Slow(p, _) => &p.host_id,

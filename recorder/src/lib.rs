@@ -142,6 +142,8 @@ pub struct Recorder {
     /// Every host's state as of the last settle (at most 250 ms old).
     pub fleet: fleet::Fleet,
     pub stats: Arc<Stats>,
+    /// What the server learns outside MQTT, for the writer (see [`Reports`]).
+    pub reports: Reports,
     subscription: tokio::task::JoinHandle<()>,
     writer: std::thread::JoinHandle<()>,
     /// Set at shutdown; the checkpoint thread then runs a last TRUNCATE checkpoint.
@@ -185,8 +187,9 @@ impl Recorder {
         // The recorder owns the backlog: publishers wait for it, so that rumqttd never
         // skips it past messages their agents had acked.
         let subscription = router.subscribe("recorder", &format!("{}/#", wire::PREFIX), Pacing::OwnsBacklog).await?;
+        let reports = Reports(tx.downgrade());
         let subscription = tokio::spawn(subscribe(subscription, tx, stats.clone()));
-        Ok(Recorder { live, fleet, stats, subscription, writer, stop_checkpoints, checkpointer })
+        Ok(Recorder { live, fleet, stats, reports, subscription, writer, stop_checkpoints, checkpointer })
     }
 
     /// Stops the subscription, lets the writer commit what is queued, and waits for it.
@@ -199,6 +202,22 @@ impl Recorder {
             let _ = self.checkpointer.join();
         })
         .await;
+    }
+}
+
+/// Queues what the server learns outside MQTT for the writer, beside the subscription's
+/// items: the gateway's clone detections. Cheap to clone. Its sender is weak, so a copy
+/// kept by a task never keeps the writer from ending at shutdown (the writer ends when the
+/// subscription's sender drops); what is reported after that is dropped.
+#[derive(Clone)]
+pub struct Reports(mpsc::WeakSender<ingest::Item>);
+
+impl Reports {
+    /// Two agents use `detected.host`'s token: an event, and a reason on its card.
+    pub async fn shared_token(&self, detected: broker::CloneDetected) {
+        if let Some(tx) = self.0.upgrade() {
+            let _ = tx.send(ingest::Item::SharedToken(detected)).await;
+        }
     }
 }
 

@@ -5,7 +5,7 @@
 use serde::Serialize;
 use wire::{Fast, FastPayload, GuestStatus, Medium, MediumPayload, Slow, SlowPayload};
 
-use crate::status::{self, Facts, Finding, Health, Level};
+use crate::status::{self, Facts, Finding, Health, Level, SharedToken};
 
 /// Everything known about one host's current state.
 #[derive(Debug, Clone, Default)]
@@ -24,6 +24,9 @@ pub struct HostState {
     pub previous_medium: Option<Medium>,
     pub slow: Option<SlowPayload>,
     pub previous_slow: Option<Slow>,
+    /// Set when the gateway saw two agents using this host's token; in memory only (the
+    /// gateway's detector starts afresh at a restart too).
+    pub shared_token: Option<SharedToken>,
 }
 
 /// One overview card, also the JSON of a live update and of `/api/v1/hosts`.
@@ -93,6 +96,7 @@ impl HostState {
             previous_medium: self.previous_medium.as_ref(),
             slow: self.slow.as_ref().map(|p| &p.data),
             previous_slow: self.previous_slow.as_ref(),
+            shared_token: self.shared_token.as_ref(),
         })
     }
 

@@ -3,6 +3,8 @@
 //! reasons are made from them ([`evaluate`]), and so are alerts (the `alerting` crate), so
 //! a red card and an alert never disagree.
 
+use std::net::IpAddr;
+
 use serde::Serialize;
 use wire::{Disk, Fast, Guest, GuestStatus, Medium, PoolState, ScanFunction, ScanState, Slow, TempKind};
 
@@ -62,10 +64,12 @@ pub enum Rule {
     DiskMediaErrors,
     CpuTemperature,
     NvmeTemperature,
+    /// Two agents use this host's token (the gateway's clone detector tripped).
+    SharedToken,
 }
 
 impl Rule {
-    pub const ALL: [Rule; 18] = [
+    pub const ALL: [Rule; 19] = [
         Rule::HostOffline,
         Rule::HostSilent,
         Rule::PoolState,
@@ -84,6 +88,7 @@ impl Rule {
         Rule::DiskMediaErrors,
         Rule::CpuTemperature,
         Rule::NvmeTemperature,
+        Rule::SharedToken,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -106,6 +111,7 @@ impl Rule {
             Rule::DiskMediaErrors => "disk_media_errors",
             Rule::CpuTemperature => "cpu_temperature",
             Rule::NvmeTemperature => "nvme_temperature",
+            Rule::SharedToken => "shared_token",
         }
     }
 
@@ -155,6 +161,38 @@ pub struct Facts<'a> {
     pub slow: Option<&'a Slow>,
     /// The slow payload before `slow`, to see a disk's sector and media error counts grow.
     pub previous_slow: Option<&'a Slow>,
+    /// The last time the gateway saw two agents using this host's token.
+    pub shared_token: Option<&'a SharedToken>,
+}
+
+/// Two or more agents seen using one host's token (a cloned VM, a copied agent.toml):
+/// the gateway's clone detector tripped (`broker::clones`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SharedToken {
+    /// The agents' addresses, sorted.
+    pub addresses: Vec<IpAddr>,
+    pub detected_ms: i64,
+}
+
+/// How long a [`Rule::SharedToken`] finding lasts after the detector last tripped. While
+/// the clones run, it trips again each time the gateway's cool-down (10 min) ends, so the
+/// finding holds; once one agent is gone, it clears within this.
+pub const SHARED_TOKEN_HOLD_MS: i64 = 30 * 60 * 1000;
+
+impl SharedToken {
+    /// "two agents use this host's token: 10.0.0.5 and 10.0.0.9".
+    pub fn describe(&self) -> String {
+        let names: Vec<String> = self.addresses.iter().map(ToString::to_string).collect();
+        let count = match names.len() {
+            2 => "two".to_owned(),
+            n => n.to_string(),
+        };
+        let listed = match names.split_last() {
+            Some((last, rest)) if !rest.is_empty() => format!("{} and {last}", rest.join(", ")),
+            _ => names.join(""),
+        };
+        format!("{count} agents use this host's token: {listed}")
+    }
 }
 
 const DAY_MS: i64 = 86_400_000;
@@ -343,6 +381,10 @@ pub fn findings(f: &Facts) -> Vec<Finding> {
         return vec![Finding::new(Rule::HostOffline, None, Level::Offline, None, "not connected".into())];
     }
     let mut out = Vec::new();
+    if let Some(shared) = f.shared_token.filter(|s| f.now_ms - s.detected_ms < SHARED_TOKEN_HOLD_MS) {
+        let value = Some(shared.addresses.len() as f64);
+        out.push(Finding::new(Rule::SharedToken, None, Critical, value, shared.describe()));
+    }
     if let (Some(received), Some(interval)) = (f.fast_received_ms, f.fast_interval_ms) {
         if f.now_ms - received > 3 * interval {
             let secs = (f.now_ms - received) / 1000;
@@ -484,6 +526,7 @@ mod tests {
             previous_medium: None,
             slow: None,
             previous_slow: None,
+            shared_token: None,
         }
     }
 
@@ -741,6 +784,23 @@ mod tests {
         assert_eq!(measure_fast(&cooler, Rule::NvmeTemperature, "nvme0"), Some(66.0));
         assert_eq!(Thresholds::of(Rule::NvmeTemperature), Some(NVME_TEMPERATURE));
         assert_eq!(measure_fast(&cooler, Rule::NvmeTemperature, "cpu0"), None);
+    }
+
+    #[test]
+    fn a_shared_token_is_critical_names_every_address_and_fades() {
+        let two = SharedToken { addresses: vec![[10, 0, 0, 5].into(), [10, 0, 0, 9].into()], detected_ms: NOW };
+        let mut f = facts(None, None);
+        f.shared_token = Some(&two);
+        let h = evaluate(&f);
+        assert_eq!(h.level, Level::Critical);
+        assert_eq!(h.reasons, ["two agents use this host's token: 10.0.0.5 and 10.0.0.9"]);
+        assert_eq!(findings(&f)[0].rule, Rule::SharedToken);
+        f.now_ms = NOW + SHARED_TOKEN_HOLD_MS;
+        f.fast_received_ms = Some(f.now_ms);
+        assert_eq!(evaluate(&f).level, Level::Online, "cleared once the detector stays quiet");
+        let three =
+            SharedToken { addresses: ["10.0.0.1", "10.0.0.2", "::1"].map(|a| a.parse().unwrap()).into(), ..two };
+        assert_eq!(three.describe(), "3 agents use this host's token: 10.0.0.1, 10.0.0.2 and ::1");
     }
 
     #[test]

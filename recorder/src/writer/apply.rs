@@ -12,6 +12,7 @@ use crate::ingest::Item;
 use crate::partitions::Series;
 use crate::rollup;
 use crate::state::HostState;
+use crate::status::SharedToken;
 use crate::Stats;
 
 /// Applies one item; returns whether the host's card may have changed.
@@ -31,7 +32,28 @@ pub(super) fn apply(
         Item::Fast(p, raw) => apply_fast(store, state, p, raw, now, stats),
         Item::Medium(p, raw) => apply_medium(store, state, p, raw, now, stats),
         Item::Slow(p, raw) => apply_slow(store, state, p, raw, now, stats),
+        Item::SharedToken(detected) => apply_shared_token(store.tx, state, detected, now),
     }
+}
+
+/// The gateway's clone detector tripped: an event, and the finding the card and alerting
+/// read (`status::Rule::SharedToken`).
+fn apply_shared_token(
+    tx: &Transaction,
+    state: &mut HostState,
+    detected: &broker::CloneDetected,
+    now: i64,
+) -> rusqlite::Result<bool> {
+    let shared = SharedToken { addresses: detected.addresses.clone(), detected_ms: now };
+    let message = format!(
+        "{}; {} stays connected, the others are refused for {} min",
+        shared.describe(),
+        detected.kept,
+        detected.cool_down.as_secs().div_ceil(60)
+    );
+    event(tx, &state.host_id, now, "clone", &message)?;
+    state.shared_token = Some(shared);
+    Ok(true)
 }
 
 /// The host's state, or None if it isn't registered. A host missing from the cache is

@@ -202,8 +202,9 @@ impl Writer {
         let started = Instant::now();
         let now = now_ms();
         let mut touched = Vec::new();
-        // Online/offline flips reach the fleet at their commit, not at the next settle:
-        // a page must never show a host online that the registry already calls offline.
+        // Online/offline flips (and a shared token) reach the fleet at their commit, not at
+        // the next settle: a page must never show a host online that the registry already
+        // calls offline.
         let mut flipped = Vec::new();
         match self.store_batch(batch, settle, now, &mut touched, &mut flipped) {
             Ok(()) => {
@@ -247,7 +248,7 @@ impl Writer {
             if apply::apply(&mut store, &mut self.states, item, now, &self.stats)? {
                 touched.push(item.host().to_owned());
                 match item {
-                    Item::Status { .. } => flipped.push(item.host()),
+                    Item::Status { .. } | Item::SharedToken(_) => flipped.push(item.host()),
                     _ => self.pending.changed(item.host()),
                 }
             }

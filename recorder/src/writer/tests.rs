@@ -187,3 +187,29 @@ fn settled_samples_reach_the_rollups_once_even_when_replayed() {
     assert_eq!(load.len(), 1);
     assert_eq!((load[0].min, load[0].mean, load[0].max), (Some(1.0), Some(2.0), Some(3.0)));
 }
+
+#[test]
+fn a_shared_token_is_an_event_and_a_reason_on_the_card_at_its_commit() {
+    let (_dir, mut w, mut live) = setup();
+    let fleet = w.fleet();
+    w.write(&mut vec![parse(b"pmon/v1/pve1/status", b"online", now_ms()).unwrap()]);
+    let detected = broker::CloneDetected {
+        host: wire::HostId::parse("pve1").unwrap(),
+        addresses: vec![[10, 0, 0, 5].into(), [10, 0, 0, 9].into()],
+        kept: [10, 0, 0, 9].into(),
+        cool_down: Duration::from_secs(600),
+    };
+    w.write(&mut vec![Item::SharedToken(detected)]);
+    let message: String =
+        w.conn.query_row("SELECT message FROM events WHERE kind = 'clone'", [], |r| r.get(0)).unwrap();
+    assert_eq!(
+        message,
+        "two agents use this host's token: 10.0.0.5 and 10.0.0.9; 10.0.0.9 stays connected, \
+         the others are refused for 10 min"
+    );
+    let reason = "two agents use this host's token: 10.0.0.5 and 10.0.0.9";
+    let card = fleet.get("pve1").unwrap().card(now_ms());
+    assert_eq!((card.status, card.reasons), (crate::status::Level::Critical, vec![reason.to_owned()]));
+    let _online = live.try_recv().unwrap();
+    assert_eq!(live.try_recv().unwrap().reasons, [reason], "pushed live too");
+}

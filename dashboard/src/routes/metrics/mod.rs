@@ -63,8 +63,20 @@ fn write_server(text: &mut Text, state: &AppState) {
     one(
         "pmon_mqtt_kicked_total",
         "counter",
-        "Sessions closed by rotation, removal or replacement.",
+        "Sessions closed by rotation, removal, replacement or an observer's session cap.",
         load(&g.kicked) as f64,
+    );
+    one(
+        "pmon_mqtt_observer_evictions_total",
+        "counter",
+        "Observer sessions closed because their credential went over its session cap.",
+        load(&g.observer_evictions) as f64,
+    );
+    one(
+        "pmon_mqtt_clones_detected_total",
+        "counter",
+        "Times two agents were seen taking one host's session from each other.",
+        load(&g.clones_detected) as f64,
     );
     one(
         "pmon_mqtt_keepalive_timeouts_total",
@@ -106,6 +118,7 @@ fn write_server(text: &mut Text, state: &AppState) {
         ("timeout", &g.connect_timeouts),
         ("busy", &g.refused_busy),
         ("rate", &g.refused_rate),
+        ("clone", &g.refused_clone),
     ] {
         text.sample(name, &[("reason", reason)], load(counter));
     }
