@@ -9,7 +9,8 @@
 //!   commit (`mod.rs`), one function per tier (`apply.rs`), the settle (`settle.rs`),
 //!   retention (`retention.rs`).
 //! - [`partitions`]: the time series, one set of tables per hour, behind SQL views.
-//! - [`status`]: the status rules (pure); [`changes`]: timeline events (pure).
+//! - [`status`]: the status rules (pure); [`changes`]: timeline events (pure);
+//!   [`clock`]: each agent's clock skew, and the corrected time of its samples (pure).
 //! - [`state`]: a host's state, health and overview card (pure), shared by pages and
 //!   live updates; [`fleet`]: the writer's copy of every host's state.
 //! - [`read`]: SQL reads for pages, API and CLI: every host, one host, timelines.
@@ -21,6 +22,7 @@
 //! commands are separate processes or short transactions), and never panics on input.
 
 pub mod changes;
+pub mod clock;
 pub mod db;
 pub mod fleet;
 pub mod history;

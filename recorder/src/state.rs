@@ -23,6 +23,9 @@ pub struct HostState {
     pub medium: Option<MediumPayload>,
     pub previous_medium: Option<Medium>,
     pub slow: Option<SlowPayload>,
+    /// How far the agent's clock is from the server's (positive = ahead), as measured by
+    /// the writer (`clock.rs`); None until measured.
+    pub clock_skew_ms: Option<i64>,
 }
 
 /// One overview card, also the JSON of a live update and of `/api/v1/hosts`.
@@ -90,6 +93,7 @@ impl HostState {
             fast_interval_ms: self.fast_interval_ms,
             medium: self.medium.as_ref().map(|p| &p.data),
             previous_medium: self.previous_medium.as_ref(),
+            clock_skew_ms: self.clock_skew_ms,
         })
     }
 

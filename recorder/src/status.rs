@@ -55,10 +55,11 @@ pub enum Rule {
     StorageInactive,
     GuestStopped,
     Load,
+    ClockSkew,
 }
 
 impl Rule {
-    pub const ALL: [Rule; 11] = [
+    pub const ALL: [Rule; 12] = [
         Rule::HostOffline,
         Rule::HostSilent,
         Rule::PoolState,
@@ -70,6 +71,7 @@ impl Rule {
         Rule::StorageInactive,
         Rule::GuestStopped,
         Rule::Load,
+        Rule::ClockSkew,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -85,6 +87,7 @@ impl Rule {
             Rule::StorageInactive => "storage_inactive",
             Rule::GuestStopped => "guest_stopped",
             Rule::Load => "load",
+            Rule::ClockSkew => "clock_skew",
         }
     }
 
@@ -130,6 +133,8 @@ pub struct Facts<'a> {
     pub medium: Option<&'a Medium>,
     /// The medium payload before `medium`, to see error counters grow and guests stop.
     pub previous_medium: Option<&'a Medium>,
+    /// The agent's clock minus the server's, ms (see `clock.rs`).
+    pub clock_skew_ms: Option<i64>,
 }
 
 const DAY_MS: i64 = 86_400_000;
@@ -335,6 +340,10 @@ pub fn findings(f: &Facts) -> Vec<Finding> {
             }
         }
     }
+    if let Some(skew) = f.clock_skew_ms.filter(|s| s.abs() >= crate::clock::WARN_SKEW_MS) {
+        let message = format!("clock is {}", crate::clock::describe(skew));
+        out.push(Finding::new(Rule::ClockSkew, None, Warning, Some(skew as f64 / 1000.0), message));
+    }
     out
 }
 
@@ -369,6 +378,7 @@ mod tests {
             fast_interval_ms: Some(30_000),
             medium,
             previous_medium: None,
+            clock_skew_ms: None,
         }
     }
 
@@ -520,6 +530,17 @@ mod tests {
         assert!(findings(&f).is_empty(), "a guest first seen stopped was not seen stopping");
         assert!(guest_still_stopped(&stopped, "vm/101"));
         assert!(!guest_still_stopped(&running, "vm/101"));
+    }
+
+    #[test]
+    fn a_clock_a_minute_off_either_way_is_a_warning() {
+        let mut f = facts(None, None);
+        f.clock_skew_ms = Some(59_000);
+        assert!(findings(&f).is_empty());
+        f.clock_skew_ms = Some(-252_000);
+        let found = findings(&f);
+        assert_eq!((found[0].rule, found[0].level, found[0].value), (Rule::ClockSkew, Level::Warning, Some(-252.0)));
+        assert_eq!(found[0].message, "clock is 4 min 12 s behind the server");
     }
 
     #[test]

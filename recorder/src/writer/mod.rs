@@ -6,11 +6,13 @@
 //! - `mod.rs`: the [`Writer`], its batching loop and the commit of a batch.
 //! - `apply.rs`: one item into the transaction, one function per tier.
 //! - `settle.rs`: what is written once per settle rather than per sample.
+//! - `skew.rs`: each sample's time corrected for its agent's clock, before it is stored.
 //! - `retention.rs`: dropping stale hours and old events, a step at a time.
 
 mod apply;
 mod retention;
 mod settle;
+mod skew;
 #[cfg(test)]
 mod tests;
 
@@ -26,6 +28,8 @@ use tracing::warn;
 
 use self::retention::{Prune, PRUNE_EVERY};
 use self::settle::Pending;
+use self::skew::Stamp;
+use crate::clock::Clock;
 use crate::fleet::Fleet;
 use crate::ingest::{Item, Reject};
 use crate::partitions::{self, hour_of, Series, HOUR_MS};
@@ -64,6 +68,8 @@ pub struct Writer {
     /// The hours whose tables exist and are attached (see partitions.rs); mirrors
     /// `sample_hours`.
     hours: BTreeSet<i64>,
+    /// Every host's clock, to store its samples at corrected times (see `skew.rs`).
+    clocks: HashMap<String, Clock>,
 }
 
 /// What the batching loop does after looking at the channel.
@@ -89,7 +95,7 @@ impl Writer {
         let parts = Parts::load(&conn)?.keeping(retention.rollups);
         // Each series has its statements per hour: keep two hours' worth and the rest.
         conn.set_prepared_statement_cache_capacity(64);
-        Ok(Writer {
+        let mut writer = Writer {
             conn,
             states,
             fleet,
@@ -101,7 +107,10 @@ impl Writer {
             pending: Pending::default(),
             last_settle: Instant::now(),
             hours,
-        })
+            clocks: HashMap::new(),
+        };
+        writer.restore_clocks();
+        Ok(writer)
     }
 
     /// Runs until every sender of `rx` is dropped, then commits and settles what is left.
@@ -205,7 +214,8 @@ impl Writer {
         // Online/offline flips reach the fleet at their commit, not at the next settle:
         // a page must never show a host online that the registry already calls offline.
         let mut flipped = Vec::new();
-        match self.store_batch(batch, settle, now, &mut touched, &mut flipped) {
+        let stamps = self.stamp(batch, now);
+        match self.store_batch(batch, &stamps, settle, now, &mut touched, &mut flipped) {
             Ok(()) => {
                 if settle {
                     self.settled();
@@ -230,21 +240,28 @@ impl Writer {
     fn store_batch<'b>(
         &mut self,
         batch: &'b [Item],
+        stamps: &[Stamp],
         settle: bool,
         now: i64,
         touched: &mut Vec<String>,
         flipped: &mut Vec<&'b str>,
     ) -> rusqlite::Result<()> {
         let kept_from = self.first_kept_hour(now) * HOUR_MS;
+        let kept = self.first_kept_hour(now)..=hour_of(now) + 1;
         let tx = self.conn.transaction()?;
-        for item in batch {
+        for (item, stamp) in batch.iter().zip(stamps) {
             if item.ts_ms().is_some_and(|ts| ts < kept_from) {
                 self.stats.reject(Reject::Stale, item.topic().as_bytes());
                 continue;
             }
-            let mut store =
-                Store { tx: &tx, hours: &mut self.hours, parts: &mut self.parts, pending: &mut self.pending };
-            if apply::apply(&mut store, &mut self.states, item, now, &self.stats)? {
+            let mut store = Store {
+                tx: &tx,
+                hours: &mut self.hours,
+                parts: &mut self.parts,
+                pending: &mut self.pending,
+                kept: kept.clone(),
+            };
+            if apply::apply(&mut store, &mut self.states, item, stamp, now, &self.stats)? {
                 touched.push(item.host().to_owned());
                 match item {
                     Item::Status { .. } => flipped.push(item.host()),
@@ -272,7 +289,12 @@ impl Writer {
     /// database: start again from what it holds.
     fn reload(&mut self) {
         self.pending = Pending::default();
-        if let Ok(states) = load_states(&self.conn, &self.fleet) {
+        if let Ok(mut states) = load_states(&self.conn, &self.fleet) {
+            for (host, clock) in &self.clocks {
+                if let Some(state) = states.get_mut(host) {
+                    state.clock_skew_ms = clock.skew_ms();
+                }
+            }
             self.states = states;
         }
         if let Ok(hours) = partitions::hours(&self.conn) {
@@ -344,6 +366,8 @@ struct Store<'a, 't> {
     hours: &'a mut BTreeSet<i64>,
     parts: &'a mut Parts,
     pending: &'a mut Pending,
+    /// The hours a replay key may go in: those retention keeps, and the next one.
+    kept: std::ops::RangeInclusive<i64>,
 }
 
 impl Store<'_, '_> {
@@ -354,6 +378,15 @@ impl Store<'_, '_> {
             partitions::create(self.tx, hour)?;
         }
         Ok(series.table(hour))
+    }
+
+    /// The `ingested` table that records a sample the agent stamped `agent_ts_ms`, stored
+    /// at `ts_ms`: the hour of the agent's time, so that the key never depends on the
+    /// correction; the hour it is stored in if the agent's is not kept (a clock more than
+    /// the retention behind, or over an hour ahead).
+    fn ingested(&mut self, agent_ts_ms: i64, ts_ms: i64) -> rusqlite::Result<String> {
+        let at = if self.kept.contains(&hour_of(agent_ts_ms)) { agent_ts_ms } else { ts_ms };
+        self.table(Series::Ingested, at)
     }
 }
 
