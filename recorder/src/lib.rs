@@ -61,7 +61,15 @@ pub struct Stats {
     pub unknown_host: AtomicU64,
     pub batches: AtomicU64,
     pub last_batch_us: AtomicU64,
+    /// Failed commits; while the disk is full, every retry counts.
     pub write_errors: AtomicU64,
+    /// Set while the writer's commits fail because the disk (or the database's
+    /// filesystem) is full: it holds the batch and retries, and ingest waits.
+    pub disk_full: AtomicBool,
+    /// Items of batches that could not be committed and were dropped: a write error other
+    /// than a full disk, or a disk still full at shutdown. Their PUBACKs were sent, so
+    /// their agents will not resend them.
+    pub lost: AtomicU64,
     /// The last retention pass: its duration, and its longest single chunk (an ingest pause).
     pub last_prune_ms: AtomicU64,
     pub last_prune_longest_chunk_us: AtomicU64,
@@ -144,6 +152,9 @@ pub struct Recorder {
     pub stats: Arc<Stats>,
     subscription: tokio::task::JoinHandle<()>,
     writer: std::thread::JoinHandle<()>,
+    /// Set at shutdown: a writer retrying a batch on a full disk gives up (see
+    /// `Writer::closing`).
+    closing: Arc<AtomicBool>,
     /// Set at shutdown; the checkpoint thread then runs a last TRUNCATE checkpoint.
     stop_checkpoints: Arc<AtomicBool>,
     checkpointer: std::thread::JoinHandle<()>,
@@ -162,6 +173,7 @@ impl Recorder {
         let writer = writer::Writer::new(conn, live.clone(), stats.clone(), config.retention)
             .context("failed to load host states")?;
         let fleet = writer.fleet();
+        let closing = writer.closing();
         let (tx, rx) = mpsc::channel(QUEUE);
         let writer = std::thread::Builder::new()
             .name("recorder-writer".into())
@@ -186,11 +198,12 @@ impl Recorder {
         // skips it past messages their agents had acked.
         let subscription = router.subscribe("recorder", &format!("{}/#", wire::PREFIX), Pacing::OwnsBacklog).await?;
         let subscription = tokio::spawn(subscribe(subscription, tx, stats.clone()));
-        Ok(Recorder { live, fleet, stats, subscription, writer, stop_checkpoints, checkpointer })
+        Ok(Recorder { live, fleet, stats, subscription, writer, closing, stop_checkpoints, checkpointer })
     }
 
     /// Stops the subscription, lets the writer commit what is queued, and waits for it.
     pub async fn shutdown(self) {
+        self.closing.store(true, Ordering::Relaxed);
         self.subscription.abort();
         let _ = self.subscription.await;
         let _ = tokio::task::spawn_blocking(move || {

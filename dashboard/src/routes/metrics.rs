@@ -96,6 +96,9 @@ pub async fn metrics(State(state): State<AppState>) -> Result<impl IntoResponse,
         &r.rejected().into_iter().map(|(v, n)| (format!("{{reason=\"{}\"}}", v.as_str()), n)).collect::<Vec<_>>(),
     );
     metric("pmon_recorder_write_errors_total", "counter", "Failed write batches.", &plain(load(&r.write_errors)));
+    metric("pmon_recorder_lost_total", "counter", "Items of batches dropped on a write error.", &plain(load(&r.lost)));
+    let full = u64::from(r.disk_full.load(std::sync::atomic::Ordering::Relaxed));
+    metric("pmon_recorder_disk_full", "gauge", "1 while commits fail on a full disk.", &plain(full));
     metric(
         "pmon_recorder_last_batch_microseconds",
         "gauge",

@@ -17,14 +17,14 @@ mod skew;
 mod tests;
 
 use std::collections::{BTreeSet, HashMap};
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, Transaction};
 use tokio::sync::mpsc::error::TryRecvError;
 use tokio::sync::{broadcast, mpsc};
-use tracing::warn;
+use tracing::{info, warn};
 
 use self::retention::{Prune, PRUNE_EVERY};
 use self::settle::Pending;
@@ -48,6 +48,8 @@ const BATCH_WINDOW: Duration = Duration::from_millis(20);
 /// every batch keeps commits small when hundreds of hosts send at once; and a settle moves
 /// at most a quarter second of samples, which bounds its pause.
 const SETTLE_EVERY: Duration = Duration::from_millis(250);
+/// How often a batch is retried while the disk is full.
+const DISK_FULL_RETRY: Duration = Duration::from_secs(1);
 
 pub struct Writer {
     conn: Connection,
@@ -70,6 +72,9 @@ pub struct Writer {
     hours: BTreeSet<i64>,
     /// Every host's clock, to store its samples at corrected times (see `skew.rs`).
     clocks: HashMap<String, Clock>,
+    /// Set by the recorder at shutdown (it keeps a clone): a batch held on a full disk is
+    /// then dropped rather than retried for ever.
+    closing: Arc<AtomicBool>,
 }
 
 /// What the batching loop does after looking at the channel.
@@ -108,6 +113,7 @@ impl Writer {
             last_settle: Instant::now(),
             hours,
             clocks: HashMap::new(),
+            closing: Arc::default(),
         };
         writer.restore_clocks();
         Ok(writer)
@@ -207,31 +213,57 @@ impl Writer {
         self.commit(batch, true);
     }
 
+    /// The flag that makes a writer holding a batch on a full disk drop it: set it at
+    /// shutdown.
+    pub fn closing(&self) -> Arc<AtomicBool> {
+        self.closing.clone()
+    }
+
+    /// Commits `batch` in one transaction. On a full disk it holds the batch and retries
+    /// every DISK_FULL_RETRY until it fits (or the recorder closes): the channel fills
+    /// meanwhile, the subscription stops acking and the gateway stops reading publishers,
+    /// so agents buffer. Any other error drops the batch (counted in `lost`).
     fn commit(&mut self, batch: &mut Vec<Item>, settle: bool) {
         let started = Instant::now();
-        let now = now_ms();
-        let mut touched = Vec::new();
-        // Online/offline flips reach the fleet at their commit, not at the next settle:
-        // a page must never show a host online that the registry already calls offline.
-        let mut flipped = Vec::new();
+        let mut now = now_ms();
         let stamps = self.stamp(batch, now);
-        match self.store_batch(batch, &stamps, settle, now, &mut touched, &mut flipped) {
-            Ok(()) => {
-                if settle {
-                    self.settled();
+        loop {
+            let mut touched = Vec::new();
+            // Online/offline flips reach the fleet at their commit, not at the next settle:
+            // a page must never show a host online that the registry already calls offline.
+            let mut flipped = Vec::new();
+            match self.store_batch(batch, &stamps, settle, now, &mut touched, &mut flipped) {
+                Ok(()) => {
+                    if self.stats.disk_full.swap(false, Ordering::Relaxed) {
+                        info!(items = batch.len(), "the disk has room again: ingest resumed");
+                    }
+                    if settle {
+                        self.settled();
+                    }
+                    self.fleet.update(flipped.iter().filter_map(|h| self.states.get(*h)));
+                    self.count_commit(batch, started);
+                    self.publish_cards(touched, now);
+                    break;
                 }
-                self.fleet.update(flipped.iter().filter_map(|h| self.states.get(*h)));
-                self.count_commit(batch, started);
-            }
-            Err(e) => {
-                warn!(error = %e, items = batch.len(), "write failed; batch lost");
-                self.stats.write_errors.fetch_add(1, Ordering::Relaxed);
-                self.reload();
-                touched.clear();
+                Err(e) if is_disk_full(&e) && !self.closing.load(Ordering::Relaxed) => {
+                    if !self.stats.disk_full.swap(true, Ordering::Relaxed) {
+                        warn!(error = %e, items = batch.len(), "disk full: holding the batch and retrying every second; ingest waits");
+                    }
+                    self.stats.write_errors.fetch_add(1, Ordering::Relaxed);
+                    self.reload();
+                    std::thread::sleep(DISK_FULL_RETRY);
+                    now = now_ms();
+                }
+                Err(e) => {
+                    warn!(error = %e, items = batch.len(), "write failed; batch lost");
+                    self.stats.write_errors.fetch_add(1, Ordering::Relaxed);
+                    self.stats.lost.fetch_add(batch.len() as u64, Ordering::Relaxed);
+                    self.reload();
+                    break;
+                }
             }
         }
         batch.clear();
-        self.publish_cards(touched, now);
     }
 
     /// Applies every item of `batch` in one transaction, and settles in it if `settle`.
@@ -325,6 +357,11 @@ impl Writer {
     fn first_kept_hour(&self, now: i64) -> i64 {
         hour_of(now - self.retention_ms)
     }
+}
+
+/// Whether `e` says the database's disk is full (SQLITE_FULL).
+fn is_disk_full(e: &rusqlite::Error) -> bool {
+    matches!(e, rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::DiskFull)
 }
 
 /// Takes one item already queued, if any, without waiting.
