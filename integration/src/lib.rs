@@ -246,6 +246,12 @@ impl Server {
         Server::start_in(dir, tokens, extra_env)
     }
 
+    /// A server whose directory (database included) is `dir`: a test's own filesystem,
+    /// such as a small tmpfs that fills up.
+    pub fn start_in_dir(dir: tempfile::TempDir, extra_env: Vec<(String, String)>) -> Server {
+        Server::start_in(dir, vec![], extra_env)
+    }
+
     fn start_in(dir: tempfile::TempDir, tokens: Vec<(String, String)>, extra_env: Vec<(String, String)>) -> Server {
         let (child, bound) = spawn_server(dir.path(), &ports(None, &extra_env));
         let server = TestServer {
@@ -677,6 +683,13 @@ pub fn proc_stats(pid: u32) -> ProcStats {
     };
     // Clock ticks are 100 per second on Linux.
     ProcStats { cpu_seconds: (ticks(11) + ticks(12)) / 100.0, peak_rss_kib: kib("VmHWM:"), rss_kib: kib("VmRSS:") }
+}
+
+/// A fast payload as an agent of run `boot_id` sends it, stamped `ts_ms` by its clock.
+pub fn fast_json(host: &str, boot_id: &str, seq: u64, ts_ms: i64) -> String {
+    format!(
+        r#"{{"schema":1,"host_id":"{host}","ts_ms":{ts_ms},"boot_id":"{boot_id}","seq":{seq},"agent_version":"test","data":{{"cpus":16,"load1":0.42,"load5":0.37,"load15":0.31,"cpu_pct":7.5,"iowait_pct":0.4,"mem_total":67350102016,"mem_used":26536796160,"arc_bytes":8589934592,"swap_total":8589930496,"swap_used":0,"rootfs_total":100861726720,"rootfs_used":12315713536,"uptime_s":1218237}}}}"#
+    )
 }
 
 /// `PRAGMA integrity_check` of a database file ("ok" when sound).

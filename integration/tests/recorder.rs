@@ -105,3 +105,64 @@ fn retention_drops_stale_hours_and_keeps_the_rest() {
     assert_eq!(server.sql::<i64>(&format!("SELECT count(*) FROM sqlite_schema WHERE name GLOB '*_h{kept}'")), 5);
     assert_eq!(server.integrity(), "ok");
 }
+
+/// #15: agents whose clocks are ten minutes ahead and behind. Their samples are stored
+/// (none refused), at the server's time once the skew is measured; the host page and the
+/// API show the skew and the card warns; a replay is still stored once.
+#[test]
+fn skewed_clocks_are_measured_and_their_samples_stored_at_corrected_times() {
+    const MIN: i64 = 60_000;
+    let server = Server::start();
+    let hosts = [("pve-ahead", 10 * MIN, "ahead of"), ("pve-behind", -10 * MIN, "behind")];
+    let mut agents: Vec<_> = hosts
+        .iter()
+        .map(|(host, ..)| integration::load::Publisher::connect(server.mqtt, host, &server.add_host(host)).unwrap())
+        .collect();
+    // Live samples, one a second, each stamped by its agent's clock; note when each left.
+    let mut sent_at = Vec::new();
+    for seq in 1..=6u64 {
+        let now = wire::now_ms();
+        for ((host, skew, _), agent) in hosts.iter().zip(&mut agents) {
+            agent.publish(&format!("pmon/v1/{host}/fast"), fast_json(host, "run", seq, now + skew).as_bytes()).unwrap();
+        }
+        sent_at.push(now);
+        std::thread::sleep(Duration::from_secs(1));
+        agents.iter_mut().for_each(|a| a.flush().unwrap());
+    }
+    let cookie = server.login();
+    for (host, skew, side) in hosts {
+        let stored = |seq: usize| -> i64 {
+            server.sql(&format!("SELECT ts_ms FROM fast_samples WHERE host_id = '{host}' AND seq = {seq}"))
+        };
+        wait_for("all six samples", Duration::from_secs(20), || {
+            (server.sql::<i64>(&format!("SELECT count(*) FROM fast_samples WHERE host_id = '{host}'")) == 6)
+                .then_some(())
+        });
+        // From the fourth (three paced offsets) on, at the time they were sent.
+        for seq in 4..=6 {
+            let off = stored(seq) - sent_at[seq - 1];
+            assert!(off.abs() < 2_000, "{host} seq {seq} stored {off} ms from when it was sent");
+        }
+        let skew_text = format!("10 min 0 s {side} the server");
+        let (code, _, api) =
+            http_get_with(&format!("http://{}/api/v1/hosts/{host}", server.http), Some(&cookie)).unwrap();
+        assert_eq!(code, 200, "{api}");
+        assert!(api.contains(&format!("clock is {skew_text}")), "the card's reason: {api}");
+        let latest: String =
+            server.sql(&format!("SELECT payload FROM latest WHERE host_id = '{host}' AND tier = 'fast'"));
+        assert!(
+            latest.contains(&format!("\"agent_ts_ms\":{}", sent_at[5] + skew)),
+            "the agent's time is kept: {latest}"
+        );
+        let (_, _, page) = http_get_with(&format!("http://{}/hosts/{host}", server.http), Some(&cookie)).unwrap();
+        assert!(page.contains(&format!("<th>Clock</th><td>{skew_text}</td>")), "{host}'s Clock row");
+    }
+    // A replay of a stored sample (the agent's time, as first sent) is a duplicate.
+    let before = server.metric("pmon_recorder_duplicates_total");
+    let (host, skew, _) = hosts[1];
+    agents[1]
+        .publish(&format!("pmon/v1/{host}/fast"), fast_json(host, "run", 5, sent_at[4] + skew).as_bytes())
+        .unwrap();
+    server.wait_metric("pmon_recorder_duplicates_total", before + 1);
+    assert_eq!(server.sql::<i64>(&format!("SELECT count(*) FROM fast_samples WHERE host_id = '{host}'")), 6);
+}

@@ -2,6 +2,7 @@
 
 mod alerting;
 mod e2e;
+mod faults;
 mod gateway;
 mod ops;
 mod recorder;

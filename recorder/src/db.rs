@@ -91,12 +91,24 @@ pub fn checkpoint(
 ) -> anyhow::Result<()> {
     let conn = open(path)?;
     conn.pragma_update(None, "journal_size_limit", 64 * 1024 * 1024)?;
+    // Logged when checkpoints start failing (a full disk fails four a second) and again
+    // when they work.
+    let mut failing = false;
     while !stop.load(std::sync::atomic::Ordering::Relaxed) {
         std::thread::sleep(CHECKPOINT_EVERY);
         // (busy, pages in the WAL, pages copied); -1s when the WAL is not open.
         match conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get::<_, i64>(1)) {
-            Ok(pages) => wal_pages.store(pages, std::sync::atomic::Ordering::Relaxed),
-            Err(e) => tracing::warn!(error = %e, "WAL checkpoint failed"),
+            Ok(pages) => {
+                wal_pages.store(pages, std::sync::atomic::Ordering::Relaxed);
+                if std::mem::take(&mut failing) {
+                    tracing::info!("WAL checkpoints work again");
+                }
+            }
+            Err(e) if !failing => {
+                failing = true;
+                tracing::warn!(error = %e, "WAL checkpoint failed (logged once until one works)");
+            }
+            Err(_) => {}
         }
     }
     // A last, complete checkpoint at shutdown leaves a small WAL behind.

@@ -7,8 +7,9 @@ use wire::{FastPayload, HostId, Kind, MediumPayload, Payload, SlowPayload, Topic
 /// Largest payload the recorder accepts (the gateway already refuses larger ones).
 pub const MAX_PAYLOAD: usize = 256 * 1024;
 
-/// How far ahead of the server's clock a timestamp may be (clock skew), in ms.
-const MAX_FUTURE_MS: i64 = 5 * 60 * 1000;
+/// How far ahead of the server's clock a timestamp may be, in ms. A skewed clock is
+/// corrected by the writer (`clock.rs`); a day ahead is no longer a clock that drifted.
+const MAX_FUTURE_MS: i64 = 24 * 3600 * 1000;
 
 /// A validated message.
 #[derive(Debug, Clone, PartialEq)]
@@ -212,7 +213,7 @@ mod tests {
             (b"pmon/v1/pve1/fast", fast("pve1", r#"{"mem_used":-5}"#).into(), Reject::Absurd),
             (
                 b"pmon/v1/pve1/fast",
-                ok.replace(&NOW.to_string(), &(NOW + 86_400_000).to_string()).into(),
+                ok.replace(&NOW.to_string(), &(NOW + 2 * 86_400_000).to_string()).into(),
                 Reject::Absurd,
             ),
             (b"pmon/v1/pve1/fast", vec![b' '; MAX_PAYLOAD + 1], Reject::Oversized),

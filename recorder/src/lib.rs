@@ -9,7 +9,8 @@
 //!   commit (`mod.rs`), one function per tier (`apply.rs`), the settle (`settle.rs`),
 //!   retention (`retention.rs`).
 //! - [`partitions`]: the time series, one set of tables per hour, behind SQL views.
-//! - [`status`]: the status rules (pure); [`changes`]: timeline events (pure).
+//! - [`status`]: the status rules (pure); [`changes`]: timeline events (pure);
+//!   [`clock`]: each agent's clock skew, and the corrected time of its samples (pure).
 //! - [`state`]: a host's state, health and overview card (pure), shared by pages and
 //!   live updates; [`fleet`]: the writer's copy of every host's state.
 //! - [`read`]: SQL reads for pages, API and CLI: every host, one host, timelines.
@@ -23,6 +24,7 @@
 
 pub mod api_tokens;
 pub mod changes;
+pub mod clock;
 pub mod db;
 pub mod fleet;
 pub mod history;
@@ -61,7 +63,15 @@ pub struct Stats {
     pub unknown_host: AtomicU64,
     pub batches: AtomicU64,
     pub last_batch_us: AtomicU64,
+    /// Failed commits; while the disk is full, every retry counts.
     pub write_errors: AtomicU64,
+    /// Set while the writer's commits fail because the disk (or the database's
+    /// filesystem) is full: it holds the batch and retries, and ingest waits.
+    pub disk_full: AtomicBool,
+    /// Items of batches that could not be committed and were dropped: a write error other
+    /// than a full disk, or a disk still full at shutdown. Their PUBACKs were sent, so
+    /// their agents will not resend them.
+    pub lost: AtomicU64,
     /// The last retention pass: its duration, and its longest single chunk (an ingest pause).
     pub last_prune_ms: AtomicU64,
     pub last_prune_longest_chunk_us: AtomicU64,
@@ -146,6 +156,9 @@ pub struct Recorder {
     pub reports: Reports,
     subscription: tokio::task::JoinHandle<()>,
     writer: std::thread::JoinHandle<()>,
+    /// Set at shutdown: a writer retrying a batch on a full disk gives up (see
+    /// `Writer::closing`).
+    closing: Arc<AtomicBool>,
     /// Set at shutdown; the checkpoint thread then runs a last TRUNCATE checkpoint.
     stop_checkpoints: Arc<AtomicBool>,
     checkpointer: std::thread::JoinHandle<()>,
@@ -164,6 +177,7 @@ impl Recorder {
         let writer = writer::Writer::new(conn, live.clone(), stats.clone(), config.retention)
             .context("failed to load host states")?;
         let fleet = writer.fleet();
+        let closing = writer.closing();
         let (tx, rx) = mpsc::channel(QUEUE);
         let writer = std::thread::Builder::new()
             .name("recorder-writer".into())
@@ -189,11 +203,12 @@ impl Recorder {
         let subscription = router.subscribe("recorder", &format!("{}/#", wire::PREFIX), Pacing::OwnsBacklog).await?;
         let reports = Reports(tx.downgrade());
         let subscription = tokio::spawn(subscribe(subscription, tx, stats.clone()));
-        Ok(Recorder { live, fleet, stats, reports, subscription, writer, stop_checkpoints, checkpointer })
+        Ok(Recorder { live, fleet, stats, reports, subscription, writer, closing, stop_checkpoints, checkpointer })
     }
 
     /// Stops the subscription, lets the writer commit what is queued, and waits for it.
     pub async fn shutdown(self) {
+        self.closing.store(true, Ordering::Relaxed);
         self.subscription.abort();
         let _ = self.subscription.await;
         let _ = tokio::task::spawn_blocking(move || {

@@ -103,11 +103,24 @@ fn set_latest(state: &mut HostState, tier: &str, received: i64, payload: &str) {
         Some(Kind::Fast) => {
             state.fast = serde_json::from_str(payload).ok();
             state.fast_received_ms = Some(received);
+            state.clock_skew_ms = stored_skew(payload);
         }
         Some(Kind::Medium) => state.medium = serde_json::from_str(payload).ok(),
         Some(Kind::Slow) => state.slow = serde_json::from_str(payload).ok(),
         Some(Kind::Status) | None => {}
     }
+}
+
+/// The skew the writer corrected a stored payload for (`agent_ts_ms` is the agent's
+/// time, `ts_ms` the stored one; see `clock.rs`); None when it was stored as sent.
+pub fn stored_skew(payload: &str) -> Option<i64> {
+    #[derive(serde::Deserialize)]
+    struct Times {
+        ts_ms: i64,
+        agent_ts_ms: Option<i64>,
+    }
+    let t: Times = serde_json::from_str(payload).ok()?;
+    Some(t.agent_ts_ms? - t.ts_ms)
 }
 
 /// One line of a host's timeline.

@@ -27,6 +27,9 @@ pub struct HostState {
     /// Set when the gateway saw two agents using this host's token; in memory only (the
     /// gateway's detector starts afresh at a restart too).
     pub shared_token: Option<SharedToken>,
+    /// How far the agent's clock is from the server's (positive = ahead), as measured by
+    /// the writer (`clock.rs`); None until measured.
+    pub clock_skew_ms: Option<i64>,
 }
 
 /// One overview card, also the JSON of a live update and of `/api/v1/hosts`.
@@ -97,6 +100,7 @@ impl HostState {
             slow: self.slow.as_ref().map(|p| &p.data),
             previous_slow: self.previous_slow.as_ref(),
             shared_token: self.shared_token.as_ref(),
+            clock_skew_ms: self.clock_skew_ms,
         })
     }
 

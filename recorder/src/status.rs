@@ -66,10 +66,11 @@ pub enum Rule {
     NvmeTemperature,
     /// Two agents use this host's token (the gateway's clone detector tripped).
     SharedToken,
+    ClockSkew,
 }
 
 impl Rule {
-    pub const ALL: [Rule; 19] = [
+    pub const ALL: [Rule; 20] = [
         Rule::HostOffline,
         Rule::HostSilent,
         Rule::PoolState,
@@ -89,6 +90,7 @@ impl Rule {
         Rule::CpuTemperature,
         Rule::NvmeTemperature,
         Rule::SharedToken,
+        Rule::ClockSkew,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -112,6 +114,7 @@ impl Rule {
             Rule::CpuTemperature => "cpu_temperature",
             Rule::NvmeTemperature => "nvme_temperature",
             Rule::SharedToken => "shared_token",
+            Rule::ClockSkew => "clock_skew",
         }
     }
 
@@ -163,6 +166,8 @@ pub struct Facts<'a> {
     pub previous_slow: Option<&'a Slow>,
     /// The last time the gateway saw two agents using this host's token.
     pub shared_token: Option<&'a SharedToken>,
+    /// The agent's clock minus the server's, ms (see `clock.rs`).
+    pub clock_skew_ms: Option<i64>,
 }
 
 /// Two or more agents seen using one host's token (a cloned VM, a copied agent.toml):
@@ -490,6 +495,10 @@ pub fn findings(f: &Facts) -> Vec<Finding> {
         }
     }
     disk_findings(f, &mut out);
+    if let Some(skew) = f.clock_skew_ms.filter(|s| s.abs() >= crate::clock::WARN_SKEW_MS) {
+        let message = format!("clock is {}", crate::clock::describe(skew));
+        out.push(Finding::new(Rule::ClockSkew, None, Warning, Some(skew as f64 / 1000.0), message));
+    }
     out
 }
 
@@ -527,6 +536,7 @@ mod tests {
             slow: None,
             previous_slow: None,
             shared_token: None,
+            clock_skew_ms: None,
         }
     }
 
@@ -801,6 +811,17 @@ mod tests {
         let three =
             SharedToken { addresses: ["10.0.0.1", "10.0.0.2", "::1"].map(|a| a.parse().unwrap()).into(), ..two };
         assert_eq!(three.describe(), "3 agents use this host's token: 10.0.0.1, 10.0.0.2 and ::1");
+    }
+
+    #[test]
+    fn a_clock_a_minute_off_either_way_is_a_warning() {
+        let mut f = facts(None, None);
+        f.clock_skew_ms = Some(59_000);
+        assert!(findings(&f).is_empty());
+        f.clock_skew_ms = Some(-252_000);
+        let found = findings(&f);
+        assert_eq!((found[0].rule, found[0].level, found[0].value), (Rule::ClockSkew, Level::Warning, Some(-252.0)));
+        assert_eq!(found[0].message, "clock is 4 min 12 s behind the server");
     }
 
     #[test]

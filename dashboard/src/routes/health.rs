@@ -1,5 +1,6 @@
 //! `GET /health`: 200 `{"status":"ok","db":"ok","version":"X.Y.Z"}`, or 503 naming the
-//! failing part, for uptime monitors.
+//! failing part, for uptime monitors: `"db":"unavailable"` when the database cannot be
+//! read, `"db":"disk_full"` while the recorder's commits fail on a full disk.
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -9,6 +10,12 @@ use serde_json::{json, Value};
 use crate::{AppState, VERSION};
 
 pub async fn health(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
+    if state.recorder_stats.disk_full.load(std::sync::atomic::Ordering::Relaxed) {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"status": "error", "db": "disk_full", "version": VERSION})),
+        );
+    }
     let path = state.database.clone();
     let db = tokio::task::spawn_blocking(move || {
         let conn = recorder::db::open_read(&path)?;

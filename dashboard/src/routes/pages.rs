@@ -124,6 +124,7 @@ fn fast_facts(s: &HostState) -> Vec<(&'static str, String)> {
                 ago(s.last_seen_ms, wire::now_ms())
             ),
         ),
+        ("Clock", s.clock_skew_ms.map_or_else(|| "not measured yet".into(), recorder::clock::describe)),
     ]
 }
 

@@ -7,6 +7,7 @@ use std::sync::atomic::Ordering;
 use rusqlite::{params, Transaction};
 use wire::{FastPayload, Kind, Medium, MediumPayload, Payload, SlowPayload};
 
+use super::skew::Stamp;
 use super::{exec, Store};
 use crate::ingest::Item;
 use crate::partitions::Series;
@@ -20,6 +21,7 @@ pub(super) fn apply(
     store: &mut Store,
     states: &mut HashMap<String, HostState>,
     item: &Item,
+    stamp: &Stamp,
     now: i64,
     stats: &Stats,
 ) -> rusqlite::Result<bool> {
@@ -29,9 +31,9 @@ pub(super) fn apply(
     };
     match item {
         Item::Status { online, .. } => apply_status(store.tx, state, *online, now),
-        Item::Fast(p, raw) => apply_fast(store, state, p, raw, now, stats),
-        Item::Medium(p, raw) => apply_medium(store, state, p, raw, now, stats),
-        Item::Slow(p, raw) => apply_slow(store, state, p, raw, now, stats),
+        Item::Fast(p, raw) => apply_fast(store, state, p, raw, stamp, now, stats),
+        Item::Medium(p, raw) => apply_medium(store, state, p, raw, stamp, now, stats),
+        Item::Slow(p, raw) => apply_slow(store, state, p, raw, stamp, now, stats),
         Item::SharedToken(detected) => apply_shared_token(store.tx, state, detected, now),
     }
 }
@@ -89,10 +91,11 @@ fn apply_fast(
     state: &mut HostState,
     p: &FastPayload,
     raw: &str,
+    stamp: &Stamp,
     now: i64,
     stats: &Stats,
 ) -> rusqlite::Result<bool> {
-    if !insert_fast(store, p)? {
+    if !insert_fast(store, p, stamp)? {
         stats.duplicates.fetch_add(1, Ordering::Relaxed);
         return Ok(false);
     }
@@ -115,7 +118,21 @@ fn apply_fast(
 /// Stores a fast sample in `fast_recent`; false if it was stored before (a replay). The
 /// key (host, ts_ms, seq) of `fast_recent` and of the hour table makes a replay a no-op:
 /// fast samples need no row in `ingested`. Looking in the hour table only reads.
-fn insert_fast(store: &mut Store, p: &FastPayload) -> rusqlite::Result<bool> {
+///
+/// Except for a host whose samples were ever stored at a corrected time (`skew.rs`): a
+/// replay corrected by a skew that has changed since would be stored at another time. Its
+/// fast samples are keyed by (boot_id, seq) in `ingested`, like the other tiers, and a
+/// sample stored as sent before its host's clock was measured is looked for at its
+/// agent's time.
+fn insert_fast(store: &mut Store, p: &FastPayload, stamp: &Stamp) -> rusqlite::Result<bool> {
+    if stamp.by_seq {
+        if !first_time(store, p, Kind::Fast, stamp)? {
+            return Ok(false);
+        }
+        if stamp.agent_ts_ms != p.ts_ms && stored_as_sent(store, p, stamp.agent_ts_ms)? {
+            return Ok(false);
+        }
+    }
     let f = &p.data;
     let history = store.table(Series::Fast, p.ts_ms)?;
     let moved = store
@@ -151,15 +168,35 @@ fn insert_fast(store: &mut Store, p: &FastPayload) -> rusqlite::Result<bool> {
     Ok(stored == 1)
 }
 
+/// Whether the fast sample `p` is stored at `agent_ts_ms`, the time its agent gave it.
+fn stored_as_sent(store: &mut Store, p: &FastPayload, agent_ts_ms: i64) -> rusqlite::Result<bool> {
+    let key = params![p.host_id, agent_ts_ms, p.seq as i64];
+    let mut recent =
+        store.tx.prepare_cached("SELECT 1 FROM fast_recent WHERE ts_ms = ?2 AND host_id = ?1 AND seq = ?3")?;
+    if recent.exists(key)? {
+        return Ok(true);
+    }
+    let hour = crate::partitions::hour_of(agent_ts_ms);
+    if !store.hours.contains(&hour) {
+        return Ok(false);
+    }
+    let history = Series::Fast.table(hour);
+    store
+        .tx
+        .prepare_cached(&format!("SELECT 1 FROM {history} WHERE host_id = ?1 AND ts_ms = ?2 AND seq = ?3"))?
+        .exists(key)
+}
+
 fn apply_medium(
     store: &mut Store,
     state: &mut HostState,
     p: &MediumPayload,
     raw: &str,
+    stamp: &Stamp,
     now: i64,
     stats: &Stats,
 ) -> rusqlite::Result<bool> {
-    if !first_time(store, p, Kind::Medium)? {
+    if !first_time(store, p, Kind::Medium, stamp)? {
         stats.duplicates.fetch_add(1, Ordering::Relaxed);
         return Ok(false);
     }
@@ -188,10 +225,11 @@ fn apply_slow(
     state: &mut HostState,
     p: &SlowPayload,
     raw: &str,
+    stamp: &Stamp,
     now: i64,
     stats: &Stats,
 ) -> rusqlite::Result<bool> {
-    if !first_time(store, p, Kind::Slow)? {
+    if !first_time(store, p, Kind::Slow, stamp)? {
         stats.duplicates.fetch_add(1, Ordering::Relaxed);
         return Ok(false);
     }
@@ -277,9 +315,10 @@ fn insert_guests(store: &mut Store, p: &MediumPayload) -> rusqlite::Result<usize
     Ok(rows)
 }
 
-/// Records (host, tier, boot, seq); false if it was stored before (a replay).
-fn first_time<T>(store: &mut Store, p: &Payload<T>, tier: Kind) -> rusqlite::Result<bool> {
-    let ingested = store.table(Series::Ingested, p.ts_ms)?;
+/// Records (host, tier, boot, seq); false if it was stored before (a replay). Keyed by
+/// the agent's time, never the corrected one (see `Store::ingested`).
+fn first_time<T>(store: &mut Store, p: &Payload<T>, tier: Kind, stamp: &Stamp) -> rusqlite::Result<bool> {
+    let ingested = store.ingested(stamp.agent_ts_ms, p.ts_ms)?;
     let n = exec(
         store.tx,
         &format!("INSERT OR IGNORE INTO {ingested} (host_id, tier, boot_id, seq) VALUES (?1, ?2, ?3, ?4)"),

@@ -6,26 +6,30 @@
 //! - `mod.rs`: the [`Writer`], its batching loop and the commit of a batch.
 //! - `apply.rs`: one item into the transaction, one function per tier.
 //! - `settle.rs`: what is written once per settle rather than per sample.
+//! - `skew.rs`: each sample's time corrected for its agent's clock, before it is stored.
 //! - `retention.rs`: dropping stale hours and old events, a step at a time.
 
 mod apply;
 mod retention;
 mod settle;
+mod skew;
 #[cfg(test)]
 mod tests;
 
 use std::collections::{BTreeSet, HashMap};
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, Transaction};
 use tokio::sync::mpsc::error::TryRecvError;
 use tokio::sync::{broadcast, mpsc};
-use tracing::warn;
+use tracing::{info, warn};
 
 use self::retention::{Prune, PRUNE_EVERY};
 use self::settle::Pending;
+use self::skew::Stamp;
+use crate::clock::Clock;
 use crate::fleet::Fleet;
 use crate::ingest::{Item, Reject};
 use crate::partitions::{self, hour_of, Series, HOUR_MS};
@@ -44,6 +48,8 @@ const BATCH_WINDOW: Duration = Duration::from_millis(20);
 /// every batch keeps commits small when hundreds of hosts send at once; and a settle moves
 /// at most a quarter second of samples, which bounds its pause.
 const SETTLE_EVERY: Duration = Duration::from_millis(250);
+/// How often a batch is retried while the disk is full.
+const DISK_FULL_RETRY: Duration = Duration::from_secs(1);
 
 pub struct Writer {
     conn: Connection,
@@ -64,6 +70,11 @@ pub struct Writer {
     /// The hours whose tables exist and are attached (see partitions.rs); mirrors
     /// `sample_hours`.
     hours: BTreeSet<i64>,
+    /// Every host's clock, to store its samples at corrected times (see `skew.rs`).
+    clocks: HashMap<String, Clock>,
+    /// Set by the recorder at shutdown (it keeps a clone): a batch held on a full disk is
+    /// then dropped rather than retried for ever.
+    closing: Arc<AtomicBool>,
 }
 
 /// What the batching loop does after looking at the channel.
@@ -89,7 +100,7 @@ impl Writer {
         let parts = Parts::load(&conn)?.keeping(retention.rollups);
         // Each series has its statements per hour: keep two hours' worth and the rest.
         conn.set_prepared_statement_cache_capacity(64);
-        Ok(Writer {
+        let mut writer = Writer {
             conn,
             states,
             fleet,
@@ -101,7 +112,11 @@ impl Writer {
             pending: Pending::default(),
             last_settle: Instant::now(),
             hours,
-        })
+            clocks: HashMap::new(),
+            closing: Arc::default(),
+        };
+        writer.restore_clocks();
+        Ok(writer)
     }
 
     /// Runs until every sender of `rx` is dropped, then commits and settles what is left.
@@ -198,31 +213,58 @@ impl Writer {
         self.commit(batch, true);
     }
 
+    /// The flag that makes a writer holding a batch on a full disk drop it: set it at
+    /// shutdown.
+    pub fn closing(&self) -> Arc<AtomicBool> {
+        self.closing.clone()
+    }
+
+    /// Commits `batch` in one transaction. On a full disk it holds the batch and retries
+    /// every DISK_FULL_RETRY until it fits (or the recorder closes): the channel fills
+    /// meanwhile, the subscription stops acking and the gateway stops reading publishers,
+    /// so agents buffer. Any other error drops the batch (counted in `lost`).
     fn commit(&mut self, batch: &mut Vec<Item>, settle: bool) {
         let started = Instant::now();
-        let now = now_ms();
-        let mut touched = Vec::new();
-        // Online/offline flips (and a shared token) reach the fleet at their commit, not at
-        // the next settle: a page must never show a host online that the registry already
-        // calls offline.
-        let mut flipped = Vec::new();
-        match self.store_batch(batch, settle, now, &mut touched, &mut flipped) {
-            Ok(()) => {
-                if settle {
-                    self.settled();
+        let mut now = now_ms();
+        let stamps = self.stamp(batch, now);
+        loop {
+            let mut touched = Vec::new();
+            // Online/offline flips (and a shared token) reach the fleet at their commit, not
+            // at the next settle: a page must never show a host online that the registry
+            // already calls offline.
+            let mut flipped = Vec::new();
+            match self.store_batch(batch, &stamps, settle, now, &mut touched, &mut flipped) {
+                Ok(()) => {
+                    if self.stats.disk_full.swap(false, Ordering::Relaxed) {
+                        info!(items = batch.len(), "the disk has room again: ingest resumed");
+                    }
+                    if settle {
+                        self.settled();
+                    }
+                    self.fleet.update(flipped.iter().filter_map(|h| self.states.get(*h)));
+                    self.count_commit(batch, started);
+                    self.publish_cards(touched, now);
+                    break;
                 }
-                self.fleet.update(flipped.iter().filter_map(|h| self.states.get(*h)));
-                self.count_commit(batch, started);
-            }
-            Err(e) => {
-                warn!(error = %e, items = batch.len(), "write failed; batch lost");
-                self.stats.write_errors.fetch_add(1, Ordering::Relaxed);
-                self.reload();
-                touched.clear();
+                Err(e) if is_disk_full(&e) && !self.closing.load(Ordering::Relaxed) => {
+                    if !self.stats.disk_full.swap(true, Ordering::Relaxed) {
+                        warn!(error = %e, items = batch.len(), "disk full: holding the batch and retrying every second; ingest waits");
+                    }
+                    self.stats.write_errors.fetch_add(1, Ordering::Relaxed);
+                    self.reload();
+                    std::thread::sleep(DISK_FULL_RETRY);
+                    now = now_ms();
+                }
+                Err(e) => {
+                    warn!(error = %e, items = batch.len(), "write failed; batch lost");
+                    self.stats.write_errors.fetch_add(1, Ordering::Relaxed);
+                    self.stats.lost.fetch_add(batch.len() as u64, Ordering::Relaxed);
+                    self.reload();
+                    break;
+                }
             }
         }
         batch.clear();
-        self.publish_cards(touched, now);
     }
 
     /// Applies every item of `batch` in one transaction, and settles in it if `settle`.
@@ -231,21 +273,28 @@ impl Writer {
     fn store_batch<'b>(
         &mut self,
         batch: &'b [Item],
+        stamps: &[Stamp],
         settle: bool,
         now: i64,
         touched: &mut Vec<String>,
         flipped: &mut Vec<&'b str>,
     ) -> rusqlite::Result<()> {
         let kept_from = self.first_kept_hour(now) * HOUR_MS;
+        let kept = self.first_kept_hour(now)..=hour_of(now) + 1;
         let tx = self.conn.transaction()?;
-        for item in batch {
+        for (item, stamp) in batch.iter().zip(stamps) {
             if item.ts_ms().is_some_and(|ts| ts < kept_from) {
                 self.stats.reject(Reject::Stale, item.topic().as_bytes());
                 continue;
             }
-            let mut store =
-                Store { tx: &tx, hours: &mut self.hours, parts: &mut self.parts, pending: &mut self.pending };
-            if apply::apply(&mut store, &mut self.states, item, now, &self.stats)? {
+            let mut store = Store {
+                tx: &tx,
+                hours: &mut self.hours,
+                parts: &mut self.parts,
+                pending: &mut self.pending,
+                kept: kept.clone(),
+            };
+            if apply::apply(&mut store, &mut self.states, item, stamp, now, &self.stats)? {
                 touched.push(item.host().to_owned());
                 match item {
                     Item::Status { .. } | Item::SharedToken(_) => flipped.push(item.host()),
@@ -273,7 +322,12 @@ impl Writer {
     /// database: start again from what it holds.
     fn reload(&mut self) {
         self.pending = Pending::default();
-        if let Ok(states) = load_states(&self.conn, &self.fleet) {
+        if let Ok(mut states) = load_states(&self.conn, &self.fleet) {
+            for (host, clock) in &self.clocks {
+                if let Some(state) = states.get_mut(host) {
+                    state.clock_skew_ms = clock.skew_ms();
+                }
+            }
             self.states = states;
         }
         if let Ok(hours) = partitions::hours(&self.conn) {
@@ -304,6 +358,11 @@ impl Writer {
     fn first_kept_hour(&self, now: i64) -> i64 {
         hour_of(now - self.retention_ms)
     }
+}
+
+/// Whether `e` says the database's disk is full (SQLITE_FULL).
+fn is_disk_full(e: &rusqlite::Error) -> bool {
+    matches!(e, rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::DiskFull)
 }
 
 /// Takes one item already queued, if any, without waiting.
@@ -345,6 +404,8 @@ struct Store<'a, 't> {
     hours: &'a mut BTreeSet<i64>,
     parts: &'a mut Parts,
     pending: &'a mut Pending,
+    /// The hours a replay key may go in: those retention keeps, and the next one.
+    kept: std::ops::RangeInclusive<i64>,
 }
 
 impl Store<'_, '_> {
@@ -355,6 +416,15 @@ impl Store<'_, '_> {
             partitions::create(self.tx, hour)?;
         }
         Ok(series.table(hour))
+    }
+
+    /// The `ingested` table that records a sample the agent stamped `agent_ts_ms`, stored
+    /// at `ts_ms`: the hour of the agent's time, so that the key never depends on the
+    /// correction; the hour it is stored in if the agent's is not kept (a clock more than
+    /// the retention behind, or over an hour ahead).
+    fn ingested(&mut self, agent_ts_ms: i64, ts_ms: i64) -> rusqlite::Result<String> {
+        let at = if self.kept.contains(&hour_of(agent_ts_ms)) { agent_ts_ms } else { ts_ms };
+        self.table(Series::Ingested, at)
     }
 }
 

@@ -213,3 +213,99 @@ fn a_shared_token_is_an_event_and_a_reason_on_the_card_at_its_commit() {
     let _online = live.try_recv().unwrap();
     assert_eq!(live.try_recv().unwrap().reasons, [reason], "pushed live too");
 }
+
+const MIN: i64 = 60_000;
+
+fn medium(host: &str, seq: u64, ts_ms: i64) -> Item {
+    let json = format!(
+        r#"{{"schema":1,"host_id":"{host}","ts_ms":{ts_ms},"boot_id":"b","seq":{seq},"agent_version":"t","data":{{}}}}"#
+    );
+    parse(format!("pmon/v1/{host}/medium").as_bytes(), json.as_bytes(), now_ms()).unwrap()
+}
+
+fn stored_times(w: &Writer) -> Vec<(i64, i64)> {
+    let mut stmt = w.conn.prepare("SELECT seq, ts_ms FROM fast_samples ORDER BY seq").unwrap();
+    stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).unwrap().collect::<rusqlite::Result<_>>().unwrap()
+}
+
+#[test]
+fn a_clock_ten_minutes_off_either_way_is_measured_and_nothing_is_lost() {
+    for skew in [10 * MIN, -10 * MIN] {
+        let (_dir, mut w, mut live) = setup();
+        w.write(&mut vec![Item::Status { host: wire::HostId::parse("pve1").unwrap(), online: true }]);
+        // Live samples, as an agent sends them: one per interval, stamped by its own clock.
+        for seq in 1..=5 {
+            w.write(&mut vec![fast("pve1", seq, now_ms() + skew, seq as f64)]);
+            std::thread::sleep(Duration::from_millis(150));
+        }
+        w.write_and_settle(&mut vec![]);
+        let now = now_ms();
+        assert_eq!(w.states["pve1"].clock_skew_ms, Some(skew), "measured from the paced samples");
+        let times = stored_times(&w);
+        assert_eq!(times.len(), 5, "every sample is stored: {times:?}");
+        // From the fourth sample (three paced offsets) on, at the server's time.
+        for (seq, ts) in &times[3..] {
+            assert!((now - ts).abs() < 2_000, "seq {seq} stored at {} ms from now", ts - now);
+        }
+        // Before the measure: a clock ahead lands when it arrived (never in the future), one
+        // behind where it said (it could be a replay).
+        for (seq, ts) in &times[..3] {
+            let off = ts - now;
+            let expect = if skew > 0 { off <= 0 && off > -2_000 } else { (off - skew).abs() < 2_000 };
+            assert!(expect, "seq {seq} stored {off} ms from now");
+        }
+        // The agent's time is kept in the stored payload.
+        let latest: String = w.conn.query_row("SELECT payload FROM latest", [], |r| r.get(0)).unwrap();
+        assert!(latest.contains("\"agent_ts_ms\""), "{latest}");
+        assert_eq!(read::stored_skew(&latest), Some(skew));
+        // The card warns.
+        let card = std::iter::from_fn(|| live.try_recv().ok()).last().unwrap();
+        let side = if skew > 0 { "ahead of" } else { "behind" };
+        assert!(card.reasons.contains(&format!("clock is 10 min 0 s {side} the server")), "{:?}", card.reasons);
+        // A restart measures nothing anew: the skew comes back with the latest sample.
+        let conn = crate::db::open(&_dir.path().join("w.db")).unwrap();
+        let again =
+            Writer::new(conn, w.live.clone(), w.stats.clone(), Retention::raw(Duration::from_secs(3600))).unwrap();
+        assert_eq!(again.clocks["pve1"].skew_ms(), Some(skew));
+    }
+}
+
+#[test]
+fn replays_are_keyed_by_the_agents_time_whatever_the_correction() {
+    use crate::clock::Clock;
+    let (_dir, mut w, _live) = setup();
+    let agent_at = now_ms() + 5 * MIN - MIN;
+    w.clocks.insert("pve1".into(), Clock::restored(5 * MIN));
+    w.write(&mut vec![fast("pve1", 1, agent_at, 1.0), medium("pve1", 1, agent_at)]);
+    w.write_and_settle(&mut vec![fast("pve1", 2, agent_at + 1000, 2.0)]);
+    // The estimate changed (the clock drifted) before the agent replayed, stored or not.
+    w.clocks.insert("pve1".into(), Clock::restored(3 * MIN));
+    w.write(&mut vec![fast("pve1", 1, agent_at, 1.0), fast("pve1", 2, agent_at + 1000, 2.0)]);
+    w.write(&mut vec![medium("pve1", 1, agent_at)]);
+    assert_eq!(count(&w, "SELECT count(*) FROM fast_samples"), 2);
+    let ingested: i64 = crate::db::tables_matching(&w.conn, "ingested_h*")
+        .unwrap()
+        .iter()
+        .map(|t| count(&w, &format!("SELECT count(*) FROM {t} WHERE tier = 'medium'")))
+        .sum();
+    assert_eq!(ingested, 1);
+    assert_eq!(w.stats.duplicates.load(Ordering::Relaxed), 3);
+
+    // A host first stored as sent (its clock not measured yet), then measured: its
+    // replays are found at the agent's time, in fast_recent and in the hour table.
+    crate::hosts::add_host(&mut w.conn, "pve2").unwrap();
+    let behind = now_ms() - 10 * MIN;
+    w.write_and_settle(&mut vec![fast("pve2", 1, behind, 1.0)]);
+    w.write(&mut vec![fast("pve2", 2, behind + 1000, 2.0)]);
+    w.clocks.insert("pve2".into(), Clock::restored(-10 * MIN));
+    w.write(&mut vec![fast("pve2", 1, behind, 1.0), fast("pve2", 2, behind + 1000, 2.0)]);
+    assert_eq!(count(&w, "SELECT count(*) FROM fast_samples WHERE host_id = 'pve2'"), 2);
+    assert_eq!(w.stats.duplicates.load(Ordering::Relaxed), 5);
+    // A new sample is stored at its corrected time.
+    w.write(&mut vec![fast("pve2", 3, behind + 2000, 3.0)]);
+    let ts: i64 = w
+        .conn
+        .query_row("SELECT ts_ms FROM fast_samples WHERE host_id = 'pve2' AND seq = 3", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(ts, behind + 2000 + 10 * MIN);
+}

@@ -88,6 +88,13 @@ fn write_server(text: &mut Text, state: &AppState) {
     one("pmon_recorder_stored_total", "counter", "Messages committed to SQLite.", load(&r.stored) as f64);
     one("pmon_recorder_duplicates_total", "counter", "Replayed payloads stored once.", load(&r.duplicates) as f64);
     one("pmon_recorder_write_errors_total", "counter", "Failed write batches.", load(&r.write_errors) as f64);
+    one("pmon_recorder_lost_total", "counter", "Items of batches dropped on a write error.", load(&r.lost) as f64);
+    one(
+        "pmon_recorder_disk_full",
+        "gauge",
+        "1 while commits fail on a full disk.",
+        u64::from(r.disk_full.load(std::sync::atomic::Ordering::Relaxed)) as f64,
+    );
     one(
         "pmon_recorder_last_batch_seconds",
         "gauge",
