@@ -30,6 +30,11 @@ pub struct ServerConfig {
     /// `ALERT_GROUP_INTERVAL_SECONDS`: the shortest time between two notifications of a
     /// host (a resolution after a firing one included); None: the default (5 min).
     pub alert_group_interval: Option<Duration>,
+    /// `HA_DISCOVERY=1`: publish Home Assistant discovery and the `ha/` state topics.
+    pub ha_discovery: bool,
+    /// `HA_DISCOVERY_PREFIX` (default `homeassistant`): where Home Assistant reads
+    /// discovery, the one prefix `ha` credentials may publish their status under.
+    pub ha_prefix: wire::DiscoveryPrefix,
 }
 
 impl std::fmt::Debug for ServerConfig {
@@ -42,6 +47,8 @@ impl std::fmt::Debug for ServerConfig {
             .field("retention", &self.retention)
             .field("alert_group_wait", &self.alert_group_wait)
             .field("alert_group_interval", &self.alert_group_interval)
+            .field("ha_discovery", &self.ha_discovery)
+            .field("ha_prefix", &self.ha_prefix)
             .finish_non_exhaustive()
     }
 }
@@ -70,6 +77,14 @@ fn days(name: &str, default: i64, max: i64) -> anyhow::Result<i64> {
 /// A number of seconds from `name`, if set.
 fn seconds(name: &str) -> anyhow::Result<Option<Duration>> {
     var(name).map(|_| parse(name, 0u64).map(Duration::from_secs)).transpose()
+}
+
+/// `HA_DISCOVERY_PREFIX`, validated (also for the CLI, which prints it).
+pub fn ha_prefix() -> anyhow::Result<wire::DiscoveryPrefix> {
+    match var("HA_DISCOVERY_PREFIX") {
+        None => Ok(wire::DiscoveryPrefix::default()),
+        Some(p) => wire::DiscoveryPrefix::parse(&p).map_err(|e| anyhow::anyhow!("HA_DISCOVERY_PREFIX: {e}")),
+    }
 }
 
 pub fn database() -> PathBuf {
@@ -120,11 +135,27 @@ impl ServerConfig {
             retention: recorder::Retention { raw: Duration::from_secs(hours * 3600), rollups },
             alert_group_wait: seconds("ALERT_GROUP_WAIT_SECONDS")?,
             alert_group_interval: seconds("ALERT_GROUP_INTERVAL_SECONDS")?,
+            ha_discovery: match var("HA_DISCOVERY").as_deref() {
+                None | Some("0") => false,
+                Some("1") => true,
+                Some(v) => {
+                    anyhow::bail!("HA_DISCOVERY={v:?} is not valid; use 1 to publish Home Assistant discovery, or 0")
+                }
+            },
+            ha_prefix: ha_prefix()?,
         })
     }
 
     /// The `server_url` an agent should use, given where HTTP is bound (`PORT=0` is
     /// resolved only then).
+    /// The dashboard's base URL, for links from elsewhere (Home Assistant's device page).
+    pub fn dashboard_url(&self, http: SocketAddr) -> String {
+        match &self.public_host {
+            Some(host) => format!("https://{host}"),
+            None => format!("http://{http}"),
+        }
+    }
+
     pub fn public_url(&self, http: SocketAddr) -> String {
         match &self.public_host {
             Some(host) => format!("wss://{host}/mqtt"),

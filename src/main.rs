@@ -2,6 +2,7 @@
 
 mod alerts_cli;
 mod demo;
+mod ha_cli;
 
 use std::io::Read;
 use std::process::ExitCode;
@@ -20,7 +21,8 @@ use serde_json::json;
 ///
 /// Configuration comes from the environment: DATABASE_PATH, SECRET_KEY_BASE,
 /// DASHBOARD_PASSWORD_HASH, PUBLIC_HOST, BIND, PORT, MQTT_PORT, MQTTS_PORT, TLS_CERT,
-/// TLS_KEY, RETENTION_HOURS, ROLLUP_MINUTE_DAYS, ROLLUP_HOUR_DAYS (see
+/// TLS_KEY, RETENTION_HOURS, ROLLUP_MINUTE_DAYS, ROLLUP_HOUR_DAYS, HA_DISCOVERY,
+/// HA_DISCOVERY_PREFIX (see
 /// deploy/proxmox-monitor.env.example). PORT, MQTT_PORT
 /// and MQTTS_PORT may be 0 for any free port: `serve` prints where it listens.
 #[derive(Parser)]
@@ -57,6 +59,9 @@ enum Command {
     /// Read-only MQTT credentials, for mosquitto_sub and debugging.
     #[command(subcommand)]
     Observer(ObserverCommand),
+    /// Home Assistant's MQTT credential: add, remove, list (discovery: HA_DISCOVERY=1).
+    #[command(subcommand)]
+    Ha(ha_cli::HaCommand),
     /// Notification channels (webhook, ntfy): add, test, list, remove.
     #[command(subcommand)]
     Channel(alerts_cli::ChannelCommand),
@@ -166,6 +171,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Host(cmd) => host(cmd),
+        Command::Ha(cmd) => ha_cli::ha(cmd),
         Command::Channel(cmd) => alerts_cli::channel(cmd),
         Command::Alert(cmd) => alerts_cli::alert(cmd),
         Command::Silence(cmd) => alerts_cli::silence(cmd),

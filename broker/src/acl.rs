@@ -158,7 +158,12 @@ mod tests {
         }
         // Hosts and observers never publish under the prefix, nor the server's ha topics.
         let (me, o) = (host("pve1"), Identity::Observer("ops".into()));
-        for topic in ["homeassistant/status", "homeassistant/device/pmon_pve1/config", "pmon/v1/pve1/ha/fast", "pmon/v1/pve1/ha/medium"] {
+        for topic in [
+            "homeassistant/status",
+            "homeassistant/device/pmon_pve1/config",
+            "pmon/v1/pve1/ha/fast",
+            "pmon/v1/pve1/ha/medium",
+        ] {
             assert_eq!(check_publish(&me, topic, 6, 100), Err(Violation::ForeignTopic), "{topic}");
             assert_eq!(check_publish(&o, topic, 6, 100), Err(Violation::ReadOnly), "{topic}");
         }

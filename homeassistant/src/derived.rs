@@ -16,7 +16,8 @@ pub type Flat = Map<String, Value>;
 
 /// The enum options of a pool's health sensor: the OpenZFS states, then `UNKNOWN` for any
 /// other string (a newer ZFS, a missing pool state).
-pub const POOL_STATES: [&str; 8] = ["ONLINE", "DEGRADED", "FAULTED", "OFFLINE", "UNAVAIL", "REMOVED", "SUSPENDED", "UNKNOWN"];
+pub const POOL_STATES: [&str; 8] =
+    ["ONLINE", "DEGRADED", "FAULTED", "OFFLINE", "UNAVAIL", "REMOVED", "SUSPENDED", "UNKNOWN"];
 
 /// A pool or storage name as a key part made of `[A-Za-z0-9_]` only (a Jinja attribute
 /// name and a component id): letters and digits stay, `_` becomes `__`, every other byte
@@ -94,7 +95,8 @@ pub fn fast(state: &HostState, alerts_firing: usize, now_ms: i64) -> Flat {
 /// capacity, each storage's usage.
 pub fn medium(state: &HostState) -> Flat {
     let m = state.medium.as_ref().map(|p| &p.data);
-    let running = |g: Option<&Vec<wire::Guest>>| g.map(|g| g.iter().filter(|g| g.status == GuestStatus::Running).count());
+    let running =
+        |g: Option<&Vec<wire::Guest>>| g.map(|g| g.iter().filter(|g| g.status == GuestStatus::Running).count());
     let mut out = Flat::new();
     out.insert("ts".into(), json!(state.medium.as_ref().map(|p| p.ts_ms)));
     out.insert("vms_running".into(), json!(running(m.and_then(|m| m.vms.as_ref()))));

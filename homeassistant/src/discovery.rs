@@ -48,10 +48,7 @@ pub fn fast_expire_s(state: &HostState) -> u64 {
 /// The components a config declares, by id, with their platform.
 pub fn platforms(config: &Value) -> BTreeMap<String, String> {
     let Some(components) = config.get("components").and_then(Value::as_object) else { return BTreeMap::new() };
-    components
-        .iter()
-        .filter_map(|(id, c)| Some((id.clone(), c.get("platform")?.as_str()?.to_owned())))
-        .collect()
+    components.iter().filter_map(|(id, c)| Some((id.clone(), c.get("platform")?.as_str()?.to_owned()))).collect()
 }
 
 struct Builder {
@@ -99,11 +96,8 @@ fn bytes() -> Value {
 pub fn config(host: &HostId, state: &HostState, ctx: &Context, removed: &BTreeMap<String, String>) -> Value {
     let fast = host.server_topic(ServerKind::HaFast);
     let medium = host.server_topic(ServerKind::HaMedium);
-    let mut b = Builder {
-        device_id: wire::topic::device_id(host),
-        status: host.topic(Kind::Status),
-        components: Map::new(),
-    };
+    let mut b =
+        Builder { device_id: wire::topic::device_id(host), status: host.topic(Kind::Status), components: Map::new() };
     for (id, platform) in removed {
         b.components.insert(id.clone(), json!({"platform": platform}));
     }

@@ -144,7 +144,11 @@ fn a_vanished_pool_is_removed_with_its_platform_only_and_a_removed_host_cleared(
     let topics: Vec<&str> = out.iter().map(|(t, _)| t.as_str()).collect();
     assert_eq!(
         topics,
-        ["homeassistant/device/pmon_pve-host-01/config", "pmon/v1/pve-host-01/ha/fast", "pmon/v1/pve-host-01/ha/medium"]
+        [
+            "homeassistant/device/pmon_pve-host-01/config",
+            "pmon/v1/pve-host-01/ha/fast",
+            "pmon/v1/pve-host-01/ha/medium"
+        ]
     );
     assert!(out.iter().all(|(_, p)| p.is_empty()), "empty retained payloads remove the device");
 }

@@ -51,6 +51,8 @@ impl InProcessServer {
             retention: recorder::Retention::raw(Duration::from_secs(48 * 3600)),
             alert_group_wait: None,
             alert_group_interval: None,
+            ha_discovery: false,
+            ha_prefix: wire::DiscoveryPrefix::default(),
         };
         configure(&mut config);
         let (bound_tx, bound_rx) = std::sync::mpsc::channel();

@@ -3,5 +3,6 @@
 mod alerting;
 mod e2e;
 mod gateway;
+mod homeassistant;
 mod recorder;
 mod walking_skeleton;

@@ -52,6 +52,8 @@ pub async fn run(port: u16) -> anyhow::Result<()> {
         retention: recorder::Retention::raw(Duration::from_millis(history::RAW_MS as u64)),
         alert_group_wait: None,
         alert_group_interval: None,
+        ha_discovery: false,
+        ha_prefix: wire::DiscoveryPrefix::default(),
     };
     let mut tokens = Vec::new();
     {

@@ -323,7 +323,9 @@ mod tests {
         }
         assert_eq!(host.server_topic(ServerKind::HaFast), "pmon/v1/pve1/ha/fast");
         assert_eq!(host.server_topic(ServerKind::HaMedium), "pmon/v1/pve1/ha/medium");
-        for other in ["pmon/v1/pve1/fast", "pmon/v1/+/alerts", "pmon/v1/pve1/alerts/x", "x/pve1/alerts", "pmon/v1/pve1/ha"] {
+        for other in
+            ["pmon/v1/pve1/fast", "pmon/v1/+/alerts", "pmon/v1/pve1/alerts/x", "x/pve1/alerts", "pmon/v1/pve1/ha"]
+        {
             assert!(!ServerKind::matches(other), "{other}");
         }
     }
