@@ -32,6 +32,11 @@ pub struct ServerConfig {
     pub alert_group_interval: Option<Duration>,
     /// `METRICS_PUBLIC` and `METRICS_GUESTS`.
     pub metrics: dashboard::MetricsOptions,
+    /// `HA_DISCOVERY=1`: publish Home Assistant discovery and the `ha/` state topics.
+    pub ha_discovery: bool,
+    /// `HA_DISCOVERY_PREFIX` (default `homeassistant`): where Home Assistant reads
+    /// discovery, the one prefix `ha` credentials may publish their status under.
+    pub ha_prefix: wire::DiscoveryPrefix,
 }
 
 impl std::fmt::Debug for ServerConfig {
@@ -45,6 +50,8 @@ impl std::fmt::Debug for ServerConfig {
             .field("alert_group_wait", &self.alert_group_wait)
             .field("alert_group_interval", &self.alert_group_interval)
             .field("metrics", &self.metrics)
+            .field("ha_discovery", &self.ha_discovery)
+            .field("ha_prefix", &self.ha_prefix)
             .finish_non_exhaustive()
     }
 }
@@ -91,6 +98,14 @@ fn days(env: Lookup, name: &str, default: i64, max: i64) -> anyhow::Result<i64> 
 /// A number of seconds from `name`, if set.
 fn seconds(env: Lookup, name: &str) -> anyhow::Result<Option<Duration>> {
     get(env, name).map(|_| parse(env, name, 0u64).map(Duration::from_secs)).transpose()
+}
+
+/// `HA_DISCOVERY_PREFIX` in `env`, validated (also for the CLI, which prints it).
+pub fn ha_prefix(env: Lookup) -> anyhow::Result<wire::DiscoveryPrefix> {
+    match get(env, "HA_DISCOVERY_PREFIX") {
+        None => Ok(wire::DiscoveryPrefix::default()),
+        Some(p) => wire::DiscoveryPrefix::parse(&p).map_err(|e| anyhow::anyhow!("HA_DISCOVERY_PREFIX: {e}")),
+    }
 }
 
 /// Only the database path, for the commands that just touch the database.
@@ -145,7 +160,7 @@ impl ServerConfig {
             database: database_in(env),
             secret_key_base,
             password_hash,
-            public_host: var("PUBLIC_HOST"),
+            public_host: get(env, "PUBLIC_HOST"),
             bind: parse(env, "BIND", IpAddr::from([127, 0, 0, 1]))?,
             port: parse(env, "PORT", 4000u16)?,
             mqtt_port,
@@ -157,11 +172,21 @@ impl ServerConfig {
                 public: switch(env, "METRICS_PUBLIC")?,
                 guests: switch(env, "METRICS_GUESTS")?,
             },
+            ha_discovery: switch(env, "HA_DISCOVERY")?,
+            ha_prefix: ha_prefix(env)?,
         })
     }
 
     /// The `server_url` an agent should use, given where HTTP is bound (`PORT=0` is
     /// resolved only then).
+    /// The dashboard's base URL, for links from elsewhere (Home Assistant's device page).
+    pub fn dashboard_url(&self, http: SocketAddr) -> String {
+        match &self.public_host {
+            Some(host) => format!("https://{host}"),
+            None => format!("http://{http}"),
+        }
+    }
+
     pub fn public_url(&self, http: SocketAddr) -> String {
         match &self.public_host {
             Some(host) => format!("wss://{host}/mqtt"),

@@ -3,6 +3,7 @@
 mod alerts_cli;
 mod demo;
 mod doctor;
+mod ha_cli;
 mod tokens_cli;
 
 use std::io::Read;
@@ -23,7 +24,7 @@ use serde_json::json;
 /// Configuration comes from the environment: DATABASE_PATH, SECRET_KEY_BASE,
 /// DASHBOARD_PASSWORD_HASH, PUBLIC_HOST, BIND, PORT, MQTT_PORT, MQTTS_PORT, TLS_CERT,
 /// TLS_KEY, RETENTION_HOURS, ROLLUP_MINUTE_DAYS, ROLLUP_HOUR_DAYS, METRICS_PUBLIC,
-/// METRICS_GUESTS (see
+/// METRICS_GUESTS, HA_DISCOVERY, HA_DISCOVERY_PREFIX (see
 /// deploy/proxmox-monitor.env.example). PORT, MQTT_PORT
 /// and MQTTS_PORT may be 0 for any free port: `serve` prints where it listens.
 #[derive(Parser)]
@@ -60,6 +61,9 @@ enum Command {
     /// Read-only MQTT credentials, for mosquitto_sub and debugging.
     #[command(subcommand)]
     Observer(ObserverCommand),
+    /// Home Assistant's MQTT credential: add, remove, list (discovery: HA_DISCOVERY=1).
+    #[command(subcommand)]
+    Ha(ha_cli::HaCommand),
     /// Notification channels (webhook, ntfy): add, test, list, remove.
     #[command(subcommand)]
     Channel(alerts_cli::ChannelCommand),
@@ -174,6 +178,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Host(cmd) => host(cmd),
+        Command::Ha(cmd) => ha_cli::ha(cmd),
         Command::Channel(cmd) => alerts_cli::channel(cmd),
         Command::Alert(cmd) => alerts_cli::alert(cmd),
         Command::Silence(cmd) => alerts_cli::silence(cmd),

@@ -102,8 +102,11 @@ pub async fn run(
 
     let gateway_config = GatewayConfig::default();
     let router = Router::start(gateway_config.max_connections + 16);
-    let credentials =
-        Arc::new(Credentials { database: config.database.clone(), installed: tokio::sync::Mutex::new(None) });
+    let credentials = Arc::new(Credentials {
+        database: config.database.clone(),
+        ha_prefix: config.ha_prefix.clone(),
+        installed: tokio::sync::Mutex::new(None),
+    });
     let refresh: broker::gateway::Refresh = {
         let credentials = credentials.clone();
         Arc::new(move |gateway| {
@@ -163,6 +166,24 @@ pub async fn run(
         Some(publisher),
         stopped(stop_rx.clone()),
     ));
+    // Home Assistant discovery, opt-in: configs and flat states through a link of its own.
+    let homeassistant = if config.ha_discovery {
+        let context = homeassistant::discovery::Context {
+            base_url: config.dashboard_url(bound.http),
+            version: dashboard::VERSION.to_owned(),
+        };
+        let ha_config = homeassistant::HaConfig::new(config.ha_prefix.clone(), context, config.database.clone());
+        Some(tokio::spawn(homeassistant::run(
+            ha_config,
+            router.clone(),
+            broker::Publisher::new(&router, "homeassistant").await?,
+            recorder.fleet.clone(),
+            recorder.live.subscribe(),
+            stopped(stop_rx.clone()),
+        )))
+    } else {
+        None
+    };
     info!(
         http = %bound.http,
         mqtt = ?bound.mqtt,
@@ -188,6 +209,13 @@ pub async fn run(
         Ok(Err(e)) => warn!(error = format!("{e:#}"), "alerting stopped"),
         Err(e) => warn!(error = %e, "alerting task failed"),
     }
+    if let Some(task) = homeassistant {
+        match task.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => warn!(error = format!("{e:#}"), "home assistant discovery stopped"),
+            Err(e) => warn!(error = %e, "home assistant discovery task failed"),
+        }
+    }
     recorder.shutdown().await;
     info!("stopped");
     Ok(())
@@ -200,6 +228,8 @@ async fn stopped(mut stop: watch::Receiver<bool>) {
 /// The credential table in the database, and which version of it the gateway has.
 struct Credentials {
     database: PathBuf,
+    /// The discovery prefix `ha` credentials may publish their status under.
+    ha_prefix: wire::DiscoveryPrefix,
     /// The `credentials_version` installed in the gateway. Held across "read, compare,
     /// install" by the poller and by the gateway's refresh (a failed CONNECT) alike, so
     /// that installs happen in version order. Without it, a table read by one could be
@@ -216,6 +246,7 @@ impl Credentials {
     async fn sync(&self, gateway: &Gateway) -> anyhow::Result<Option<usize>> {
         let mut installed = self.installed.lock().await;
         let path = self.database.clone();
+        let prefix = self.ha_prefix.clone();
         let seen = *installed;
         let loaded = tokio::task::spawn_blocking(move || {
             let conn = recorder::db::open_read(&path)?;
@@ -223,7 +254,7 @@ impl Credentials {
             if seen == Some(version) {
                 return Ok::<_, anyhow::Error>(None);
             }
-            Ok(Some((version, recorder::hosts::credential_table(&conn)?)))
+            Ok(Some((version, recorder::hosts::credential_table(&conn, &prefix)?)))
         })
         .await??;
         let Some((version, table)) = loaded else { return Ok(None) };

@@ -1,5 +1,7 @@
 //! The topic ACL: a host publishes only its own four topics (never the server's `alerts`
-//! topics, which `Topic::parse` refuses); an observer only reads.
+//! and `ha` topics, which `Topic::parse` refuses); an observer only reads; Home Assistant
+//! reads `pmon/v1/` and its discovery prefix and publishes only its birth and will on
+//! `<prefix>/status`. Nobody else publishes under the prefix: the server reserves it.
 
 use wire::{Kind, Topic};
 
@@ -8,7 +10,8 @@ use crate::auth::Identity;
 /// Why a packet was refused; each closes the connection and is counted by name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Violation {
-    /// A host published outside its own `pmon/v1/<id>/{status,fast,medium,slow}`.
+    /// A host published outside its own `pmon/v1/<id>/{status,fast,medium,slow}`, or Home
+    /// Assistant elsewhere than `<prefix>/status`.
     ForeignTopic,
     /// A topic name with a wildcard, a leading `$` or a NUL.
     InvalidTopic,
@@ -53,12 +56,14 @@ pub fn check_publish(who: &Identity, topic: &str, payload_len: usize, max_payloa
     if !is_valid_topic_name(topic) {
         return Err(Violation::InvalidTopic);
     }
-    let Identity::Host(host) = who else {
-        return Err(Violation::ReadOnly);
-    };
-    match Topic::parse(topic) {
-        Ok(t) if t.host == *host => {}
-        _ => return Err(Violation::ForeignTopic),
+    match who {
+        Identity::Observer(_) => return Err(Violation::ReadOnly),
+        Identity::HomeAssistant(_, prefix) if topic != prefix.status_topic() => return Err(Violation::ForeignTopic),
+        Identity::HomeAssistant(..) => {}
+        Identity::Host(host) => match Topic::parse(topic) {
+            Ok(t) if t.host == *host => {}
+            _ => return Err(Violation::ForeignTopic),
+        },
     }
     if payload_len > max_payload {
         return Err(Violation::Oversized);
@@ -66,27 +71,32 @@ pub fn check_publish(who: &Identity, topic: &str, payload_len: usize, max_payloa
     Ok(())
 }
 
-/// May `who` leave a will on `topic`? Only a host, only on its own status topic.
+/// May `who` leave a will on `topic`? A host only on its own status topic, Home Assistant
+/// only on `<prefix>/status`.
 pub fn check_will(who: &Identity, topic: &str) -> Result<(), Violation> {
     match who {
         Identity::Host(host) if topic == host.topic(Kind::Status) => Ok(()),
+        Identity::HomeAssistant(_, prefix) if topic == prefix.status_topic() => Ok(()),
         _ => Err(Violation::ForeignWill),
     }
 }
 
-/// May `who` subscribe to `filter`? Observers read under `pmon/v1/`, hosts only their own.
+/// May `who` subscribe to `filter`? Observers read under `pmon/v1/`, hosts only their own,
+/// Home Assistant under `pmon/v1/` and its discovery prefix.
 pub fn check_subscribe(who: &Identity, filter: &str) -> Result<(), Violation> {
     if filter.contains('\0') || filter.starts_with('$') {
         return Err(Violation::InvalidTopic);
     }
-    let allowed_prefix = match who {
-        Identity::Observer(_) => format!("{}/", wire::PREFIX),
-        Identity::Host(host) => format!("{}/{}/", wire::PREFIX, host),
+    let pmon = format!("{}/", wire::PREFIX);
+    let allowed = match who {
+        Identity::Observer(_) => vec![pmon],
+        Identity::Host(host) => vec![format!("{}/{}/", wire::PREFIX, host)],
+        Identity::HomeAssistant(_, prefix) => vec![pmon, format!("{prefix}/")],
     };
     // A wildcard before the end of the allowed prefix would widen it (`pmon/+/...`, `#`).
-    match filter.strip_prefix(allowed_prefix.as_str()) {
-        Some(_) => Ok(()),
-        None => Err(Violation::ForeignFilter),
+    match allowed.iter().any(|p| filter.starts_with(p.as_str())) {
+        true => Ok(()),
+        false => Err(Violation::ForeignFilter),
     }
 }
 
@@ -124,6 +134,41 @@ mod tests {
         let o = Identity::Observer("ops".into());
         assert_eq!(check_publish(&o, "pmon/v1/pve1/alerts", 1, 100), Err(Violation::ReadOnly));
         assert_eq!(check_subscribe(&o, "pmon/v1/+/alerts/events"), Ok(()), "observers read them");
+    }
+
+    fn home_assistant() -> Identity {
+        Identity::HomeAssistant("ha".into(), std::sync::Arc::new(wire::DiscoveryPrefix::default()))
+    }
+
+    #[test]
+    fn only_home_assistant_publishes_under_the_prefix_and_only_its_status() {
+        let ha = home_assistant();
+        assert_eq!(check_publish(&ha, "homeassistant/status", 6, 100), Ok(()));
+        assert_eq!(check_will(&ha, "homeassistant/status"), Ok(()));
+        for other in ["homeassistant/device/pmon_pve1/config", "homeassistant/sensor/x/config", "pmon/v1/pve1/status"] {
+            assert_eq!(check_publish(&ha, other, 6, 100), Err(Violation::ForeignTopic), "{other}");
+            assert_eq!(check_will(&ha, other), Err(Violation::ForeignWill), "{other}");
+        }
+        assert_eq!(check_publish(&ha, "homeassistant/status", 101, 100), Err(Violation::Oversized));
+        assert_eq!(check_subscribe(&ha, "homeassistant/#"), Ok(()));
+        assert_eq!(check_subscribe(&ha, "homeassistant/+/+/config"), Ok(()));
+        assert_eq!(check_subscribe(&ha, "pmon/v1/#"), Ok(()));
+        for bad in ["#", "+/status", "homeassistantx/#", "other/#"] {
+            assert_eq!(check_subscribe(&ha, bad), Err(Violation::ForeignFilter), "{bad}");
+        }
+        // Hosts and observers never publish under the prefix, nor the server's ha topics.
+        let (me, o) = (host("pve1"), Identity::Observer("ops".into()));
+        for topic in [
+            "homeassistant/status",
+            "homeassistant/device/pmon_pve1/config",
+            "pmon/v1/pve1/ha/fast",
+            "pmon/v1/pve1/ha/medium",
+        ] {
+            assert_eq!(check_publish(&me, topic, 6, 100), Err(Violation::ForeignTopic), "{topic}");
+            assert_eq!(check_publish(&o, topic, 6, 100), Err(Violation::ReadOnly), "{topic}");
+        }
+        assert_eq!(check_will(&me, "homeassistant/status"), Err(Violation::ForeignWill));
+        assert_eq!(check_subscribe(&o, "homeassistant/#"), Err(Violation::ForeignFilter));
     }
 
     #[test]

@@ -1,15 +1,16 @@
-//! Credentials: host and observer tokens.
+//! Credentials: host, observer and Home Assistant tokens.
 //!
 //! A token is 256 random bits, shown once and stored only as its SHA-256. A slow password
 //! hash (argon2) would add nothing for a random 256-bit secret, and a reconnect storm of
 //! 10,000 agents would cost minutes of CPU; SHA-256 costs microseconds.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
-use wire::HostId;
+use wire::{DiscoveryPrefix, HostId};
 
 /// A fresh token: 32 random bytes from the OS generator, as 64 hex characters.
 pub fn new_token() -> String {
@@ -24,12 +25,15 @@ pub fn hash_token(token: &str) -> [u8; 32] {
 }
 
 /// What a credential may do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Role {
     /// An agent: publishes its own topics only.
     Host,
     /// A read-only client (`mosquitto_sub`, debugging): subscribes under `pmon/v1/`.
     Observer,
+    /// Home Assistant: reads `pmon/v1/` and the discovery prefix, publishes only its own
+    /// birth and will on `<prefix>/status`.
+    HomeAssistant(Arc<DiscoveryPrefix>),
 }
 
 /// One stored credential.
@@ -50,19 +54,21 @@ impl std::fmt::Debug for Credential {
 pub enum Identity {
     Host(HostId),
     Observer(String),
+    /// A Home Assistant instance, with the discovery prefix the server serves.
+    HomeAssistant(String, Arc<DiscoveryPrefix>),
 }
 
 impl Identity {
     pub fn name(&self) -> &str {
         match self {
             Identity::Host(h) => h.as_str(),
-            Identity::Observer(n) => n,
+            Identity::Observer(n) | Identity::HomeAssistant(n, _) => n,
         }
     }
 }
 
-/// Every credential, by username (host id or observer name). Host ids and observer names
-/// share one namespace, so a name is never both.
+/// Every credential, by username (host id, observer or Home Assistant name). They share
+/// one namespace, so a name is never two of them.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CredentialTable(pub HashMap<String, Credential>);
 
@@ -74,9 +80,10 @@ impl CredentialTable {
         if !bool::from(credential.token_hash.ct_eq(&presented)) {
             return None;
         }
-        let identity = match credential.role {
+        let identity = match &credential.role {
             Role::Host => Identity::Host(HostId::parse(username).ok()?),
             Role::Observer => Identity::Observer(username.to_owned()),
+            Role::HomeAssistant(prefix) => Identity::HomeAssistant(username.to_owned(), prefix.clone()),
         };
         Some((identity, presented))
     }

@@ -1,5 +1,6 @@
-//! The server's own publishes (alerting's `alerts` topics): a router link that only
-//! publishes, behind one type, like the gateway's presence link.
+//! The server's own publishes (alerting's `alerts` topics, Home Assistant's discovery and
+//! `ha` topics): a router link that only publishes, behind one type, like the gateway's
+//! presence link.
 
 use std::sync::Arc;
 
@@ -28,12 +29,16 @@ impl Publisher {
     }
 
     /// Publishes `payload` on `topic`. rumqttd builds only QoS 0 publishes for local links;
-    /// subscribers get it at their subscription's QoS. Counted in the backlog like every
-    /// publish, since the recorder's subscription (`pmon/v1/#`) takes it too. Returns
-    /// false when the router is gone.
+    /// subscribers get it at their subscription's QoS. A topic under `pmon/v1/` is counted
+    /// in the backlog like every publish, since the recorder's subscription (`pmon/v1/#`)
+    /// takes it too; one elsewhere (Home Assistant's discovery prefix) is not, since nothing
+    /// would ever take it back. Returns false when the router is gone.
     pub async fn publish(&self, topic: String, payload: Vec<u8>, retain: bool) -> bool {
+        let counted = topic.strip_prefix(wire::PREFIX).is_some_and(|rest| rest.starts_with('/'));
         let publish = Publish::new(bytes::Bytes::from(topic), bytes::Bytes::from(payload), retain);
-        self.backlog.add(publish.topic.len() + publish.payload.len());
+        if counted {
+            self.backlog.add(publish.topic.len() + publish.payload.len());
+        }
         if self.link.lock().await.send(Packet::Publish(publish, None)).await.is_err() {
             warn!("router gone; server message not published");
             return false;

@@ -42,7 +42,8 @@ pub(crate) struct Sessions {
     /// Most sessions of one observer credential.
     observer_cap: usize,
     hosts: HashMap<String, Session>,
-    /// Per observer credential: (client id, session), oldest first. A few per credential,
+    /// Per observer (or Home Assistant) credential: (client id, session), oldest first. A
+    /// few per credential,
     /// so a scan is cheaper than a second index.
     observers: HashMap<String, Vec<(String, Session)>>,
 }
@@ -57,7 +58,7 @@ impl Sessions {
     pub fn join(&mut self, who: &Identity, client_id: &str, session: Session) -> Option<Displaced> {
         match who {
             Identity::Host(host) => self.hosts.insert(host.to_string(), session).map(Displaced::Replaced),
-            Identity::Observer(name) => {
+            Identity::Observer(name) | Identity::HomeAssistant(name, _) => {
                 let live = self.observers.entry(name.clone()).or_default();
                 let same = live.iter().position(|(id, _)| !client_id.is_empty() && id == client_id);
                 live.push((client_id.to_owned(), session));
@@ -83,7 +84,7 @@ impl Sessions {
                 }
                 live
             }
-            Identity::Observer(name) => {
+            Identity::Observer(name) | Identity::HomeAssistant(name, _) => {
                 let Some(live) = self.observers.get_mut(name) else { return false };
                 let before = live.len();
                 live.retain(|(_, s)| s.id != id);

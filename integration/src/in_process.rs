@@ -52,6 +52,8 @@ impl InProcessServer {
             alert_group_wait: None,
             alert_group_interval: None,
             metrics: Default::default(),
+            ha_discovery: false,
+            ha_prefix: wire::DiscoveryPrefix::default(),
         };
         configure(&mut config);
         let (bound_tx, bound_rx) = std::sync::mpsc::channel();

@@ -72,7 +72,7 @@ fn healthy_status() -> String {
 
 /// Makes the fake `zpool` of `fake` print `state` for pool `tank`: its `status -p` text
 /// and its `list` row. Written to a file and renamed, so the agent never reads half.
-fn set_pool(fake: &FakeProxmox, degraded: bool) {
+pub(crate) fn set_pool(fake: &FakeProxmox, degraded: bool) {
     let dir = fake.dir.path();
     let (status, health) = if degraded { (degraded_status(), "DEGRADED") } else { (healthy_status(), "ONLINE") };
     let list = format!("tank\t1000000000000\t300000000000\t700000000000\t5\t30\t1.00\t{health}\n");
@@ -85,7 +85,7 @@ fn set_pool(fake: &FakeProxmox, degraded: bool) {
 
 /// A fake `zpool` beside the fake `pvesh`: OpenZFS 2.2 (no `-j`), printing the files
 /// [`set_pool`] writes.
-fn fake_zpool(fake: &FakeProxmox) {
+pub(crate) fn fake_zpool(fake: &FakeProxmox) {
     let dir = fake.dir.path();
     let script = format!(
         "#!/bin/sh\ncase \"$1 $2\" in\n  'status -j') echo \"invalid option 'j'\" >&2; exit 2 ;;\n  'status -p') cat '{0}/zpool-status.txt' ;;\n  list*) cat '{0}/zpool-list.txt' ;;\n  *) exit 2 ;;\nesac\n",

@@ -4,6 +4,7 @@ mod alerting;
 mod e2e;
 mod faults;
 mod gateway;
+mod homeassistant;
 mod ops;
 mod recorder;
 mod sessions;

@@ -24,6 +24,7 @@ const MIGRATIONS: &[Migration] = &[
     Migration { sql: include_str!("migrations/007_sessions.sql"), then: None },
     Migration { sql: include_str!("migrations/008_events_index.sql"), then: None },
     Migration { sql: include_str!("migrations/009_api_tokens.sql"), then: None },
+    Migration { sql: include_str!("migrations/010_ha_credentials.sql"), then: None },
 ];
 
 /// The schema version this binary expects.

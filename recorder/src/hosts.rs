@@ -1,12 +1,14 @@
-//! The host and observer registry: add, rotate, remove, list, and the credential table
-//! the gateway checks tokens against. Used by the CLI and the admin page alike.
+//! The host, observer and Home Assistant registry: add, rotate, remove, list, and the
+//! credential table the gateway checks tokens against. Used by the CLI and the admin page
+//! alike.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use broker::{hash_token, new_token, Credential, CredentialTable, Role};
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use serde::Serialize;
-use wire::HostId;
+use wire::{DiscoveryPrefix, HostId};
 
 use crate::now_ms;
 
@@ -16,6 +18,8 @@ pub enum RegistryError {
     Exists(String),
     #[error("no host or observer named {0}; `host list` shows the registered ones")]
     NotFound(String),
+    #[error("no Home Assistant credential named {0}; `ha list` shows them")]
+    NoHomeAssistant(String),
     #[error("invalid name: {0}")]
     InvalidName(String),
     #[error("database: {0}")]
@@ -41,7 +45,8 @@ fn bump_credentials(conn: &Connection) -> rusqlite::Result<()> {
 fn name_taken(conn: &Connection, name: &str) -> rusqlite::Result<bool> {
     conn.query_row(
         "SELECT EXISTS(SELECT 1 FROM hosts WHERE host_id = ?1)
-             OR EXISTS(SELECT 1 FROM observers WHERE name = ?1)",
+             OR EXISTS(SELECT 1 FROM observers WHERE name = ?1)
+             OR EXISTS(SELECT 1 FROM ha_clients WHERE name = ?1)",
         [name],
         |r| r.get(0),
     )
@@ -95,6 +100,36 @@ pub fn add_observer(conn: &mut Connection, name: &str) -> Result<String, Registr
     add_credential(conn, name, "INSERT INTO observers (name, token_hash, created_ms) VALUES (?1, ?2, ?3)")
 }
 
+/// Registers a Home Assistant MQTT credential and returns its token.
+pub fn add_home_assistant(conn: &mut Connection, name: &str) -> Result<String, RegistryError> {
+    HostId::parse(name).map_err(|e| RegistryError::InvalidName(e.to_string()))?;
+    add_credential(conn, name, "INSERT INTO ha_clients (name, token_hash, created_ms) VALUES (?1, ?2, ?3)")
+}
+
+/// Removes a Home Assistant credential; its live session is closed.
+pub fn remove_home_assistant(conn: &mut Connection, name: &str) -> Result<(), RegistryError> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    if tx.execute("DELETE FROM ha_clients WHERE name = ?1", [name])? == 0 {
+        return Err(RegistryError::NoHomeAssistant(name.to_owned()));
+    }
+    bump_credentials(&tx)?;
+    tx.commit()?;
+    Ok(())
+}
+
+/// One row of `ha list`.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct HomeAssistantRow {
+    pub name: String,
+    pub created_ms: i64,
+}
+
+pub fn list_home_assistant(conn: &Connection) -> rusqlite::Result<Vec<HomeAssistantRow>> {
+    let mut stmt = conn.prepare("SELECT name, created_ms FROM ha_clients ORDER BY name")?;
+    let rows = stmt.query_map([], |r| Ok(HomeAssistantRow { name: r.get(0)?, created_ms: r.get(1)? }))?;
+    rows.collect()
+}
+
 /// Stores a new token for `name` with `insert` (parameters: name, token hash, time), unless
 /// a host or observer already has the name, and returns the token.
 fn add_credential(conn: &mut Connection, name: &str, insert: &str) -> Result<String, RegistryError> {
@@ -141,18 +176,25 @@ pub fn credentials_version(conn: &Connection) -> rusqlite::Result<i64> {
         .map(|v| v.unwrap_or(0))
 }
 
-/// Every credential, for the gateway.
-pub fn credential_table(conn: &Connection) -> rusqlite::Result<CredentialTable> {
+/// Every credential, for the gateway. Home Assistant credentials get `discovery_prefix`
+/// (`HA_DISCOVERY_PREFIX`), the one they may publish their status under.
+pub fn credential_table(conn: &Connection, discovery_prefix: &DiscoveryPrefix) -> rusqlite::Result<CredentialTable> {
+    let prefix = Arc::new(discovery_prefix.clone());
     let mut table = HashMap::new();
     let mut stmt = conn.prepare(
         "SELECT host_id, token_hash, 'host' FROM hosts
-         UNION ALL SELECT name, token_hash, 'observer' FROM observers",
+         UNION ALL SELECT name, token_hash, 'observer' FROM observers
+         UNION ALL SELECT name, token_hash, 'ha' FROM ha_clients",
     )?;
     let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, Vec<u8>>(1)?, r.get::<_, String>(2)?)))?;
     for row in rows {
         let (name, hash, role) = row?;
         let Ok(token_hash) = <[u8; 32]>::try_from(hash.as_slice()) else { continue };
-        let role = if role == "host" { Role::Host } else { Role::Observer };
+        let role = match role.as_str() {
+            "host" => Role::Host,
+            "ha" => Role::HomeAssistant(prefix.clone()),
+            _ => Role::Observer,
+        };
         table.insert(name, Credential { role, token_hash });
     }
     Ok(CredentialTable(table))
@@ -173,14 +215,14 @@ mod tests {
         let (_dir, mut conn) = db();
         let v0 = credentials_version(&conn).unwrap();
         let (_, token) = add_host(&mut conn, "pve1").unwrap();
-        assert!(credential_table(&conn).unwrap().verify("pve1", &token).is_some());
+        assert!(credential_table(&conn, &DiscoveryPrefix::default()).unwrap().verify("pve1", &token).is_some());
         assert!(matches!(add_host(&mut conn, "pve1"), Err(RegistryError::Exists(_))));
         let rotated = rotate_host(&mut conn, "pve1").unwrap();
-        let table = credential_table(&conn).unwrap();
+        let table = credential_table(&conn, &DiscoveryPrefix::default()).unwrap();
         assert!(table.verify("pve1", &token).is_none(), "old token must stop working");
         assert!(table.verify("pve1", &rotated).is_some());
         remove_host(&mut conn, "pve1").unwrap();
-        assert!(credential_table(&conn).unwrap().verify("pve1", &rotated).is_none());
+        assert!(credential_table(&conn, &DiscoveryPrefix::default()).unwrap().verify("pve1", &rotated).is_none());
         assert!(matches!(remove_host(&mut conn, "pve1"), Err(RegistryError::NotFound(_))));
         assert_eq!(credentials_version(&conn).unwrap(), v0 + 3);
     }
@@ -192,6 +234,21 @@ mod tests {
         let stored: Vec<u8> = conn.query_row("SELECT token_hash FROM hosts", [], |r| r.get(0)).unwrap();
         assert_eq!(stored, hash_token(&token).to_vec());
         assert!(!String::from_utf8_lossy(&stored).contains(&token));
+    }
+
+    #[test]
+    fn home_assistant_credentials_share_the_namespace_and_carry_the_prefix() {
+        let (_dir, mut conn) = db();
+        let token = add_home_assistant(&mut conn, "ha").unwrap();
+        let prefix = DiscoveryPrefix::parse("site/ha").unwrap();
+        let (identity, _) = credential_table(&conn, &prefix).unwrap().verify("ha", &token).unwrap();
+        assert_eq!(identity, broker::Identity::HomeAssistant("ha".into(), Arc::new(prefix.clone())));
+        assert!(matches!(add_host(&mut conn, "ha"), Err(RegistryError::Exists(_))));
+        assert!(matches!(add_home_assistant(&mut conn, "ha"), Err(RegistryError::Exists(_))));
+        assert_eq!(list_home_assistant(&conn).unwrap().len(), 1);
+        remove_home_assistant(&mut conn, "ha").unwrap();
+        assert!(credential_table(&conn, &prefix).unwrap().verify("ha", &token).is_none());
+        assert!(matches!(remove_home_assistant(&mut conn, "ha"), Err(RegistryError::NoHomeAssistant(_))));
     }
 
     #[test]

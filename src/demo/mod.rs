@@ -53,6 +53,8 @@ pub async fn run(port: u16) -> anyhow::Result<()> {
         alert_group_wait: None,
         alert_group_interval: None,
         metrics: Default::default(),
+        ha_discovery: false,
+        ha_prefix: wire::DiscoveryPrefix::default(),
     };
     let mut tokens = Vec::new();
     {

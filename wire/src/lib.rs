@@ -20,7 +20,7 @@ pub mod value;
 
 pub use payload::*;
 pub use signals::{AtaHealth, Disk, DiskIo, NetIf, NetKind, NvmeHealth, Temp, TempKind};
-pub use topic::{HostId, HostIdError, Kind, ServerKind, Topic, TopicError, PREFIX};
+pub use topic::{DiscoveryPrefix, HostId, HostIdError, Kind, ServerKind, Topic, TopicError, PREFIX};
 pub use value::{GuestStatus, PoolState, ScanFunction, ScanState};
 
 /// Milliseconds since the Unix epoch: the clock of every `ts_ms` and `last_seen`. The one

@@ -1,5 +1,7 @@
-//! Topic names: `pmon/v1/<host_id>/{status,fast,medium,slow}` (a host's own, [`Kind`]) and
-//! `pmon/v1/<host_id>/{alerts,alerts/events}` (published by the server only, [`ServerKind`]).
+//! Topic names: `pmon/v1/<host_id>/{status,fast,medium,slow}` (a host's own, [`Kind`]),
+//! `pmon/v1/<host_id>/{alerts,alerts/events,ha/fast,ha/medium}` (published by the server
+//! only, [`ServerKind`]) and Home Assistant's discovery topics under a configurable prefix
+//! ([`DiscoveryPrefix`]).
 
 use std::fmt;
 
@@ -132,16 +134,23 @@ pub enum ServerKind {
     Alerts,
     /// Each alert transition, not retained.
     AlertEvents,
+    /// Home Assistant's flat view of the fast tier (and the host's status), retained.
+    HaFast,
+    /// Home Assistant's flat view of the medium tier, retained.
+    HaMedium,
 }
 
 impl ServerKind {
-    pub const ALL: [ServerKind; 2] = [ServerKind::Alerts, ServerKind::AlertEvents];
+    pub const ALL: [ServerKind; 4] =
+        [ServerKind::Alerts, ServerKind::AlertEvents, ServerKind::HaFast, ServerKind::HaMedium];
 
     /// The topic levels after the host id.
     pub fn as_str(self) -> &'static str {
         match self {
             ServerKind::Alerts => "alerts",
             ServerKind::AlertEvents => "alerts/events",
+            ServerKind::HaFast => "ha/fast",
+            ServerKind::HaMedium => "ha/medium",
         }
     }
 
@@ -157,6 +166,80 @@ impl fmt::Display for ServerKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
     }
+}
+
+/// Home Assistant's discovery prefix (`HA_DISCOVERY_PREFIX`, default `homeassistant`):
+/// one or more topic levels, no wildcards, never overlapping `pmon/`. Only the server
+/// publishes under it, except Home Assistant's own birth and will on [`Self::status_topic`].
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct DiscoveryPrefix(String);
+
+/// Home Assistant's default discovery prefix.
+pub const DEFAULT_DISCOVERY_PREFIX: &str = "homeassistant";
+
+impl DiscoveryPrefix {
+    pub fn parse(s: &str) -> Result<DiscoveryPrefix, String> {
+        let bad = |why: &str| Err(format!("discovery prefix {s:?} {why}"));
+        if s.is_empty() || s.len() > 64 {
+            return bad("must be 1 to 64 characters");
+        }
+        if s.starts_with(['/', '$']) || s.ends_with('/') || s.contains("//") {
+            return bad("must not start with '/' or '$', end with '/' or have an empty level");
+        }
+        if s.contains(['+', '#', '\0']) || s.chars().any(char::is_whitespace) {
+            return bad("must not contain '+', '#', NUL or whitespace");
+        }
+        let first = s.split('/').next().unwrap_or(s);
+        if PREFIX.split('/').next() == Some(first) {
+            return bad("must not overlap pmon/");
+        }
+        Ok(DiscoveryPrefix(s.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Home Assistant's birth and will (`online` / `offline`).
+    pub fn status_topic(&self) -> String {
+        format!("{}/status", self.0)
+    }
+
+    /// The retained device-discovery config of `host` (Home Assistant 2024.11+).
+    pub fn device_topic(&self, host: &HostId) -> String {
+        format!("{}/device/{}/config", self.0, device_id(host))
+    }
+
+    /// Whether `topic` is under this prefix.
+    pub fn covers(&self, topic: &str) -> bool {
+        topic.strip_prefix(self.0.as_str()).is_some_and(|rest| rest.starts_with('/'))
+    }
+}
+
+impl Default for DiscoveryPrefix {
+    fn default() -> Self {
+        DiscoveryPrefix(DEFAULT_DISCOVERY_PREFIX.to_owned())
+    }
+}
+
+impl fmt::Display for DiscoveryPrefix {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// `pmon_<host>` with the host id made of `[A-Za-z0-9_-]` only, as Home Assistant wants
+/// for object ids: `_` becomes `__` and `.` becomes `_d`, so two host ids never share one.
+pub fn device_id(host: &HostId) -> String {
+    let mut id = String::from("pmon_");
+    for c in host.as_str().chars() {
+        match c {
+            '_' => id.push_str("__"),
+            '.' => id.push_str("_d"),
+            c => id.push(c),
+        }
+    }
+    id
 }
 
 /// A parsed topic of this protocol.
@@ -238,9 +321,29 @@ mod tests {
             assert!(ServerKind::matches(&t), "{t}");
             assert_eq!(Topic::parse(&t), Err(TopicError::UnknownKind), "{t} must not parse as a host's topic");
         }
-        for other in ["pmon/v1/pve1/fast", "pmon/v1/+/alerts", "pmon/v1/pve1/alerts/x", "x/pve1/alerts"] {
+        assert_eq!(host.server_topic(ServerKind::HaFast), "pmon/v1/pve1/ha/fast");
+        assert_eq!(host.server_topic(ServerKind::HaMedium), "pmon/v1/pve1/ha/medium");
+        for other in
+            ["pmon/v1/pve1/fast", "pmon/v1/+/alerts", "pmon/v1/pve1/alerts/x", "x/pve1/alerts", "pmon/v1/pve1/ha"]
+        {
             assert!(!ServerKind::matches(other), "{other}");
         }
+    }
+
+    #[test]
+    fn discovery_prefixes_and_device_ids() {
+        let p = DiscoveryPrefix::default();
+        let host = HostId::parse("pve-1").unwrap();
+        assert_eq!(p.status_topic(), "homeassistant/status");
+        assert_eq!(p.device_topic(&host), "homeassistant/device/pmon_pve-1/config");
+        assert!(p.covers("homeassistant/status") && !p.covers("homeassistantx/status") && !p.covers("homeassistant"));
+        for bad in ["", "/ha", "ha/", "a//b", "ha/+", "#", "$SYS", "pmon", "pmon/x", "h a"] {
+            assert!(DiscoveryPrefix::parse(bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(DiscoveryPrefix::parse("site/ha").unwrap().status_topic(), "site/ha/status");
+        let ids: Vec<String> =
+            ["a.b", "a_b", "a_d", "a__b"].iter().map(|h| device_id(&HostId::parse(h).unwrap())).collect();
+        assert_eq!(ids, ["pmon_a_db", "pmon_a__b", "pmon_a__d", "pmon_a____b"]);
     }
 
     #[test]

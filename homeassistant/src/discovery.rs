@@ -1,0 +1,191 @@
+//! A host's device-discovery config: one retained message on
+//! `<prefix>/device/pmon_<host>/config` declaring the device and all its components.
+//!
+//! Keys follow Home Assistant's MQTT documentation, "Device discovery payload" (2024.11+):
+//! <https://www.home-assistant.io/integrations/mqtt/#device-discovery-payload> — `device`
+//! (`dev`) and `origin` (`o`) at the root, the entities under `components` (`cmps`), each
+//! with its `platform` (`p`) and a `unique_id`; we write the long names. Sensor options
+//! (`device_class`, `state_class`, `unit_of_measurement`, `expire_after`, `options` for
+//! enums, `json_attributes_topic`/`_template`) are those of
+//! <https://www.home-assistant.io/integrations/sensor.mqtt/>; `availability_topic` with
+//! the default payloads `online`/`offline` is our `status` topic as it stands.
+//!
+//! A component that disappears (a pool destroyed, a storage removed) is declared once more
+//! with only its platform, which is how Home Assistant removes one component of a device
+//! ("To remove a component, publish the device config with only the platform for that
+//! component", same page); omitting it would leave a ghost entity.
+
+use std::collections::BTreeMap;
+
+use recorder::state::HostState;
+use serde_json::{json, Map, Value};
+use wire::{HostId, Kind, ServerKind};
+
+use crate::derived::{self, POOL_STATES};
+
+/// What the config says that is not about the host.
+#[derive(Debug, Clone)]
+pub struct Context {
+    /// The dashboard's base URL (`https://PUBLIC_HOST`, or where HTTP is bound), for
+    /// `configuration_url` (the host's page) and the origin's `support_url`.
+    pub base_url: String,
+    /// This server's version, the origin's `sw_version`.
+    pub version: String,
+}
+
+/// How long Home Assistant keeps a medium-tier value without an update before showing it
+/// unavailable: six samples at the agent's default `medium_seconds` (300).
+pub const MEDIUM_EXPIRE_S: u64 = 1800;
+
+/// How long a fast-tier value lives without an update: four samples of the host's fast
+/// interval (30 s unless the writer has seen two samples), at least two minutes. The
+/// interval is rounded to 10 s so that jitter never changes the config.
+pub fn fast_expire_s(state: &HostState) -> u64 {
+    let interval_s = state.fast_interval_ms.map_or(30, |ms| ((ms.max(0) as u64 + 5_000) / 10_000) * 10);
+    (4 * interval_s).max(120)
+}
+
+/// The components a config declares, by id, with their platform.
+pub fn platforms(config: &Value) -> BTreeMap<String, String> {
+    let Some(components) = config.get("components").and_then(Value::as_object) else { return BTreeMap::new() };
+    components.iter().filter_map(|(id, c)| Some((id.clone(), c.get("platform")?.as_str()?.to_owned()))).collect()
+}
+
+struct Builder {
+    device_id: String,
+    status: String,
+    components: Map<String, Value>,
+}
+
+impl Builder {
+    fn add(&mut self, key: &str, platform: &str, mut c: Value) {
+        c["platform"] = json!(platform);
+        c["unique_id"] = json!(format!("{}_{key}", self.device_id));
+        self.components.insert(key.to_owned(), c);
+    }
+
+    /// A numeric sensor on `topic`'s `key`, unavailable while the host is offline.
+    fn sensor(&mut self, topic: &str, key: &str, name: &str, extra: Value, expire_s: u64) {
+        let mut c = json!({
+            "name": name,
+            "state_topic": topic,
+            "value_template": format!("{{{{ value_json.{key} }}}}"),
+            "state_class": "measurement",
+            "availability_topic": self.status,
+            "expire_after": expire_s,
+        });
+        if let (Some(c), Value::Object(extra)) = (c.as_object_mut(), extra) {
+            c.extend(extra);
+        }
+        self.add(key, "sensor", c);
+    }
+}
+
+fn percent() -> Value {
+    json!({"unit_of_measurement": "%", "suggested_display_precision": 1})
+}
+
+fn bytes() -> Value {
+    json!({"unit_of_measurement": "B", "device_class": "data_size", "suggested_unit_of_measurement": "GiB",
+           "suggested_display_precision": 1})
+}
+
+/// The device-discovery config of `host`, pure: Home Assistant's whole view of the host,
+/// its pools and storages as `state` has them. `removed` lists components published
+/// before and gone since (id → platform): each is declared with its platform only.
+pub fn config(host: &HostId, state: &HostState, ctx: &Context, removed: &BTreeMap<String, String>) -> Value {
+    let fast = host.server_topic(ServerKind::HaFast);
+    let medium = host.server_topic(ServerKind::HaMedium);
+    let mut b =
+        Builder { device_id: wire::topic::device_id(host), status: host.topic(Kind::Status), components: Map::new() };
+    for (id, platform) in removed {
+        b.components.insert(id.clone(), json!({"platform": platform}));
+    }
+
+    // Presence and status stay available while the host is offline: they say so.
+    let online = json!({
+        "name": "Online",
+        "state_topic": b.status,
+        "device_class": "connectivity",
+        "payload_on": wire::topic::ONLINE,
+        "payload_off": wire::topic::OFFLINE,
+    });
+    b.add("online", "binary_sensor", online);
+    let status = json!({
+        "name": "Status",
+        "state_topic": fast,
+        "value_template": "{{ value_json.status }}",
+        "device_class": "enum",
+        "options": derived::status_options(),
+        "json_attributes_topic": fast,
+        "json_attributes_template": "{{ value_json.status_attributes | tojson }}",
+    });
+    b.add("status", "sensor", status);
+    let alerts = json!({
+        "name": "Firing alerts",
+        "state_topic": fast,
+        "value_template": "{{ value_json.alerts_firing }}",
+        "state_class": "measurement",
+        "icon": "mdi:alert",
+    });
+    b.add("alerts_firing", "sensor", alerts);
+
+    let fx = fast_expire_s(state);
+    let load = || json!({"icon": "mdi:gauge", "suggested_display_precision": 2});
+    b.sensor(&fast, "load1", "Load (1 min)", load(), fx);
+    b.sensor(&fast, "load5", "Load (5 min)", load(), fx);
+    b.sensor(&fast, "load15", "Load (15 min)", load(), fx);
+    b.sensor(&fast, "cpu_pct", "CPU", percent(), fx);
+    b.sensor(&fast, "iowait_pct", "IO wait", percent(), fx);
+    b.sensor(&fast, "mem_used_pct", "Memory used", percent(), fx);
+    b.sensor(&fast, "mem_used", "Memory used (bytes)", bytes(), fx);
+    b.sensor(&fast, "arc_bytes", "ZFS ARC", bytes(), fx);
+    b.sensor(&fast, "swap_used_pct", "Swap used", percent(), fx);
+    b.sensor(&fast, "swap_used", "Swap used (bytes)", bytes(), fx);
+    b.sensor(&fast, "rootfs_used_pct", "Root filesystem used", percent(), fx);
+    b.sensor(&fast, "rootfs_used", "Root filesystem used (bytes)", bytes(), fx);
+    let uptime = json!({"device_class": "duration", "unit_of_measurement": "s", "entity_category": "diagnostic"});
+    b.sensor(&fast, "uptime_s", "Uptime", uptime, fx);
+
+    let mx = MEDIUM_EXPIRE_S;
+    b.sensor(&medium, "vms_running", "Running VMs", json!({"icon": "mdi:monitor"}), mx);
+    b.sensor(&medium, "cts_running", "Running containers", json!({"icon": "mdi:package-variant"}), mx);
+    let m = state.medium.as_ref().map(|p| &p.data);
+    for pool in m.and_then(|m| m.pools.as_ref()).into_iter().flatten() {
+        let key = derived::pool_health_key(&pool.name);
+        let health = json!({
+            "name": format!("Pool {} health", pool.name),
+            "state_topic": medium,
+            "value_template": format!("{{{{ value_json.{key} }}}}"),
+            "device_class": "enum",
+            "options": POOL_STATES,
+            "availability_topic": b.status,
+            "expire_after": mx,
+            "icon": "mdi:database-check",
+        });
+        b.add(&key, "sensor", health);
+        let key = derived::pool_capacity_key(&pool.name);
+        b.sensor(&medium, &key, &format!("Pool {} capacity", pool.name), percent(), mx);
+    }
+    for storage in m.and_then(|m| m.storages.as_ref()).into_iter().flatten() {
+        let key = derived::storage_usage_key(&storage.name);
+        b.sensor(&medium, &key, &format!("Storage {} usage", storage.name), percent(), mx);
+    }
+
+    let sw_version = state.slow.as_ref().and_then(|s| s.data.versions.as_ref()).and_then(|v| v.pve_manager.clone());
+    let mut device = json!({
+        "identifiers": [b.device_id],
+        "name": host.as_str(),
+        "manufacturer": "Proxmox Server Solutions",
+        "model": "Proxmox VE",
+        "configuration_url": format!("{}/hosts/{}", ctx.base_url, host),
+    });
+    if let Some(v) = sw_version {
+        device["sw_version"] = json!(v);
+    }
+    json!({
+        "device": device,
+        "origin": {"name": "proxmox-monitor", "sw_version": ctx.version, "support_url": ctx.base_url},
+        "components": b.components,
+    })
+}

@@ -1,0 +1,292 @@
+//! The discovery service `serve` runs with `HA_DISCOVERY=1`.
+//!
+//! Driven by the recorder's live updates (each changed card names a host; its state is
+//! read from the fleet), not by a second subscription to the agents' payloads. Besides
+//! those, it subscribes (unpaced) to Home Assistant's birth on `<prefix>/status` and to
+//! the server's own `pmon/v1/+/alerts` (the firing count), and polls the registry's
+//! credentials version to notice hosts added or removed by the CLI.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use broker::{Pacing, Publisher, Router};
+use rand::Rng;
+use recorder::fleet::Fleet;
+use recorder::state::{Card, HostState};
+use tokio::sync::{broadcast, mpsc};
+use tokio::time::Instant;
+use tracing::{info, warn};
+use wire::{DiscoveryPrefix, HostId, ServerKind};
+
+use crate::derived;
+use crate::discovery::{self, Context};
+
+/// What `serve` passes in.
+#[derive(Debug, Clone)]
+pub struct HaConfig {
+    pub prefix: DiscoveryPrefix,
+    pub context: Context,
+    pub database: PathBuf,
+    /// Configs are republished this long (at random within it) after Home Assistant's
+    /// birth, so that a fleet of servers does not answer at the same instant, as Home
+    /// Assistant's documentation recommends.
+    pub birth_delay: (Duration, Duration),
+}
+
+impl HaConfig {
+    pub fn new(prefix: DiscoveryPrefix, context: Context, database: PathBuf) -> HaConfig {
+        HaConfig { prefix, context, database, birth_delay: (Duration::from_secs(1), Duration::from_secs(5)) }
+    }
+}
+
+/// How often the registry is checked for hosts added or removed by the CLI, and how often
+/// every host's status (which changes with time alone: a silent host) is recomputed.
+const REGISTRY_POLL: Duration = Duration::from_secs(1);
+const STATUS_REFRESH: Duration = Duration::from_secs(30);
+
+/// Something a subscription saw.
+enum Event {
+    /// Home Assistant published `online` on `<prefix>/status`.
+    Birth,
+    /// A host's retained firing set: how many alerts fire.
+    Alerts(String, usize),
+}
+
+/// What was last published for one host.
+#[derive(Default)]
+struct Published {
+    config: String,
+    /// The components of the last config, without the removed ones (id → platform).
+    components: BTreeMap<String, String>,
+    /// Components published before and gone since: declared with their platform only.
+    removed: BTreeMap<String, String>,
+    fast: String,
+    medium: String,
+}
+
+/// The messages that bring Home Assistant up to date, decided without I/O.
+pub struct Mirror {
+    prefix: DiscoveryPrefix,
+    context: Context,
+    published: BTreeMap<HostId, Published>,
+    alerts: HashMap<String, usize>,
+}
+
+/// One retained message.
+pub type Publication = (String, Vec<u8>);
+
+impl Mirror {
+    pub fn new(prefix: DiscoveryPrefix, context: Context) -> Mirror {
+        Mirror { prefix, context, published: BTreeMap::new(), alerts: HashMap::new() }
+    }
+
+    /// Records a host's firing count; true when it changed.
+    pub fn set_alerts(&mut self, host: &str, firing: usize) -> bool {
+        self.alerts.insert(host.to_owned(), firing) != Some(firing)
+    }
+
+    /// The config and state messages of `host` that differ from what was published, or all
+    /// of them with `force` (Home Assistant's birth).
+    pub fn sync(&mut self, host: &HostId, state: &HostState, now_ms: i64, force: bool) -> Vec<Publication> {
+        let ctx = &self.context;
+        let full = discovery::platforms(&discovery::config(host, state, ctx, &BTreeMap::new()));
+        let p = self.published.entry(host.clone()).or_default();
+        for (id, platform) in &p.components {
+            if !full.contains_key(id) {
+                p.removed.insert(id.clone(), platform.clone());
+            }
+        }
+        p.removed.retain(|id, _| !full.contains_key(id));
+        p.components = full;
+        let mut out = Vec::new();
+        let config = discovery::config(host, state, ctx, &p.removed).to_string();
+        if force || config != p.config {
+            out.push((self.prefix.device_topic(host), config.clone().into_bytes()));
+            p.config = config;
+        }
+        let firing = self.alerts.get(host.as_str()).copied().unwrap_or(0);
+        let fast = serde_json::Value::Object(derived::fast(state, firing, now_ms)).to_string();
+        if force || fast != p.fast {
+            out.push((host.server_topic(ServerKind::HaFast), fast.clone().into_bytes()));
+            p.fast = fast;
+        }
+        let medium = serde_json::Value::Object(derived::medium(state)).to_string();
+        if force || medium != p.medium {
+            out.push((host.server_topic(ServerKind::HaMedium), medium.clone().into_bytes()));
+            p.medium = medium;
+        }
+        out
+    }
+
+    /// Empty retained payloads for every host published and no longer in `registered`:
+    /// Home Assistant removes the device, and the state topics are cleared.
+    pub fn remove_unregistered(&mut self, registered: &BTreeSet<HostId>) -> Vec<Publication> {
+        let gone: Vec<HostId> = self.published.keys().filter(|h| !registered.contains(*h)).cloned().collect();
+        let mut out = Vec::new();
+        for host in gone {
+            self.published.remove(&host);
+            self.alerts.remove(host.as_str());
+            out.push((self.prefix.device_topic(&host), Vec::new()));
+            out.push((host.server_topic(ServerKind::HaFast), Vec::new()));
+            out.push((host.server_topic(ServerKind::HaMedium), Vec::new()));
+        }
+        out
+    }
+}
+
+/// A registered host's state: the fleet's, or an empty one for a host that has not
+/// reported since the server started (its device still appears, with unknown values).
+fn state_of(fleet: &Fleet, host: &HostId) -> HostState {
+    fleet
+        .get(host.as_str())
+        .map(|s| (*s).clone())
+        .unwrap_or_else(|| HostState { host_id: host.as_str().to_owned(), ..HostState::default() })
+}
+
+async fn registry(database: PathBuf, seen: Option<i64>) -> anyhow::Result<Option<(i64, BTreeSet<HostId>)>> {
+    tokio::task::spawn_blocking(move || {
+        let conn = recorder::db::open_read(&database)?;
+        let version = recorder::hosts::credentials_version(&conn)?;
+        if seen == Some(version) {
+            return Ok(None);
+        }
+        Ok(Some((version, recorder::hosts::host_ids(&conn)?.into_iter().collect())))
+    })
+    .await?
+}
+
+/// Forwards what `filter` receives, parsed by `parse`, until the router or the service
+/// is gone.
+async fn forward(
+    router: &Router,
+    name: &str,
+    filter: &str,
+    tx: mpsc::Sender<Event>,
+    parse: fn(&broker::Message) -> Option<Event>,
+) -> anyhow::Result<()> {
+    let mut sub = router.subscribe(name, filter, Pacing::Unpaced).await?;
+    tokio::spawn(async move {
+        loop {
+            let events: Vec<Event> = match sub.next_round().await {
+                Ok(round) => round.iter().filter_map(parse).collect(),
+                Err(e) => {
+                    warn!(error = %e, "home assistant subscription closed");
+                    return;
+                }
+            };
+            for event in events {
+                if tx.send(event).await.is_err() {
+                    return;
+                }
+            }
+        }
+    });
+    Ok(())
+}
+
+fn parse_birth(m: &broker::Message) -> Option<Event> {
+    (m.payload.as_ref() == wire::topic::ONLINE.as_bytes()).then_some(Event::Birth)
+}
+
+fn parse_alerts(m: &broker::Message) -> Option<Event> {
+    let set: wire::alerts::AlertSet = serde_json::from_slice(&m.payload).ok()?;
+    Some(Event::Alerts(set.host_id, set.alerts.len()))
+}
+
+/// Runs discovery until `shutdown` resolves: every registered host's config and states at
+/// once (rumqttd forgets retained messages on restart), then as things change.
+pub async fn run(
+    config: HaConfig,
+    router: Router,
+    publisher: Publisher,
+    fleet: Fleet,
+    mut live: broadcast::Receiver<Card>,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> anyhow::Result<()> {
+    let (tx, mut events) = mpsc::channel(1024);
+    forward(&router, "ha-birth", &config.prefix.status_topic(), tx.clone(), parse_birth).await?;
+    let alerts_filter = format!("{}/+/{}", wire::PREFIX, ServerKind::Alerts.as_str());
+    forward(&router, "ha-alerts", &alerts_filter, tx, parse_alerts).await?;
+
+    let mut mirror = Mirror::new(config.prefix.clone(), config.context.clone());
+    let (mut version, mut hosts) = registry(config.database.clone(), None).await?.unwrap_or_default();
+    let publish = |out: Vec<Publication>| {
+        let publisher = publisher.clone();
+        async move {
+            for (topic, payload) in out {
+                publisher.publish(topic, payload, true).await;
+            }
+        }
+    };
+    let mut out = Vec::new();
+    for host in &hosts {
+        out.extend(mirror.sync(host, &state_of(&fleet, host), wire::now_ms(), true));
+    }
+    info!(hosts = hosts.len(), prefix = %config.prefix, "home assistant discovery published");
+    publish(out).await;
+
+    tokio::pin!(shutdown);
+    let mut birth: Option<Instant> = None;
+    let mut poll = tokio::time::interval(REGISTRY_POLL);
+    poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_refresh = Instant::now();
+    loop {
+        let mut dirty = BTreeSet::new();
+        let mut force = false;
+        tokio::select! {
+            _ = &mut shutdown => return Ok(()),
+            card = live.recv() => match card {
+                Ok(card) => {
+                    dirty.insert(card.host_id);
+                    while let Ok(card) = live.try_recv() {
+                        dirty.insert(card.host_id);
+                    }
+                }
+                Err(broadcast::error::RecvError::Lagged(_)) => dirty.extend(hosts.iter().map(|h| h.to_string())),
+                // The recorder stopped: registry polls and births only.
+                Err(broadcast::error::RecvError::Closed) => live = broadcast::channel(1).1,
+            },
+            Some(event) = events.recv() => match event {
+                Event::Birth => {
+                    let (lo, hi) = config.birth_delay;
+                    let delay = rand::thread_rng().gen_range(lo..=hi.max(lo));
+                    info!(?delay, "home assistant is online; republishing discovery");
+                    birth.get_or_insert(Instant::now() + delay);
+                }
+                Event::Alerts(host, firing) => {
+                    if mirror.set_alerts(&host, firing) {
+                        dirty.insert(host);
+                    }
+                }
+            },
+            _ = async { tokio::time::sleep_until(birth.unwrap_or_else(Instant::now)).await }, if birth.is_some() => {
+                birth = None;
+                force = true;
+                dirty.extend(hosts.iter().map(|h| h.to_string()));
+            }
+            _ = poll.tick() => {
+                match registry(config.database.clone(), Some(version)).await {
+                    Ok(Some((v, registered))) => {
+                        version = v;
+                        publish(mirror.remove_unregistered(&registered)).await;
+                        dirty.extend(registered.difference(&hosts).map(|h| h.to_string()));
+                        hosts = registered;
+                    }
+                    Ok(None) => {}
+                    Err(e) => warn!(error = format!("{e:#}"), "home assistant: failed to read the registry"),
+                }
+                if last_refresh.elapsed() >= STATUS_REFRESH {
+                    last_refresh = Instant::now();
+                    dirty.extend(hosts.iter().map(|h| h.to_string()));
+                }
+            }
+        }
+        let now_ms = wire::now_ms();
+        let mut out = Vec::new();
+        for host in hosts.iter().filter(|h| dirty.contains(h.as_str())) {
+            out.extend(mirror.sync(host, &state_of(&fleet, host), now_ms, force));
+        }
+        publish(out).await;
+    }
+}
