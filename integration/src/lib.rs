@@ -366,7 +366,8 @@ pub struct FakeProxmox {
 
 impl FakeProxmox {
     /// `pvesh get /nodes/<node>/status` prints the captured status of a real PVE 8.3 node;
-    /// every other command fails, as on a host without ZFS or guests.
+    /// every other command fails, as on a host without ZFS or guests. The agent's fast tier no
+    /// longer asks pvesh (it reads `/proc`), so its medium tier is what calls this one.
     pub fn new() -> FakeProxmox {
         let dir = tempfile::tempdir().unwrap();
         let status = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/pvesh-node-status.json");
@@ -630,14 +631,17 @@ fn sample<'a>(body: &'a str, series: &str) -> Option<&'a str> {
 
 /// CPU time and peak memory of a process, from /proc.
 pub struct ProcStats {
+    /// The process's own CPU (utime + stime).
     pub cpu_seconds: f64,
+    /// CPU of its children that it has waited for (cutime + cstime), theirs included.
+    pub children_cpu_seconds: f64,
     pub peak_rss_kib: u64,
     pub rss_kib: u64,
 }
 
 pub fn proc_stats(pid: u32) -> ProcStats {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // Fields after the parenthesised command name; utime and stime are the 12th and 13th.
+    // Fields after the parenthesised command name; utime, stime, cutime, cstime are the 12th to 15th.
     let fields: Vec<&str> = stat.rsplit_once(')').map(|(_, r)| r.split_whitespace().collect()).unwrap_or_default();
     let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
@@ -650,7 +654,12 @@ pub fn proc_stats(pid: u32) -> ProcStats {
             .unwrap_or(0)
     };
     // Clock ticks are 100 per second on Linux.
-    ProcStats { cpu_seconds: (ticks(11) + ticks(12)) / 100.0, peak_rss_kib: kib("VmHWM:"), rss_kib: kib("VmRSS:") }
+    ProcStats {
+        cpu_seconds: (ticks(11) + ticks(12)) / 100.0,
+        children_cpu_seconds: (ticks(13) + ticks(14)) / 100.0,
+        peak_rss_kib: kib("VmHWM:"),
+        rss_kib: kib("VmRSS:"),
+    }
 }
 
 /// `PRAGMA integrity_check` of a database file ("ok" when sound).

@@ -230,7 +230,9 @@ mod tests {
         let t = Duration::from_secs(20);
         let (a, b, c) =
             tokio::join!(medium.run("pvesh", &["a"], t), slow.run("zpool", &["b"], t), medium.run("pvesh", &["c"], t),);
-        (a.unwrap(), b.unwrap(), c.unwrap());
+        for out in [a, b, c] {
+            out.unwrap();
+        }
         let log = std::fs::read_to_string(log).unwrap();
         assert_eq!(log, "start a\nend a\nstart b\nend b\nstart c\nend c\n", "in the order asked, never two at once");
     }
