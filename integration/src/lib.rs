@@ -148,6 +148,13 @@ impl TestServer {
         self.host_statuses().into_iter().find(|(h, _)| h == host).map(|(_, s)| s)
     }
 
+    /// True when `host list` shows the host connected, whatever its health. A real agent's
+    /// fast tier reads this machine's `/proc` and `/` (issue 14), so a full disk here makes
+    /// it "critical" rather than "online".
+    pub fn is_seen(&self, host: &str) -> bool {
+        self.status_of(host).is_some_and(|s| is_seen(&s))
+    }
+
     /// Signs in to the dashboard and returns the session cookie.
     pub fn login(&self) -> String {
         let (code, headers) = self.try_login(PASSWORD);
@@ -357,6 +364,11 @@ fn spawn_server(dir: &Path, env: &[(String, String)]) -> (Child, Listening) {
     };
     let listening = parse_listening(&line).unwrap_or_else(|| panic!("not a `listening` line: {line:?}"));
     (child, listening)
+}
+
+/// A `host list` status of a connected host: any health level but "offline".
+pub fn is_seen(status: &str) -> bool {
+    status != "offline"
 }
 
 /// A directory of fake Proxmox commands, to put first on an agent's PATH.
