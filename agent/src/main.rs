@@ -27,6 +27,9 @@ struct Args {
     /// Collect every tier once, print the payloads as JSON and exit; no network.
     #[arg(long, conflicts_with = "check")]
     once: bool,
+    /// With `--once`: collect only this tier (fast, medium or slow).
+    #[arg(long, value_name = "TIER", requires = "once", value_parser = ["fast", "medium", "slow"])]
+    tier: Option<String>,
     /// Validate the config, try one authenticated connection and print a one-line verdict
     /// (ok, invalid_token, unreachable, tls_error, protocol_error); exit 0 only for ok.
     #[arg(long)]
@@ -63,7 +66,7 @@ async fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
     let source = HostSource(Collectors::new(settings.node.clone()));
     if args.once {
-        print_once(&settings, source).await?;
+        print_once(&settings, source, args.tier.as_deref()).await?;
         return Ok(ExitCode::SUCCESS);
     }
     tracing::info!(host_id = %settings.host_id, node = %settings.node, "starting");
@@ -77,11 +80,14 @@ async fn run(args: Args) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// `--once`: every tier, as `{"fast": {..}, "medium": {..}, "slow": {..}}`.
-async fn print_once(settings: &Settings, mut source: HostSource) -> anyhow::Result<()> {
+/// `--once`: every tier (or only `only`), as `{"fast": {..}, "medium": {..}, "slow": {..}}`.
+async fn print_once(settings: &Settings, mut source: HostSource, only: Option<&str>) -> anyhow::Result<()> {
     let mut envelopes = Envelopes::new(settings.host_id.clone(), Default::default());
     let mut out = serde_json::Map::new();
     for (tier, every) in [(Kind::Fast, settings.fast), (Kind::Medium, settings.medium), (Kind::Slow, settings.slow)] {
+        if only.is_some_and(|name| name != tier.to_string()) {
+            continue;
+        }
         let (data, errors) = source.collect(tier, schedule::collect_timeout(every)).await;
         let message = envelopes.wrap(data, errors);
         out.insert(tier.to_string(), serde_json::from_slice(&message.payload)?);

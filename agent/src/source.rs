@@ -37,7 +37,7 @@ impl Source for HostSource {
                 (TierData::Slow(d), e)
             }
             Kind::Fast | Kind::Status => {
-                let (d, e) = self.0.fast(timeout).await;
+                let (d, e) = self.0.fast();
                 (TierData::Fast(d), e)
             }
         }

@@ -161,6 +161,13 @@ impl TestServer {
         self.host_statuses().into_iter().find(|(h, _)| h == host).map(|(_, s)| s)
     }
 
+    /// True when `host list` shows the host connected, whatever its health. A real agent's
+    /// fast tier reads this machine's `/proc` and `/` (issue 14), so a full disk here makes
+    /// it "critical" rather than "online".
+    pub fn is_seen(&self, host: &str) -> bool {
+        self.status_of(host).is_some_and(|s| is_seen(&s))
+    }
+
     /// Signs in to the dashboard and returns the session cookie.
     pub fn login(&self) -> String {
         let (code, headers) = self.try_login(PASSWORD);
@@ -384,6 +391,11 @@ fn spawn_server(dir: &Path, env: &[(String, String)]) -> (Child, Listening) {
     (child, listening)
 }
 
+/// A `host list` status of a connected host: any health level but "offline".
+pub fn is_seen(status: &str) -> bool {
+    status != "offline"
+}
+
 /// A directory of fake Proxmox commands, to put first on an agent's PATH.
 pub struct FakeProxmox {
     pub dir: tempfile::TempDir,
@@ -391,7 +403,8 @@ pub struct FakeProxmox {
 
 impl FakeProxmox {
     /// `pvesh get /nodes/<node>/status` prints the captured status of a real PVE 8.3 node;
-    /// every other command fails, as on a host without ZFS or guests.
+    /// every other command fails, as on a host without ZFS or guests. The agent's fast tier no
+    /// longer asks pvesh (it reads `/proc`), so its medium tier is what calls this one.
     pub fn new() -> FakeProxmox {
         let dir = tempfile::tempdir().unwrap();
         let status = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/pvesh-node-status.json");
@@ -662,14 +675,17 @@ fn sample<'a>(body: &'a str, series: &str) -> Option<&'a str> {
 
 /// CPU time and peak memory of a process, from /proc.
 pub struct ProcStats {
+    /// The process's own CPU (utime + stime).
     pub cpu_seconds: f64,
+    /// CPU of its children that it has waited for (cutime + cstime), theirs included.
+    pub children_cpu_seconds: f64,
     pub peak_rss_kib: u64,
     pub rss_kib: u64,
 }
 
 pub fn proc_stats(pid: u32) -> ProcStats {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // Fields after the parenthesised command name; utime and stime are the 12th and 13th.
+    // Fields after the parenthesised command name; utime, stime, cutime, cstime are the 12th to 15th.
     let fields: Vec<&str> = stat.rsplit_once(')').map(|(_, r)| r.split_whitespace().collect()).unwrap_or_default();
     let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
@@ -682,7 +698,12 @@ pub fn proc_stats(pid: u32) -> ProcStats {
             .unwrap_or(0)
     };
     // Clock ticks are 100 per second on Linux.
-    ProcStats { cpu_seconds: (ticks(11) + ticks(12)) / 100.0, peak_rss_kib: kib("VmHWM:"), rss_kib: kib("VmRSS:") }
+    ProcStats {
+        cpu_seconds: (ticks(11) + ticks(12)) / 100.0,
+        children_cpu_seconds: (ticks(13) + ticks(14)) / 100.0,
+        peak_rss_kib: kib("VmHWM:"),
+        rss_kib: kib("VmRSS:"),
+    }
 }
 
 /// A fast payload as an agent of run `boot_id` sends it, stamped `ts_ms` by its clock.

@@ -15,23 +15,33 @@ fn agent_sample_reaches_sqlite_and_the_dashboard_and_stop_flips_offline() {
     let config = agent_config(server.dir.path(), &url, "pve-e2e", &token);
     let mut agent = spawn_agent(&config, &fake);
 
-    // The fake pvesh reports loadavg ["0.42","0.37","0.31"] and 26536796160 bytes used.
+    // The fast tier reads this machine's /proc (issue 14: no pvesh), so values are checked for
+    // sense, not against a fixture.
     let load1: f64 = wait_for("a fast sample in SQLite", Duration::from_secs(20), || {
         let n: i64 = server.sql("SELECT count(*) FROM fast_samples WHERE host_id = 'pve-e2e'");
         (n > 0).then(|| server.sql("SELECT load1 FROM fast_samples WHERE host_id = 'pve-e2e' LIMIT 1"))
     });
-    assert_eq!(load1, 0.42);
-    let mem_used: i64 = server.sql("SELECT mem_used FROM fast_samples WHERE host_id = 'pve-e2e' LIMIT 1");
-    assert_eq!(mem_used, 26_536_796_160);
+    assert!((0.0..10_000.0).contains(&load1), "{load1}");
+    let (mem_used, mem_total): (i64, i64) = (
+        server.sql("SELECT mem_used FROM fast_samples WHERE host_id = 'pve-e2e' LIMIT 1"),
+        server.sql("SELECT mem_total FROM fast_samples WHERE host_id = 'pve-e2e' LIMIT 1"),
+    );
+    assert!(0 < mem_used && mem_used < mem_total, "{mem_used} of {mem_total}");
 
-    wait_for("host list to say online", Duration::from_secs(10), || {
-        (server.status_of("pve-e2e").as_deref() == Some("online")).then_some(())
-    });
+    // Health comes from this machine's real load, memory and root filesystem now, so a full
+    // disk here says "critical": any level but "offline" means the agent is seen.
+    const SEEN: [&str; 3] = ["online", "warning", "critical"];
+    wait_for("host list to say online", Duration::from_secs(10), || server.is_seen("pve-e2e").then_some(()));
     let cookie = server.login();
     let (code, _, page) = http_get_with(&format!("http://{}/", server.http), Some(&cookie)).unwrap();
     assert_eq!(code, 200);
-    assert!(page.contains(r#"id="card-pve-e2e" data-status="online""#), "overview shows the host online:\n{page}");
-    assert!(page.contains("0.42 / 0.31"), "overview shows load1 / load15");
+    let seen = SEEN.iter().any(|s| page.contains(&format!(r#"id="card-pve-e2e" data-status="{s}""#)));
+    assert!(seen, "overview shows the host online:\n{page}");
+    // The card shows the latest sample's load1 / load15, one of those stored by now.
+    let loads: String = server.sql(
+        "SELECT group_concat(printf('%.2f / %.2f', load1, load15), '|') FROM fast_samples WHERE host_id = 'pve-e2e'",
+    );
+    assert!(loads.split('|').any(|l| page.contains(l)), "overview shows load1 / load15 (one of {loads})");
 
     terminate(&mut agent);
     assert!(agent.wait().unwrap().success(), "the agent exits 0 on SIGTERM");

@@ -1,19 +1,21 @@
 //! Collectors: what the agent reads from the host, one file per source.
 //!
-//! - [`node_status`]: `pvesh get /nodes/<node>/status` (load, memory, swap, rootfs, uptime).
-//! - [`proc_stat`]: CPU busy and iowait percentages from `/proc/stat` deltas.
-//! - [`arcstats`]: the ZFS ARC size from `/proc/spl/kstat/zfs/arcstats`.
+//! - Fast tier, no child process: [`proc_stat`] (CPU count, busy and iowait percentages from
+//!   `/proc/stat` deltas), [`loadavg`], [`meminfo`] (memory and swap as Proxmox VE defines
+//!   them), [`uptime`], [`arcstats`] (the ZFS ARC size) and [`rootfs`] (`statvfs` of `/`).
 //! - [`zpool_status`] (JSON on OpenZFS ≥ 2.3, text before) and [`zpool_list`]: pools.
 //! - [`storage`], [`guests`]: `pvesh` storages, VMs and containers.
 //! - [`snapshots`], [`versions`]: `zfs list -t snapshot`, `pveversion`, kernel and ZFS versions.
 //! - [`hardware`]: network ([`net_dev`]), disk I/O ([`diskstats`]) and temperatures ([`hwmon`])
 //!   in the fast tier, SMART ([`smart`]) in the slow tier.
 //!
-//! Every source is read-only: commands run from an argv with no shell ([`command`]), and a
+//! Every source is read-only: commands run from an argv with no shell ([`command`]), one at a
+//! time per agent (the [`command::Runner`]'s queue), each with its deadline, and a
 //! source that fails (not installed, non-zero exit, timeout, unparseable output) leaves only its
-//! own section empty and adds one line to [`Errors`] under its collector name (`node_status`,
-//! `proc_stat`, `arcstats`, `zpool_status`, `zpool_list`, `storage`, `qemu`, `lxc`, `snapshots`,
-//! `versions`, `net_dev`, `diskstats`, `hwmon`, `smart`, `smart/<disk>`).
+//! own section empty and adds one line to [`Errors`] under its collector name (`proc_stat`,
+//! `loadavg`, `meminfo`, `uptime`, `rootfs`, `arcstats`, `zpool_status`, `zpool_list`, `storage`,
+//! `qemu`, `lxc`, `snapshots`, `versions`, `net_dev`, `diskstats`, `hwmon`, `smart`,
+//! `smart/<disk>`).
 //!
 //! Missing ZFS: a host without the ZFS module has no arcstats file and no `/sys/module/zfs`,
 //! which is normal and gives `None` with no error. A missing `zpool` or `zfs` *command* is
@@ -26,6 +28,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use tokio::time::Instant;
 use wire::{Fast, Medium, Slow, Versions};
 
 pub mod arcstats;
@@ -35,14 +38,17 @@ pub mod guests;
 pub mod hardware;
 pub mod hwmon;
 pub mod lenient;
+pub mod loadavg;
+pub mod meminfo;
 pub mod net_dev;
-pub mod node_status;
 pub mod proc_stat;
+pub mod rootfs;
 pub mod smart;
 pub mod snapshots;
 pub mod storage;
 #[cfg(test)]
 mod tests;
+pub mod uptime;
 pub mod versions;
 pub mod zpool_list;
 pub mod zpool_status;
@@ -78,7 +84,7 @@ pub enum CollectError {
 
 impl CollectError {
     /// True when the file or program does not exist at all.
-    fn is_not_found(&self) -> bool {
+    pub(crate) fn is_not_found(&self) -> bool {
         match self {
             CollectError::Command(CommandError::NotFound { .. }) => true,
             CollectError::Read { source, .. } => source.kind() == io::ErrorKind::NotFound,
@@ -93,6 +99,8 @@ pub struct Collectors {
     node: String,
     proc_root: PathBuf,
     sys_root: PathBuf,
+    /// The filesystem reported as `rootfs`: `/`, or a test's temp dir.
+    rootfs: PathBuf,
     runner: Runner,
     prev_cpu: Option<CpuSample>,
     zpool_format: zpool_status::Format,
@@ -112,6 +120,7 @@ impl Collectors {
             node,
             proc_root,
             sys_root,
+            rootfs: PathBuf::from("/"),
             runner: Runner::default(),
             prev_cpu: None,
             zpool_format: zpool_status::Format::Unknown,
@@ -126,6 +135,12 @@ impl Collectors {
         self
     }
 
+    /// Reports the filesystem holding `path` as the root filesystem, for tests.
+    pub fn with_rootfs(mut self, path: PathBuf) -> Collectors {
+        self.rootfs = path;
+        self
+    }
+
     /// The `zpool status` form found so far (Unknown until a run succeeds).
     pub fn zpool_format(&self) -> zpool_status::Format {
         self.zpool_format
@@ -133,32 +148,17 @@ impl Collectors {
 
     /// Load, CPU, memory, ARC, swap, root filesystem, uptime. `cpu_pct` and `iowait_pct` are
     /// `None` on the first call, which only records the `/proc/stat` baseline.
-    pub async fn fast(&mut self, timeout: Duration) -> (Fast, Errors) {
+    ///
+    /// Starts no process (a `pvesh` here cost far more CPU than the rest of the agent, issue
+    /// 14): `/proc` files and one `statvfs`. They are read synchronously: procfs answers from
+    /// kernel memory and never waits for a disk, so a blocking-pool round trip per file would
+    /// cost more than the read.
+    pub fn fast(&mut self) -> (Fast, Errors) {
         let mut errors = Errors::new();
-        let status_args = node_status::args(&self.node);
-        let (stat_path, arc_path) = (self.proc_root.join("stat"), self.proc_root.join(arcstats::PATH));
-        let (status, stat, arc) = tokio::join!(
-            run_parse(&self.runner, "pvesh", &status_args, timeout, node_status::parse),
-            read_parse(&stat_path, proc_stat::parse),
-            read_parse(&arc_path, arcstats::parse),
-        );
         let mut fast = Fast::default();
-        match status {
-            Ok(s) => {
-                fast.cpus = s.cpus;
-                [fast.load1, fast.load5, fast.load15] = s.load;
-                fast.mem_total = s.mem_total;
-                fast.mem_used = s.mem_used;
-                fast.swap_total = s.swap_total;
-                fast.swap_used = s.swap_used;
-                fast.rootfs_total = s.rootfs_total;
-                fast.rootfs_used = s.rootfs_used;
-                fast.uptime_s = s.uptime_s;
-            }
-            Err(e) => record(&mut errors, "node_status", e),
-        }
-        match stat {
+        match read_now(&self.proc_root.join("stat"), proc_stat::parse) {
             Ok(sample) => {
+                fast.cpus = Some(sample.cpus).filter(|n| *n > 0);
                 if let Some(usage) = self.prev_cpu.and_then(|prev| proc_stat::usage(prev, sample)) {
                     fast.cpu_pct = Some(usage.busy_pct);
                     fast.iowait_pct = Some(usage.iowait_pct);
@@ -167,16 +167,35 @@ impl Collectors {
             }
             Err(e) => record(&mut errors, "proc_stat", e),
         }
-        match arc {
+        match read_now(&self.proc_root.join("loadavg"), loadavg::parse) {
+            Ok(load) => [fast.load1, fast.load5, fast.load15] = load.map(Some),
+            Err(e) => record(&mut errors, "loadavg", e),
+        }
+        match read_now(&self.proc_root.join("meminfo"), meminfo::parse) {
+            Ok(m) => {
+                (fast.mem_total, fast.mem_used) = (Some(m.mem_total), Some(m.mem_used));
+                (fast.swap_total, fast.swap_used) = (Some(m.swap_total), Some(m.swap_used));
+            }
+            Err(e) => record(&mut errors, "meminfo", e),
+        }
+        match read_now(&self.proc_root.join("uptime"), uptime::parse) {
+            Ok(s) => fast.uptime_s = Some(s),
+            Err(e) => record(&mut errors, "uptime", e),
+        }
+        match read_now(&self.proc_root.join(arcstats::PATH), arcstats::parse) {
             Ok(size) => fast.arc_bytes = Some(size),
             Err(e) if e.is_not_found() => {}
             Err(e) => record(&mut errors, "arcstats", e),
         }
-        self.hardware.fast(&self.proc_root, &self.sys_root, &mut fast, &mut errors).await;
+        match rootfs::read(&self.rootfs) {
+            Ok(u) => (fast.rootfs_total, fast.rootfs_used) = (Some(u.total), Some(u.used)),
+            Err(e) => record(&mut errors, "rootfs", format!("statvfs {}: {e}", self.rootfs.display())),
+        }
+        self.hardware.fast(&self.proc_root, &self.sys_root, &mut fast, &mut errors);
         (fast, errors)
     }
 
-    /// Pools, storages, VMs and containers, collected concurrently.
+    /// Pools, storages, VMs and containers: one command at a time, all within `timeout`.
     ///
     /// Pools need `zpool status`; when only `zpool list` works, pools still arrive with their
     /// sizes and health (as `state`) but no vdevs, and the status error is reported.
@@ -185,13 +204,16 @@ impl Collectors {
         let runner = &self.runner;
         let storage_args = storage::args(&self.node);
         let (qemu_args, lxc_args) = (Kind::Qemu.args(&self.node), Kind::Lxc.args(&self.node));
-        let (status, list, storages, vms, cts) = tokio::join!(
-            zpool_status::collect(runner, &mut self.zpool_format, timeout),
-            run_parse(runner, "zpool", zpool_list::ARGS, timeout, zpool_list::parse),
-            run_parse(runner, "pvesh", &storage_args, timeout, storage::parse),
-            run_parse(runner, "pvesh", &qemu_args, timeout, guests::parse),
-            run_parse(runner, "pvesh", &lxc_args, timeout, guests::parse),
-        );
+        // One after the other (the runner would queue them anyway), against one deadline.
+        // Storages go last: their status touches every storage, and a dead NFS or CIFS share
+        // is what hangs, so a hang costs only that section, not the guests behind it.
+        let deadline = Instant::now() + timeout;
+        let left = || deadline.saturating_duration_since(Instant::now());
+        let status = zpool_status::collect(runner, &mut self.zpool_format, left()).await;
+        let list = run_parse(runner, "zpool", zpool_list::ARGS, left(), zpool_list::parse).await;
+        let vms = run_parse(runner, "pvesh", &qemu_args, left(), guests::parse).await;
+        let cts = run_parse(runner, "pvesh", &lxc_args, left(), guests::parse).await;
+        let storages = run_parse(runner, "pvesh", &storage_args, left(), storage::parse).await;
         let pools = match (status, list) {
             (Ok(mut pools), list) => {
                 match list {
@@ -221,17 +243,17 @@ impl Collectors {
         (medium, errors)
     }
 
-    /// Snapshots and versions.
+    /// Snapshots and versions: one command at a time, all within `timeout`.
     pub async fn slow(&mut self, timeout: Duration) -> (Slow, Errors) {
         let mut errors = Errors::new();
         let runner = &self.runner;
         let osrelease = self.proc_root.join(versions::OSRELEASE);
-        let (snapshots, pve_manager, kernel, zfs) = tokio::join!(
-            run_parse(runner, "zfs", snapshots::ARGS, timeout, snapshots::parse),
-            run_parse(runner, "pveversion", &[] as &[&str], timeout, versions::parse_pveversion),
-            read_parse(&osrelease, versions::parse_one_line),
-            zfs_version(runner, &self.sys_root, timeout),
-        );
+        let deadline = Instant::now() + timeout;
+        let left = || deadline.saturating_duration_since(Instant::now());
+        let snapshots = run_parse(runner, "zfs", snapshots::ARGS, left(), snapshots::parse).await;
+        let pve_manager = run_parse(runner, "pveversion", &[] as &[&str], left(), versions::parse_pveversion).await;
+        let kernel = read_parse(&osrelease, versions::parse_one_line).await;
+        let zfs = zfs_version(runner, &self.sys_root, left()).await;
         let snapshots = ok_or_record(&mut errors, "snapshots", snapshots);
         let mut failures = Vec::new();
         let pve_manager = pve_manager.map_err(|e| failures.push(format!("pveversion: {e}"))).ok();
@@ -274,6 +296,13 @@ async fn read_parse<T>(path: &Path, parse: fn(&str) -> Result<T, ParseError>) ->
     let text = tokio::fs::read_to_string(path)
         .await
         .map_err(|source| CollectError::Read { path: path.to_path_buf(), source })?;
+    Ok(parse(&text)?)
+}
+
+/// [`read_parse`] without the blocking pool, for procfs files.
+fn read_now<T>(path: &Path, parse: fn(&str) -> Result<T, ParseError>) -> Result<T, CollectError> {
+    let text =
+        std::fs::read_to_string(path).map_err(|source| CollectError::Read { path: path.to_path_buf(), source })?;
     Ok(parse(&text)?)
 }
 

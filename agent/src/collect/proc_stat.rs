@@ -1,4 +1,6 @@
-//! Busy and iowait CPU percentages from two samples of the `cpu` line of `/proc/stat`.
+//! Busy and iowait CPU percentages from two samples of the `cpu` line of `/proc/stat`, and the
+//! number of online CPUs (its `cpuN` lines: what pve-common's `read_cpuinfo` counts as
+//! `processor` lines of `/proc/cpuinfo`, without reading a second, larger file).
 
 use super::ParseError;
 
@@ -11,6 +13,8 @@ pub struct CpuSample {
     /// idle + iowait: time the CPU had nothing to run.
     pub idle: u64,
     pub iowait: u64,
+    /// Online CPUs: the `cpuN` lines.
+    pub cpus: u32,
 }
 
 /// Percentages over the interval between two samples.
@@ -25,6 +29,10 @@ pub fn parse(text: &str) -> Result<CpuSample, ParseError> {
         .lines()
         .find(|l| l.split_whitespace().next() == Some("cpu"))
         .ok_or_else(|| ParseError::new("no aggregate cpu line"))?;
+    let cpus = text
+        .lines()
+        .filter(|l| l.strip_prefix("cpu").is_some_and(|rest| rest.starts_with(|c: char| c.is_ascii_digit())))
+        .count();
     let fields = line
         .split_whitespace()
         .skip(1)
@@ -35,7 +43,8 @@ pub fn parse(text: &str) -> Result<CpuSample, ParseError> {
         return Err(ParseError::new(format!("cpu line has {} fields, expected at least 8", fields.len())));
     }
     let (idle, iowait) = (fields[3], fields[4]);
-    Ok(CpuSample { total: fields[..8].iter().sum(), idle: idle + iowait, iowait })
+    let cpus = u32::try_from(cpus).unwrap_or(u32::MAX);
+    Ok(CpuSample { total: fields[..8].iter().sum(), idle: idle + iowait, iowait, cpus })
 }
 
 /// The usage between `prev` and `now`; `None` when no time passed or the counters went backwards
@@ -59,7 +68,7 @@ mod tests {
     fn parses_the_aggregate_line_of_captured_samples() {
         // cpu  63416 0 12785 639756 883 0 160 219 0 0
         let first = parse(FIRST).unwrap();
-        assert_eq!(first, CpuSample { total: 717_219, idle: 640_639, iowait: 883 });
+        assert_eq!(first, CpuSample { total: 717_219, idle: 640_639, iowait: 883, cpus: 2 });
     }
 
     #[test]

@@ -63,6 +63,9 @@ impl FakeHost {
         ] {
             std::os::unix::fs::symlink(target, by_id.join(link)).unwrap();
         }
+        for name in ["meminfo", "loadavg", "uptime"] {
+            std::fs::copy(fixtures().join(format!("{name}.txt")), dir.path().join("proc").join(name)).unwrap();
+        }
         FakeHost { dir }
     }
 
@@ -86,8 +89,7 @@ impl FakeHost {
     fn pve8(&self) {
         self.script(
             "pvesh",
-            r#""get /nodes/pve1/status --output-format json") cat "$F/node_status.json";;
-"get /nodes/pve1/storage --output-format json") cat "$F/storage.json";;
+            r#""get /nodes/pve1/storage --output-format json") cat "$F/storage.json";;
 "get /nodes/pve1/qemu --output-format json") cat "$F/qemu.json";;
 "get /nodes/pve1/lxc --output-format json") cat "$F/lxc.json";;"#,
         );
@@ -119,7 +121,9 @@ impl FakeHost {
     }
 
     fn collectors(&self) -> Collectors {
-        Collectors::with_roots("pve1".into(), self.path("proc"), self.path("sys")).with_bin_dir(self.path("bin"))
+        Collectors::with_roots("pve1".into(), self.path("proc"), self.path("sys"))
+            .with_bin_dir(self.path("bin"))
+            .with_rootfs(self.path("."))
     }
 
     fn calls(&self) -> Vec<String> {
@@ -127,21 +131,23 @@ impl FakeHost {
     }
 }
 
-#[tokio::test]
-async fn fast_tier_from_pvesh_proc_stat_and_arcstats() {
+#[test]
+fn fast_tier_from_proc_and_statvfs() {
     let host = FakeHost::new();
     host.pve8();
     let mut collectors = host.collectors();
 
-    let (fast, errors) = collectors.fast(TIMEOUT).await;
+    let (fast, errors) = collectors.fast();
     assert!(errors.is_empty(), "{errors:?}");
-    assert_eq!(fast.cpus, Some(4));
-    assert_eq!((fast.load1, fast.load5, fast.load15), (Some(0.51), Some(0.47), Some(0.62)));
-    assert_eq!((fast.mem_total, fast.mem_used), (Some(8_269_389_824), Some(5_493_719_040)));
+    assert_eq!(fast.cpus, Some(2));
+    assert_eq!((fast.load1, fast.load5, fast.load15), (Some(1.61), Some(1.69), Some(2.07)));
+    assert_eq!(fast.mem_total, Some(24_684_100 * 1024));
+    assert_eq!(fast.mem_used, Some((24_684_100 - 23_498_076) * 1024), "MemTotal - MemAvailable");
     assert_eq!(fast.arc_bytes, Some(8_575_205_920));
-    assert_eq!((fast.swap_total, fast.swap_used), (Some(7_516_188_672), Some(127_664_128)));
-    assert_eq!((fast.rootfs_total, fast.rootfs_used), (Some(21_003_583_488), Some(6_877_716_480)));
-    assert_eq!(fast.uptime_s, Some(1_433_562));
+    assert_eq!((fast.swap_total, fast.swap_used), (Some(0), Some(0)));
+    let (total, used) = (fast.rootfs_total.unwrap(), fast.rootfs_used.unwrap());
+    assert!(total > 0 && used <= total, "statvfs of the temp dir: {total} {used}");
+    assert_eq!(fast.uptime_s, Some(3286));
     assert_eq!((fast.cpu_pct, fast.iowait_pct), (None, None), "the first cycle only records a baseline");
     assert_eq!((&fast.net, &fast.diskio), (&None, &None), "rates need a second sample");
     let temps: Vec<(&str, f64)> = fast.temps.iter().flatten().map(|t| (t.name.as_str(), t.hottest())).collect();
@@ -150,7 +156,7 @@ async fn fast_tier_from_pvesh_proc_stat_and_arcstats() {
     std::fs::copy(fixtures().join("proc_stat_2.txt"), host.path("proc/stat")).unwrap();
     std::fs::copy(fixtures().join("proc_net_dev_pve_2.txt"), host.path("proc/net/dev")).unwrap();
     std::fs::copy(fixtures().join("proc_diskstats_pve_2.txt"), host.path("proc/diskstats")).unwrap();
-    let (fast, errors) = collectors.fast(TIMEOUT).await;
+    let (fast, errors) = collectors.fast();
     assert!(errors.is_empty(), "{errors:?}");
     assert!((fast.cpu_pct.unwrap() - 1.5).abs() < 1e-9, "{:?}", fast.cpu_pct);
     assert_eq!(fast.iowait_pct, Some(0.0));
@@ -163,18 +169,26 @@ async fn fast_tier_from_pvesh_proc_stat_and_arcstats() {
 }
 
 #[tokio::test]
-async fn a_missing_hwmon_or_an_unreadable_proc_file_loses_only_its_own_section() {
+async fn an_unreadable_hwmon_or_proc_file_loses_only_its_own_section() {
     let host = FakeHost::new();
     host.pve8();
+    // Not a directory: hwmon is there but cannot be read.
     std::fs::remove_dir_all(host.path("sys/class/hwmon")).unwrap();
+    std::fs::write(host.path("sys/class/hwmon"), "").unwrap();
     std::fs::write(host.path("proc/diskstats"), "garbage\n").unwrap();
     let mut collectors = host.collectors();
-    let (fast, errors) = collectors.fast(TIMEOUT).await;
+    let (fast, errors) = collectors.fast();
     assert_eq!(errors.keys().collect::<Vec<_>>(), ["diskstats", "hwmon"]);
     assert!(errors["diskstats"].starts_with("unexpected output: 1 fields"), "{}", errors["diskstats"]);
     assert!(errors["hwmon"].starts_with("failed to read "), "{}", errors["hwmon"]);
     assert_eq!((fast.temps, fast.diskio), (None, None));
-    assert_eq!(fast.cpus, Some(4), "the other sections still arrive");
+    assert_eq!(fast.cpus, Some(2), "the other sections still arrive");
+
+    // No hwmon at all (a VM): no temperatures, and nothing to report.
+    std::fs::remove_file(host.path("sys/class/hwmon")).unwrap();
+    let (fast, errors) = collectors.fast();
+    assert!(!errors.contains_key("hwmon"), "{errors:?}");
+    assert_eq!(fast.temps, None);
 }
 
 #[tokio::test]
@@ -216,6 +230,46 @@ async fn a_disk_that_does_not_answer_loses_only_its_own_reading() {
     let disks = slow.disks.unwrap();
     assert_eq!((disks[0].name.as_str(), disks[0].smart_passed), ("sda", None));
     assert_eq!(disks[3].smart_passed, Some(true), "the disks after it are still read");
+}
+
+/// Issue 14: the fast tier starts no process. Every fake program records its call; none may run.
+#[test]
+fn fast_tier_runs_no_command() {
+    let host = FakeHost::new();
+    host.pve8();
+    for name in ["smartctl", "pveversion", "sh", "cat", "df"] {
+        host.script(name, "");
+    }
+    let mut collectors = host.collectors();
+    for _ in 0..3 {
+        let (_, errors) = collectors.fast();
+        assert!(errors.is_empty(), "{errors:?}");
+    }
+    assert_eq!(host.calls(), Vec::<String>::new());
+}
+
+/// Never two commands at once: each fake records when it starts and ends, and sleeps between.
+#[tokio::test]
+async fn medium_tier_runs_its_commands_one_at_a_time() {
+    let host = FakeHost::new();
+    host.pve8();
+    let log = host.path("spans");
+    for name in ["pvesh", "zpool"] {
+        let real = host.path("bin").join(name);
+        std::fs::rename(&real, host.path("bin").join(format!("{name}.real"))).unwrap();
+        let body = format!(
+            "#!/bin/sh\necho start >> '{log}'\nsleep 0.1\n'{real}.real' \"$@\"\nrc=$?\necho end >> '{log}'\nexit $rc\n",
+            log = log.display(),
+            real = real.display()
+        );
+        std::fs::write(&real, body).unwrap();
+        std::fs::set_permissions(&real, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let mut collectors = host.collectors();
+    let (_, errors) = collectors.medium(TIMEOUT).await;
+    assert!(errors.is_empty(), "{errors:?}");
+    let spans = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(spans, "start\nend\n".repeat(6), "zpool status twice (JSON refused), zpool list, qemu, lxc, storage");
 }
 
 #[tokio::test]
@@ -310,15 +364,16 @@ async fn a_bare_host_reports_every_missing_source_and_panics_nowhere() {
     let mut collectors = Collectors::with_roots("pve1".into(), dir.path().join("proc"), dir.path().join("sys"))
         .with_bin_dir(dir.path().join("bin"));
 
-    let (fast, errors) = collectors.fast(TIMEOUT).await;
+    let (fast, errors) = collectors.fast();
     assert_eq!(
         errors.keys().collect::<Vec<_>>(),
-        ["diskstats", "hwmon", "net_dev", "node_status", "proc_stat"],
+        ["diskstats", "loadavg", "meminfo", "net_dev", "proc_stat", "uptime"],
         "no ARC is not an error"
     );
-    assert_eq!(errors["node_status"], "pvesh: command not found");
-    assert!(errors["proc_stat"].starts_with("failed to read "), "{}", errors["proc_stat"]);
-    assert_eq!(fast, wire::Fast::default());
+    assert!(errors["meminfo"].starts_with("failed to read "), "{}", errors["meminfo"]);
+    let rootfs_only =
+        wire::Fast { rootfs_total: fast.rootfs_total, rootfs_used: fast.rootfs_used, ..Default::default() };
+    assert_eq!(fast, rootfs_only, "only statvfs of / answers");
 
     let (medium, errors) = collectors.medium(TIMEOUT).await;
     assert_eq!(errors.keys().collect::<Vec<_>>(), ["lxc", "qemu", "storage", "zpool_list", "zpool_status"]);
