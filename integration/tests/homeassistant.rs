@@ -54,7 +54,9 @@ fn home_assistant_reads_a_live_hosts_device_and_states_and_the_device_goes_with_
     let fast = wait_for("ha/fast with a load", Duration::from_secs(20), || {
         first(&server, &ha_token, "pmon/v1/pve-ha/ha/fast").filter(|f| f["load1"].is_number())
     });
-    assert_eq!(fast["status"], "online", "{fast}");
+    // The agent reads this machine's /proc and /: its health depends on the machine (a busy
+    // build can make load15 "warning"), its presence does not.
+    assert!(["online", "warning", "critical"].contains(&fast["status"].as_str().unwrap_or("")), "{fast}");
     let medium = first(&server, &ha_token, "pmon/v1/pve-ha/ha/medium").expect("ha/medium retained");
     assert_eq!(medium["pool_tank_health"], "ONLINE", "{medium}");
     // Every template of the config is a key of the payload on its state topic.
