@@ -185,11 +185,14 @@ test('a card updates live, without a reload', async () => {
   assert.equal(await page.evaluate(() => window.__marker), 1, 'the page was reloaded');
 });
 
-test('pve-04 is warning because its pool is DEGRADED', async () => {
-  // The medium tier (pools) is sent every 5 s; wait for it rather than assume it came.
-  await page.waitForSelector('#card-pve-04[data-status=warning] .reasons', { timeout: 15_000 });
+test('pve-04 is critical: its pool is DEGRADED and the disk under it fails SMART', async () => {
+  // The medium tier (pools) is sent every 5 s, the slow one (SMART) at start; wait for
+  // them rather than assume they came.
+  await page.waitForSelector('#card-pve-04[data-status=critical] .reasons', { timeout: 15_000 });
+  await page.waitForFunction(() => /DEGRADED/.test(document.querySelector('#card-pve-04 .reasons')?.textContent || ''), null, { timeout: 15_000 });
   const reasons = await page.textContent('#card-pve-04 .reasons');
   assert.match(reasons, /DEGRADED/);
+  assert.match(reasons, /SMART/i);
   assert.equal(await page.evaluate(() => window.__marker), 1, 'the page was reloaded');
 });
 
