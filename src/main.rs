@@ -125,7 +125,14 @@ fn main() -> ExitCode {
     // fields, and formatting them is a visible share of the server's CPU under load
     // (docs/PERFORMANCE.md). Its events still log; only their span context goes. It also
     // logs routine disconnects at ERROR, hence `warn`.
-    daemon::init_tracing("info,rumqttd=warn", &["rumqttd"]);
+    // The demo's twelve simulated agents connect at once: their routine connection lines
+    // (the gateway's and the agents' own) would push the banner with the URL and password
+    // off the screen, so they are debug there. RUST_LOG still overrides both.
+    let filter = match cli.command {
+        Command::Demo { .. } => "info,rumqttd=warn,broker::gateway=warn,proxmox_monitor_agent::publisher=warn",
+        _ => "info,rumqttd=warn",
+    };
+    daemon::init_tracing(filter, &["rumqttd"]);
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

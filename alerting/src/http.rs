@@ -15,13 +15,32 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
-/// One request to send.
-#[derive(Debug, Clone, PartialEq)]
+/// One request to send. Its URL and headers carry the channel's secrets (a bearer token, a
+/// signature, a secret ntfy topic): `Debug` shows only what `Channel`'s does.
+#[derive(Clone, PartialEq)]
 pub struct Request {
     pub url: String,
     /// Lowercase names.
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
+}
+
+impl std::fmt::Debug for Request {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let headers: Vec<(&str, &str)> = self
+            .headers
+            .iter()
+            .map(|(name, value)| match name.as_str() {
+                "content-type" | "user-agent" | "title" | "tags" | "priority" => (name.as_str(), value.as_str()),
+                _ => (name.as_str(), "(redacted)"),
+            })
+            .collect();
+        f.debug_struct("Request")
+            .field("url", &crate::channel::redact_url(&self.url))
+            .field("headers", &headers)
+            .field("body_bytes", &self.body.len())
+            .finish()
+    }
 }
 
 /// How hard to try.

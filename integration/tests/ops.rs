@@ -83,7 +83,7 @@ fn backup_commands(unit: &str, binary: &Path, backups: &Path) -> Vec<String> {
         .filter_map(|l| l.strip_prefix("ExecStart=").or_else(|| l.strip_prefix("ExecStartPost=")))
         .map(|cmd| {
             cmd.replace("%%", "%")
-                .replace("/usr/local/bin/proxmox-monitor", &binary.display().to_string())
+                .replace("/usr/bin/proxmox-monitor", &binary.display().to_string())
                 .replace("/var/backups/proxmox-monitor", &backups.display().to_string())
         })
         .collect()

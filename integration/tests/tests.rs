@@ -6,6 +6,8 @@ mod faults;
 mod gateway;
 mod homeassistant;
 mod ops;
+mod packaging;
 mod recorder;
+mod secrets_in_logs;
 mod sessions;
 mod walking_skeleton;
