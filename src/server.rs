@@ -11,6 +11,7 @@ use broker::{Gateway, GatewayConfig, Router};
 use recorder::{Recorder, RecorderConfig};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
+use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
 use tracing::{info, warn};
 
@@ -102,21 +103,7 @@ pub async fn run(
 
     let gateway_config = GatewayConfig::default();
     let router = Router::start(gateway_config.max_connections + 16);
-    let credentials = Arc::new(Credentials {
-        database: config.database.clone(),
-        ha_prefix: config.ha_prefix.clone(),
-        installed: tokio::sync::Mutex::new(None),
-    });
-    let refresh: broker::gateway::Refresh = {
-        let credentials = credentials.clone();
-        Arc::new(move |gateway| {
-            let credentials = credentials.clone();
-            // Ok(None) counts too: a sync that held the lock meanwhile may have installed
-            // the very credential this CONNECT needs.
-            Box::pin(async move { credentials.sync(&gateway).await.is_ok() })
-        })
-    };
-    let gateway = Gateway::new(router.clone(), gateway_config, Some(refresh)).await?;
+    let (credentials, gateway) = start_gateway(&config, &router, gateway_config).await?;
     let recorder =
         Recorder::start(&router, RecorderConfig { database: config.database.clone(), retention: config.retention })
             .await?;
@@ -131,56 +118,12 @@ pub async fn run(
     let clones = tokio::spawn(report_clones(gateway.clone_events(), recorder.reports.clone(), stop_rx.clone()));
 
     let Listeners { http, mqtt, mqtts, bound } = listeners;
-    let mut tasks = Vec::new();
-    if let Some(l) = mqtt {
-        tasks.push(tokio::spawn(broker::listener::serve(l, gateway.clone(), None, stopped(stop_rx.clone()))));
-    }
-    if let Some((l, tls)) = mqtts {
-        tasks.push(tokio::spawn(broker::listener::serve(l, gateway.clone(), Some(tls), stopped(stop_rx.clone()))));
-    }
-    let state = dashboard::AppState {
-        database: config.database.clone(),
-        auth: Arc::new(auth),
-        gateway: gateway.clone(),
-        live: recorder.live.clone(),
-        recorder_stats: recorder.stats.clone(),
-        fleet: recorder.fleet.clone(),
-        shutdown: stop_rx.clone(),
-        public_url: config.public_url(bound.http),
-        metrics: config.metrics,
-    };
+    let mqtt_tasks = spawn_mqtt(mqtt, mqtts, &gateway, &stop_rx);
+    let state = dashboard_state(&config, auth, &gateway, &recorder, &stop_rx, bound);
     let web = tokio::spawn(dashboard::serve(http, state, stopped(stop_rx.clone())));
-    let mut alerting_config = alerting::AlertingConfig::new(config.database.clone());
-    if let Some(wait) = config.alert_group_wait {
-        alerting_config.settings.group_wait = wait;
-    }
-    if let Some(interval) = config.alert_group_interval {
-        alerting_config.settings.group_interval = interval;
-    }
-    // Alerting republishes every host's retained firing set as it starts, like presence.
-    let publisher = broker::Publisher::new(&router, "alerting").await?;
-    let alerting = tokio::spawn(alerting::run(
-        alerting_config,
-        recorder.fleet.clone(),
-        recorder.live.subscribe(),
-        Some(publisher),
-        stopped(stop_rx.clone()),
-    ));
-    // Home Assistant discovery, opt-in: configs and flat states through a link of its own.
+    let alerting = spawn_alerting(&config, &router, &recorder, &stop_rx).await?;
     let homeassistant = if config.ha_discovery {
-        let context = homeassistant::discovery::Context {
-            base_url: config.dashboard_url(bound.http),
-            version: dashboard::VERSION.to_owned(),
-        };
-        let ha_config = homeassistant::HaConfig::new(config.ha_prefix.clone(), context, config.database.clone());
-        Some(tokio::spawn(homeassistant::run(
-            ha_config,
-            router.clone(),
-            broker::Publisher::new(&router, "homeassistant").await?,
-            recorder.fleet.clone(),
-            recorder.live.subscribe(),
-            stopped(stop_rx.clone()),
-        )))
+        Some(spawn_homeassistant(&config, &router, &recorder, &stop_rx, bound).await?)
     } else {
         None
     };
@@ -196,7 +139,7 @@ pub async fn run(
     shutdown.await;
     info!("shutting down");
     let _ = stop_tx.send(true);
-    for task in tasks {
+    for task in mqtt_tasks {
         let _ = task.await;
     }
     if let Err(e) = web.await {
@@ -204,21 +147,132 @@ pub async fn run(
     }
     let _ = watcher.await;
     let _ = clones.await;
-    match alerting.await {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) => warn!(error = format!("{e:#}"), "alerting stopped"),
-        Err(e) => warn!(error = %e, "alerting task failed"),
-    }
+    log_exit("alerting", alerting.await);
     if let Some(task) = homeassistant {
-        match task.await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => warn!(error = format!("{e:#}"), "home assistant discovery stopped"),
-            Err(e) => warn!(error = %e, "home assistant discovery task failed"),
-        }
+        log_exit("home assistant discovery", task.await);
     }
     recorder.shutdown().await;
     info!("stopped");
     Ok(())
+}
+
+/// The gateway, with a refresh that reloads the credential table when a CONNECT fails,
+/// and the table it shares with the poller.
+async fn start_gateway(
+    config: &ServerConfig,
+    router: &Router,
+    gateway_config: GatewayConfig,
+) -> anyhow::Result<(Arc<Credentials>, Gateway)> {
+    let credentials = Arc::new(Credentials {
+        database: config.database.clone(),
+        ha_prefix: config.ha_prefix.clone(),
+        installed: tokio::sync::Mutex::new(None),
+    });
+    let refresh: broker::gateway::Refresh = {
+        let credentials = credentials.clone();
+        Arc::new(move |gateway| {
+            let credentials = credentials.clone();
+            // Ok(None) counts too: a sync that held the lock meanwhile may have installed
+            // the very credential this CONNECT needs.
+            Box::pin(async move { credentials.sync(&gateway).await.is_ok() })
+        })
+    };
+    let gateway = Gateway::new(router.clone(), gateway_config, Some(refresh)).await?;
+    Ok((credentials, gateway))
+}
+
+/// One accept loop per MQTT listener that is on (plain, TLS).
+fn spawn_mqtt(
+    mqtt: Option<TcpListener>,
+    mqtts: Option<(TcpListener, TlsAcceptor)>,
+    gateway: &Gateway,
+    stop: &watch::Receiver<bool>,
+) -> Vec<JoinHandle<()>> {
+    let plain = mqtt.map(|l| (l, None));
+    let tls = mqtts.map(|(l, tls)| (l, Some(tls)));
+    plain
+        .into_iter()
+        .chain(tls)
+        .map(|(l, tls)| tokio::spawn(broker::listener::serve(l, gateway.clone(), tls, stopped(stop.clone()))))
+        .collect()
+}
+
+fn dashboard_state(
+    config: &ServerConfig,
+    auth: dashboard::Auth,
+    gateway: &Gateway,
+    recorder: &Recorder,
+    stop: &watch::Receiver<bool>,
+    bound: Bound,
+) -> dashboard::AppState {
+    dashboard::AppState {
+        database: config.database.clone(),
+        auth: Arc::new(auth),
+        gateway: gateway.clone(),
+        live: recorder.live.clone(),
+        recorder_stats: recorder.stats.clone(),
+        fleet: recorder.fleet.clone(),
+        shutdown: stop.clone(),
+        public_url: config.public_url(bound.http),
+        metrics: config.metrics,
+    }
+}
+
+/// Alerting, with the grouping times the config overrides.
+async fn spawn_alerting(
+    config: &ServerConfig,
+    router: &Router,
+    recorder: &Recorder,
+    stop: &watch::Receiver<bool>,
+) -> anyhow::Result<JoinHandle<anyhow::Result<()>>> {
+    let mut alerting_config = alerting::AlertingConfig::new(config.database.clone());
+    if let Some(wait) = config.alert_group_wait {
+        alerting_config.settings.group_wait = wait;
+    }
+    if let Some(interval) = config.alert_group_interval {
+        alerting_config.settings.group_interval = interval;
+    }
+    // Alerting republishes every host's retained firing set as it starts, like presence.
+    let publisher = broker::Publisher::new(router, "alerting").await?;
+    Ok(tokio::spawn(alerting::run(
+        alerting_config,
+        recorder.fleet.clone(),
+        recorder.live.subscribe(),
+        Some(publisher),
+        stopped(stop.clone()),
+    )))
+}
+
+/// Home Assistant discovery (opt-in): configs and flat states through a link of its own.
+async fn spawn_homeassistant(
+    config: &ServerConfig,
+    router: &Router,
+    recorder: &Recorder,
+    stop: &watch::Receiver<bool>,
+    bound: Bound,
+) -> anyhow::Result<JoinHandle<anyhow::Result<()>>> {
+    let context = homeassistant::discovery::Context {
+        base_url: config.dashboard_url(bound.http),
+        version: dashboard::VERSION.to_owned(),
+    };
+    let ha_config = homeassistant::HaConfig::new(config.ha_prefix.clone(), context, config.database.clone());
+    Ok(tokio::spawn(homeassistant::run(
+        ha_config,
+        router.clone(),
+        broker::Publisher::new(router, "homeassistant").await?,
+        recorder.fleet.clone(),
+        recorder.live.subscribe(),
+        stopped(stop.clone()),
+    )))
+}
+
+/// Logs how a service task ended, if not cleanly: shutdown goes on either way.
+fn log_exit(what: &str, joined: Result<anyhow::Result<()>, tokio::task::JoinError>) {
+    match joined {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => warn!(error = format!("{e:#}"), "{what} stopped"),
+        Err(e) => warn!(error = %e, "{what} task failed"),
+    }
 }
 
 async fn stopped(mut stop: watch::Receiver<bool>) {

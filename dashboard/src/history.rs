@@ -131,90 +131,99 @@ impl HostCharts {
         fast_interval_ms: Option<i64>,
         guest_names: &HashMap<String, String>,
     ) -> HostCharts {
-        let fast = Draw::new(&h.host, Group::Host, range, end_ms, fast_interval_ms.unwrap_or(FAST_INTERVAL_MS));
-        let host = h.host.subjects.first();
-        let host_charts = vec![
-            fast.chart(
-                "Load".into(),
-                Unit::Number,
-                host,
-                &[("load1", "1 min", 1.0), ("load5", "5 min", 1.0), ("load15", "15 min", 1.0)],
+        let fast_interval_ms = fast_interval_ms.unwrap_or(FAST_INTERVAL_MS);
+        HostCharts {
+            host: host_charts(&h.host, Draw::new(&h.host, Group::Host, range, end_ms, fast_interval_ms)),
+            pools: pool_charts(&h.pools, Draw::new(&h.pools, Group::Pool, range, end_ms, MEDIUM_INTERVAL_MS)),
+            storages: storage_charts(
+                &h.storages,
+                Draw::new(&h.storages, Group::Storage, range, end_ms, MEDIUM_INTERVAL_MS),
             ),
-            fast.chart("CPU".into(), Unit::Percent, host, &[("cpu_pct", "busy", 1.0), ("iowait_pct", "iowait", 1.0)]),
-            fast.chart(
-                "Memory".into(),
-                Unit::Bytes,
-                host,
-                &[
-                    ("mem_used_without_arc", "used without ARC", 1.0),
-                    ("arc_bytes", "ARC", 1.0),
-                    ("mem_total", "total", 1.0),
-                ],
+            guests: guest_charts(
+                &h.guests,
+                Draw::new(&h.guests, Group::Guest, range, end_ms, MEDIUM_INTERVAL_MS),
+                guest_names,
             ),
-            fast.chart("Swap".into(), Unit::Bytes, host, &[("swap_used", "used", 1.0), ("swap_total", "total", 1.0)]),
-            fast.chart(
-                "Root filesystem".into(),
-                Unit::Bytes,
-                host,
-                &[("rootfs_used", "used", 1.0), ("rootfs_total", "total", 1.0)],
-            ),
-        ];
+        }
+    }
+}
 
-        let pools = Draw::new(&h.pools, Group::Pool, range, end_ms, MEDIUM_INTERVAL_MS);
-        let pool_charts = h
-            .pools
-            .subjects
-            .iter()
-            .flat_map(|s| {
-                [
-                    pools.chart(
-                        format!("Pool {}: capacity", s.name),
-                        Unit::Percent,
-                        Some(s),
-                        &[("cap_pct", "used", 1.0)],
-                    ),
-                    pools.chart(format!("Pool {}: errors", s.name), Unit::Count, Some(s), &[("errors", "errors", 1.0)]),
-                ]
-            })
-            .collect();
+/// Load, CPU, memory, swap and root filesystem, drawn even with no data.
+fn host_charts(history: &History, fast: Draw) -> Vec<ChartView> {
+    let host = history.subjects.first();
+    vec![
+        fast.chart(
+            "Load".into(),
+            Unit::Number,
+            host,
+            &[("load1", "1 min", 1.0), ("load5", "5 min", 1.0), ("load15", "15 min", 1.0)],
+        ),
+        fast.chart("CPU".into(), Unit::Percent, host, &[("cpu_pct", "busy", 1.0), ("iowait_pct", "iowait", 1.0)]),
+        fast.chart(
+            "Memory".into(),
+            Unit::Bytes,
+            host,
+            &[
+                ("mem_used_without_arc", "used without ARC", 1.0),
+                ("arc_bytes", "ARC", 1.0),
+                ("mem_total", "total", 1.0),
+            ],
+        ),
+        fast.chart("Swap".into(), Unit::Bytes, host, &[("swap_used", "used", 1.0), ("swap_total", "total", 1.0)]),
+        fast.chart(
+            "Root filesystem".into(),
+            Unit::Bytes,
+            host,
+            &[("rootfs_used", "used", 1.0), ("rootfs_total", "total", 1.0)],
+        ),
+    ]
+}
 
-        let storages = Draw::new(&h.storages, Group::Storage, range, end_ms, MEDIUM_INTERVAL_MS);
-        let storage_charts = h
-            .storages
-            .subjects
-            .iter()
-            .map(|s| {
-                storages.chart(
-                    format!("Storage {}", s.name),
+/// Capacity and errors of each pool.
+fn pool_charts(history: &History, pools: Draw) -> Vec<ChartView> {
+    history
+        .subjects
+        .iter()
+        .flat_map(|s| {
+            [
+                pools.chart(format!("Pool {}: capacity", s.name), Unit::Percent, Some(s), &[("cap_pct", "used", 1.0)]),
+                pools.chart(format!("Pool {}: errors", s.name), Unit::Count, Some(s), &[("errors", "errors", 1.0)]),
+            ]
+        })
+        .collect()
+}
+
+fn storage_charts(history: &History, storages: Draw) -> Vec<ChartView> {
+    history
+        .subjects
+        .iter()
+        .map(|s| {
+            let series = &[("used", "used", 1.0), ("total", "total", 1.0)];
+            storages.chart(format!("Storage {}", s.name), Unit::Bytes, Some(s), series)
+        })
+        .collect()
+}
+
+/// CPU and memory of each guest, by vmid, labelled with the guest's name where known.
+fn guest_charts(history: &History, guests: Draw, guest_names: &HashMap<String, String>) -> Vec<GuestCharts> {
+    let mut subjects: Vec<&history::Subject> = history.subjects.iter().collect();
+    subjects.sort_by_key(|s| guest_key(&s.name));
+    subjects
+        .into_iter()
+        .map(|s| {
+            let label = guest_label(&s.name, guest_names.get(&s.name).map(String::as_str));
+            GuestCharts {
+                cpu: guests.chart(format!("{label}: CPU"), Unit::Percent, Some(s), &[("cpu", "CPU", 100.0)]),
+                mem: guests.chart(
+                    format!("{label}: memory"),
                     Unit::Bytes,
                     Some(s),
-                    &[("used", "used", 1.0), ("total", "total", 1.0)],
-                )
-            })
-            .collect();
-
-        let guests = Draw::new(&h.guests, Group::Guest, range, end_ms, MEDIUM_INTERVAL_MS);
-        let mut subjects: Vec<&history::Subject> = h.guests.subjects.iter().collect();
-        subjects.sort_by_key(|s| guest_key(&s.name));
-        let guest_charts = subjects
-            .into_iter()
-            .map(|s| {
-                let label = guest_label(&s.name, guest_names.get(&s.name).map(String::as_str));
-                GuestCharts {
-                    cpu: guests.chart(format!("{label}: CPU"), Unit::Percent, Some(s), &[("cpu", "CPU", 100.0)]),
-                    mem: guests.chart(
-                        format!("{label}: memory"),
-                        Unit::Bytes,
-                        Some(s),
-                        &[("mem", "used", 1.0), ("maxmem", "max", 1.0)],
-                    ),
-                    label,
-                }
-            })
-            .collect();
-
-        HostCharts { host: host_charts, pools: pool_charts, storages: storage_charts, guests: guest_charts }
-    }
+                    &[("mem", "used", 1.0), ("maxmem", "max", 1.0)],
+                ),
+                label,
+            }
+        })
+        .collect()
 }
 
 /// Sorts "vm/101" and "ct/102" by vmid, then kind.

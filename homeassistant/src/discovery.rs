@@ -19,7 +19,7 @@ use std::collections::BTreeMap;
 
 use recorder::state::HostState;
 use serde_json::{json, Map, Value};
-use wire::{HostId, Kind, ServerKind};
+use wire::{HostId, Kind, Medium, ServerKind};
 
 use crate::derived::{self, POOL_STATES};
 
@@ -101,80 +101,21 @@ pub fn config(host: &HostId, state: &HostState, ctx: &Context, removed: &BTreeMa
     for (id, platform) in removed {
         b.components.insert(id.clone(), json!({"platform": platform}));
     }
+    b.presence(&fast);
+    b.fast_sensors(&fast, fast_expire_s(state));
+    b.medium_sensors(&medium, state.medium.as_ref().map(|p| &p.data));
+    json!({
+        "device": device(host, state, ctx, &b.device_id),
+        "origin": {"name": "proxmox-monitor", "sw_version": ctx.version, "support_url": ctx.base_url},
+        "components": b.components,
+    })
+}
 
-    // Presence and status stay available while the host is offline: they say so.
-    let online = json!({
-        "name": "Online",
-        "state_topic": b.status,
-        "device_class": "connectivity",
-        "payload_on": wire::topic::ONLINE,
-        "payload_off": wire::topic::OFFLINE,
-    });
-    b.add("online", "binary_sensor", online);
-    let status = json!({
-        "name": "Status",
-        "state_topic": fast,
-        "value_template": "{{ value_json.status }}",
-        "device_class": "enum",
-        "options": derived::status_options(),
-        "json_attributes_topic": fast,
-        "json_attributes_template": "{{ value_json.status_attributes | tojson }}",
-    });
-    b.add("status", "sensor", status);
-    let alerts = json!({
-        "name": "Firing alerts",
-        "state_topic": fast,
-        "value_template": "{{ value_json.alerts_firing }}",
-        "state_class": "measurement",
-        "icon": "mdi:alert",
-    });
-    b.add("alerts_firing", "sensor", alerts);
-
-    let fx = fast_expire_s(state);
-    let load = || json!({"icon": "mdi:gauge", "suggested_display_precision": 2});
-    b.sensor(&fast, "load1", "Load (1 min)", load(), fx);
-    b.sensor(&fast, "load5", "Load (5 min)", load(), fx);
-    b.sensor(&fast, "load15", "Load (15 min)", load(), fx);
-    b.sensor(&fast, "cpu_pct", "CPU", percent(), fx);
-    b.sensor(&fast, "iowait_pct", "IO wait", percent(), fx);
-    b.sensor(&fast, "mem_used_pct", "Memory used", percent(), fx);
-    b.sensor(&fast, "mem_used", "Memory used (bytes)", bytes(), fx);
-    b.sensor(&fast, "arc_bytes", "ZFS ARC", bytes(), fx);
-    b.sensor(&fast, "swap_used_pct", "Swap used", percent(), fx);
-    b.sensor(&fast, "swap_used", "Swap used (bytes)", bytes(), fx);
-    b.sensor(&fast, "rootfs_used_pct", "Root filesystem used", percent(), fx);
-    b.sensor(&fast, "rootfs_used", "Root filesystem used (bytes)", bytes(), fx);
-    let uptime = json!({"device_class": "duration", "unit_of_measurement": "s", "entity_category": "diagnostic"});
-    b.sensor(&fast, "uptime_s", "Uptime", uptime, fx);
-
-    let mx = MEDIUM_EXPIRE_S;
-    b.sensor(&medium, "vms_running", "Running VMs", json!({"icon": "mdi:monitor"}), mx);
-    b.sensor(&medium, "cts_running", "Running containers", json!({"icon": "mdi:package-variant"}), mx);
-    let m = state.medium.as_ref().map(|p| &p.data);
-    for pool in m.and_then(|m| m.pools.as_ref()).into_iter().flatten() {
-        let key = derived::pool_health_key(&pool.name);
-        let health = json!({
-            "name": format!("Pool {} health", pool.name),
-            "state_topic": medium,
-            "value_template": format!("{{{{ value_json.{key} }}}}"),
-            "device_class": "enum",
-            "options": POOL_STATES,
-            "availability_topic": b.status,
-            "expire_after": mx,
-            "icon": "mdi:database-check",
-        });
-        b.add(&key, "sensor", health);
-        let key = derived::pool_capacity_key(&pool.name);
-        b.sensor(&medium, &key, &format!("Pool {} capacity", pool.name), percent(), mx);
-    }
-    for storage in m.and_then(|m| m.storages.as_ref()).into_iter().flatten() {
-        let key = derived::storage_usage_key(&storage.name);
-        b.sensor(&medium, &key, &format!("Storage {} usage", storage.name), percent(), mx);
-    }
-
+/// The device itself: its name, model and where its dashboard page is.
+fn device(host: &HostId, state: &HostState, ctx: &Context, device_id: &str) -> Value {
     let sw_version = state.slow.as_ref().and_then(|s| s.data.versions.as_ref()).and_then(|v| v.pve_manager.clone());
     let mut device = json!({
-        "identifiers": [b.device_id],
+        "identifiers": [device_id],
         "name": host.as_str(),
         "manufacturer": "Proxmox Server Solutions",
         "model": "Proxmox VE",
@@ -183,9 +124,85 @@ pub fn config(host: &HostId, state: &HostState, ctx: &Context, removed: &BTreeMa
     if let Some(v) = sw_version {
         device["sw_version"] = json!(v);
     }
-    json!({
-        "device": device,
-        "origin": {"name": "proxmox-monitor", "sw_version": ctx.version, "support_url": ctx.base_url},
-        "components": b.components,
-    })
+    device
+}
+
+impl Builder {
+    /// Online, status and firing alerts. They stay available while the host is offline:
+    /// they say so.
+    fn presence(&mut self, fast: &str) {
+        let online = json!({
+            "name": "Online",
+            "state_topic": self.status,
+            "device_class": "connectivity",
+            "payload_on": wire::topic::ONLINE,
+            "payload_off": wire::topic::OFFLINE,
+        });
+        self.add("online", "binary_sensor", online);
+        let status = json!({
+            "name": "Status",
+            "state_topic": fast,
+            "value_template": "{{ value_json.status }}",
+            "device_class": "enum",
+            "options": derived::status_options(),
+            "json_attributes_topic": fast,
+            "json_attributes_template": "{{ value_json.status_attributes | tojson }}",
+        });
+        self.add("status", "sensor", status);
+        let alerts = json!({
+            "name": "Firing alerts",
+            "state_topic": fast,
+            "value_template": "{{ value_json.alerts_firing }}",
+            "state_class": "measurement",
+            "icon": "mdi:alert",
+        });
+        self.add("alerts_firing", "sensor", alerts);
+    }
+
+    /// The fast tier's figures: load, CPU, memory, swap, root filesystem, uptime.
+    fn fast_sensors(&mut self, fast: &str, fx: u64) {
+        let load = || json!({"icon": "mdi:gauge", "suggested_display_precision": 2});
+        self.sensor(fast, "load1", "Load (1 min)", load(), fx);
+        self.sensor(fast, "load5", "Load (5 min)", load(), fx);
+        self.sensor(fast, "load15", "Load (15 min)", load(), fx);
+        self.sensor(fast, "cpu_pct", "CPU", percent(), fx);
+        self.sensor(fast, "iowait_pct", "IO wait", percent(), fx);
+        self.sensor(fast, "mem_used_pct", "Memory used", percent(), fx);
+        self.sensor(fast, "mem_used", "Memory used (bytes)", bytes(), fx);
+        self.sensor(fast, "arc_bytes", "ZFS ARC", bytes(), fx);
+        self.sensor(fast, "swap_used_pct", "Swap used", percent(), fx);
+        self.sensor(fast, "swap_used", "Swap used (bytes)", bytes(), fx);
+        self.sensor(fast, "rootfs_used_pct", "Root filesystem used", percent(), fx);
+        self.sensor(fast, "rootfs_used", "Root filesystem used (bytes)", bytes(), fx);
+        let uptime = json!({"device_class": "duration", "unit_of_measurement": "s", "entity_category": "diagnostic"});
+        self.sensor(fast, "uptime_s", "Uptime", uptime, fx);
+    }
+
+    /// Guest counts, and one health and capacity per pool and one usage per storage that
+    /// `m` has.
+    fn medium_sensors(&mut self, medium: &str, m: Option<&Medium>) {
+        let mx = MEDIUM_EXPIRE_S;
+        self.sensor(medium, "vms_running", "Running VMs", json!({"icon": "mdi:monitor"}), mx);
+        self.sensor(medium, "cts_running", "Running containers", json!({"icon": "mdi:package-variant"}), mx);
+        for pool in m.and_then(|m| m.pools.as_ref()).into_iter().flatten() {
+            let key = derived::pool_health_key(&pool.name);
+            let health = json!({
+                "name": format!("Pool {} health", pool.name),
+                "state_topic": medium,
+                "value_template": format!("{{{{ value_json.{key} }}}}"),
+                "device_class": "enum",
+                "options": POOL_STATES,
+                "availability_topic": self.status,
+                "expire_after": mx,
+                "icon": "mdi:database-check",
+            });
+            self.add(&key, "sensor", health);
+            let key = derived::pool_capacity_key(&pool.name);
+            self.sensor(medium, &key, &format!("Pool {} capacity", pool.name), percent(), mx);
+        }
+        for storage in m.and_then(|m| m.storages.as_ref()).into_iter().flatten() {
+            let key = derived::storage_usage_key(&storage.name);
+            self.sensor(medium, &key, &format!("Storage {} usage", storage.name), percent(), mx);
+        }
+    }
 }

@@ -208,32 +208,15 @@ pub async fn run(
     forward(&router, "ha-birth", &config.prefix.status_topic(), tx.clone(), parse_birth).await?;
     let alerts_filter = format!("{}/+/{}", wire::PREFIX, ServerKind::Alerts.as_str());
     forward(&router, "ha-alerts", &alerts_filter, tx, parse_alerts).await?;
-
-    let mut mirror = Mirror::new(config.prefix.clone(), config.context.clone());
-    let (mut version, mut hosts) = registry(config.database.clone(), None).await?.unwrap_or_default();
-    let publish = |out: Vec<Publication>| {
-        let publisher = publisher.clone();
-        async move {
-            for (topic, payload) in out {
-                publisher.publish(topic, payload, true).await;
-            }
-        }
-    };
-    let mut out = Vec::new();
-    for host in &hosts {
-        out.extend(mirror.sync(host, &state_of(&fleet, host), wire::now_ms(), true));
-    }
-    info!(hosts = hosts.len(), prefix = %config.prefix, "home assistant discovery published");
-    publish(out).await;
+    let mut service = Service::start(config, publisher, fleet).await?;
 
     tokio::pin!(shutdown);
-    let mut birth: Option<Instant> = None;
     let mut poll = tokio::time::interval(REGISTRY_POLL);
     poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut last_refresh = Instant::now();
     loop {
         let mut dirty = BTreeSet::new();
         let mut force = false;
+        let birth = service.birth;
         tokio::select! {
             _ = &mut shutdown => return Ok(()),
             card = live.recv() => match card {
@@ -243,50 +226,106 @@ pub async fn run(
                         dirty.insert(card.host_id);
                     }
                 }
-                Err(broadcast::error::RecvError::Lagged(_)) => dirty.extend(hosts.iter().map(|h| h.to_string())),
+                Err(broadcast::error::RecvError::Lagged(_)) => service.all_dirty(&mut dirty),
                 // The recorder stopped: registry polls and births only.
                 Err(broadcast::error::RecvError::Closed) => live = broadcast::channel(1).1,
             },
-            Some(event) = events.recv() => match event {
-                Event::Birth => {
-                    let (lo, hi) = config.birth_delay;
-                    let delay = rand::thread_rng().gen_range(lo..=hi.max(lo));
-                    info!(?delay, "home assistant is online; republishing discovery");
-                    birth.get_or_insert(Instant::now() + delay);
-                }
-                Event::Alerts(host, firing) => {
-                    if mirror.set_alerts(&host, firing) {
-                        dirty.insert(host);
-                    }
-                }
-            },
+            Some(event) = events.recv() => service.on_event(event, &mut dirty),
             _ = async { tokio::time::sleep_until(birth.unwrap_or_else(Instant::now)).await }, if birth.is_some() => {
-                birth = None;
+                service.birth = None;
                 force = true;
-                dirty.extend(hosts.iter().map(|h| h.to_string()));
+                service.all_dirty(&mut dirty);
             }
-            _ = poll.tick() => {
-                match registry(config.database.clone(), Some(version)).await {
-                    Ok(Some((v, registered))) => {
-                        version = v;
-                        publish(mirror.remove_unregistered(&registered)).await;
-                        dirty.extend(registered.difference(&hosts).map(|h| h.to_string()));
-                        hosts = registered;
-                    }
-                    Ok(None) => {}
-                    Err(e) => warn!(error = format!("{e:#}"), "home assistant: failed to read the registry"),
-                }
-                if last_refresh.elapsed() >= STATUS_REFRESH {
-                    last_refresh = Instant::now();
-                    dirty.extend(hosts.iter().map(|h| h.to_string()));
+            _ = poll.tick() => service.on_poll(&mut dirty).await,
+        }
+        service.sync(&dirty, force).await;
+    }
+}
+
+/// What the discovery loop keeps between events.
+struct Service {
+    config: HaConfig,
+    publisher: Publisher,
+    fleet: Fleet,
+    mirror: Mirror,
+    /// The registry's credentials version last read, and its hosts.
+    version: i64,
+    hosts: BTreeSet<HostId>,
+    /// When to republish everything after Home Assistant's birth (a random delay, so
+    /// that many servers do not answer one birth at once).
+    birth: Option<Instant>,
+    last_refresh: Instant,
+}
+
+impl Service {
+    /// Reads the registry and publishes every host's config and states.
+    async fn start(config: HaConfig, publisher: Publisher, fleet: Fleet) -> anyhow::Result<Service> {
+        let mirror = Mirror::new(config.prefix.clone(), config.context.clone());
+        let (version, hosts) = registry(config.database.clone(), None).await?.unwrap_or_default();
+        let mut service =
+            Service { config, publisher, fleet, mirror, version, hosts, birth: None, last_refresh: Instant::now() };
+        let mut out = Vec::new();
+        for host in &service.hosts {
+            out.extend(service.mirror.sync(host, &state_of(&service.fleet, host), wire::now_ms(), true));
+        }
+        info!(hosts = service.hosts.len(), prefix = %service.config.prefix, "home assistant discovery published");
+        service.publish(out).await;
+        Ok(service)
+    }
+
+    async fn publish(&self, out: Vec<Publication>) {
+        for (topic, payload) in out {
+            self.publisher.publish(topic, payload, true).await;
+        }
+    }
+
+    fn all_dirty(&self, dirty: &mut BTreeSet<String>) {
+        dirty.extend(self.hosts.iter().map(|h| h.to_string()));
+    }
+
+    fn on_event(&mut self, event: Event, dirty: &mut BTreeSet<String>) {
+        match event {
+            Event::Birth => {
+                let (lo, hi) = self.config.birth_delay;
+                let delay = rand::thread_rng().gen_range(lo..=hi.max(lo));
+                info!(?delay, "home assistant is online; republishing discovery");
+                self.birth.get_or_insert(Instant::now() + delay);
+            }
+            Event::Alerts(host, firing) => {
+                if self.mirror.set_alerts(&host, firing) {
+                    dirty.insert(host);
                 }
             }
         }
+    }
+
+    /// Hosts added or removed since the last poll, and every host once per
+    /// [`STATUS_REFRESH`].
+    async fn on_poll(&mut self, dirty: &mut BTreeSet<String>) {
+        match registry(self.config.database.clone(), Some(self.version)).await {
+            Ok(Some((v, registered))) => {
+                self.version = v;
+                let removed = self.mirror.remove_unregistered(&registered);
+                self.publish(removed).await;
+                dirty.extend(registered.difference(&self.hosts).map(|h| h.to_string()));
+                self.hosts = registered;
+            }
+            Ok(None) => {}
+            Err(e) => warn!(error = format!("{e:#}"), "home assistant: failed to read the registry"),
+        }
+        if self.last_refresh.elapsed() >= STATUS_REFRESH {
+            self.last_refresh = Instant::now();
+            self.all_dirty(dirty);
+        }
+    }
+
+    /// Publishes what changed for the hosts in `dirty` (everything with `force`).
+    async fn sync(&mut self, dirty: &BTreeSet<String>, force: bool) {
         let now_ms = wire::now_ms();
         let mut out = Vec::new();
-        for host in hosts.iter().filter(|h| dirty.contains(h.as_str())) {
-            out.extend(mirror.sync(host, &state_of(&fleet, host), now_ms, force));
+        for host in self.hosts.iter().filter(|h| dirty.contains(h.as_str())) {
+            out.extend(self.mirror.sync(host, &state_of(&self.fleet, host), now_ms, force));
         }
-        publish(out).await;
+        self.publish(out).await;
     }
 }

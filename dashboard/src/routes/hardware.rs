@@ -3,7 +3,7 @@
 
 use recorder::state::HostState;
 use recorder::status::{pool_level, Level, CPU_TEMPERATURE, DISK_WEAR_PCT, NVME_TEMPERATURE};
-use wire::{Disk, Medium, TempKind};
+use wire::{Disk, Fast, Medium, TempKind};
 
 use super::pages::{Row, Section};
 use crate::format::{bytes, opt_f};
@@ -76,15 +76,22 @@ fn worn(d: &Disk) -> bool {
 /// Disks, network, disk I/O and temperatures, in that order.
 pub fn sections(s: &HostState) -> Vec<Section> {
     let medium = s.medium.as_ref().map(|p| &p.data);
-    let mut disks = Section {
-        title: "Disks".into(),
-        head: vec!["Disk", "Model", "Serial", "Health", "Temp", "Power-on", "Wear / sectors", "Pool / vdev"],
-        rows: vec![],
-        empty: "No disks reported (smartctl runs in the slow tier).".into(),
-    };
-    for d in s.slow.as_ref().and_then(|p| p.data.disks.as_ref()).into_iter().flatten() {
+    let fast = s.fast.as_ref().map(|p| &p.data);
+    let disks = s.slow.as_ref().and_then(|p| p.data.disks.as_deref()).unwrap_or_default();
+    vec![disks_section(medium, disks), network_section(fast), io_section(fast), temperatures_section(fast)]
+}
+
+fn rate(b: u64) -> String {
+    format!("{}/s", bytes(b))
+}
+
+/// Rates are differences between two fast samples, so the first sample has none.
+const NO_RATES_YET: &str = "No rates yet (they need two fast samples).";
+
+fn disks_section(medium: Option<&Medium>, disks: &[Disk]) -> Section {
+    let rows = disks.iter().map(|d| {
         let (vdevs, vdev_bad) = vdevs_on(medium, d);
-        disks.rows.push(Row {
+        Row {
             cells: vec![
                 d.name.clone(),
                 d.model.clone().unwrap_or_default(),
@@ -96,62 +103,55 @@ pub fn sections(s: &HostState) -> Vec<Section> {
                 vdevs,
             ],
             bad: d.smart_passed == Some(false) || vdev_bad || worn(d),
-        });
-    }
-    let fast = s.fast.as_ref().map(|p| &p.data);
-    let rate = |b: u64| format!("{}/s", bytes(b));
-    let mut net = Section {
-        title: "Network".into(),
-        head: vec!["Interface", "Kind", "Receive", "Transmit", "Packets in / out", "Errors in / out", "Drops in / out"],
-        rows: vec![],
-        empty: "No rates yet (they need two fast samples).".into(),
-    };
-    for n in fast.and_then(|f| f.net.as_ref()).into_iter().flatten() {
-        net.rows.push(Row {
-            cells: vec![
-                n.name.clone(),
-                n.kind.as_str().into(),
-                rate(n.rx_bytes),
-                rate(n.tx_bytes),
-                format!("{} / {}", n.rx_packets, n.tx_packets),
-                format!("{} / {}", n.rx_errors, n.tx_errors),
-                format!("{} / {}", n.rx_drops, n.tx_drops),
-            ],
-            bad: n.rx_errors + n.tx_errors > 0.0,
-        });
-    }
-    let mut io = Section {
-        title: "Disk I/O".into(),
-        head: vec!["Disk", "Read", "Write", "Reads/s", "Writes/s", "Busy"],
-        rows: vec![],
-        empty: "No rates yet (they need two fast samples).".into(),
-    };
-    for d in fast.and_then(|f| f.diskio.as_ref()).into_iter().flatten() {
-        io.rows.push(Row {
-            cells: vec![
-                d.name.clone(),
-                rate(d.read_bytes),
-                rate(d.write_bytes),
-                format!("{:.1}", d.reads),
-                format!("{:.1}", d.writes),
-                format!("{:.0}%", d.busy_pct),
-            ],
-            bad: false,
-        });
-    }
-    let mut temps = Section {
-        title: "Temperatures".into(),
-        head: vec!["Sensor", "Kind", "Temperature", "Hottest core"],
-        rows: vec![],
-        empty: "No CPU or NVMe sensors reported.".into(),
-    };
-    for t in fast.and_then(|f| f.temps.as_ref()).into_iter().flatten() {
+        }
+    });
+    let head = vec!["Disk", "Model", "Serial", "Health", "Temp", "Power-on", "Wear / sectors", "Pool / vdev"];
+    Section::new("Disks", head, "No disks reported (smartctl runs in the slow tier).", rows.collect())
+}
+
+fn network_section(fast: Option<&Fast>) -> Section {
+    let rows = fast.and_then(|f| f.net.as_ref()).into_iter().flatten().map(|n| Row {
+        cells: vec![
+            n.name.clone(),
+            n.kind.as_str().into(),
+            rate(n.rx_bytes),
+            rate(n.tx_bytes),
+            format!("{} / {}", n.rx_packets, n.tx_packets),
+            format!("{} / {}", n.rx_errors, n.tx_errors),
+            format!("{} / {}", n.rx_drops, n.tx_drops),
+        ],
+        bad: n.rx_errors + n.tx_errors > 0.0,
+    });
+    let head =
+        vec!["Interface", "Kind", "Receive", "Transmit", "Packets in / out", "Errors in / out", "Drops in / out"];
+    Section::new("Network", head, NO_RATES_YET, rows.collect())
+}
+
+fn io_section(fast: Option<&Fast>) -> Section {
+    let rows = fast.and_then(|f| f.diskio.as_ref()).into_iter().flatten().map(|d| Row {
+        cells: vec![
+            d.name.clone(),
+            rate(d.read_bytes),
+            rate(d.write_bytes),
+            format!("{:.1}", d.reads),
+            format!("{:.1}", d.writes),
+            format!("{:.0}%", d.busy_pct),
+        ],
+        bad: false,
+    });
+    let head = vec!["Disk", "Read", "Write", "Reads/s", "Writes/s", "Busy"];
+    Section::new("Disk I/O", head, NO_RATES_YET, rows.collect())
+}
+
+/// A sensor is marked from its warning threshold, as the status rules are.
+fn temperatures_section(fast: Option<&Fast>) -> Section {
+    let rows = fast.and_then(|f| f.temps.as_ref()).into_iter().flatten().map(|t| {
         let (kind, limit) = match t.kind {
             TempKind::Cpu => ("CPU", Some(CPU_TEMPERATURE.warning)),
             TempKind::Nvme => ("NVMe", Some(NVME_TEMPERATURE.warning)),
             TempKind::Other => ("other", None),
         };
-        temps.rows.push(Row {
+        Row {
             cells: vec![
                 t.name.clone(),
                 kind.into(),
@@ -159,9 +159,10 @@ pub fn sections(s: &HostState) -> Vec<Section> {
                 t.cores_max.map(|c| format!("{} °C", opt_f(Some(c), 1))).unwrap_or_default(),
             ],
             bad: limit.is_some_and(|l| t.hottest() >= l),
-        });
-    }
-    vec![disks, net, io, temps]
+        }
+    });
+    let head = vec!["Sensor", "Kind", "Temperature", "Hottest core"];
+    Section::new("Temperatures", head, "No CPU or NVMe sensors reported.", rows.collect())
 }
 
 #[cfg(test)]

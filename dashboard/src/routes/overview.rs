@@ -240,6 +240,68 @@ fn page_links(listing: Listing, last: usize) -> Vec<Link> {
     links
 }
 
+/// Puts `shown[start..end]` in the listing's order, and only that: a partial sort, then
+/// the page's own, so a page of a large fleet does not sort the whole fleet.
+fn sort_page(shown: &mut [&Card], listing: Listing, start: usize, end: usize) {
+    let by = |a: &&Card, b: &&Card| order(listing.sort, listing.dir, a, b);
+    if end > start {
+        if start > 0 {
+            shown.select_nth_unstable_by(start, by);
+        }
+        let rest = &mut shown[start..];
+        if end - start < rest.len() {
+            rest.select_nth_unstable_by(end - start, by);
+        }
+        rest[..end - start].sort_unstable_by(by);
+    }
+}
+
+/// "all N", then one link per status with its count, problems first.
+fn filter_links(listing: Listing, counts: &StatusCounts, total: usize) -> Vec<Link> {
+    let all = Listing { status: None, page: 1, ..listing };
+    let mut filters = vec![Link {
+        label: format!("all {}", total),
+        href: all.href(),
+        on: listing.status.is_none(),
+        id: String::new(),
+        count: total,
+    }];
+    for level in PROBLEMS_FIRST {
+        let n = counts.get(level);
+        filters.push(Link {
+            label: format!("{} {n}", level.as_str()),
+            href: Listing { status: Some(level), ..all }.href(),
+            on: listing.status == Some(level),
+            id: format!("count-{}", level.as_str()),
+            count: n,
+        });
+    }
+    filters
+}
+
+/// One link per sort; the current one flips the direction and shows an arrow.
+fn sort_links(listing: Listing) -> Vec<Link> {
+    Sort::ALL
+        .into_iter()
+        .map(|sort| {
+            let on = sort == listing.sort;
+            let dir = if on { listing.dir.flip() } else { sort.default_dir() };
+            let arrow = match (on, listing.dir) {
+                (false, _) => "",
+                (true, Dir::Asc) => " ↑",
+                (true, Dir::Desc) => " ↓",
+            };
+            Link {
+                label: format!("{}{arrow}", sort.label()),
+                href: Listing { sort, dir, page: 1, ..listing }.href(),
+                on,
+                id: format!("sort-{}", sort.as_str()),
+                count: 0,
+            }
+        })
+        .collect()
+}
+
 pub async fn page(
     State(state): State<AppState>,
     Extension(session): Extension<Session>,
@@ -259,18 +321,7 @@ pub async fn page(
     let last = matching.div_ceil(PAGE_SIZE).max(1);
     let start = (listing.page - 1).saturating_mul(PAGE_SIZE).min(matching);
     let end = (start + PAGE_SIZE).min(matching);
-    // Only the page is put in order: a partial sort, then the page's own.
-    let by = |a: &&Card, b: &&Card| order(listing.sort, listing.dir, a, b);
-    if end > start {
-        if start > 0 {
-            shown.select_nth_unstable_by(start, by);
-        }
-        let rest = &mut shown[start..];
-        if end - start < rest.len() {
-            rest.select_nth_unstable_by(end - start, by);
-        }
-        rest[..end - start].sort_unstable_by(by);
-    }
+    sort_page(&mut shown, listing, start, end);
     let page_cards = &shown[start..end];
 
     // `states` is in host id order (`all_hosts`).
@@ -281,43 +332,8 @@ pub async fn page(
         page_cards.iter().map(|c| (c.host_id.clone(), interval(&c.host_id))).collect();
     let mut sparks = read(&state.database, move |conn| read_sparklines(conn, &spark_hosts, now)).await?;
 
-    let all = Listing { status: None, page: 1, ..listing };
-    let mut filters = vec![Link {
-        label: format!("all {}", cards.len()),
-        href: all.href(),
-        on: listing.status.is_none(),
-        id: String::new(),
-        count: cards.len(),
-    }];
-    for level in PROBLEMS_FIRST {
-        let n = counts.get(level);
-        filters.push(Link {
-            label: format!("{} {n}", level.as_str()),
-            href: Listing { status: Some(level), ..all }.href(),
-            on: listing.status == Some(level),
-            id: format!("count-{}", level.as_str()),
-            count: n,
-        });
-    }
-    let sorts = Sort::ALL
-        .into_iter()
-        .map(|sort| {
-            let on = sort == listing.sort;
-            let dir = if on { listing.dir.flip() } else { sort.default_dir() };
-            let arrow = match (on, listing.dir) {
-                (false, _) => "",
-                (true, Dir::Asc) => " ↑",
-                (true, Dir::Desc) => " ↓",
-            };
-            Link {
-                label: format!("{}{arrow}", sort.label()),
-                href: Listing { sort, dir, page: 1, ..listing }.href(),
-                on,
-                id: format!("sort-{}", sort.as_str()),
-                count: 0,
-            }
-        })
-        .collect();
+    let filters = filter_links(listing, &counts, cards.len());
+    let sorts = sort_links(listing);
     let page = Overview {
         csrf: session.csrf,
         cards: page_cards

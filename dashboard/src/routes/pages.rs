@@ -20,7 +20,8 @@ use crate::session::Session;
 use crate::status::HostStatus;
 use crate::AppState;
 use recorder::state::{Card, HostState};
-use recorder::status::{pool_level, Level};
+use recorder::status::{pool_level, Level, STORAGE_FULL};
+use wire::{Disk, Guest, Medium, Pool, Slow, Vdev};
 
 /// A card as the template shows it.
 pub struct CardView {
@@ -128,73 +129,90 @@ fn fast_facts(s: &HostState) -> Vec<(&'static str, String)> {
     ]
 }
 
-fn sections(s: &HostState, now_ms: i64) -> Vec<Section> {
-    let mut out = Vec::new();
-    let medium = s.medium.as_ref().map(|p| &p.data);
-    let disks = s.slow.as_ref().and_then(|p| p.data.disks.as_deref()).unwrap_or_default();
-    let mut pools = Section {
-        title: "ZFS pools".into(),
-        head: vec!["Pool / vdev", "State", "Used", "Frag", "Errors (R/W/C)", "Last scan"],
-        rows: vec![],
-        empty: "No pools reported.".into(),
-    };
-    for p in medium.and_then(|m| m.pools.as_ref()).into_iter().flatten() {
-        let scan = p.scan.as_ref().map(|sc| {
-            let when = sc.end.or(sc.start).map(|t| ago(Some(t * 1000), now_ms)).unwrap_or_default();
-            format!("{} {} {}", sc.function.as_str().to_lowercase(), sc.state.as_str().to_lowercase(), when)
-        });
-        let mut state = p.state.to_string();
-        if let Some(status) = &p.status {
-            state = format!("{state} — {status}");
-        }
-        pools.rows.push(Row {
-            cells: vec![
-                p.name.clone(),
-                state,
-                format!("{} of {} ({}%)", opt_bytes(p.alloc), opt_bytes(p.size), opt_f(p.cap_pct, 0)),
-                format!("{}%", opt_f(p.frag_pct, 0)),
-                format!("{} data errors", p.error_count),
-                scan.unwrap_or_else(|| "never".into()),
-            ],
-            bad: pool_level(&p.state) != Level::Online,
-        });
-        for v in &p.vdevs {
-            // A leaf vdev names the disk it is on, so a failing vdev and its disk show together.
-            let disk = disk_of_vdev(disks, &v.name).filter(|_| v.depth > 0);
-            let on = disk.map_or_else(String::new, |d| {
-                let health = match d.smart_passed {
-                    Some(false) => ", SMART FAILED",
-                    _ if d.standby => ", standby",
-                    _ => "",
-                };
-                format!(" → {}{health}", d.name)
-            });
-            pools.rows.push(Row {
-                cells: vec![
-                    format!("{}└ {}{on}", "  ".repeat(v.depth as usize), v.name),
-                    v.state.to_string(),
-                    String::new(),
-                    String::new(),
-                    format!("{}/{}/{}", v.read_errors, v.write_errors, v.checksum_errors),
-                    String::new(),
-                ],
-                bad: pool_level(&v.state) != Level::Online
-                    || v.errors() > 0
-                    || disk.is_some_and(|d| d.smart_passed == Some(false)),
-            });
-        }
+impl Section {
+    pub fn new(title: &str, head: Vec<&'static str>, empty: &str, rows: Vec<Row>) -> Section {
+        Section { title: title.into(), head, rows, empty: empty.into() }
     }
-    out.push(pools);
+}
+
+/// The host page's tables, in the order the page shows them.
+fn sections(s: &HostState, now_ms: i64) -> Vec<Section> {
+    let medium = s.medium.as_ref().map(|p| &p.data);
+    let slow = s.slow.as_ref().map(|p| &p.data);
+    let mut out = vec![pools_section(medium, slow, now_ms)];
     out.extend(hardware::sections(s));
-    let mut storages = Section {
-        title: "Storages".into(),
-        head: vec!["Storage", "Type", "Active", "Used", "Content"],
-        rows: vec![],
-        empty: "No storages reported.".into(),
-    };
-    for st in medium.and_then(|m| m.storages.as_ref()).into_iter().flatten() {
+    out.push(storages_section(medium));
+    out.push(guests_section("Virtual machines", medium.and_then(|m| m.vms.as_deref())));
+    out.push(guests_section("Containers", medium.and_then(|m| m.cts.as_deref())));
+    out.push(snapshots_section(slow, now_ms));
+    out.extend(versions_section(slow));
+    out
+}
+
+/// Each pool, followed by its vdevs indented by depth.
+fn pools_section(medium: Option<&Medium>, slow: Option<&Slow>, now_ms: i64) -> Section {
+    let disks = slow.and_then(|s| s.disks.as_deref()).unwrap_or_default();
+    let mut rows = Vec::new();
+    for p in medium.and_then(|m| m.pools.as_ref()).into_iter().flatten() {
+        rows.push(pool_row(p, now_ms));
+        rows.extend(p.vdevs.iter().map(|v| vdev_row(v, disks)));
+    }
+    let head = vec!["Pool / vdev", "State", "Used", "Frag", "Errors (R/W/C)", "Last scan"];
+    Section::new("ZFS pools", head, "No pools reported.", rows)
+}
+
+fn pool_row(p: &Pool, now_ms: i64) -> Row {
+    let scan = p.scan.as_ref().map(|sc| {
+        let when = sc.end.or(sc.start).map(|t| ago(Some(t * 1000), now_ms)).unwrap_or_default();
+        format!("{} {} {}", sc.function.as_str().to_lowercase(), sc.state.as_str().to_lowercase(), when)
+    });
+    let mut state = p.state.to_string();
+    if let Some(status) = &p.status {
+        state = format!("{state} — {status}");
+    }
+    Row {
+        cells: vec![
+            p.name.clone(),
+            state,
+            format!("{} of {} ({}%)", opt_bytes(p.alloc), opt_bytes(p.size), opt_f(p.cap_pct, 0)),
+            format!("{}%", opt_f(p.frag_pct, 0)),
+            format!("{} data errors", p.error_count),
+            scan.unwrap_or_else(|| "never".into()),
+        ],
+        bad: pool_level(&p.state) != Level::Online,
+    }
+}
+
+fn vdev_row(v: &Vdev, disks: &[Disk]) -> Row {
+    // A leaf vdev names the disk it is on, so a failing vdev and its disk show together.
+    let disk = disk_of_vdev(disks, &v.name).filter(|_| v.depth > 0);
+    let on = disk.map_or_else(String::new, |d| {
+        let health = match d.smart_passed {
+            Some(false) => ", SMART FAILED",
+            _ if d.standby => ", standby",
+            _ => "",
+        };
+        format!(" → {}{health}", d.name)
+    });
+    Row {
+        cells: vec![
+            format!("{}└ {}{on}", "  ".repeat(v.depth as usize), v.name),
+            v.state.to_string(),
+            String::new(),
+            String::new(),
+            format!("{}/{}/{}", v.read_errors, v.write_errors, v.checksum_errors),
+            String::new(),
+        ],
+        bad: pool_level(&v.state) != Level::Online
+            || v.errors() > 0
+            || disk.is_some_and(|d| d.smart_passed == Some(false)),
+    }
+}
+
+fn storages_section(medium: Option<&Medium>) -> Section {
+    let rows = medium.and_then(|m| m.storages.as_ref()).into_iter().flatten().map(|st| {
         let used = pct(st.used, st.total);
-        storages.rows.push(Row {
+        Row {
             cells: vec![
                 st.name.clone(),
                 st.kind.clone(),
@@ -202,69 +220,59 @@ fn sections(s: &HostState, now_ms: i64) -> Vec<Section> {
                 format!("{} of {} ({}%)", opt_bytes(st.used), opt_bytes(st.total), opt_f(used, 0)),
                 st.content.clone(),
             ],
-            bad: (st.enabled && !st.active) || used.is_some_and(|u| u >= 85.0),
-        });
-    }
-    out.push(storages);
-    for (title, guests) in
-        [("Virtual machines", medium.and_then(|m| m.vms.as_ref())), ("Containers", medium.and_then(|m| m.cts.as_ref()))]
-    {
-        let mut sec = Section {
-            title: title.into(),
-            head: vec!["ID", "Name", "Status", "CPU", "Memory", "Uptime", "Tags"],
-            rows: vec![],
-            empty: "None.".into(),
-        };
-        for g in guests.into_iter().flatten() {
-            let mut status = g.status.to_string();
-            if let Some(lock) = &g.lock {
-                status = format!("{status} (lock: {lock})");
-            }
-            sec.rows.push(Row {
-                cells: vec![
-                    g.vmid.to_string(),
-                    g.name.clone(),
-                    status,
-                    g.cpu.map(|c| format!("{:.0}%", c * 100.0)).unwrap_or_else(|| "–".into()),
-                    format!("{} of {}", opt_bytes(g.mem), opt_bytes(g.maxmem)),
-                    duration(g.uptime_s),
-                    g.tags.join(", "),
-                ],
-                bad: false,
-            });
+            bad: (st.enabled && !st.active) || used.is_some_and(|u| STORAGE_FULL.level(u).is_some()),
         }
-        out.push(sec);
-    }
-    let slow = s.slow.as_ref().map(|p| &p.data);
-    let mut snaps = Section {
-        title: "Snapshots".into(),
-        head: vec!["Dataset", "Count", "Oldest", "Newest", "Used"],
-        rows: vec![],
-        empty: "No snapshots reported.".into(),
-    };
-    for d in slow.and_then(|s| s.snapshots.as_ref()).map(|s| s.datasets.as_slice()).unwrap_or_default() {
-        snaps.rows.push(Row {
+    });
+    let head = vec!["Storage", "Type", "Active", "Used", "Content"];
+    Section::new("Storages", head, "No storages reported.", rows.collect())
+}
+
+/// The virtual machines or the containers.
+fn guests_section(title: &str, guests: Option<&[Guest]>) -> Section {
+    let rows = guests.unwrap_or_default().iter().map(|g| {
+        let mut status = g.status.to_string();
+        if let Some(lock) = &g.lock {
+            status = format!("{status} (lock: {lock})");
+        }
+        Row {
             cells: vec![
-                d.dataset.clone(),
-                d.count.to_string(),
-                ago(Some(d.oldest * 1000), now_ms),
-                ago(Some(d.newest * 1000), now_ms),
-                bytes(d.used),
+                g.vmid.to_string(),
+                g.name.clone(),
+                status,
+                g.cpu.map(|c| format!("{:.0}%", c * 100.0)).unwrap_or_else(|| "–".into()),
+                format!("{} of {}", opt_bytes(g.mem), opt_bytes(g.maxmem)),
+                duration(g.uptime_s),
+                g.tags.join(", "),
             ],
             bad: false,
-        });
-    }
-    out.push(snaps);
-    if let Some(v) = slow.and_then(|s| s.versions.as_ref()) {
-        let dash = |o: &Option<String>| o.clone().unwrap_or_else(|| "–".into());
-        out.push(Section {
-            title: "Versions".into(),
-            head: vec!["pve-manager", "Kernel", "ZFS"],
-            rows: vec![Row { cells: vec![dash(&v.pve_manager), dash(&v.kernel), dash(&v.zfs)], bad: false }],
-            empty: String::new(),
-        });
-    }
-    out
+        }
+    });
+    let head = vec!["ID", "Name", "Status", "CPU", "Memory", "Uptime", "Tags"];
+    Section::new(title, head, "None.", rows.collect())
+}
+
+fn snapshots_section(slow: Option<&Slow>, now_ms: i64) -> Section {
+    let datasets = slow.and_then(|s| s.snapshots.as_ref()).map(|s| s.datasets.as_slice()).unwrap_or_default();
+    let rows = datasets.iter().map(|d| Row {
+        cells: vec![
+            d.dataset.clone(),
+            d.count.to_string(),
+            ago(Some(d.oldest * 1000), now_ms),
+            ago(Some(d.newest * 1000), now_ms),
+            bytes(d.used),
+        ],
+        bad: false,
+    });
+    let head = vec!["Dataset", "Count", "Oldest", "Newest", "Used"];
+    Section::new("Snapshots", head, "No snapshots reported.", rows.collect())
+}
+
+/// Only when the slow tier reported versions: an empty table would say nothing.
+fn versions_section(slow: Option<&Slow>) -> Option<Section> {
+    let v = slow.and_then(|s| s.versions.as_ref())?;
+    let dash = |o: &Option<String>| o.clone().unwrap_or_else(|| "–".into());
+    let row = Row { cells: vec![dash(&v.pve_manager), dash(&v.kernel), dash(&v.zfs)], bad: false };
+    Some(Section::new("Versions", vec!["pve-manager", "Kernel", "ZFS"], "", vec![row]))
 }
 
 #[derive(Deserialize)]

@@ -69,6 +69,27 @@ impl Text {
         }
     }
 
+    /// A family of one unlabelled sample.
+    pub fn single(&mut self, name: &str, kind: &str, help: &str, value: impl Value) {
+        self.family(name, kind, help);
+        self.sample(name, &[], value);
+    }
+
+    /// A family of one sample per value of `label` (a reason, a status).
+    pub fn by_label<S: AsRef<str>, V: Value>(
+        &mut self,
+        name: &str,
+        kind: &str,
+        help: &str,
+        label: &str,
+        samples: impl IntoIterator<Item = (S, V)>,
+    ) {
+        self.family(name, kind, help);
+        for (value_of_label, value) in samples {
+            self.sample(name, &[(label, value_of_label.as_ref())], value);
+        }
+    }
+
     pub fn into_string(self) -> String {
         self.0
     }

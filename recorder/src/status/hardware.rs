@@ -1,0 +1,78 @@
+//! Rules about the hardware: disks' SMART health, reallocated sectors, NVMe wear, spare
+//! and media errors, and CPU and NVMe temperatures.
+
+use wire::{Disk, Fast, Slow, TempKind};
+
+use super::{Facts, Finding, Level, Rule, CPU_TEMPERATURE, DISK_WEAR_PCT, NVME_TEMPERATURE};
+
+/// The same disk in an earlier slow payload: by serial when both have one, else by name.
+fn same_disk<'a>(previous: &'a Slow, disk: &Disk) -> Option<&'a Disk> {
+    let disks = previous.disks.as_ref()?;
+    match &disk.serial {
+        Some(serial) => disks.iter().find(|d| d.serial.as_ref() == Some(serial)),
+        None => disks.iter().find(|d| d.name == disk.name),
+    }
+}
+
+/// A counter that is higher now than in the previous reading of the same disk.
+fn grew(now: Option<u64>, before: Option<u64>) -> bool {
+    matches!((now, before), (Some(n), Some(b)) if n > b)
+}
+
+/// Every disk's findings; a counter is news only when it grew since the previous sample.
+pub(super) fn disks(f: &Facts, out: &mut Vec<Finding>) {
+    use Level::{Critical, Warning};
+    for disk in f.slow.and_then(|s| s.disks.as_ref()).into_iter().flatten() {
+        let name = Some(disk.name.as_str());
+        let what = match &disk.model {
+            Some(model) => format!("disk {} ({model})", disk.name),
+            None => format!("disk {}", disk.name),
+        };
+        if disk.smart_passed == Some(false) {
+            let message = format!("{what} fails its SMART health check");
+            out.push(Finding::new(Rule::DiskHealth, name, Critical, None, message));
+        }
+        let before = f.previous_slow.and_then(|p| same_disk(p, disk));
+        if let (Some(ata), Some(old)) = (&disk.ata, before.and_then(|b| b.ata.as_ref())) {
+            let sectors = |a: &wire::AtaHealth| a.reallocated.unwrap_or(0) + a.pending.unwrap_or(0);
+            if grew(ata.reallocated, old.reallocated) || grew(ata.pending, old.pending) {
+                let message =
+                    format!("{what}: reallocated/pending sectors grew from {} to {}", sectors(old), sectors(ata));
+                out.push(Finding::new(Rule::DiskSectors, name, Warning, Some(sectors(ata) as f64), message));
+            }
+        }
+        let Some(nvme) = &disk.nvme else { continue };
+        if let Some(used) = nvme.percentage_used.filter(|u| *u >= DISK_WEAR_PCT) {
+            let message = format!("{what} has used {used}% of its rated endurance");
+            out.push(Finding::new(Rule::DiskWear, name, Warning, Some(used as f64), message));
+        }
+        if let (Some(spare), Some(threshold)) = (nvme.available_spare, nvme.available_spare_threshold) {
+            if spare < threshold {
+                let message = format!("{what} has {spare}% spare blocks left, below its threshold of {threshold}%");
+                out.push(Finding::new(Rule::DiskSpare, name, Warning, Some(spare as f64), message));
+            }
+        }
+        let old = before.and_then(|b| b.nvme.as_ref()).and_then(|n| n.media_errors);
+        if grew(nvme.media_errors, old) {
+            let now = nvme.media_errors.unwrap_or(0);
+            let message = format!("{what}: media errors grew from {} to {now}", old.unwrap_or(0));
+            out.push(Finding::new(Rule::DiskMediaErrors, name, Warning, Some(now as f64), message));
+        }
+    }
+}
+
+/// A CPU package or NVMe controller at or above its thresholds (a card's plain level).
+pub(super) fn temperatures(fast: &Fast, out: &mut Vec<Finding>) {
+    for t in fast.temps.iter().flatten() {
+        let (rule, thresholds) = match t.kind {
+            TempKind::Cpu => (Rule::CpuTemperature, CPU_TEMPERATURE),
+            TempKind::Nvme => (Rule::NvmeTemperature, NVME_TEMPERATURE),
+            TempKind::Other => continue,
+        };
+        let c = t.hottest();
+        if let Some(level) = thresholds.level(c) {
+            let message = format!("{} is at {c:.0} °C", t.name);
+            out.push(Finding::new(rule, Some(&t.name), level, Some(c), message));
+        }
+    }
+}

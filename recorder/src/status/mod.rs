@@ -1,0 +1,230 @@
+//! The status rules, pure (documented in docs/STATUS.md). Each rule yields typed
+//! [`Finding`]s (rule, subject, level, value, message): the dashboard's level and reasons
+//! are made from them ([`evaluate`]), and so are alerts (the `alerting` crate), so a red
+//! card and an alert never disagree.
+//!
+//! One file per area of rules: `host` (connection, silence, load, clock, shared token),
+//! `zfs` (pools and scrubs), `storage`, `guests`, `hardware` (disks and temperatures);
+//! `thresholds` holds the numbers they compare against.
+
+mod guests;
+mod hardware;
+mod host;
+mod storage;
+mod thresholds;
+mod zfs;
+
+use serde::Serialize;
+use wire::{Fast, Medium, Slow};
+
+pub use guests::{guest_still_stopped, guests};
+pub use host::{SharedToken, SHARED_TOKEN_HOLD_MS};
+pub use thresholds::{
+    measure, measure_fast, pct, Thresholds, CPU_TEMPERATURE, DISK_WEAR_PCT, NVME_TEMPERATURE, POOL_CAPACITY,
+    SCRUB_AGE_DAYS, STORAGE_FULL,
+};
+pub use zfs::pool_level;
+
+/// Worst first when sorted descending.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Level {
+    Online,
+    Warning,
+    Critical,
+    Offline,
+}
+
+impl Level {
+    /// Best first.
+    pub const ALL: [Level; 4] = [Level::Online, Level::Warning, Level::Critical, Level::Offline];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Level::Online => "online",
+            Level::Warning => "warning",
+            Level::Critical => "critical",
+            Level::Offline => "offline",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Level> {
+        Level::ALL.into_iter().find(|l| l.as_str() == s)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Health {
+    pub level: Level,
+    pub reasons: Vec<String>,
+}
+
+/// Which rule a finding comes from; its name is stable (alert identities, `--rule`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Rule {
+    HostOffline,
+    HostSilent,
+    PoolState,
+    PoolCapacity,
+    PoolErrors,
+    ScrubAge,
+    ScrubErrors,
+    StorageFull,
+    StorageInactive,
+    GuestStopped,
+    Load,
+    DiskHealth,
+    DiskSectors,
+    DiskWear,
+    DiskSpare,
+    DiskMediaErrors,
+    CpuTemperature,
+    NvmeTemperature,
+    /// Two agents use this host's token (the gateway's clone detector tripped).
+    SharedToken,
+    ClockSkew,
+}
+
+impl Rule {
+    pub const ALL: [Rule; 20] = [
+        Rule::HostOffline,
+        Rule::HostSilent,
+        Rule::PoolState,
+        Rule::PoolCapacity,
+        Rule::PoolErrors,
+        Rule::ScrubAge,
+        Rule::ScrubErrors,
+        Rule::StorageFull,
+        Rule::StorageInactive,
+        Rule::GuestStopped,
+        Rule::Load,
+        Rule::DiskHealth,
+        Rule::DiskSectors,
+        Rule::DiskWear,
+        Rule::DiskSpare,
+        Rule::DiskMediaErrors,
+        Rule::CpuTemperature,
+        Rule::NvmeTemperature,
+        Rule::SharedToken,
+        Rule::ClockSkew,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Rule::HostOffline => "host_offline",
+            Rule::HostSilent => "host_silent",
+            Rule::PoolState => "pool_state",
+            Rule::PoolCapacity => "pool_capacity",
+            Rule::PoolErrors => "pool_errors",
+            Rule::ScrubAge => "scrub_age",
+            Rule::ScrubErrors => "scrub_errors",
+            Rule::StorageFull => "storage_full",
+            Rule::StorageInactive => "storage_inactive",
+            Rule::GuestStopped => "guest_stopped",
+            Rule::Load => "load",
+            Rule::DiskHealth => "disk_health",
+            Rule::DiskSectors => "disk_sectors",
+            Rule::DiskWear => "disk_wear",
+            Rule::DiskSpare => "disk_spare",
+            Rule::DiskMediaErrors => "disk_media_errors",
+            Rule::CpuTemperature => "cpu_temperature",
+            Rule::NvmeTemperature => "nvme_temperature",
+            Rule::SharedToken => "shared_token",
+            Rule::ClockSkew => "clock_skew",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Rule> {
+        Rule::ALL.into_iter().find(|r| r.as_str() == s)
+    }
+}
+
+impl std::fmt::Display for Rule {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One thing wrong with a host: what the card lists as a reason and what an alert is about.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Finding {
+    pub rule: Rule,
+    /// The pool, storage, guest (`vm/101`, `ct/105`), disk (`sda`, `nvme0`) or sensor
+    /// (`cpu0`, `nvme0`) it is about; None for the host.
+    pub subject: Option<String>,
+    /// Warning, Critical, or Offline (only [`Rule::HostOffline`]).
+    pub level: Level,
+    /// The measured number, where the rule has one (percent, error count, days).
+    pub value: Option<f64>,
+    pub message: String,
+}
+
+impl Finding {
+    fn new(rule: Rule, subject: Option<&str>, level: Level, value: Option<f64>, message: String) -> Finding {
+        Finding { rule, subject: subject.map(str::to_owned), level, value, message }
+    }
+}
+
+/// What the rules look at.
+pub struct Facts<'a> {
+    pub online: bool,
+    pub now_ms: i64,
+    pub fast: Option<&'a Fast>,
+    /// When the latest fast sample arrived (or the host reconnected, if later), and the
+    /// fast interval seen from the agent.
+    pub fast_received_ms: Option<i64>,
+    pub fast_interval_ms: Option<i64>,
+    pub medium: Option<&'a Medium>,
+    /// The medium payload before `medium`, to see error counters grow and guests stop.
+    pub previous_medium: Option<&'a Medium>,
+    pub slow: Option<&'a Slow>,
+    /// The slow payload before `slow`, to see a disk's sector and media error counts grow.
+    pub previous_slow: Option<&'a Slow>,
+    /// The last time the gateway saw two agents using this host's token.
+    pub shared_token: Option<&'a SharedToken>,
+    /// The agent's clock minus the server's, ms (see `clock.rs`).
+    pub clock_skew_ms: Option<i64>,
+}
+
+/// Every finding, worst rules first within each group; only [`Rule::HostOffline`] when
+/// the host is not connected (nothing else is known then).
+pub fn findings(f: &Facts) -> Vec<Finding> {
+    if !f.online {
+        return vec![Finding::new(Rule::HostOffline, None, Level::Offline, None, "not connected".into())];
+    }
+    // The order here is the order of a card's reasons within a level.
+    let mut out = Vec::new();
+    host::shared_token(f, &mut out);
+    host::silence(f, &mut out);
+    if let Some(medium) = f.medium {
+        zfs::pools(f, medium, &mut out);
+        storage::storages(medium, &mut out);
+        guests::stopped(f, medium, &mut out);
+    }
+    if let Some(fast) = f.fast {
+        host::load(fast, &mut out);
+        hardware::temperatures(fast, &mut out);
+    }
+    hardware::disks(f, &mut out);
+    host::clock_skew(f, &mut out);
+    out
+}
+
+/// The host's level and reasons from its findings: offline; critical; warning; otherwise
+/// online. A critical host lists its warning reasons after its critical ones.
+pub fn evaluate(f: &Facts) -> Health {
+    health(&findings(f))
+}
+
+/// The level and reasons of `findings`.
+pub fn health(findings: &[Finding]) -> Health {
+    let level = findings.iter().map(|f| f.level).max().unwrap_or(Level::Online);
+    let mut sorted: Vec<&Finding> = findings.iter().collect();
+    // Stable: within a level, the rules' order.
+    sorted.sort_by_key(|f| std::cmp::Reverse(f.level));
+    Health { level, reasons: sorted.into_iter().map(|f| f.message.clone()).collect() }
+}
+
+#[cfg(test)]
+mod tests;
