@@ -8,6 +8,7 @@ mod homeassistant;
 mod ops;
 mod packaging;
 mod recorder;
+mod runbook;
 mod secrets_in_logs;
 mod sessions;
 mod walking_skeleton;
