@@ -163,6 +163,7 @@ mod tests {
             "homeassistant/device/pmon_pve1/config",
             "pmon/v1/pve1/ha/fast",
             "pmon/v1/pve1/ha/medium",
+            "pmon/v1/pve1/ha/slow",
         ] {
             assert_eq!(check_publish(&me, topic, 6, 100), Err(Violation::ForeignTopic), "{topic}");
             assert_eq!(check_publish(&o, topic, 6, 100), Err(Violation::ReadOnly), "{topic}");

@@ -1,7 +1,11 @@
 //! The flat, retained state payloads Home Assistant reads: `pmon/v1/<host>/ha/fast` (the
-//! fast tier, the host's status and its firing alerts) and `pmon/v1/<host>/ha/medium`
-//! (guests, pools, storages). One JSON object of scalars each (plus the status's
-//! attributes), so that every template in the discovery config is `{{ value_json.key }}`.
+//! fast tier, the host's status and its firing alerts), `pmon/v1/<host>/ha/medium`
+//! (guests, pools, storages) and `pmon/v1/<host>/ha/slow` (disks' SMART health and
+//! temperature). One JSON object of scalars each (plus the status's attributes), so that
+//! every template in the discovery config is `{{ value_json.key }}`. One payload per tier,
+//! each with its tier's `ts`, so that a value's `expire_after` follows its own tier: disk
+//! values folded into `ha/medium` would be refreshed every medium sample and never expire
+//! while the slow tier is stuck.
 //!
 //! A value the agent could not collect is `null`; Home Assistant's MQTT sensor shows a
 //! rendered `None` as unknown rather than as an error.
@@ -9,7 +13,7 @@
 use recorder::state::HostState;
 use recorder::status::Level;
 use serde_json::{json, Map, Value};
-use wire::{GuestStatus, PoolState};
+use wire::{Disk, GuestStatus, PoolState};
 
 /// A JSON object.
 pub type Flat = Map<String, Value>;
@@ -19,7 +23,12 @@ pub type Flat = Map<String, Value>;
 pub const POOL_STATES: [&str; 8] =
     ["ONLINE", "DEGRADED", "FAULTED", "OFFLINE", "UNAVAIL", "REMOVED", "SUSPENDED", "UNKNOWN"];
 
-/// A pool or storage name as a key part made of `[A-Za-z0-9_]` only (a Jinja attribute
+/// The enum options of a disk's health sensor: its SMART overall health, `standby` when
+/// the agent did not wake it (no SMART data this time), `unknown` when smartctl said
+/// nothing.
+pub const DISK_HEALTH: [&str; 4] = ["passed", "failed", "standby", "unknown"];
+
+/// A pool, storage or disk name as a key part made of `[A-Za-z0-9_]` only (a Jinja attribute
 /// name and a component id): letters and digits stay, `_` becomes `__`, every other byte
 /// `_xx` in hex. Injective, so `local-lvm` and `local_lvm` never share a key.
 pub fn key_part(name: &str) -> String {
@@ -44,6 +53,26 @@ pub fn pool_capacity_key(pool: &str) -> String {
 
 pub fn storage_usage_key(storage: &str) -> String {
     format!("storage_{}_usage", key_part(storage))
+}
+
+/// A disk's keys use its device name (`sda`, `nvme0`): unique on a host and the name the
+/// dashboard and the alerts use; a serial can be missing or, behind some USB bridges,
+/// shared.
+pub fn disk_health_key(disk: &str) -> String {
+    format!("disk_{}_health", key_part(disk))
+}
+
+pub fn disk_temperature_key(disk: &str) -> String {
+    format!("disk_{}_temperature", key_part(disk))
+}
+
+fn disk_health(disk: &Disk) -> &'static str {
+    match (disk.smart_passed, disk.standby) {
+        (Some(false), _) => "failed",
+        (_, true) => "standby",
+        (Some(true), _) => "passed",
+        (None, false) => "unknown",
+    }
 }
 
 fn pool_state(state: &PoolState) -> &'static str {
@@ -111,6 +140,17 @@ pub fn medium(state: &HostState) -> Flat {
     out
 }
 
+/// `pmon/v1/<host>/ha/slow`: each disk's SMART health and temperature (`null` in standby).
+pub fn slow(state: &HostState) -> Flat {
+    let mut out = Flat::new();
+    out.insert("ts".into(), json!(state.slow.as_ref().map(|p| p.ts_ms)));
+    for disk in state.slow.as_ref().and_then(|p| p.data.disks.as_ref()).into_iter().flatten() {
+        out.insert(disk_health_key(&disk.name), json!(disk_health(disk)));
+        out.insert(disk_temperature_key(&disk.name), json!(disk.temp_c.map(round1)));
+    }
+    out
+}
+
 /// The enum options of the status sensor, best first.
 pub fn status_options() -> Vec<&'static str> {
     Level::ALL.iter().map(|l| l.as_str()).collect()
@@ -131,6 +171,17 @@ mod tests {
         let keys: std::collections::HashSet<String> = names.iter().map(|n| key_part(n)).collect();
         assert_eq!(keys.len(), names.len());
         assert!(keys.iter().all(|k| k.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')));
+    }
+
+    #[test]
+    fn disk_health_prefers_a_failure_then_standby() {
+        let disk = |smart_passed, standby| Disk { smart_passed, standby, ..Disk::default() };
+        assert_eq!(disk_health(&disk(Some(true), false)), "passed");
+        assert_eq!(disk_health(&disk(Some(false), false)), "failed");
+        assert_eq!(disk_health(&disk(Some(false), true)), "failed");
+        assert_eq!(disk_health(&disk(None, true)), "standby");
+        assert_eq!(disk_health(&disk(None, false)), "unknown");
+        assert!([true, false].iter().all(|s| DISK_HEALTH.contains(&disk_health(&disk(None, *s)))));
     }
 
     #[test]

@@ -10,7 +10,7 @@
 //! <https://www.home-assistant.io/integrations/sensor.mqtt/>; `availability_topic` with
 //! the default payloads `online`/`offline` is our `status` topic as it stands.
 //!
-//! A component that disappears (a pool destroyed, a storage removed) is declared once more
+//! A component that disappears (a pool destroyed, a storage removed, a disk pulled) is declared once more
 //! with only its platform, which is how Home Assistant removes one component of a device
 //! ("To remove a component, publish the device config with only the platform for that
 //! component", same page); omitting it would leave a ghost entity.
@@ -19,9 +19,9 @@ use std::collections::BTreeMap;
 
 use recorder::state::HostState;
 use serde_json::{json, Map, Value};
-use wire::{HostId, Kind, Medium, ServerKind};
+use wire::{HostId, Kind, Medium, ServerKind, Slow};
 
-use crate::derived::{self, POOL_STATES};
+use crate::derived::{self, DISK_HEALTH, POOL_STATES};
 
 /// What the config says that is not about the host.
 #[derive(Debug, Clone)]
@@ -36,6 +36,10 @@ pub struct Context {
 /// How long Home Assistant keeps a medium-tier value without an update before showing it
 /// unavailable: six samples at the agent's default `medium_seconds` (300).
 pub const MEDIUM_EXPIRE_S: u64 = 1800;
+
+/// How long a disk's values live without an update: three samples at the agent's default
+/// `slow_seconds` (1800), as smartctl over many disks can make a sample late.
+pub const SLOW_EXPIRE_S: u64 = 5400;
 
 /// How long a fast-tier value lives without an update: four samples of the host's fast
 /// interval (30 s unless the writer has seen two samples), at least two minutes. The
@@ -79,6 +83,21 @@ impl Builder {
         }
         self.add(key, "sensor", c);
     }
+
+    /// An enum sensor on `topic`'s `key`, unavailable while the host is offline.
+    fn enum_sensor(&mut self, topic: &str, key: &str, name: &str, options: &[&str], icon: &str, expire_s: u64) {
+        let c = json!({
+            "name": name,
+            "state_topic": topic,
+            "value_template": format!("{{{{ value_json.{key} }}}}"),
+            "device_class": "enum",
+            "options": options,
+            "availability_topic": self.status,
+            "expire_after": expire_s,
+            "icon": icon,
+        });
+        self.add(key, "sensor", c);
+    }
 }
 
 fn percent() -> Value {
@@ -96,6 +115,7 @@ fn bytes() -> Value {
 pub fn config(host: &HostId, state: &HostState, ctx: &Context, removed: &BTreeMap<String, String>) -> Value {
     let fast = host.server_topic(ServerKind::HaFast);
     let medium = host.server_topic(ServerKind::HaMedium);
+    let slow = host.server_topic(ServerKind::HaSlow);
     let mut b =
         Builder { device_id: wire::topic::device_id(host), status: host.topic(Kind::Status), components: Map::new() };
     for (id, platform) in removed {
@@ -104,6 +124,7 @@ pub fn config(host: &HostId, state: &HostState, ctx: &Context, removed: &BTreeMa
     b.presence(&fast);
     b.fast_sensors(&fast, fast_expire_s(state));
     b.medium_sensors(&medium, state.medium.as_ref().map(|p| &p.data));
+    b.slow_sensors(&slow, state.slow.as_ref().map(|p| &p.data));
     json!({
         "device": device(host, state, ctx, &b.device_id),
         "origin": {"name": "proxmox-monitor", "sw_version": ctx.version, "support_url": ctx.base_url},
@@ -186,23 +207,32 @@ impl Builder {
         self.sensor(medium, "cts_running", "Running containers", json!({"icon": "mdi:package-variant"}), mx);
         for pool in m.and_then(|m| m.pools.as_ref()).into_iter().flatten() {
             let key = derived::pool_health_key(&pool.name);
-            let health = json!({
-                "name": format!("Pool {} health", pool.name),
-                "state_topic": medium,
-                "value_template": format!("{{{{ value_json.{key} }}}}"),
-                "device_class": "enum",
-                "options": POOL_STATES,
-                "availability_topic": self.status,
-                "expire_after": mx,
-                "icon": "mdi:database-check",
-            });
-            self.add(&key, "sensor", health);
+            let name = format!("Pool {} health", pool.name);
+            self.enum_sensor(medium, &key, &name, &POOL_STATES, "mdi:database-check", mx);
             let key = derived::pool_capacity_key(&pool.name);
             self.sensor(medium, &key, &format!("Pool {} capacity", pool.name), percent(), mx);
         }
         for storage in m.and_then(|m| m.storages.as_ref()).into_iter().flatten() {
             let key = derived::storage_usage_key(&storage.name);
             self.sensor(medium, &key, &format!("Storage {} usage", storage.name), percent(), mx);
+        }
+    }
+
+    /// One health and one temperature per disk that `s` has, named with the disk's model
+    /// so that a renamed device (`sda` after a reboot) shows which disk it now is.
+    fn slow_sensors(&mut self, slow: &str, s: Option<&Slow>) {
+        let sx = SLOW_EXPIRE_S;
+        for disk in s.and_then(|s| s.disks.as_ref()).into_iter().flatten() {
+            let what = match &disk.model {
+                Some(model) => format!("Disk {} ({model})", disk.name),
+                None => format!("Disk {}", disk.name),
+            };
+            let key = derived::disk_health_key(&disk.name);
+            self.enum_sensor(slow, &key, &format!("{what} health"), &DISK_HEALTH, "mdi:harddisk", sx);
+            let key = derived::disk_temperature_key(&disk.name);
+            let temperature = json!({"device_class": "temperature", "unit_of_measurement": "°C",
+                                     "suggested_display_precision": 0});
+            self.sensor(slow, &key, &format!("{what} temperature"), temperature, sx);
         }
     }
 }

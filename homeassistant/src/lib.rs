@@ -2,10 +2,10 @@
 //! Assistant as a device with live sensors, with no YAML.
 //!
 //! # Layout
-//! - [`derived`]: the flat state payloads on `pmon/v1/<host>/ha/fast` and `.../ha/medium`,
-//!   a pure function of a host's [`recorder::state::HostState`]; every template in the
-//!   discovery config is a key lookup in one of them, so Home Assistant never depends on
-//!   the agents' payload schema.
+//! - [`derived`]: the flat state payloads on `pmon/v1/<host>/ha/fast`, `.../ha/medium` and
+//!   `.../ha/slow` (one per tier), a pure function of a host's
+//!   [`recorder::state::HostState`]; every template in the discovery config is a key
+//!   lookup in one of them, so Home Assistant never depends on the agents' payload schema.
 //! - [`discovery`]: the device-discovery config of a host (Home Assistant 2024.11+), pure,
 //!   and the keys of the components it declares.
 //! - [`service`]: the task `serve` runs with `HA_DISCOVERY=1`: publishes configs at start,

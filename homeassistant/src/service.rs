@@ -63,6 +63,7 @@ struct Published {
     removed: BTreeMap<String, String>,
     fast: String,
     medium: String,
+    slow: String,
 }
 
 /// The messages that bring Home Assistant up to date, decided without I/O.
@@ -116,6 +117,11 @@ impl Mirror {
             out.push((host.server_topic(ServerKind::HaMedium), medium.clone().into_bytes()));
             p.medium = medium;
         }
+        let slow = serde_json::Value::Object(derived::slow(state)).to_string();
+        if force || slow != p.slow {
+            out.push((host.server_topic(ServerKind::HaSlow), slow.clone().into_bytes()));
+            p.slow = slow;
+        }
         out
     }
 
@@ -130,6 +136,7 @@ impl Mirror {
             out.push((self.prefix.device_topic(&host), Vec::new()));
             out.push((host.server_topic(ServerKind::HaFast), Vec::new()));
             out.push((host.server_topic(ServerKind::HaMedium), Vec::new()));
+            out.push((host.server_topic(ServerKind::HaSlow), Vec::new()));
         }
         out
     }

@@ -16,7 +16,8 @@ fn context() -> Context {
     Context { base_url: "https://monitor.example.com".into(), version: "0.1.0".into() }
 }
 
-/// A host with two pools (one degraded), two storages, two VMs and a container.
+/// A host with two pools (one degraded), two storages, two VMs and a container, and two
+/// disks: an NVMe that passes SMART and an ATA disk asleep (no SMART data).
 fn state() -> HostState {
     let fast = r#"{"schema":1,"host_id":"pve-host-01","ts_ms":1764100000000,"boot_id":"b","seq":42,
       "agent_version":"0.1.0","data":{"cpus":16,"load1":0.42,"load5":0.37,"load15":0.31,"cpu_pct":7.5,
@@ -34,7 +35,12 @@ fn state() -> HostState {
        "vms":[{"vmid":100,"name":"web-1","status":"running","tags":[]},{"vmid":101,"name":"db-1","status":"stopped","tags":[]}],
        "cts":[{"vmid":200,"name":"dns","status":"running","tags":[]}]}}"#;
     let slow = r#"{"schema":1,"host_id":"pve-host-01","ts_ms":1764100000000,"boot_id":"b","seq":1,
-      "agent_version":"0.1.0","data":{"versions":{"pve_manager":"8.3.0","kernel":"6.8.12-4-pve","zfs":"2.2.6-pve1"}}}"#;
+      "agent_version":"0.1.0","data":{"versions":{"pve_manager":"8.3.0","kernel":"6.8.12-4-pve","zfs":"2.2.6-pve1"},
+       "disks":[{"name":"nvme0","protocol":"NVMe","model":"Samsung SSD 980 PRO 1TB","serial":"S5GXNX0T123456",
+                 "capacity":1000204886016,"smart_passed":true,"temp_c":41.0,"power_on_hours":8123,
+                 "nvme":{"percentage_used":3,"available_spare":100,"media_errors":0}},
+                {"name":"sda","protocol":"ATA","model":"WDC WD40EFRX-68N32N0","serial":"WD-WCC7K1234567",
+                 "capacity":4000787030016,"standby":true,"smart_passed":null,"temp_c":null,"power_on_hours":null}]}}"#;
     HostState {
         host_id: "pve-host-01".into(),
         online: true,
@@ -91,6 +97,7 @@ fn every_template_key_is_in_the_derived_payload_of_its_topic() {
     let config = discovery::config(&host, &state, &context(), &BTreeMap::new());
     let fast = derived::fast(&state, 2, 1764100001000);
     let medium = derived::medium(&state);
+    let slow = derived::slow(&state);
     let keys = template_keys(&config);
     assert!(keys.len() > 20, "{keys:?}");
     for (topic, key) in keys {
@@ -98,6 +105,8 @@ fn every_template_key_is_in_the_derived_payload_of_its_topic() {
             &fast
         } else if topic == host.server_topic(wire::ServerKind::HaMedium) {
             &medium
+        } else if topic == host.server_topic(wire::ServerKind::HaSlow) {
+            &slow
         } else {
             panic!("template on {topic}, which is not a derived topic")
         };
@@ -107,6 +116,14 @@ fn every_template_key_is_in_the_derived_payload_of_its_topic() {
     assert_eq!(medium["pool_tank_health"], "DEGRADED");
     assert_eq!(medium["storage_local_2dlvm_usage"], 25.0);
     assert_eq!((medium["vms_running"].clone(), medium["cts_running"].clone()), (1.into(), 1.into()));
+    assert_eq!(
+        (slow["disk_nvme0_health"].clone(), slow["disk_nvme0_temperature"].clone()),
+        ("passed".into(), 41.0.into())
+    );
+    assert_eq!(
+        (slow["disk_sda_health"].clone(), slow["disk_sda_temperature"].clone()),
+        ("standby".into(), Value::Null)
+    );
     assert_eq!(fast["mem_used"], 25769803776u64, "memory without the ARC");
     assert_eq!(fast["mem_used_pct"], 37.5);
     assert_eq!(fast["alerts_firing"], 2);
@@ -119,9 +136,9 @@ fn a_vanished_pool_is_removed_with_its_platform_only_and_a_removed_host_cleared(
     let (host, mut state) = (host(), state());
     let mut mirror = Mirror::new(wire::DiscoveryPrefix::default(), context());
     let first = mirror.sync(&host, &state, 1764100001000, false);
-    assert_eq!(first.len(), 3, "config, fast and medium");
+    assert_eq!(first.len(), 4, "config, fast, medium and slow");
     assert!(mirror.sync(&host, &state, 1764100001000, false).is_empty(), "nothing changed");
-    assert_eq!(mirror.sync(&host, &state, 1764100001000, true).len(), 3, "birth: everything again");
+    assert_eq!(mirror.sync(&host, &state, 1764100001000, true).len(), 4, "birth: everything again");
 
     state.medium.as_mut().unwrap().data.pools.as_mut().unwrap().retain(|p| p.name != "tank");
     let out = mirror.sync(&host, &state, 1764100001000, false);
@@ -148,10 +165,38 @@ fn a_vanished_pool_is_removed_with_its_platform_only_and_a_removed_host_cleared(
         [
             "homeassistant/device/pmon_pve-host-01/config",
             "pmon/v1/pve-host-01/ha/fast",
-            "pmon/v1/pve-host-01/ha/medium"
+            "pmon/v1/pve-host-01/ha/medium",
+            "pmon/v1/pve-host-01/ha/slow"
         ]
     );
     assert!(out.iter().all(|(_, p)| p.is_empty()), "empty retained payloads remove the device");
+}
+
+#[test]
+fn a_vanished_disk_is_removed_with_its_platform_only() {
+    let (host, mut state) = (host(), state());
+    let mut mirror = Mirror::new(wire::DiscoveryPrefix::default(), context());
+    mirror.sync(&host, &state, 1764100001000, false);
+
+    let slow = state.slow.as_mut().unwrap();
+    slow.ts_ms += 1_800_000;
+    slow.data.disks.as_mut().unwrap().retain(|d| d.name != "sda");
+    let out = mirror.sync(&host, &state, 1764100001000, false);
+    let topics: Vec<&str> = out.iter().map(|(t, _)| t.as_str()).collect();
+    assert_eq!(topics, ["homeassistant/device/pmon_pve-host-01/config", "pmon/v1/pve-host-01/ha/slow"]);
+    let config: Value = serde_json::from_slice(&out[0].1).unwrap();
+    let cmps = &config["components"];
+    assert_eq!(cmps["disk_sda_health"], serde_json::json!({"platform": "sensor"}));
+    assert_eq!(cmps["disk_sda_temperature"], serde_json::json!({"platform": "sensor"}));
+    assert!(cmps["disk_nvme0_temperature"]["value_template"].is_string());
+    let slow: Value = serde_json::from_slice(&out[1].1).unwrap();
+    assert!(slow.get("disk_sda_health").is_none() && slow["disk_nvme0_health"] == "passed", "{slow}");
+
+    // A new sample of the same disks changes the state only.
+    state.slow.as_mut().unwrap().ts_ms += 1_800_000;
+    let out = mirror.sync(&host, &state, 1764100001000, false);
+    assert_eq!(out.len(), 1, "only ha/slow");
+    assert_eq!(out[0].0, "pmon/v1/pve-host-01/ha/slow");
 }
 
 #[test]

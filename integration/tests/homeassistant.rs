@@ -59,6 +59,7 @@ fn home_assistant_reads_a_live_hosts_device_and_states_and_the_device_goes_with_
     assert!(["online", "warning", "critical"].contains(&fast["status"].as_str().unwrap_or("")), "{fast}");
     let medium = first(&server, &ha_token, "pmon/v1/pve-ha/ha/medium").expect("ha/medium retained");
     assert_eq!(medium["pool_tank_health"], "ONLINE", "{medium}");
+    let slow = first(&server, &ha_token, "pmon/v1/pve-ha/ha/slow").expect("ha/slow retained");
     // Every template of the config is a key of the payload on its state topic.
     for (id, c) in device["components"].as_object().unwrap() {
         let Some(template) = c.get("value_template").and_then(|t| t.as_str()) else { continue };
@@ -66,6 +67,7 @@ fn home_assistant_reads_a_live_hosts_device_and_states_and_the_device_goes_with_
         let payload = match c["state_topic"].as_str().unwrap() {
             "pmon/v1/pve-ha/ha/fast" => &fast,
             "pmon/v1/pve-ha/ha/medium" => &medium,
+            "pmon/v1/pve-ha/ha/slow" => &slow,
             other => panic!("{id} reads {other}"),
         };
         assert!(payload.get(key).is_some(), "{id}: {key} not in {payload}");

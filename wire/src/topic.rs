@@ -1,5 +1,5 @@
 //! Topic names: `pmon/v1/<host_id>/{status,fast,medium,slow}` (a host's own, [`Kind`]),
-//! `pmon/v1/<host_id>/{alerts,alerts/events,ha/fast,ha/medium}` (published by the server
+//! `pmon/v1/<host_id>/{alerts,alerts/events,ha/fast,ha/medium,ha/slow}` (published by the server
 //! only, [`ServerKind`]) and Home Assistant's discovery topics under a configurable prefix
 //! ([`DiscoveryPrefix`]).
 
@@ -138,11 +138,13 @@ pub enum ServerKind {
     HaFast,
     /// Home Assistant's flat view of the medium tier, retained.
     HaMedium,
+    /// Home Assistant's flat view of the slow tier (disks' SMART health), retained.
+    HaSlow,
 }
 
 impl ServerKind {
-    pub const ALL: [ServerKind; 4] =
-        [ServerKind::Alerts, ServerKind::AlertEvents, ServerKind::HaFast, ServerKind::HaMedium];
+    pub const ALL: [ServerKind; 5] =
+        [ServerKind::Alerts, ServerKind::AlertEvents, ServerKind::HaFast, ServerKind::HaMedium, ServerKind::HaSlow];
 
     /// The topic levels after the host id.
     pub fn as_str(self) -> &'static str {
@@ -151,6 +153,7 @@ impl ServerKind {
             ServerKind::AlertEvents => "alerts/events",
             ServerKind::HaFast => "ha/fast",
             ServerKind::HaMedium => "ha/medium",
+            ServerKind::HaSlow => "ha/slow",
         }
     }
 
@@ -323,6 +326,7 @@ mod tests {
         }
         assert_eq!(host.server_topic(ServerKind::HaFast), "pmon/v1/pve1/ha/fast");
         assert_eq!(host.server_topic(ServerKind::HaMedium), "pmon/v1/pve1/ha/medium");
+        assert_eq!(host.server_topic(ServerKind::HaSlow), "pmon/v1/pve1/ha/slow");
         for other in
             ["pmon/v1/pve1/fast", "pmon/v1/+/alerts", "pmon/v1/pve1/alerts/x", "x/pve1/alerts", "pmon/v1/pve1/ha"]
         {
