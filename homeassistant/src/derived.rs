@@ -98,7 +98,7 @@ pub fn fast(state: &HostState, alerts_firing: usize, now_ms: i64) -> Flat {
     let get = |g: fn(&wire::Fast) -> Option<f64>| f.and_then(g).map(round1);
     let mem_total = f.and_then(|f| f.mem_total);
     // The kernel counts the ARC as used; Home Assistant shows memory without it.
-    let mem_used = f.and_then(|f| Some(f.mem_used?.saturating_sub(f.arc_bytes.unwrap_or(0))));
+    let mem_used = f.and_then(wire::Fast::mem_used_without_arc);
     let mut out = Flat::new();
     out.insert("ts".into(), json!(state.fast.as_ref().map(|p| p.ts_ms)));
     out.insert("status".into(), json!(health.level.as_str()));

@@ -8,6 +8,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use broker::{Pacing, Publisher, Router};
@@ -144,11 +145,10 @@ impl Mirror {
 
 /// A registered host's state: the fleet's, or an empty one for a host that has not
 /// reported since the server started (its device still appears, with unknown values).
-fn state_of(fleet: &Fleet, host: &HostId) -> HostState {
+fn state_of(fleet: &Fleet, host: &HostId) -> Arc<HostState> {
     fleet
         .get(host.as_str())
-        .map(|s| (*s).clone())
-        .unwrap_or_else(|| HostState { host_id: host.as_str().to_owned(), ..HostState::default() })
+        .unwrap_or_else(|| Arc::new(HostState { host_id: host.as_str().to_owned(), ..HostState::default() }))
 }
 
 async fn registry(database: PathBuf, seen: Option<i64>) -> anyhow::Result<Option<(i64, BTreeSet<HostId>)>> {

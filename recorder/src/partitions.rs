@@ -16,6 +16,7 @@ use std::collections::BTreeSet;
 use rusqlite::{params, Connection, Transaction};
 
 pub const HOUR_MS: i64 = 3_600_000;
+pub const DAY_MS: i64 = 86_400_000;
 
 /// The longest retention: a view is one compound SELECT, and SQLite allows at most 500
 /// terms in one. The views hold the hours kept, the current one, one that waits for the

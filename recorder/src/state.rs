@@ -81,6 +81,13 @@ impl StatusCounts {
     }
 }
 
+impl Card {
+    /// Memory used without the ZFS ARC, which the kernel would give back under pressure.
+    pub fn mem_used_without_arc(&self) -> Option<u64> {
+        Some(self.mem_used?.saturating_sub(self.arc_bytes.unwrap_or(0)))
+    }
+}
+
 impl HostState {
     pub fn health(&self, now_ms: i64) -> Health {
         status::health(&self.findings(now_ms))

@@ -274,7 +274,7 @@ fn stage_medium(tx: &Transaction, host: &str, t: i64, m: &Medium) -> rusqlite::R
     let n = |v: Option<u64>| v.map(|v| v as i64);
     let mut pool = tx.prepare_cached("INSERT INTO stage_pool VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)")?;
     for p in m.pools.iter().flatten() {
-        let sum = |f: fn(&wire::Vdev) -> u64| p.vdevs.iter().map(f).sum::<u64>() as i64;
+        let [read, write, checksum] = p.vdev_errors_by_type().map(|n| n as i64);
         pool.execute(params![
             host,
             t,
@@ -284,9 +284,9 @@ fn stage_medium(tx: &Transaction, host: &str, t: i64, m: &Medium) -> rusqlite::R
             p.frag_pct,
             n(p.alloc),
             n(p.size),
-            sum(|v| v.read_errors),
-            sum(|v| v.write_errors),
-            sum(|v| v.checksum_errors)
+            read,
+            write,
+            checksum
         ])?;
     }
     let mut storage = tx.prepare_cached("INSERT INTO stage_storage VALUES (?1, ?2, ?3, ?4, ?5)")?;

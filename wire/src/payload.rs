@@ -137,6 +137,12 @@ impl Pool {
     pub fn vdev_errors(&self) -> u64 {
         self.vdevs.iter().map(Vdev::errors).sum()
     }
+
+    /// Read, write and checksum errors of all its vdevs, each type on its own.
+    pub fn vdev_errors_by_type(&self) -> [u64; 3] {
+        let sum = |f: fn(&Vdev) -> u64| self.vdevs.iter().map(f).sum();
+        [sum(|v| v.read_errors), sum(|v| v.write_errors), sum(|v| v.checksum_errors)]
+    }
 }
 
 /// One line of the vdev tree of `zpool status`.

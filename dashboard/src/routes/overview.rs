@@ -170,7 +170,7 @@ impl Listing {
 
 /// A card's memory use without ARC, in percent.
 fn mem_pct(c: &Card) -> Option<f64> {
-    pct(c.mem_used.map(|u| u.saturating_sub(c.arc_bytes.unwrap_or(0))), c.mem_total)
+    pct(c.mem_used_without_arc(), c.mem_total)
 }
 
 /// The order of two cards in `sort` and `dir`; a card without the value sorts last either

@@ -47,7 +47,7 @@ pub struct CardView {
 
 impl CardView {
     pub fn new(c: &Card, now_ms: i64) -> CardView {
-        let without_arc = c.mem_used.map(|u| u.saturating_sub(c.arc_bytes.unwrap_or(0)));
+        let without_arc = c.mem_used_without_arc();
         CardView {
             id: c.host_id.clone(),
             status: c.status.as_str(),

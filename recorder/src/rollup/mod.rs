@@ -19,8 +19,7 @@ use rusqlite::{Connection, Transaction};
 pub use metrics::{Agg, Group, Metric};
 
 const MINUTE_MS: i64 = 60_000;
-const HOUR_MS: i64 = 3_600_000;
-const DAY_MS: i64 = 86_400_000;
+use crate::partitions::{DAY_MS, HOUR_MS};
 
 /// A rollup resolution.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

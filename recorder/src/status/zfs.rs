@@ -4,7 +4,7 @@ use wire::{Medium, Pool, PoolState, ScanFunction, ScanState};
 
 use super::{Facts, Finding, Level, Rule, POOL_CAPACITY, SCRUB_AGE_DAYS};
 
-pub(super) const DAY_MS: i64 = 86_400_000;
+pub(super) use crate::partitions::DAY_MS;
 
 /// How bad a pool or vdev in `state` is: the one place a ZFS state becomes a level. Only
 /// `ONLINE` is healthy; DEGRADED still serves data (warning); anything else, a state we

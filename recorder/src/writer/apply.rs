@@ -156,13 +156,13 @@ fn insert_fast(store: &mut Store, p: &FastPayload, stamp: &Stamp) -> rusqlite::R
             f.load15,
             f.cpu_pct,
             f.iowait_pct,
-            f.mem_total.map(|v| v as i64),
-            f.mem_used.map(|v| v as i64),
-            f.arc_bytes.map(|v| v as i64),
-            f.swap_total.map(|v| v as i64),
-            f.swap_used.map(|v| v as i64),
-            f.rootfs_total.map(|v| v as i64),
-            f.rootfs_used.map(|v| v as i64)
+            as_i64(f.mem_total),
+            as_i64(f.mem_used),
+            as_i64(f.arc_bytes),
+            as_i64(f.swap_total),
+            as_i64(f.swap_used),
+            as_i64(f.rootfs_total),
+            as_i64(f.rootfs_used)
         ],
     )?;
     Ok(stored == 1)
@@ -259,7 +259,7 @@ fn insert_pools(store: &mut Store, p: &MediumPayload) -> rusqlite::Result<usize>
     ))?;
     let mut rows = 0;
     for pl in p.data.pools.iter().flatten() {
-        let sum = |f: fn(&wire::Vdev) -> u64| pl.vdevs.iter().map(f).sum::<u64>() as i64;
+        let [read, write, checksum] = pl.vdev_errors_by_type().map(|n| n as i64);
         rows += pool.execute(params![
             p.host_id,
             p.ts_ms,
@@ -269,9 +269,9 @@ fn insert_pools(store: &mut Store, p: &MediumPayload) -> rusqlite::Result<usize>
             pl.frag_pct,
             as_i64(pl.alloc),
             as_i64(pl.size),
-            sum(|v| v.read_errors),
-            sum(|v| v.write_errors),
-            sum(|v| v.checksum_errors)
+            read,
+            write,
+            checksum
         ])?;
     }
     Ok(rows)

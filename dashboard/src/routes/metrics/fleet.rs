@@ -228,12 +228,7 @@ fn write_pools(text: &mut Text, hosts: &[Host]) {
     let name = "pmon_pool_vdev_errors";
     text.family(name, "gauge", "Read, write and checksum errors of the pool's vdevs together, by type.");
     for (host, pool) in pools(hosts) {
-        let sum = |f: fn(&wire::Vdev) -> u64| pool.vdevs.iter().map(f).sum::<u64>();
-        for (kind, n) in [
-            ("read", sum(|v| v.read_errors)),
-            ("write", sum(|v| v.write_errors)),
-            ("checksum", sum(|v| v.checksum_errors)),
-        ] {
+        for (kind, n) in ["read", "write", "checksum"].into_iter().zip(pool.vdev_errors_by_type()) {
             text.sample(name, &[("host", host), ("pool", &pool.name), ("type", kind)], n);
         }
     }
