@@ -11,16 +11,20 @@ use serde_json::json;
 
 #[derive(Subcommand)]
 pub enum ChannelCommand {
-    /// Add a channel: `--kind webhook` (Alertmanager v4 JSON) or `--kind ntfy`.
+    /// Add a channel: webhook (Alertmanager v4 JSON), ntfy, gotify, discord, slack or telegram.
     Add {
         name: String,
-        /// webhook or ntfy (gotify, discord, slack, telegram and email are planned).
+        /// webhook, ntfy, gotify, discord, slack or telegram (email is planned).
         #[arg(long)]
         kind: String,
-        /// Where to POST: the webhook URL, or the ntfy topic URL (https://ntfy.sh/TOPIC).
+        /// webhook: its URL; ntfy: the topic URL (https://ntfy.sh/TOPIC); gotify: the
+        /// server (https://push.example.com); discord, slack: the webhook URL; telegram:
+        /// 'https://api.telegram.org/?chat_id=CHAT_ID' (a chat id or @channelname).
         #[arg(long)]
         url: String,
-        /// Sent as `Authorization: Bearer TOKEN` (ntfy access tokens, webhook auth).
+        /// webhook, ntfy: sent as `Authorization: Bearer TOKEN`; gotify: the application
+        /// token (required); telegram: the bot token from @BotFather (required);
+        /// discord, slack: none (the URL is the secret). Stored server-side, listed redacted.
         #[arg(long)]
         token: Option<String>,
         /// Webhook: sign each body with HMAC-SHA256 in `X-Pmon-Signature: sha256=HEX`.

@@ -9,7 +9,8 @@
 //! - [`limit`]: the rate limiter per channel and per channel and host. Pure.
 //! - [`silence`]: silences and `--for` durations; [`settings`]: timings and limits.
 //! - [`store`]: the rows in SQLite (alerts, silences, channels, notification log).
-//! - [`channel`]: webhook (Alertmanager v4) and ntfy requests; [`http`]: the client.
+//! - [`channel`]: one request builder per kind (webhook, ntfy, gotify, discord, slack,
+//!   telegram); [`http`]: the client.
 //! - [`mqtt`]: each host's firing set (retained) and transitions on MQTT. Pure.
 //! - [`task`]: the service `serve` runs, and `channel test`.
 //!

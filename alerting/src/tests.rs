@@ -482,6 +482,147 @@ mod delivery {
         assert_eq!(seen.lock().unwrap().len(), 2);
     }
 
+    /// A warning about rpool on pve1, after 2 suppressed messages.
+    fn degraded_pool() -> Notification {
+        let item = crate::notify::Item {
+            id: 7,
+            identity: super::id(super::Rule::PoolState, "rpool"),
+            kind: super::ItemKind::Firing,
+            severity: super::Level::Warning,
+            message: "pool rpool is DEGRADED".into(),
+            started_ms: 0,
+            ended_ms: None,
+        };
+        Notification::new("pve1", vec![item], 2)
+    }
+
+    /// Sends `n` on a channel of `kind` at `http://127.0.0.1:PORT{path}` to a receiver
+    /// answering 200 and returns that base URL, the request line, every header sorted
+    /// (lowercase, as the receiver records them), and the body as JSON.
+    async fn exchange(
+        kind: &str,
+        path: &str,
+        token: Option<&str>,
+        n: &Notification,
+    ) -> (String, String, Vec<(String, String)>, serde_json::Value) {
+        let (hook, seen) = receiver(vec![Answer::Status(200)]).await;
+        let base = hook.trim_end_matches("/hook").to_owned();
+        let channel = Channel::new("ops", kind, &format!("{base}{path}"), token.map(Into::into), None).unwrap();
+        let d = HttpClient::new(policy()).send(&channel.request(n)).await;
+        assert_eq!((d.status, d.attempts, d.ok()), (Some(200), 1, true), "{kind}");
+        let seen = seen.lock().unwrap();
+        let (head, body, _) = &seen[0];
+        let mut lines = head.lines();
+        let request_line = lines.next().unwrap().to_owned();
+        let mut headers: Vec<(String, String)> = lines
+            .map(|l| {
+                let (name, value) = l.split_once(':').unwrap();
+                (name.to_owned(), value.trim().to_owned())
+            })
+            .collect();
+        headers.sort();
+        (base, request_line, headers, serde_json::from_slice(body).unwrap())
+    }
+
+    /// The headers every JSON request carries, with the kind's own, sorted.
+    fn expected_headers(
+        base: &str,
+        n: &Notification,
+        body: &serde_json::Value,
+        own: &[(&str, &str)],
+    ) -> Vec<(String, String)> {
+        let mut headers: Vec<(String, String)> = [
+            ("content-length", serde_json::to_vec(body).unwrap().len().to_string().as_str()),
+            ("content-type", "application/json"),
+            ("host", base.trim_start_matches("http://")),
+            ("user-agent", concat!("proxmox-monitor/", env!("CARGO_PKG_VERSION"))),
+            ("x-pmon-event-id", n.event_id.as_str()),
+        ]
+        .iter()
+        .chain(own)
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        headers.sort();
+        headers
+    }
+
+    const TEXT: &str = "WARNING: pool rpool is DEGRADED (alert 7)\n\
+                        2 more notification(s) about pve1 were suppressed by the rate limit";
+
+    #[tokio::test]
+    async fn gotify_posts_title_message_and_priority_with_its_key() {
+        let n = degraded_pool();
+        let (base, line, headers, body) = exchange("gotify", "/", Some("appkey"), &n).await;
+        assert_eq!(line, "post /message http/1.1");
+        let expected = serde_json::json!({"title": "[pve1] 1 firing", "message": TEXT, "priority": 5});
+        assert_eq!(body, expected);
+        assert_eq!(headers, expected_headers(&base, &n, &body, &[("x-gotify-key", "appkey")]));
+    }
+
+    #[tokio::test]
+    async fn discord_posts_one_embed_and_mentions_nobody() {
+        let n = degraded_pool();
+        let (base, line, headers, body) = exchange("discord", "/api/webhooks/1/abc", None, &n).await;
+        assert_eq!(line, "post /api/webhooks/1/abc http/1.1");
+        let expected = serde_json::json!({
+            "username": "proxmox-monitor",
+            "allowed_mentions": {"parse": []},
+            "embeds": [{"title": "[pve1] 1 firing", "description": TEXT, "color": 0xE0A030}],
+        });
+        assert_eq!(body, expected);
+        assert_eq!(headers, expected_headers(&base, &n, &body, &[]));
+    }
+
+    #[tokio::test]
+    async fn slack_posts_text_and_blocks() {
+        let n = degraded_pool();
+        let (base, line, headers, body) = exchange("slack", "/services/T0/B0/x", None, &n).await;
+        assert_eq!(line, "post /services/t0/b0/x http/1.1");
+        let expected = serde_json::json!({
+            "text": "[pve1] 1 firing",
+            "blocks": [
+                {"type": "header", "text": {"type": "plain_text", "text": "[pve1] 1 firing"}},
+                {"type": "section", "text": {"type": "mrkdwn", "text": TEXT}},
+            ],
+        });
+        assert_eq!(body, expected);
+        assert_eq!(headers, expected_headers(&base, &n, &body, &[]));
+    }
+
+    #[tokio::test]
+    async fn telegram_sends_the_message_to_the_chat_with_the_bot_token_in_the_path() {
+        let n = degraded_pool();
+        let (base, line, headers, body) = exchange("telegram", "/?chat_id=-1001234", Some("123:abc"), &n).await;
+        assert_eq!(line, "post /bot123:abc/sendmessage http/1.1");
+        let expected = serde_json::json!({
+            "chat_id": "-1001234",
+            "text": format!("[pve1] 1 firing\n{TEXT}"),
+            "disable_web_page_preview": true,
+        });
+        assert_eq!(body, expected);
+        assert_eq!(headers, expected_headers(&base, &n, &body, &[]));
+    }
+
+    /// Every kind goes through the one client: a 503 is retried (the retry, Retry-After
+    /// and timeout cases above hold for all of them).
+    #[tokio::test]
+    async fn every_kind_is_retried_by_the_one_client() {
+        for (kind, token) in [
+            ("webhook", None),
+            ("ntfy", None),
+            ("gotify", Some("k")),
+            ("discord", None),
+            ("slack", None),
+            ("telegram", Some("1:a")),
+        ] {
+            let (url, seen) = receiver(vec![Answer::Status(503), Answer::Status(200)]).await;
+            let channel = Channel::new("ops", kind, &format!("{url}?chat_id=1"), token.map(Into::into), None).unwrap();
+            let d = HttpClient::new(policy()).send(&channel.request(&notification())).await;
+            assert_eq!((d.status, d.attempts, d.ok()), (Some(200), 2, true), "{kind}");
+            assert_eq!(seen.lock().unwrap().len(), 2, "{kind}");
+        }
+    }
+
     #[tokio::test]
     async fn a_closed_port_fails_after_its_attempts() {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();

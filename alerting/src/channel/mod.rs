@@ -1,30 +1,55 @@
 //! Channels: where notifications go, and how a message becomes an HTTP request for each
-//! kind (`webhook.rs`: Alertmanager's v4 body; `ntfy.rs`).
+//! kind, one file per kind (`webhook.rs`: Alertmanager's v4 body; `ntfy.rs`, `gotify.rs`,
+//! `discord.rs`, `slack.rs`, `telegram.rs`: the same text from [`Notification::lines`]).
 
+mod discord;
+mod gotify;
 mod ntfy;
+mod slack;
+mod telegram;
 pub mod webhook;
 
+use recorder::status::Level;
+
 use crate::http::Request;
-use crate::notify::Item;
+use crate::notify::{Item, ItemKind};
 
 /// The kinds this version can send to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
     Webhook,
     Ntfy,
+    Gotify,
+    Discord,
+    Slack,
+    Telegram,
 }
 
 /// Planned kinds, refused with a message until they are built.
-const LATER: [&str; 5] = ["gotify", "discord", "slack", "telegram", "email"];
+const LATER: [&str; 1] = ["email"];
+
+/// For error messages and `--help`.
+pub const SUPPORTED: &str = "webhook, ntfy, gotify, discord, slack, telegram";
 
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum ChannelError {
-    #[error("channel kind {0} is not supported yet; supported kinds: webhook, ntfy")]
+    #[error("channel kind {0} is not supported yet; supported kinds: webhook, ntfy, gotify, discord, slack, telegram")]
     NotYet(String),
-    #[error("unknown channel kind {0}; supported kinds: webhook, ntfy")]
+    #[error("unknown channel kind {0}; supported kinds: webhook, ntfy, gotify, discord, slack, telegram")]
     UnknownKind(String),
     #[error("invalid url {0}: expected http://host[:port]/path or https://...")]
     InvalidUrl(String),
+    /// The kind authenticates with `--token`; the message says where to get one.
+    #[error("a {kind} channel needs --token: {hint}")]
+    MissingToken { kind: &'static str, hint: &'static str },
+    #[error(
+        "a telegram channel needs the chat id in its url: --url 'https://api.telegram.org/?chat_id=CHAT_ID' \
+         (a user or group id such as -1001234567890, or @channelname)"
+    )]
+    MissingChatId,
+    /// Discord and Slack webhook URLs carry their own secret; a token would be sent nowhere.
+    #[error("a {kind} channel takes no --{option}: {hint}")]
+    Unused { kind: &'static str, option: &'static str, hint: &'static str },
 }
 
 impl Kind {
@@ -32,6 +57,10 @@ impl Kind {
         match self {
             Kind::Webhook => "webhook",
             Kind::Ntfy => "ntfy",
+            Kind::Gotify => "gotify",
+            Kind::Discord => "discord",
+            Kind::Slack => "slack",
+            Kind::Telegram => "telegram",
         }
     }
 
@@ -39,6 +68,10 @@ impl Kind {
         match s {
             "webhook" => Ok(Kind::Webhook),
             "ntfy" => Ok(Kind::Ntfy),
+            "gotify" => Ok(Kind::Gotify),
+            "discord" => Ok(Kind::Discord),
+            "slack" => Ok(Kind::Slack),
+            "telegram" => Ok(Kind::Telegram),
             s if LATER.contains(&s) => Err(ChannelError::NotYet(s.to_owned())),
             s => Err(ChannelError::UnknownKind(s.to_owned())),
         }
@@ -52,7 +85,8 @@ pub struct Channel {
     pub name: String,
     pub kind: Kind,
     pub url: String,
-    /// Sent as `Authorization: Bearer`.
+    /// Webhook and ntfy: sent as `Authorization: Bearer`. Gotify: the application token
+    /// (`X-Gotify-Key`). Telegram: the bot token, in the request path.
     pub token: Option<String>,
     /// Webhook only: the key of the HMAC-SHA256 signature header.
     pub secret: Option<String>,
@@ -108,6 +142,30 @@ impl Channel {
         if !valid {
             return Err(ChannelError::InvalidUrl(url.to_owned()));
         }
+        let kind_name = kind.as_str();
+        match kind {
+            Kind::Webhook | Kind::Ntfy => {}
+            Kind::Gotify | Kind::Telegram if token.is_none() => {
+                let hint = if kind == Kind::Gotify {
+                    "the application token from Gotify's web UI (Apps, Create Application)"
+                } else {
+                    "the bot token @BotFather gave (123456789:AA...)"
+                };
+                return Err(ChannelError::MissingToken { kind: kind_name, hint });
+            }
+            Kind::Discord | Kind::Slack if token.is_some() => {
+                let hint = "the webhook url is its secret";
+                return Err(ChannelError::Unused { kind: kind_name, option: "token", hint });
+            }
+            Kind::Gotify | Kind::Telegram | Kind::Discord | Kind::Slack => {}
+        }
+        if kind == Kind::Telegram && telegram::chat_id(url).is_none() {
+            return Err(ChannelError::MissingChatId);
+        }
+        if secret.is_some() && !matches!(kind, Kind::Webhook | Kind::Ntfy) {
+            let hint = "only webhook channels sign their bodies";
+            return Err(ChannelError::Unused { kind: kind_name, option: "secret", hint });
+        }
         Ok(Channel { name: name.to_owned(), kind, url: url.to_owned(), token, secret })
     }
 
@@ -116,13 +174,39 @@ impl Channel {
         let mut request = match self.kind {
             Kind::Webhook => webhook::request(self, n),
             Kind::Ntfy => ntfy::request(self, n),
+            Kind::Gotify => gotify::request(self, n),
+            Kind::Discord => discord::request(self, n),
+            Kind::Slack => slack::request(self, n),
+            Kind::Telegram => telegram::request(self, n),
         };
-        if let Some(token) = &self.token {
+        // The other kinds carry their token where their API wants it.
+        if let (Some(token), Kind::Webhook | Kind::Ntfy) = (&self.token, self.kind) {
             request.headers.push(("authorization".into(), format!("Bearer {token}")));
         }
         request.headers.push(("x-pmon-event-id".into(), n.event_id.clone()));
         request
     }
+}
+
+/// A JSON request to `url`, as the chat kinds send.
+fn json_request(url: String, body: &serde_json::Value) -> Request {
+    Request {
+        url,
+        headers: vec![("content-type".into(), "application/json".into())],
+        // Serializing a `Value` cannot fail: its keys are strings.
+        body: serde_json::to_vec(body).unwrap_or_default(),
+    }
+}
+
+/// `text` cut to at most `max` characters, ending with `…` when cut: every chat service
+/// refuses a message over its limit, and a cut message beats none.
+fn truncate(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        return text.to_owned();
+    }
+    let mut cut: String = text.chars().take(max.saturating_sub(1)).collect();
+    cut.push('…');
+    cut
 }
 
 /// One message to a channel: a host's items, or only a count of suppressed messages.
@@ -145,7 +229,6 @@ impl Notification {
 
     /// A one-line title: `[pve1] 2 firing, 1 resolved`.
     pub fn title(&self) -> String {
-        use crate::notify::ItemKind;
         if self.test {
             return "proxmox-monitor test notification".into();
         }
@@ -163,6 +246,35 @@ impl Notification {
             parts.push(format!("{} notifications suppressed", self.suppressed));
         }
         format!("[{}] {}", self.host, parts.join(", "))
+    }
+
+    /// The message's text, one line per alert (`WARNING: pool rpool is DEGRADED (alert 7)`),
+    /// then the test notice and the "N more suppressed" line: what every kind but the
+    /// webhook sends under its title.
+    pub fn lines(&self) -> Vec<String> {
+        let mut lines: Vec<String> = self
+            .items
+            .iter()
+            .map(|i| {
+                let mark = match i.kind {
+                    ItemKind::Firing => i.severity.as_str().to_uppercase(),
+                    ItemKind::Flapping => "FLAPPING".into(),
+                    ItemKind::Resolved => "RESOLVED".into(),
+                };
+                format!("{mark}: {} (alert {})", i.message, i.id)
+            })
+            .collect();
+        if self.test {
+            lines.push("This is a test notification from proxmox-monitor.".into());
+        }
+        lines.extend(self.suppressed_line());
+        lines
+    }
+
+    /// The worst severity still firing or flapping; None when everything resolved, or for
+    /// a summary or a test.
+    pub fn worst(&self) -> Option<Level> {
+        self.items.iter().filter(|i| i.kind != ItemKind::Resolved).map(|i| i.severity).max()
     }
 
     /// The "N more suppressed" line, if any.
@@ -184,11 +296,70 @@ mod tests {
     #[test]
     fn kinds_and_urls_are_checked() {
         assert_eq!(Kind::parse("ntfy"), Ok(Kind::Ntfy));
-        let e = Kind::parse("slack").unwrap_err().to_string();
-        assert_eq!(e, "channel kind slack is not supported yet; supported kinds: webhook, ntfy");
+        let e = Kind::parse("email").unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "channel kind email is not supported yet; supported kinds: webhook, ntfy, gotify, discord, slack, telegram"
+        );
+        assert!(e.ends_with(SUPPORTED));
         assert!(matches!(Kind::parse("pigeon"), Err(ChannelError::UnknownKind(_))));
         assert!(Channel::new("a", "webhook", "ftp://x/y", None, None).is_err());
         assert!(Channel::new("a", "webhook", "https://hooks.example.com/abc", None, None).is_ok());
+    }
+
+    #[test]
+    fn each_kind_gets_what_it_needs() {
+        let new = |kind, url, token: Option<&str>, secret: Option<&str>| {
+            Channel::new("a", kind, url, token.map(Into::into), secret.map(Into::into))
+        };
+        let e = new("gotify", "https://push.example.com", None, None).unwrap_err();
+        assert!(e.to_string().starts_with("a gotify channel needs --token: the application token"), "{e}");
+        assert!(matches!(
+            new("telegram", "https://api.telegram.org?chat_id=1", None, None),
+            Err(ChannelError::MissingToken { .. })
+        ));
+        assert_eq!(new("telegram", "https://api.telegram.org", Some("1:a"), None), Err(ChannelError::MissingChatId));
+        assert_eq!(
+            new("telegram", "https://api.telegram.org/?chat_id=", Some("1:a"), None),
+            Err(ChannelError::MissingChatId)
+        );
+        assert_eq!(telegram::chat_id("https://api.telegram.org?chat_id=@ops"), Some("@ops".into()));
+        assert!(new("telegram", "https://api.telegram.org?x=1&chat_id=-100", Some("1:a"), None).is_ok());
+        let e = new("slack", "https://hooks.slack.com/services/T/B/x", Some("t"), None).unwrap_err();
+        assert_eq!(e.to_string(), "a slack channel takes no --token: the webhook url is its secret");
+        assert!(matches!(
+            new("discord", "https://discord.com/api/webhooks/1/x", None, Some("s")),
+            Err(ChannelError::Unused { .. })
+        ));
+        assert!(new("discord", "https://discord.com/api/webhooks/1/x", None, None).is_ok());
+    }
+
+    #[test]
+    fn chat_texts_are_escaped_and_kept_within_limits() {
+        assert_eq!(truncate("abcdef", 4), "abc…");
+        assert_eq!(truncate("abc", 3), "abc");
+        let channel = Channel::new("a", "slack", "https://hooks.slack.com/services/T/B/x", None, None).unwrap();
+        let mut n = Notification::new("pve1", vec![], 0);
+        n.test = true;
+        n.host = "<!channel> & co".into();
+        n.suppressed = 1;
+        let body: serde_json::Value = serde_json::from_slice(&channel.request(&n).body).unwrap();
+        let section = body["blocks"][1]["text"]["text"].as_str().unwrap();
+        assert!(section.contains("about &lt;!channel&gt; &amp; co"), "{section}");
+    }
+
+    #[test]
+    fn tokens_stay_out_of_debug_output() {
+        let token = "123456789:AAHsecretsecretsecret";
+        let t =
+            Channel::new("tg", "telegram", "https://api.telegram.org/?chat_id=-100", Some(token.into()), None).unwrap();
+        let g = Channel::new("g", "gotify", "https://push.example.com", Some(token.into()), None).unwrap();
+        let n = Notification::new("pve1", vec![], 1);
+        for debug in
+            [format!("{t:?}"), format!("{:?}", t.request(&n)), format!("{g:?}"), format!("{:?}", g.request(&n))]
+        {
+            assert!(!debug.contains("secretsecret") && !debug.contains("23456789"), "{debug}");
+        }
     }
 
     #[test]
