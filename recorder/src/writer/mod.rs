@@ -276,11 +276,11 @@ impl Writer {
         stamps: &[Stamp],
         settle: bool,
         now: i64,
-        touched: &mut Vec<String>,
+        touched: &mut Vec<&'b str>,
         flipped: &mut Vec<&'b str>,
     ) -> rusqlite::Result<()> {
-        let kept_from = self.first_kept_hour(now) * HOUR_MS;
         let kept = self.first_kept_hour(now)..=hour_of(now) + 1;
+        let kept_from = *kept.start() * HOUR_MS;
         let tx = self.conn.transaction()?;
         for (item, stamp) in batch.iter().zip(stamps) {
             if item.ts_ms().is_some_and(|ts| ts < kept_from) {
@@ -295,7 +295,7 @@ impl Writer {
                 kept: kept.clone(),
             };
             if apply::apply(&mut store, &mut self.states, item, stamp, now, &self.stats)? {
-                touched.push(item.host().to_owned());
+                touched.push(item.host());
                 match item {
                     Item::Status { .. } | Item::SharedToken(_) => flipped.push(item.host()),
                     _ => self.pending.changed(item.host()),
@@ -339,10 +339,10 @@ impl Writer {
     }
 
     /// Sends each touched host's new card to the live subscribers, once per host.
-    fn publish_cards(&self, mut touched: Vec<String>, now: i64) {
+    fn publish_cards(&self, mut touched: Vec<&str>, now: i64) {
         touched.sort();
         touched.dedup();
-        for state in touched.iter().filter_map(|h| self.states.get(h)) {
+        for state in touched.iter().filter_map(|h| self.states.get(*h)) {
             // No browser listening is fine.
             let _ = self.live.send(state.card(now));
         }

@@ -39,7 +39,18 @@ impl Pending {
         if newer {
             self.latest.insert((p.host_id.clone(), tier), (p.ts_ms, now, raw.to_owned()));
         }
-        self.seen.insert(p.host_id.clone(), (now, p.agent_version.clone()));
+        // Every sample of a host lands here: allocate only for its first in a settle.
+        match self.seen.get_mut(p.host_id.as_str()) {
+            Some((seen, version)) => {
+                *seen = now;
+                if *version != p.agent_version {
+                    version.clone_from(&p.agent_version);
+                }
+            }
+            None => {
+                self.seen.insert(p.host_id.clone(), (now, p.agent_version.clone()));
+            }
+        }
     }
 
     pub(super) fn count_rows(&mut self, ts_ms: i64, n: usize) {
