@@ -72,7 +72,9 @@ pub fn load_alerts(conn: &Connection) -> rusqlite::Result<Vec<Alert>> {
 
 /// Stores `alerts` in one transaction and returns each one's row id.
 pub fn save_alerts(conn: &mut Connection, alerts: &[Alert]) -> rusqlite::Result<Vec<(Identity, i64)>> {
-    let tx = conn.transaction()?;
+    // Immediate, as the recorder's writer: the write lock is waited for, not lost to a
+    // commit of another connection between a read and the first write.
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     let mut ids = Vec::with_capacity(alerts.len());
     {
         let mut stmt = tx.prepare_cached(

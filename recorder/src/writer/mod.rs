@@ -281,7 +281,11 @@ impl Writer {
     ) -> rusqlite::Result<()> {
         let kept = self.first_kept_hour(now)..=hour_of(now) + 1;
         let kept_from = *kept.start() * HOUR_MS;
-        let tx = self.conn.transaction()?;
+        // Immediate: the write lock is taken (waiting up to the busy timeout) before the
+        // first read. Other connections write too (alerting, the CLI), and a deferred
+        // transaction that read first and then found another's commit would fail at once
+        // (SQLITE_BUSY_SNAPSHOT) and lose the batch.
+        let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         for (item, stamp) in batch.iter().zip(stamps) {
             if item.ts_ms().is_some_and(|ts| ts < kept_from) {
                 self.stats.reject(Reject::Stale, item.topic().as_bytes());

@@ -137,7 +137,7 @@ impl Writer {
     /// hours held and the tables to drop.
     fn detach(&mut self, first_kept: i64) -> rusqlite::Result<(i64, Vec<String>)> {
         let now = now_ms();
-        let tx = self.conn.transaction()?;
+        let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let rows = partitions::detach_before(&tx, first_kept)?;
         for resolution in rollup::Resolution::ALL {
             self.parts.detach_before(&tx, resolution, self.rollups_kept.first_kept_part(resolution, now))?;
