@@ -55,6 +55,15 @@ pub fn platforms(config: &Value) -> BTreeMap<String, String> {
     components.iter().filter_map(|(id, c)| Some((id.clone(), c.get("platform")?.as_str()?.to_owned()))).collect()
 }
 
+/// Adds to `config` the components published before and gone since, declared with their
+/// platform only, so that Home Assistant removes their entities.
+pub fn declare_removed(config: &mut Value, removed: &BTreeMap<String, String>) {
+    let Some(components) = config.get_mut("components").and_then(Value::as_object_mut) else { return };
+    for (id, platform) in removed {
+        components.entry(id.clone()).or_insert_with(|| json!({"platform": platform}));
+    }
+}
+
 struct Builder {
     device_id: String,
     status: String,
@@ -110,17 +119,14 @@ fn bytes() -> Value {
 }
 
 /// The device-discovery config of `host`, pure: Home Assistant's whole view of the host,
-/// its pools and storages as `state` has them. `removed` lists components published
-/// before and gone since (id → platform): each is declared with its platform only.
-pub fn config(host: &HostId, state: &HostState, ctx: &Context, removed: &BTreeMap<String, String>) -> Value {
+/// its pools and storages as `state` has them (components gone since the last config are
+/// added by [`declare_removed`]).
+pub fn config(host: &HostId, state: &HostState, ctx: &Context) -> Value {
     let fast = host.server_topic(ServerKind::HaFast);
     let medium = host.server_topic(ServerKind::HaMedium);
     let slow = host.server_topic(ServerKind::HaSlow);
     let mut b =
         Builder { device_id: wire::topic::device_id(host), status: host.topic(Kind::Status), components: Map::new() };
-    for (id, platform) in removed {
-        b.components.insert(id.clone(), json!({"platform": platform}));
-    }
     b.presence(&fast);
     b.fast_sensors(&fast, fast_expire_s(state));
     b.medium_sensors(&medium, state.medium.as_ref().map(|p| &p.data));

@@ -92,7 +92,8 @@ impl Mirror {
     /// of them with `force` (Home Assistant's birth).
     pub fn sync(&mut self, host: &HostId, state: &HostState, now_ms: i64, force: bool) -> Vec<Publication> {
         let ctx = &self.context;
-        let full = discovery::platforms(&discovery::config(host, state, ctx, &BTreeMap::new()));
+        let mut config = discovery::config(host, state, ctx);
+        let full = discovery::platforms(&config);
         let p = self.published.entry(host.clone()).or_default();
         for (id, platform) in &p.components {
             if !full.contains_key(id) {
@@ -102,7 +103,8 @@ impl Mirror {
         p.removed.retain(|id, _| !full.contains_key(id));
         p.components = full;
         let mut out = Vec::new();
-        let config = discovery::config(host, state, ctx, &p.removed).to_string();
+        discovery::declare_removed(&mut config, &p.removed);
+        let config = config.to_string();
         if force || config != p.config {
             out.push((self.prefix.device_topic(host), config.clone().into_bytes()));
             p.config = config;

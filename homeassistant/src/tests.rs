@@ -1,7 +1,7 @@
 //! The discovery config against a checked-in golden file, and every template key against
 //! the derived payloads.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 use recorder::state::HostState;
 use serde_json::Value;
@@ -63,7 +63,7 @@ fn host() -> HostId {
 
 #[test]
 fn the_device_config_matches_the_golden_file() {
-    let config = discovery::config(&host(), &state(), &context(), &BTreeMap::new());
+    let config = discovery::config(&host(), &state(), &context());
     let text = serde_json::to_string_pretty(&config).unwrap() + "\n";
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(GOLDEN);
     if std::env::var_os("UPDATE_GOLDEN").is_some() {
@@ -94,7 +94,7 @@ fn template_keys(config: &Value) -> Vec<(String, String)> {
 #[test]
 fn every_template_key_is_in_the_derived_payload_of_its_topic() {
     let (host, state) = (host(), state());
-    let config = discovery::config(&host, &state, &context(), &BTreeMap::new());
+    let config = discovery::config(&host, &state, &context());
     let fast = derived::fast(&state, 2, 1764100001000);
     let medium = derived::medium(&state);
     let slow = derived::slow(&state);
