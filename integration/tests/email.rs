@@ -1,6 +1,7 @@
 //! Email channels (issue #13) against an SMTP sink on loopback: STARTTLS and TLS with a
 //! self-signed certificate (openssl), AUTH, several recipients, what a mail says, retries
-//! on 4xx and none on 5xx; and end to end, a degraded pool reaching the sink once.
+//! on 4xx and none on 5xx; and end to end, a degraded pool reaching the sink once, its
+//! rule disabled for the pool (resolved without a mail) and enabled again (one more).
 
 use std::time::Duration;
 
@@ -147,7 +148,6 @@ fn a_degraded_pool_reaches_an_email_channel_once_and_channel_test_works() {
     wait_for("the alert mail", Duration::from_secs(30), || (sink.mails().len() >= 2).then_some(()));
     // Several medium cycles and alerting rounds past the group interval: nothing more.
     std::thread::sleep(Duration::from_secs(6));
-    terminate(&mut agent);
     let mails = sink.mails();
     assert_eq!(mails.len(), 2, "exactly one alert mail: {mails:#?}");
     let data = &mails[1].data;
@@ -155,4 +155,19 @@ fn a_degraded_pool_reaches_an_email_channel_once_and_channel_test_works() {
     assert!(data.contains("rule:     pool_state") && data.contains("subject:  tank"), "{data}");
     let logged: i64 = server.sql("SELECT count(*) FROM notifications WHERE channel = 'mail' AND outcome = 'sent'");
     assert_eq!(logged, 2);
+
+    // Disabled for this pool while it is still degraded: resolved on the running server,
+    // quietly (no "resolved" mail); enabled again, it fires again: one more mail.
+    let state =
+        || server.sql::<String>(&format!("SELECT state FROM alerts WHERE host_id = '{HOST}' AND rule = 'pool_state'"));
+    let out = server.cli(&["rule", "disable", "pool_state", "--host", HOST, "--subject", "tank"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    wait_for("the quiet resolution", Duration::from_secs(20), || (state() == "resolved").then_some(()));
+    std::thread::sleep(Duration::from_secs(4));
+    assert_eq!(sink.mails().len(), 2, "no mail for a disabled rule's resolution");
+    let out = server.cli(&["rule", "enable", "pool_state", "--host", HOST, "--subject", "tank"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    wait_for("the firing again", Duration::from_secs(20), || (sink.mails().len() >= 3).then_some(()));
+    terminate(&mut agent);
+    assert!(sink.mails()[2].data.contains("1 firing (warning)"));
 }
