@@ -62,10 +62,7 @@ pub enum RuleCommand {
 }
 
 fn pending_ms(text: &str) -> anyhow::Result<i64> {
-    if text.trim().trim_end_matches(['s', 'm', 'h', 'd']) == "0" {
-        return Ok(0);
-    }
-    alerting::silence::parse_duration(text)
+    alerting::overrides::parse_pending(text)
         .ok_or_else(|| anyhow::anyhow!("invalid --pending {text}: use e.g. 0s, 90s, 5m, 1h"))
 }
 

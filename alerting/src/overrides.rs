@@ -101,6 +101,16 @@ impl Override {
     }
 }
 
+/// A pending duration as the CLI and the admin page take it: `0s` (fire at once), `90s`,
+/// `5m`, `1h30m`; in milliseconds.
+pub fn parse_pending(text: &str) -> Option<i64> {
+    let text = text.trim();
+    if !text.is_empty() && text.trim_end_matches(['s', 'm', 'h', 'd']).chars().all(|c| c == '0') {
+        return Some(0);
+    }
+    crate::silence::parse_duration(text)
+}
+
 /// What applies to one alert identity.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Effective {
@@ -230,6 +240,15 @@ mod tests {
         assert!(!o.resolve(&id("pve1", Rule::GuestStopped, "vm/101")).enabled, "but not for this guest");
         assert!(o.resolve(&id("pve1", Rule::PoolState, "tank")).enabled, "other rules untouched");
         assert!(Overrides::default().resolve(&id("pve1", Rule::PoolState, "tank")).enabled);
+    }
+
+    #[test]
+    fn pending_durations_take_zero() {
+        assert_eq!(parse_pending("0s"), Some(0));
+        assert_eq!(parse_pending("0"), Some(0));
+        assert_eq!(parse_pending("5m"), Some(300_000));
+        assert_eq!(parse_pending(""), None);
+        assert_eq!(parse_pending("soon"), None);
     }
 
     #[test]

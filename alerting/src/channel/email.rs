@@ -18,7 +18,7 @@ use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 use rustls::pki_types::CertificateDer;
 
-use super::{Channel, ChannelError, Notification};
+use super::{Channel, ChannelError, Kind, Notification};
 use crate::http::{Delivery, RetryPolicy};
 use crate::notify::ItemKind;
 
@@ -105,24 +105,34 @@ fn mailbox(url: &url::Url, address: &str) -> Result<Mailbox, ChannelError> {
 }
 
 fn percent_decode(s: &str) -> Option<String> {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
+    percent_encoding::percent_decode_str(s).decode_utf8().ok().map(|text| text.into_owned())
 }
 
 fn is_loopback(host: &str) -> bool {
     host == "localhost" || host.trim_matches(['[', ']']).parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+/// An email channel from the CLI's arguments: the password moves from the URL to the token.
+pub(super) fn channel(
+    name: &str,
+    url: &str,
+    token: Option<String>,
+    secret: Option<String>,
+) -> Result<Channel, ChannelError> {
+    if secret.is_some() {
+        let hint = "only webhook channels sign their bodies";
+        return Err(ChannelError::Unused { kind: "email", option: "secret", hint });
+    }
+    let (target, stored, password) = parse(url)?;
+    let token = match (password, token) {
+        (Some(_), Some(_)) => return Err(ChannelError::PasswordTwice),
+        (password, token) => password.or(token),
+    };
+    if target.user.is_some() && token.is_none() {
+        let hint = "the SMTP password, or smtp://user:password@host in the url";
+        return Err(ChannelError::MissingToken { kind: "email", hint });
+    }
+    Ok(Channel { name: name.to_owned(), kind: Kind::Email, url: stored, token, secret: None })
 }
 
 /// The subject line: the title and, while anything fires, its worst severity.
@@ -260,6 +270,7 @@ pub async fn send(
 
 #[cfg(test)]
 mod tests {
+    use super::super::redact_url;
     use super::*;
 
     #[test]
@@ -276,6 +287,26 @@ mod tests {
         assert_eq!((t.port, t.security), (465, Security::Tls));
         let (t, _, _) = parse("smtp://127.0.0.1:2525?from=a@b.org&to=c@d.org&tls=none").unwrap();
         assert_eq!((t.port, t.security), (2525, Security::None));
+    }
+
+    #[test]
+    fn an_email_password_is_stored_as_the_token_and_shown_redacted() {
+        let url = "smtp://ops:correct-horse-battery@mail.example.com:587?from=a@b.org&to=c@d.org";
+        let c = Channel::new("mail", "email", url, None, None).unwrap();
+        assert_eq!(c.token.as_deref(), Some("correct-horse-battery"));
+        assert!(!c.url.contains("correct-horse"), "{}", c.url);
+        let debug = format!("{c:?}");
+        assert!(!debug.contains("correct-horse") && debug.contains("…tery"), "{debug}");
+        assert_eq!(redact_url(&c.url), "smtp://mail.example.com:587/");
+        assert_eq!(Channel::new("m", "email", url, Some("x".into()), None), Err(ChannelError::PasswordTwice));
+        let no_password = "smtp://ops@mail.example.com?from=a@b.org&to=c@d.org";
+        assert!(matches!(Channel::new("m", "email", no_password, None, None), Err(ChannelError::MissingToken { .. })));
+        assert_eq!(
+            Channel::new("m", "email", no_password, Some("pw".into()), None).unwrap().token.as_deref(),
+            Some("pw")
+        );
+        let relay = "smtp://localhost:25?from=a@b.org&to=c@d.org&tls=none";
+        assert_eq!(Channel::new("m", "email", relay, None, None).unwrap().token, None);
     }
 
     #[test]

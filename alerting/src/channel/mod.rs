@@ -152,7 +152,7 @@ impl Channel {
     ) -> Result<Channel, ChannelError> {
         let kind = Kind::parse(kind)?;
         if kind == Kind::Email {
-            return Channel::email(name, url, token, secret);
+            return email::channel(name, url, token, secret);
         }
         let valid = url
             .parse::<hyper::Uri>()
@@ -185,24 +185,6 @@ impl Channel {
             return Err(ChannelError::Unused { kind: kind_name, option: "secret", hint });
         }
         Ok(Channel { name: name.to_owned(), kind, url: url.to_owned(), token, secret })
-    }
-
-    /// An email channel: the password moves from the URL to the token.
-    fn email(name: &str, url: &str, token: Option<String>, secret: Option<String>) -> Result<Channel, ChannelError> {
-        if secret.is_some() {
-            let hint = "only webhook channels sign their bodies";
-            return Err(ChannelError::Unused { kind: "email", option: "secret", hint });
-        }
-        let (target, stored, password) = email::parse(url)?;
-        let token = match (password, token) {
-            (Some(_), Some(_)) => return Err(ChannelError::PasswordTwice),
-            (password, token) => password.or(token),
-        };
-        if target.user.is_some() && token.is_none() {
-            let hint = "the SMTP password, or smtp://user:password@host in the url";
-            return Err(ChannelError::MissingToken { kind: "email", hint });
-        }
-        Ok(Channel { name: name.to_owned(), kind: Kind::Email, url: stored, token, secret: None })
     }
 
     /// The HTTP request that delivers `n` on this channel. An email channel is never sent
@@ -399,26 +381,6 @@ mod tests {
         {
             assert!(!debug.contains("secretsecret") && !debug.contains("23456789"), "{debug}");
         }
-    }
-
-    #[test]
-    fn an_email_password_is_stored_as_the_token_and_shown_redacted() {
-        let url = "smtp://ops:correct-horse-battery@mail.example.com:587?from=a@b.org&to=c@d.org";
-        let c = Channel::new("mail", "email", url, None, None).unwrap();
-        assert_eq!(c.token.as_deref(), Some("correct-horse-battery"));
-        assert!(!c.url.contains("correct-horse"), "{}", c.url);
-        let debug = format!("{c:?}");
-        assert!(!debug.contains("correct-horse") && debug.contains("…tery"), "{debug}");
-        assert_eq!(redact_url(&c.url), "smtp://mail.example.com:587/");
-        assert_eq!(Channel::new("m", "email", url, Some("x".into()), None), Err(ChannelError::PasswordTwice));
-        let no_password = "smtp://ops@mail.example.com?from=a@b.org&to=c@d.org";
-        assert!(matches!(Channel::new("m", "email", no_password, None, None), Err(ChannelError::MissingToken { .. })));
-        assert_eq!(
-            Channel::new("m", "email", no_password, Some("pw".into()), None).unwrap().token.as_deref(),
-            Some("pw")
-        );
-        let relay = "smtp://localhost:25?from=a@b.org&to=c@d.org&tls=none";
-        assert_eq!(Channel::new("m", "email", relay, None, None).unwrap().token, None);
     }
 
     #[test]

@@ -147,9 +147,8 @@ fn change(form: &RuleForm) -> Result<(Override, String), String> {
     let scope = Scope { rule, host: given(&form.host), subject: given(&form.subject) };
     let pending_ms = match given(&form.pending) {
         None => None,
-        Some(p) if p.trim_end_matches(['s', 'm', 'h', 'd']) == "0" => Some(0),
         Some(p) => Some(
-            alerting::silence::parse_duration(&p)
+            alerting::overrides::parse_pending(&p)
                 .ok_or_else(|| format!("invalid pending {p:?}: use e.g. 0s, 90s, 5m, 1h"))?,
         ),
     };
