@@ -11,20 +11,23 @@ use serde_json::json;
 
 #[derive(Subcommand)]
 pub enum ChannelCommand {
-    /// Add a channel: webhook (Alertmanager v4 JSON), ntfy, gotify, discord, slack or telegram.
+    /// Add a channel: webhook (Alertmanager v4 JSON), ntfy, gotify, discord, slack, telegram or email.
     Add {
         name: String,
-        /// webhook, ntfy, gotify, discord, slack or telegram (email is planned).
+        /// webhook, ntfy, gotify, discord, slack, telegram or email.
         #[arg(long)]
         kind: String,
         /// webhook: its URL; ntfy: the topic URL (https://ntfy.sh/TOPIC); gotify: the
         /// server (https://push.example.com); discord, slack: the webhook URL; telegram:
-        /// 'https://api.telegram.org/?chat_id=CHAT_ID' (a chat id or @channelname).
+        /// 'https://api.telegram.org/?chat_id=CHAT_ID' (a chat id or @channelname); email:
+        /// 'smtp://user:password@host:587?from=alerts@example.com&to=ops@example.com,b@example.com'
+        /// (STARTTLS; smtps://host:465 for TLS; &tls=none only for a loopback relay).
         #[arg(long)]
         url: String,
         /// webhook, ntfy: sent as `Authorization: Bearer TOKEN`; gotify: the application
         /// token (required); telegram: the bot token from @BotFather (required);
-        /// discord, slack: none (the URL is the secret). Stored server-side, listed redacted.
+        /// discord, slack: none (the URL is the secret); email: the SMTP password, if not in
+        /// the URL (keeps it out of the URL). Stored server-side, listed redacted.
         #[arg(long)]
         token: Option<String>,
         /// Webhook: sign each body with HMAC-SHA256 in `X-Pmon-Signature: sha256=HEX`.
@@ -136,7 +139,9 @@ pub fn channel(cmd: ChannelCommand) -> anyhow::Result<()> {
                 );
             } else {
                 match (&delivery.error, delivery.status) {
-                    (None, Some(status)) => println!("channel {name}: test sent, receiver answered HTTP {status}"),
+                    (None, Some(status)) => {
+                        println!("channel {name}: test sent, receiver answered {} {status}", channel.kind.protocol())
+                    }
                     (Some(e), _) => println!("channel {name}: test failed: {e}"),
                     (None, None) => println!("channel {name}: test sent"),
                 }
@@ -170,7 +175,8 @@ pub fn channel(cmd: ChannelCommand) -> anyhow::Result<()> {
                     let delivery = last(&c.name).map_or_else(
                         || "never".to_owned(),
                         |d| {
-                            let status = d.http_status.map(|s| format!(" HTTP {s}")).unwrap_or_default();
+                            let protocol = c.kind.protocol();
+                            let status = d.http_status.map(|s| format!(" {protocol} {s}")).unwrap_or_default();
                             format!("{}{status} {}s ago", d.outcome, (wire::now_ms() - d.ts_ms) / 1000)
                         },
                     );

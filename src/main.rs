@@ -4,6 +4,7 @@ mod alerts_cli;
 mod demo;
 mod doctor;
 mod ha_cli;
+mod rules_cli;
 mod tokens_cli;
 
 use std::io::Read;
@@ -64,7 +65,8 @@ enum Command {
     /// Home Assistant's MQTT credential: add, remove, list (discovery: HA_DISCOVERY=1).
     #[command(subcommand)]
     Ha(ha_cli::HaCommand),
-    /// Notification channels (webhook, ntfy): add, test, list, remove.
+    /// Notification channels (webhook, ntfy, gotify, discord, slack, telegram, email): add,
+    /// test, list, remove.
     #[command(subcommand)]
     Channel(alerts_cli::ChannelCommand),
     /// Alerts: list, acknowledge.
@@ -73,6 +75,9 @@ enum Command {
     /// Silences: add (a host's alerts for a while), list, remove.
     #[command(subcommand)]
     Silence(alerts_cli::SilenceCommand),
+    /// Alert rules: list, set numbers, disable, enable, reset (globally, per host, per subject).
+    #[command(subcommand)]
+    Rule(rules_cli::RuleCommand),
     /// Read-only API tokens (Bearer) for /api/v1 and /metrics: add, remove, list.
     #[command(subcommand)]
     Token(tokens_cli::TokenCommand),
@@ -189,6 +194,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Channel(cmd) => alerts_cli::channel(cmd),
         Command::Alert(cmd) => alerts_cli::alert(cmd),
         Command::Silence(cmd) => alerts_cli::silence(cmd),
+        Command::Rule(cmd) => rules_cli::rule(cmd),
         Command::Token(cmd) => tokens_cli::token(cmd),
         Command::Doctor(args) => doctor::run(args),
         Command::Observer(ObserverCommand::Add { name, json }) => {

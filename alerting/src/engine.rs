@@ -1,6 +1,7 @@
 //! The state machine: findings → alerts (pending → firing → resolved), with hysteresis,
-//! latching, inhibition by `host_offline`, acknowledgements and flap detection. Pure: the
-//! clock is an argument, so tests drive it millisecond by millisecond.
+//! latching, inhibition by `host_offline`, acknowledgements, flap detection, and the
+//! operator's rule overrides (disabled rules, changed thresholds and pending durations).
+//! Pure: the clock is an argument, so tests drive it millisecond by millisecond.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -9,6 +10,7 @@ use recorder::status::{self, Finding, Level, Rule, Thresholds};
 use wire::{Fast, Medium};
 
 use crate::alert::{Alert, Identity, State};
+use crate::overrides::Overrides;
 use crate::settings::{ms, Settings};
 use crate::silence::Silence;
 
@@ -17,6 +19,7 @@ pub struct Engine {
     pub(crate) settings: Settings,
     pub(crate) alerts: BTreeMap<Identity, Alert>,
     pub(crate) silences: Vec<Silence>,
+    pub(crate) overrides: Overrides,
     /// Per host: the notifier's group state.
     pub(crate) groups: HashMap<String, Group>,
 }
@@ -41,7 +44,7 @@ impl Engine {
             g.last_flush_ms = g.last_flush_ms.max(a.notified_ms);
         }
         let alerts = alerts.into_iter().map(|a| (a.identity.clone(), a)).collect();
-        Engine { settings, alerts, silences: Vec::new(), groups }
+        Engine { settings, alerts, silences: Vec::new(), overrides: Overrides::default(), groups }
     }
 
     pub fn alerts(&self) -> impl Iterator<Item = &Alert> {
@@ -54,6 +57,11 @@ impl Engine {
 
     pub fn set_silences(&mut self, silences: Vec<Silence>) {
         self.silences = silences;
+    }
+
+    /// The operator's rule overrides, read by every later evaluation.
+    pub fn set_overrides(&mut self, overrides: Overrides) {
+        self.overrides = overrides;
     }
 
     /// Marks the active alerts whose ids are in `acked` as acknowledged (set by the CLI).
@@ -94,6 +102,7 @@ impl Engine {
             .iter()
             .map(|f| (identity(f.rule, f.subject.as_deref().unwrap_or("")), (f.level, f.value, f.message.clone())))
             .collect();
+        self.measure_overridden(host, &mut conditions, latest);
         let active: Vec<Identity> = self
             .alerts
             .values()
@@ -104,7 +113,7 @@ impl Engine {
             .collect();
         for id in &active {
             let alert = &self.alerts[id];
-            if let Some(thresholds) = Thresholds::of(id.rule) {
+            if let Some(thresholds) = self.overrides.resolve(id).thresholds {
                 let value = conditions
                     .get(id)
                     .and_then(|c| c.1)
@@ -128,22 +137,45 @@ impl Engine {
             }
         }
         for (id, condition) in conditions {
-            if offline && id.rule != Rule::HostOffline {
+            if offline && id.rule != Rule::HostOffline || !self.overrides.resolve(&id).enabled {
                 continue;
             }
             self.hold(id, condition, now_ms);
         }
         for id in active {
             let still = findings_hold(&self.alerts[&id], now_ms);
-            if !still {
+            if still {
+                continue;
+            }
+            if self.overrides.resolve(&id).enabled {
                 self.clear(&id, now_ms);
+            } else {
+                self.clear_quietly(&id, now_ms);
+            }
+        }
+    }
+
+    /// Replaces the findings of numeric rules whose thresholds an override changed for
+    /// this host: the status rules judged them by the built-in thresholds, so the engine
+    /// measures each subject itself (a lowered trigger fires where no finding came).
+    fn measure_overridden(&self, host: &str, conditions: &mut BTreeMap<Identity, Condition>, latest: Latest) {
+        for rule in Rule::ALL.into_iter().filter(|r| self.overrides.changes_thresholds(*r, host)) {
+            for (subject, value) in numeric_subjects(rule, latest) {
+                let id = Identity { host: host.to_owned(), rule, subject };
+                let effective = self.overrides.resolve(&id);
+                let Some(thresholds) = effective.thresholds.filter(|_| effective.thresholds_changed) else { continue };
+                conditions.remove(&id);
+                if let Some(level) = thresholds.level(value) {
+                    let message = numeric_message(rule, &id.subject, value);
+                    conditions.insert(id, (level, Some(value), message));
+                }
             }
         }
     }
 
     /// The condition of `id` holds at `now_ms`.
     fn hold(&mut self, id: Identity, (level, value, message): Condition, now_ms: i64) {
-        let for_ms = self.settings.for_duration(id.rule);
+        let for_ms = self.overrides.resolve(&id).pending_ms.unwrap_or_else(|| self.settings.for_duration(id.rule));
         let alert = self.alerts.entry(id.clone()).or_insert_with(|| {
             let mut a = Alert::new(id, level, value, message.clone(), now_ms);
             // A brand-new alert is resolved until the code below starts its episode.
@@ -195,6 +227,18 @@ impl Engine {
         alert.dirty = true;
     }
 
+    /// A rule the operator disabled: its active alert resolves without a "resolved"
+    /// notification (nobody should read it as "fixed") and without counting as a flap;
+    /// the MQTT transition and the retained set still say it.
+    fn clear_quietly(&mut self, id: &Identity, now_ms: i64) {
+        let Some(alert) = self.alerts.get_mut(id) else { return };
+        alert.state = State::Resolved;
+        alert.changed_ms = now_ms;
+        alert.resolved_notified = true;
+        alert.clear_ack();
+        alert.dirty = true;
+    }
+
     /// Whether a silence covers `alert` at `now_ms`.
     pub(crate) fn silenced(&self, alert: &Alert, now_ms: i64) -> bool {
         self.silences.iter().any(|s| s.matches(&alert.identity, now_ms))
@@ -223,6 +267,38 @@ impl Engine {
 pub struct Latest<'a> {
     pub fast: Option<&'a Fast>,
     pub medium: Option<&'a Medium>,
+}
+
+/// Each subject of numeric `rule` in `latest`, with its current value.
+fn numeric_subjects(rule: Rule, latest: Latest) -> Vec<(String, f64)> {
+    let Latest { fast, medium } = latest;
+    let names: Vec<&str> = match rule {
+        Rule::PoolCapacity => {
+            medium.and_then(|m| m.pools.as_ref()).into_iter().flatten().map(|p| p.name.as_str()).collect()
+        }
+        Rule::StorageFull => {
+            medium.and_then(|m| m.storages.as_ref()).into_iter().flatten().map(|s| s.name.as_str()).collect()
+        }
+        Rule::CpuTemperature | Rule::NvmeTemperature => {
+            fast.and_then(|f| f.temps.as_ref()).into_iter().flatten().map(|t| t.name.as_str()).collect()
+        }
+        _ => Vec::new(),
+    };
+    let value = |name: &str| {
+        medium
+            .and_then(|m| status::measure(m, rule, name))
+            .or_else(|| fast.and_then(|f| status::measure_fast(f, rule, name)))
+    };
+    names.into_iter().filter_map(|n| value(n).map(|v| (n.to_owned(), v))).collect()
+}
+
+/// The message of a numeric condition the engine measured, worded as the status rules word it.
+fn numeric_message(rule: Rule, subject: &str, value: f64) -> String {
+    match rule {
+        Rule::PoolCapacity => format!("pool {subject} is {value:.0}% full"),
+        Rule::StorageFull => format!("storage {subject} is {value:.0}% full"),
+        _ => format!("{subject} is at {value:.0} °C"),
+    }
 }
 
 /// Whether `alert`'s condition was held up to date at `now_ms` (by `hold` in this round).

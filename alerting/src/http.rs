@@ -109,6 +109,10 @@ impl HttpClient {
         HttpClient { tls: TlsConnector::from(Arc::new(config)), policy }
     }
 
+    pub fn policy(&self) -> &RetryPolicy {
+        &self.policy
+    }
+
     /// Sends `request`, retrying as the policy says.
     pub async fn send(&self, request: &Request) -> Delivery {
         let mut attempts = 0;

@@ -8,9 +8,10 @@
 //! - [`notify`]: per-host groups, repeats, resolutions, flap notices. Pure.
 //! - [`limit`]: the rate limiter per channel and per channel and host. Pure.
 //! - [`silence`]: silences and `--for` durations; [`settings`]: timings and limits.
+//! - [`overrides`]: rules disabled or re-tuned globally, per host, per subject. Pure.
 //! - [`store`]: the rows in SQLite (alerts, silences, channels, notification log).
 //! - [`channel`]: one request builder per kind (webhook, ntfy, gotify, discord, slack,
-//!   telegram); [`http`]: the client.
+//!   telegram), and email over SMTP; [`http`]: the client.
 //! - [`mqtt`]: each host's firing set (retained) and transitions on MQTT. Pure.
 //! - [`task`]: the service `serve` runs, and `channel test`.
 //!
@@ -23,6 +24,7 @@ pub mod http;
 pub mod limit;
 pub mod mqtt;
 pub mod notify;
+pub mod overrides;
 pub mod settings;
 pub mod silence;
 pub mod store;
@@ -33,5 +35,7 @@ pub use engine::Engine;
 pub use settings::Settings;
 pub use task::{run, AlertingConfig};
 
+#[cfg(test)]
+mod overrides_tests;
 #[cfg(test)]
 mod tests;

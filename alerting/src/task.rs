@@ -1,5 +1,6 @@
 //! The running service: every round (a few seconds, sooner after a live card change) it
-//! reads what the CLI may have changed (hosts, silences, acknowledgements, channels),
+//! reads what the CLI may have changed (hosts, silences, acknowledgements, channels,
+//! rule overrides),
 //! evaluates every host of the fleet, stores the alerts, and hands each due message to
 //! each channel through the rate limiter; deliveries run as tasks of their own. Each
 //! host's firing set and its transitions go to MQTT ([`crate::mqtt`]).
@@ -16,11 +17,12 @@ use tokio::sync::broadcast;
 use tokio::task::JoinSet;
 use tracing::{info, warn};
 
-use crate::channel::{Channel, Notification};
+use crate::channel::{email, Channel, Kind, Notification};
 use crate::engine::Engine;
 use crate::http::{Delivery, HttpClient, RetryPolicy};
 use crate::limit::{Admit, Limiter};
 use crate::mqtt::{Mirror, Publication};
+use crate::overrides::Overrides;
 use crate::settings::Settings;
 use crate::store::{self, LogEntry};
 
@@ -136,12 +138,14 @@ struct Service {
 
 impl Service {
     async fn round(&mut self, fleet: &Fleet, now_ms: i64) -> anyhow::Result<()> {
-        let (hosts, silences, acked, channels) = blocking(&self.db, move |c| {
-            Ok((store::hosts(c)?, store::silences(c, now_ms)?, store::acked(c)?, store::channels(c)?))
+        let (hosts, silences, acked, channels, overrides) = blocking(&self.db, move |c| {
+            let overrides = store::overrides(c)?;
+            Ok((store::hosts(c)?, store::silences(c, now_ms)?, store::acked(c)?, store::channels(c)?, overrides))
         })
         .await?;
         self.engine.retain_hosts(&hosts);
         self.engine.set_silences(silences);
+        self.engine.set_overrides(Overrides::new(overrides));
         self.engine.set_acked(&acked);
         // A host that never reported is not installed yet rather than offline.
         let seen = |s: &&std::sync::Arc<recorder::state::HostState>| s.last_seen_ms.is_some();
@@ -222,9 +226,12 @@ impl Service {
     }
 }
 
-/// Sends `n` on `channel` and logs the outcome.
+/// Sends `n` on `channel` (by SMTP for email, else by HTTP) and logs the outcome.
 pub async fn send(client: &HttpClient, channel: &Channel, n: &Notification) -> Delivery {
-    let delivery = client.send(&channel.request(n)).await;
+    let delivery = match channel.kind {
+        Kind::Email => email::send(channel, n, client.policy(), &[]).await,
+        _ => client.send(&channel.request(n)).await,
+    };
     match &delivery.error {
         None => info!(channel = channel.name, host = n.host, status = ?delivery.status, "notification sent"),
         Some(e) => warn!(channel = channel.name, host = n.host, error = e, "notification failed"),

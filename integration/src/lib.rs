@@ -6,6 +6,7 @@
 mod in_process;
 pub mod load;
 pub mod samples;
+pub mod smtp_sink;
 
 pub use in_process::InProcessServer;
 

@@ -1,5 +1,6 @@
 //! Alerting end to end (issue #13): the real server and agent, a fake `zpool` whose
-//! output the test rewrites while the agent runs, and a webhook receiver on loopback.
+//! output the test rewrites while the agent runs, and a webhook receiver on loopback; the
+//! `silence` and `rule` CLIs.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -215,4 +216,57 @@ fn hosts_cannot_publish_alert_topics_and_silences_are_listed_and_removed() {
     let out = server.cli(&["silence", "remove", &id]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains(&format!("no silence with id {id}")));
+}
+
+#[test]
+fn rule_overrides_round_trip_through_the_cli_as_json() {
+    let server = InProcessServer::start();
+    server.add_host(HOST);
+    let run = |args: &[&str]| -> std::process::Output { server.cli(args) };
+    let json = |args: &[&str]| -> serde_json::Value {
+        let out = run(args);
+        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let set = json(&["rule", "set", "pool_capacity", "--host", HOST, "--trigger", "85", "--clear", "80", "--json"]);
+    assert_eq!(
+        (set["trigger"].as_f64(), set["clear"].as_f64(), &set["host_id"]),
+        (Some(85.0), Some(80.0), &HOST.into())
+    );
+    let set = json(&["rule", "set", "pool_capacity", "--host", HOST, "--pending", "5m", "--json"]);
+    assert_eq!((set["trigger"].as_f64(), set["pending_seconds"].as_i64()), (Some(85.0), Some(300)), "merged");
+    json(&["rule", "disable", "guest_stopped", "--host", HOST, "--subject", "vm/101", "--json"]);
+
+    let listed = json(&["rule", "list", "--json"]);
+    let rule = |name: &str| listed.as_array().unwrap().iter().find(|r| r["rule"] == name).unwrap().clone();
+    let capacity = rule("pool_capacity");
+    assert_eq!((capacity["trigger"].as_f64(), capacity["clear"].as_f64()), (Some(80.0), Some(75.0)), "built-in");
+    assert_eq!(capacity["overrides"][0]["trigger"].as_f64(), Some(85.0));
+    let guest = rule("guest_stopped");
+    assert_eq!(
+        (&guest["overrides"][0]["subject"], &guest["overrides"][0]["enabled"]),
+        (&"vm/101".into(), &false.into())
+    );
+    assert_eq!(rule("pool_state")["overrides"], serde_json::json!([]));
+
+    for (args, why) in [
+        (vec!["rule", "set", "pool_state", "--trigger", "1"], "has no numeric thresholds"),
+        (vec!["rule", "set", "pool_capacity", "--trigger", "80", "--clear", "90"], "must be below --trigger"),
+        (vec!["rule", "disable", "pool_capacity", "--host", "nope"], "no host named nope"),
+        (vec!["rule", "disable", "pool_capacity", "--subject", "tank"], "--host"),
+        (vec!["rule", "set", "pool_capacity", "--pending", "soon"], "invalid --pending soon"),
+        (vec!["rule", "reset", "load"], "no override of load"),
+    ] {
+        let out = run(&args);
+        assert!(!out.status.success(), "{args:?}");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains(why),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    json(&["rule", "reset", "pool_capacity", "--host", HOST, "--json"]);
+    json(&["rule", "enable", "guest_stopped", "--host", HOST, "--subject", "vm/101", "--json"]);
+    let listed = json(&["rule", "list", "--json"]);
+    assert!(listed.as_array().unwrap().iter().all(|r| r["overrides"] == serde_json::json!([])), "{listed}");
 }

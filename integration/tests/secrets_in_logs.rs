@@ -1,5 +1,6 @@
 //! No secret reaches a log line (issue #16): a full run at `RUST_LOG=debug` — the CLI
-//! registering a host, an API token and a channel with a token and a secret, the server,
+//! registering a host, an API token, a channel with a token and a secret and an email
+//! channel with a password, the server,
 //! the agent's `--check` and its daemon, a sign-in, an admin form, an API read and a
 //! channel test — with every process's stderr captured, then grepped for each secret.
 
@@ -15,6 +16,7 @@ use integration::{
 
 const CHANNEL_TOKEN: &str = "channel-bearer-token-0123456789abcdef";
 const CHANNEL_SECRET: &str = "channel-hmac-secret-0123456789abcdef";
+const SMTP_PASSWORD: &str = "smtp-password-0123456789abcdef";
 
 /// A `proxmox-monitor` subcommand at debug level; its stderr is appended to `log`.
 fn cli(dir: &Path, log: &mut String, args: &[&str]) -> Output {
@@ -89,6 +91,11 @@ fn a_full_run_at_debug_level_logs_no_secret() {
     );
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     cli(dir.path(), &mut log, &["channel", "test", "hook"]);
+    // An email channel with its password in the URL, to a relay that refuses the connection.
+    let url = format!("smtp://ops:{SMTP_PASSWORD}@127.0.0.1:9?from=a@example.com&to=b@example.com");
+    let out = cli(dir.path(), &mut log, &["channel", "add", "mail", "--kind", "email", "--url", &url]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    cli(dir.path(), &mut log, &["channel", "test", "mail"]);
     cli(dir.path(), &mut log, &["channel", "list"]);
 
     let server_log = dir.path().join("server.log");
@@ -169,6 +176,7 @@ fn a_full_run_at_debug_level_logs_no_secret() {
         ("API token", api_token),
         ("channel token", CHANNEL_TOKEN.to_owned()),
         ("channel secret", CHANNEL_SECRET.to_owned()),
+        ("SMTP password", SMTP_PASSWORD.to_owned()),
         ("dashboard password", PASSWORD.to_owned()),
         ("dashboard password hash", PASSWORD_HASH.to_owned()),
         // The hash's salt and digest alone, in case it is logged cut or escaped.

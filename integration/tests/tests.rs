@@ -2,6 +2,7 @@
 
 mod alerting;
 mod e2e;
+mod email;
 mod faults;
 mod gateway;
 mod homeassistant;

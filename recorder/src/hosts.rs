@@ -83,8 +83,9 @@ pub fn remove_host(conn: &mut Connection, name: &str) -> Result<(), RegistryErro
         return Err(RegistryError::NotFound(name.to_owned()));
     }
     let hours = crate::partitions::hours(&tx)?;
-    let tables =
-        ["latest", "fast_recent", "events", "rollup_hosts", "alerts", "silences"].map(String::from).into_iter();
+    let tables = ["latest", "fast_recent", "events", "rollup_hosts", "alerts", "silences", "rule_overrides"]
+        .map(String::from)
+        .into_iter();
     for table in tables.chain(hours.into_iter().flat_map(crate::partitions::tables)) {
         tx.execute(&format!("DELETE FROM {table} WHERE host_id = ?1"), [name])?;
     }

@@ -1,8 +1,10 @@
 //! Channels: where notifications go, and how a message becomes an HTTP request for each
 //! kind, one file per kind (`webhook.rs`: Alertmanager's v4 body; `ntfy.rs`, `gotify.rs`,
 //! `discord.rs`, `slack.rs`, `telegram.rs`: the same text from [`Notification::lines`]).
+//! Email is the one kind that is not HTTP: `email.rs` sends over SMTP.
 
 mod discord;
+pub mod email;
 mod gotify;
 mod ntfy;
 mod slack;
@@ -23,20 +25,22 @@ pub enum Kind {
     Discord,
     Slack,
     Telegram,
+    /// SMTP, not HTTP: see [`email`].
+    Email,
 }
 
-/// Planned kinds, refused with a message until they are built.
-const LATER: [&str; 1] = ["email"];
-
 /// For error messages and `--help`.
-pub const SUPPORTED: &str = "webhook, ntfy, gotify, discord, slack, telegram";
+pub const SUPPORTED: &str = "webhook, ntfy, gotify, discord, slack, telegram, email";
 
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum ChannelError {
-    #[error("channel kind {0} is not supported yet; supported kinds: webhook, ntfy, gotify, discord, slack, telegram")]
-    NotYet(String),
-    #[error("unknown channel kind {0}; supported kinds: webhook, ntfy, gotify, discord, slack, telegram")]
+    #[error("unknown channel kind {0}; supported kinds: webhook, ntfy, gotify, discord, slack, telegram, email")]
     UnknownKind(String),
+    /// Never carries the password: [`email::parse`] takes it out first.
+    #[error("invalid email url {url}: {why}; expected e.g. {example}")]
+    InvalidEmailUrl { url: String, why: String, example: &'static str },
+    #[error("the SMTP password is given twice: keep it either in the url or in --token")]
+    PasswordTwice,
     #[error("invalid url {0}: expected http://host[:port]/path or https://...")]
     InvalidUrl(String),
     /// The kind authenticates with `--token`; the message says where to get one.
@@ -61,6 +65,16 @@ impl Kind {
             Kind::Discord => "discord",
             Kind::Slack => "slack",
             Kind::Telegram => "telegram",
+            Kind::Email => "email",
+        }
+    }
+
+    /// What a delivery's status code is: `HTTP 204`, `SMTP 250`.
+    pub fn protocol(self) -> &'static str {
+        if self == Kind::Email {
+            "SMTP"
+        } else {
+            "HTTP"
         }
     }
 
@@ -72,7 +86,7 @@ impl Kind {
             "discord" => Ok(Kind::Discord),
             "slack" => Ok(Kind::Slack),
             "telegram" => Ok(Kind::Telegram),
-            s if LATER.contains(&s) => Err(ChannelError::NotYet(s.to_owned())),
+            "email" => Ok(Kind::Email),
             s => Err(ChannelError::UnknownKind(s.to_owned())),
         }
     }
@@ -86,7 +100,8 @@ pub struct Channel {
     pub kind: Kind,
     pub url: String,
     /// Webhook and ntfy: sent as `Authorization: Bearer`. Gotify: the application token
-    /// (`X-Gotify-Key`). Telegram: the bot token, in the request path.
+    /// (`X-Gotify-Key`). Telegram: the bot token, in the request path. Email: the SMTP
+    /// password (taken out of the URL when given there).
     pub token: Option<String>,
     /// Webhook only: the key of the HMAC-SHA256 signature header.
     pub secret: Option<String>,
@@ -136,6 +151,9 @@ impl Channel {
         secret: Option<String>,
     ) -> Result<Channel, ChannelError> {
         let kind = Kind::parse(kind)?;
+        if kind == Kind::Email {
+            return email::channel(name, url, token, secret);
+        }
         let valid = url
             .parse::<hyper::Uri>()
             .is_ok_and(|u| matches!(u.scheme_str(), Some("http" | "https")) && u.host().is_some_and(|h| !h.is_empty()));
@@ -157,7 +175,7 @@ impl Channel {
                 let hint = "the webhook url is its secret";
                 return Err(ChannelError::Unused { kind: kind_name, option: "token", hint });
             }
-            Kind::Gotify | Kind::Telegram | Kind::Discord | Kind::Slack => {}
+            Kind::Gotify | Kind::Telegram | Kind::Discord | Kind::Slack | Kind::Email => {}
         }
         if kind == Kind::Telegram && telegram::chat_id(url).is_none() {
             return Err(ChannelError::MissingChatId);
@@ -169,7 +187,9 @@ impl Channel {
         Ok(Channel { name: name.to_owned(), kind, url: url.to_owned(), token, secret })
     }
 
-    /// The HTTP request that delivers `n` on this channel.
+    /// The HTTP request that delivers `n` on this channel. An email channel is never sent
+    /// over HTTP (`task::send` sends it by SMTP); its request is the mail's text, so that
+    /// this stays total.
     pub fn request(&self, n: &Notification) -> Request {
         let mut request = match self.kind {
             Kind::Webhook => webhook::request(self, n),
@@ -178,6 +198,11 @@ impl Channel {
             Kind::Discord => discord::request(self, n),
             Kind::Slack => slack::request(self, n),
             Kind::Telegram => telegram::request(self, n),
+            Kind::Email => Request {
+                url: self.url.clone(),
+                headers: vec![("content-type".into(), "text/plain; charset=utf-8".into())],
+                body: email::body(n).into_bytes(),
+            },
         };
         // The other kinds carry their token where their API wants it.
         if let (Some(token), Kind::Webhook | Kind::Ntfy) = (&self.token, self.kind) {
@@ -296,13 +321,9 @@ mod tests {
     #[test]
     fn kinds_and_urls_are_checked() {
         assert_eq!(Kind::parse("ntfy"), Ok(Kind::Ntfy));
-        let e = Kind::parse("email").unwrap_err().to_string();
-        assert_eq!(
-            e,
-            "channel kind email is not supported yet; supported kinds: webhook, ntfy, gotify, discord, slack, telegram"
-        );
-        assert!(e.ends_with(SUPPORTED));
-        assert!(matches!(Kind::parse("pigeon"), Err(ChannelError::UnknownKind(_))));
+        assert_eq!(Kind::parse("email"), Ok(Kind::Email));
+        let e = Kind::parse("pigeon").unwrap_err().to_string();
+        assert!(e.ends_with(SUPPORTED), "{e}");
         assert!(Channel::new("a", "webhook", "ftp://x/y", None, None).is_err());
         assert!(Channel::new("a", "webhook", "https://hooks.example.com/abc", None, None).is_ok());
     }

@@ -120,7 +120,8 @@ async fn render(
             let last = outcomes.iter().find(|o| o.channel == c.name).map_or_else(
                 || "never".to_owned(),
                 |d| {
-                    let status = d.http_status.map(|s| format!(" (HTTP {s})")).unwrap_or_default();
+                    let protocol = c.kind.protocol();
+                    let status = d.http_status.map(|s| format!(" ({protocol} {s})")).unwrap_or_default();
                     format!("{}{status} {}", d.outcome, ago(Some(d.ts_ms), now))
                 },
             );
@@ -247,7 +248,8 @@ pub async fn test_channel(
     let (n, delivery) = alerting::task::test_channel(&channel, TEST_RETRY).await;
     let entry = alerting::task::log_entry(&channel, &n, &delivery);
     write(&state.database, move |c| Ok(store::log(c, &entry)?)).await?;
-    let status = delivery.status.map(|s| format!("HTTP {s}")).unwrap_or_else(|| "no answer".into());
+    let protocol = channel.kind.protocol();
+    let status = delivery.status.map(|s| format!("{protocol} {s}")).unwrap_or_else(|| "no answer".into());
     match delivery.error {
         None => {
             render(&state, &session, Some(format!("Test sent on {name}: the receiver answered {status}.")), None).await

@@ -11,6 +11,7 @@ mod metrics;
 mod mqtt_ws;
 mod overview;
 mod pages;
+mod rules;
 mod search;
 #[cfg(test)]
 mod tests;
@@ -46,6 +47,7 @@ pub fn router(state: AppState) -> Router {
         .route("/admin/alerts/channels/{name}/remove", post(alerts::remove_channel))
         .route("/admin/alerts/silences", post(alerts::add_silence))
         .route("/admin/alerts/silences/{id}/remove", post(alerts::remove_silence))
+        .route("/admin/alerts/rules", get(rules::page).post(rules::update))
         .route("/events", get(events::stream))
         .route("/logout", post(login::logout))
         // Signed in, and for anything but GET and HEAD the session's CSRF token. An API

@@ -18,6 +18,7 @@ use crate::limit::LoginPolicy;
 use crate::{app, AppState, Auth};
 
 mod alerts;
+mod rules;
 mod security;
 
 const PASSWORD: &str = "test-password";

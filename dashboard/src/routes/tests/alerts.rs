@@ -76,7 +76,8 @@ async fn the_alerts_page_acknowledges_tests_channels_and_manages_silences() {
     assert_eq!(response.status(), StatusCode::BAD_REQUEST, "a clash is shown on the page");
     let bad = format!("csrf={csrf}&name=x&kind=email&url=http%3A%2F%2F{addr}%2F");
     let response = app.send(form("/admin/alerts/channels", &bad, signed)).await;
-    assert_eq!(response.status(), StatusCode::BAD_REQUEST, "a planned kind is refused with its reason");
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST, "an email channel needs an smtp url");
+    assert!(body(response).await.contains("the scheme is smtp:// (STARTTLS) or smtps:// (TLS)"));
 
     let response = app.send(form("/admin/alerts/channels/ops/test", &format!("csrf={csrf}"), signed)).await;
     assert_eq!(response.status(), StatusCode::OK);
@@ -119,6 +120,71 @@ async fn the_alerts_page_acknowledges_tests_channels_and_manages_silences() {
     assert_eq!(app.send(form(&remove, &format!("csrf={csrf}"), signed)).await.status(), StatusCode::SEE_OTHER);
     assert!(alerting::store::silences(&app.db(), wire::now_ms()).unwrap().is_empty());
     assert_eq!(inline_code(&html), Vec::<String>::new());
+}
+
+/// An SMTP relay on loopback that accepts every command (no TLS, no AUTH) and counts
+/// the messages it is given.
+async fn smtp_relay() -> (SocketAddr, Arc<std::sync::atomic::AtomicUsize>) {
+    use tokio::io::AsyncBufReadExt;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let mails = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = mails.clone();
+    tokio::spawn(async move {
+        while let Ok((s, _)) = listener.accept().await {
+            let (r, mut w) = s.into_split();
+            let mut lines = tokio::io::BufReader::new(r).lines();
+            let _ = w.write_all(b"220 relay\r\n").await;
+            let mut in_data = false;
+            while let Ok(Some(line)) = lines.next_line().await {
+                let reply = match (in_data, line.to_ascii_uppercase().split(' ').next().unwrap_or("")) {
+                    (true, _) if line == "." => {
+                        in_data = false;
+                        counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                        "250 queued"
+                    }
+                    (true, _) => continue,
+                    (false, "DATA") => {
+                        in_data = true;
+                        "354 go ahead"
+                    }
+                    (false, "QUIT") => "221 bye",
+                    _ => "250 ok",
+                };
+                let _ = w.write_all(format!("{reply}\r\n").as_bytes()).await;
+            }
+        }
+    });
+    (addr, mails)
+}
+
+#[tokio::test]
+async fn an_email_channel_is_added_with_its_password_hidden_and_sends_a_test() {
+    let app = TestApp::new().await;
+    let cookie = app.login().await;
+    let csrf = app.csrf(&cookie).await;
+    let signed = Some(cookie.as_str());
+    let url = "smtp%3A%2F%2Fops%3Ahunter2-hunter2-pass%40mail.example.com%3A587%3Ffrom%3Da%40example.com%26to%3Db%40example.com";
+    let add = format!("csrf={csrf}&name=mail&kind=email&url={url}&token=&secret=");
+    let response = app.send(form("/admin/alerts/channels", &add, signed)).await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    let html = body(app.send(page("/admin/alerts", signed)).await).await;
+    assert!(html.contains(r#"id="channel-mail""#) && html.contains("…pass"), "{html}");
+    assert!(!html.contains("hunter2"), "the password is never shown again");
+    assert!(html.contains(r#"<option value="email">"#), "the form offers email");
+    let stored = alerting::store::channel(&app.db(), "mail").unwrap();
+    assert_eq!(stored.token.as_deref(), Some("hunter2-hunter2-pass"));
+    assert!(!stored.url.contains("hunter2"), "kept out of the stored url: {}", stored.url);
+
+    let (relay, mails) = smtp_relay().await;
+    let url = format!("smtp%3A%2F%2F{relay}%3Ffrom%3Da%40example.com%26to%3Db%40example.com%26tls%3Dnone");
+    let add = format!("csrf={csrf}&name=relay&kind=email&url={url}");
+    assert_eq!(app.send(form("/admin/alerts/channels", &add, signed)).await.status(), StatusCode::SEE_OTHER);
+    let response = app.send(form("/admin/alerts/channels/relay/test", &format!("csrf={csrf}"), signed)).await;
+    let html = body(response).await;
+    assert!(html.contains("Test sent on relay: the receiver answered SMTP 250"), "{html}");
+    assert_eq!(mails.load(std::sync::atomic::Ordering::SeqCst), 1);
+    assert!(html.contains("sent (SMTP 250)"), "the last delivery is listed");
 }
 
 #[tokio::test]

@@ -1,5 +1,10 @@
 //! Alerting's rows in SQLite (schema: the recorder's migration 006): alerts, silences,
-//! channels and the notification log. Used by the engine's task and by the CLI.
+//! channels and the notification log; rule overrides (migration 011) in [`overrides`].
+//! Used by the engine's task, the CLI and the admin page.
+
+mod overrides;
+
+pub use overrides::{override_at, overrides, reset_override, set_enabled, set_override};
 
 use std::collections::HashSet;
 
@@ -22,6 +27,12 @@ pub enum StoreError {
     ChannelExists(String),
     #[error("unknown rule {0}; known rules: {1}")]
     UnknownRule(String, String),
+    #[error("no override of {0}; `rule list` shows them")]
+    NoSuchOverride(String),
+    #[error("no host named {0}; `host list` shows the registered ones")]
+    NoSuchHost(String),
+    #[error(transparent)]
+    Override(#[from] crate::overrides::OverrideError),
     #[error("database: {0}")]
     Db(#[from] rusqlite::Error),
 }
@@ -164,15 +175,22 @@ pub fn add_silence(
     comment: &str,
     now_ms: i64,
 ) -> Result<i64, StoreError> {
-    if let Some(rule) = rule.filter(|r| Rule::parse(r).is_none()) {
-        let known: Vec<&str> = Rule::ALL.iter().map(|r| r.as_str()).collect();
-        return Err(StoreError::UnknownRule(rule.to_owned(), known.join(", ")));
+    if let Some(rule) = rule {
+        parse_rule(rule)?;
     }
     conn.execute(
         "INSERT INTO silences (host_id, rule, subject, ends_ms, comment, created_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         params![host, rule, subject, ends_ms, comment, now_ms],
     )?;
     Ok(conn.last_insert_rowid())
+}
+
+/// `rule` as a known rule, or the error that lists them.
+pub fn parse_rule(rule: &str) -> Result<Rule, StoreError> {
+    Rule::parse(rule).ok_or_else(|| {
+        let known: Vec<&str> = Rule::ALL.iter().map(|r| r.as_str()).collect();
+        StoreError::UnknownRule(rule.to_owned(), known.join(", "))
+    })
 }
 
 /// Ends the silence `id` now (its row goes).
