@@ -374,7 +374,7 @@ impl HostModel {
                 vms.push(guest);
             }
         }
-        Medium { pools: Some(pools), storages: Some(storages), vms: Some(vms), cts: Some(cts) }
+        Medium { pools: Some(pools), storages: Some(storages), vms: Some(vms), cts: Some(cts), ..Medium::default() }
     }
 
     // Every wire::Pool, Vdev, Scan and Guest of the demo is built in the two functions

@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::backups::{Backups, OperatorStop};
 use crate::signals::{Disk, DiskIo, NetIf, Temp};
 use crate::value::{GuestStatus, PoolState, ScanFunction, ScanState};
 
@@ -101,13 +102,21 @@ impl Fast {
     }
 }
 
-/// Medium tier: ZFS pools, Proxmox storages, VMs and containers.
+/// Medium tier: ZFS pools, Proxmox storages, VMs and containers, backups.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Medium {
     pub pools: Option<Vec<Pool>>,
     pub storages: Option<Vec<Storage>>,
     pub vms: Option<Vec<Guest>>,
     pub cts: Option<Vec<Guest>>,
+    /// Backup jobs and each guest's last backup; None when they could not be read, and
+    /// from older agents.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backups: Option<Backups>,
+    /// Stops and shutdowns an operator ran lately, so a guest they stopped is not reported
+    /// as stopped unexpectedly; None when the task list could not be read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operator_stops: Option<Vec<OperatorStop>>,
 }
 
 /// One ZFS pool, from `zpool status` and `zpool list -Hp`.
