@@ -50,6 +50,7 @@ pub async fn run(port: u16) -> anyhow::Result<()> {
         mqtt_port: None,
         mqtts: None,
         retention: recorder::Retention::raw(Duration::from_millis(history::RAW_MS as u64)),
+        backup_max_age_hours: 36,
         alert_group_wait: None,
         alert_group_interval: None,
         metrics: Default::default(),

@@ -96,9 +96,21 @@ pub struct GuestBackup {
     /// The failure, when `ok` is false (at most [`Backups::ERROR_CAP`] characters).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
-    /// The end of its last successful backup, which is `end` when `ok`.
+    /// When `ok` is false, the end of its last successful backup, if one is known (when
+    /// `ok`, that is `end`, not repeated: see [`GuestBackup::last_success`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_ok: Option<i64>,
+}
+
+impl GuestBackup {
+    /// The end of its last successful backup.
+    pub fn last_success(&self) -> Option<i64> {
+        if self.ok {
+            Some(self.end)
+        } else {
+            self.last_ok
+        }
+    }
 }
 
 /// A stop, shutdown or suspend task an operator ran for a guest (`qmstop`, `qmshutdown`,

@@ -216,7 +216,9 @@ impl BackupWatch {
     fn section(&self) -> Option<Backups> {
         let (_, jobs) = self.jobs.as_ref()?;
         self.since?;
-        Some(Backups { jobs: jobs.clone(), guests: self.guests.values().cloned().collect(), since: self.horizon })
+        // A successful last backup's `last_ok` is its `end`, not sent twice.
+        let guests = self.guests.values().map(|g| GuestBackup { last_ok: g.last_ok.filter(|_| !g.ok), ..g.clone() });
+        Some(Backups { jobs: jobs.clone(), guests: guests.collect(), since: self.horizon })
     }
 }
 
@@ -261,7 +263,7 @@ esac
     }
 
     fn ok(vmid: u32, end: i64) -> GuestBackup {
-        GuestBackup { vmid, end, ok: true, error: None, last_ok: Some(end) }
+        GuestBackup { vmid, end, ok: true, error: None, last_ok: None }
     }
 
     #[tokio::test]
