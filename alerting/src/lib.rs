@@ -34,4 +34,6 @@ pub use settings::Settings;
 pub use task::{run, AlertingConfig};
 
 #[cfg(test)]
+mod rule_tests;
+#[cfg(test)]
 mod tests;
