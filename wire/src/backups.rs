@@ -9,7 +9,8 @@ use serde::{Deserialize, Serialize};
 pub struct Backups {
     /// Enabled vzdump jobs whose `node` is unset or this node, at most [`Backups::JOBS_CAP`].
     pub jobs: Vec<BackupJob>,
-    /// One entry per guest with a backup task seen, by vmid, at most [`Backups::GUESTS_CAP`].
+    /// One entry per guest of this node with a backup task seen, by vmid, at most
+    /// [`Backups::GUESTS_CAP`].
     pub guests: Vec<GuestBackup>,
     /// How far back the agent's knowledge reaches (Unix seconds): a guest with no entry has
     /// had no backup on this node since then.
@@ -17,12 +18,14 @@ pub struct Backups {
 }
 
 impl Backups {
-    pub const JOBS_CAP: usize = 64;
-    pub const GUESTS_CAP: usize = 1024;
+    // The caps keep a medium payload within the broker's 256 KiB even at their worst
+    // (about 150 KiB of backups); a real node's section is a few KiB (topics.md).
+    pub const JOBS_CAP: usize = 32;
+    pub const GUESTS_CAP: usize = 512;
     /// Vmids listed per job (`vmids`, `exclude`).
-    pub const VMIDS_CAP: usize = 256;
+    pub const VMIDS_CAP: usize = 128;
     /// Characters kept of a failure's message.
-    pub const ERROR_CAP: usize = 200;
+    pub const ERROR_CAP: usize = 120;
 
     /// The last backup known for `vmid`.
     pub fn guest(&self, vmid: u32) -> Option<&GuestBackup> {

@@ -59,11 +59,12 @@ pub struct BackupWatch {
 impl BackupWatch {
     /// One cycle at `now` (Unix seconds): the `backups` section (None until both the jobs
     /// and the tasks have been read once) and the recent `operator_stops` (None when this
-    /// cycle's task read failed). Every command runs within `timeout` of the call.
+    /// cycle's task read failed). Every command runs within `timeout` of the call. `on_node`
+    /// are the vmids of the node's guests, when read: the section keeps only theirs.
     pub async fn collect(
         &mut self,
         runner: &Runner,
-        node: &str,
+        (node, on_node): (&str, Option<&[u32]>),
         now: i64,
         timeout: Duration,
         errors: &mut Errors,
@@ -89,7 +90,7 @@ impl BackupWatch {
             }
         };
         self.read_logs(runner, node, left, errors).await;
-        (self.section(), stops)
+        (self.section(on_node), stops)
     }
 
     fn list_args(&self, node: &str, now: i64) -> Vec<String> {
@@ -213,11 +214,13 @@ impl BackupWatch {
         }
     }
 
-    fn section(&self) -> Option<Backups> {
+    fn section(&self, on_node: Option<&[u32]>) -> Option<Backups> {
         let (_, jobs) = self.jobs.as_ref()?;
         self.since?;
+        let here = |g: &&GuestBackup| on_node.is_none_or(|ids| ids.contains(&g.vmid));
         // A successful last backup's `last_ok` is its `end`, not sent twice.
-        let guests = self.guests.values().map(|g| GuestBackup { last_ok: g.last_ok.filter(|_| !g.ok), ..g.clone() });
+        let guests =
+            self.guests.values().filter(here).map(|g| GuestBackup { last_ok: g.last_ok.filter(|_| !g.ok), ..g.clone() });
         Some(Backups { jobs: jobs.clone(), guests: guests.collect(), since: self.horizon })
     }
 }
@@ -273,7 +276,7 @@ esac
         let runner = Runner::in_dir(dir.path().to_path_buf());
         let mut watch = BackupWatch::default();
         let mut errors = Errors::new();
-        let (backups, stops) = watch.collect(&runner, "pve", NOW, TIMEOUT, &mut errors).await;
+        let (backups, stops) = watch.collect(&runner, ("pve", None), NOW, TIMEOUT, &mut errors).await;
         assert!(errors.is_empty(), "{errors:?}");
         let backups = backups.unwrap();
         assert_eq!(backups.jobs.len(), 4);
@@ -317,8 +320,8 @@ esac
         let runner = Runner::in_dir(dir.path().to_path_buf());
         let mut watch = BackupWatch::default();
         let mut errors = Errors::new();
-        let (first, _) = watch.collect(&runner, "pve", NOW, TIMEOUT, &mut errors).await;
-        let (second, stops) = watch.collect(&runner, "pve", NOW + 300, TIMEOUT, &mut errors).await;
+        let (first, _) = watch.collect(&runner, ("pve", None), NOW, TIMEOUT, &mut errors).await;
+        let (second, stops) = watch.collect(&runner, ("pve", None), NOW + 300, TIMEOUT, &mut errors).await;
         assert!(errors.is_empty(), "{errors:?}");
         assert_eq!(first, second, "the same tasks listed again change nothing");
         assert_eq!(stops.unwrap().len(), 1);
@@ -339,7 +342,7 @@ esac
         let runner = Runner::in_dir(dir.path().to_path_buf());
         let mut watch = BackupWatch::default();
         let mut errors = Errors::new();
-        let (backups, stops) = watch.collect(&runner, "pve", NOW, TIMEOUT, &mut errors).await;
+        let (backups, stops) = watch.collect(&runner, ("pve", None), NOW, TIMEOUT, &mut errors).await;
         assert_eq!((backups, stops), (None, None));
         assert_eq!(errors.keys().collect::<Vec<_>>(), ["tasks"]);
         assert_eq!(errors["tasks"], "pvesh exited with exit status: 255: got timeout");

@@ -220,8 +220,13 @@ impl Collectors {
         let list = run_parse(runner, "zpool", zpool_list::ARGS, left(), zpool_list::parse).await;
         let vms = run_parse(runner, "pvesh", &qemu_args, left(), guests::parse).await;
         let cts = run_parse(runner, "pvesh", &lxc_args, left(), guests::parse).await;
+        let on_node: Option<Vec<u32>> = match (&vms, &cts) {
+            (Ok(vms), Ok(cts)) => Some(vms.iter().chain(cts).map(|g| g.vmid).collect()),
+            _ => None,
+        };
         let now_s = wire::now_ms() / 1000;
-        let (backups, operator_stops) = self.backups.collect(runner, &self.node, now_s, left(), &mut errors).await;
+        let node = (self.node.as_str(), on_node.as_deref());
+        let (backups, operator_stops) = self.backups.collect(runner, node, now_s, left(), &mut errors).await;
         let storages = run_parse(runner, "pvesh", &storage_args, left(), storage::parse).await;
         let pools = match (status, list) {
             (Ok(mut pools), list) => {

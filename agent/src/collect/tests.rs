@@ -305,7 +305,8 @@ async fn medium_tier_falls_back_to_text_zpool_status_and_remembers() {
     assert_eq!(medium.vms.unwrap().iter().map(|g| g.vmid).collect::<Vec<_>>(), [100, 101, 200, 9000]);
     assert_eq!(medium.cts.unwrap()[1].lock.as_deref(), Some("snapshot"));
     let backups = medium.backups.unwrap();
-    assert_eq!((backups.jobs.len(), backups.guests.len()), (3, 6), "the jobs of node pve left out: {backups:?}");
+    assert_eq!(backups.jobs.len(), 3, "the jobs of node pve left out: {backups:?}");
+    assert_eq!(backups.guests, [], "the fixture's backups are of guests on another node");
     assert_eq!(medium.operator_stops, Some(vec![]), "the fixture's stops are long past");
 
     let (_, errors) = collectors.medium(TIMEOUT).await;
@@ -351,7 +352,8 @@ async fn a_hanging_storage_call_only_empties_storages() {
     let mut collectors = host.collectors();
     let (medium, errors) = collectors.medium(Duration::from_secs(3)).await;
     assert_eq!(errors.keys().collect::<Vec<_>>(), ["lxc", "storage"]);
-    assert_eq!(errors["storage"], "pvesh timed out after 3s");
+    // What the commands before it left of the 3 s.
+    assert!(errors["storage"].starts_with("pvesh timed out after "), "{}", errors["storage"]);
     assert_eq!(
         errors["lxc"],
         "pvesh exited with exit status: 255: unable to open file '/etc/pve/nodes/pve1/lxc' - Permission denied"
