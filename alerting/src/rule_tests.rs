@@ -69,7 +69,12 @@ fn an_operators_shutdown_raises_no_alert_and_a_stop_without_one_does() {
 fn a_failed_backup_fires_and_resolves_with_the_next_good_one() {
     let state = |ok: bool| {
         let backups = wire::Backups {
-            jobs: vec![wire::BackupJob { id: "backup-daily".into(), schedule: "21:00".into(), all: true, ..Default::default() }],
+            jobs: vec![wire::BackupJob {
+                id: "backup-daily".into(),
+                schedule: "21:00".into(),
+                all: true,
+                ..Default::default()
+            }],
             guests: vec![wire::GuestBackup {
                 vmid: 101,
                 end: T / 1000 - 3_600,

@@ -326,11 +326,27 @@ mod tests {
             vms: Some(vec![Guest { vmid: 100, tags: vec!["prod".into()], ..Guest::default() }]),
             cts: None,
             backups: Some(crate::Backups {
-                jobs: vec![crate::BackupJob { id: "backup-1".into(), schedule: "21:00".into(), all: true, ..Default::default() }],
-                guests: vec![crate::GuestBackup { vmid: 100, end: 5, ok: false, error: Some("x".into()), last_ok: Some(1) }],
+                jobs: vec![crate::BackupJob {
+                    id: "backup-1".into(),
+                    schedule: "21:00".into(),
+                    all: true,
+                    ..Default::default()
+                }],
+                guests: vec![crate::GuestBackup {
+                    vmid: 100,
+                    end: 5,
+                    ok: false,
+                    error: Some("x".into()),
+                    last_ok: Some(1),
+                }],
                 since: 1,
             }),
-            operator_stops: Some(vec![crate::OperatorStop { vmid: 100, task: "qmstop".into(), user: "root@pam".into(), end: 4 }]),
+            operator_stops: Some(vec![crate::OperatorStop {
+                vmid: 100,
+                task: "qmstop".into(),
+                user: "root@pam".into(),
+                end: 4,
+            }]),
         }));
         round_trip(&envelope(Slow {
             snapshots: Some(Snapshots { total: 1, ..Snapshots::default() }),
@@ -371,7 +387,13 @@ mod tests {
                 job("backup-4d0c6f1a-2b9e", (100..130).collect()),
                 job("backup-9a1f3e7c-5d2b", (130..160).collect()),
                 job("backup-1b8e2d4f-7a6c", (160..200).collect()),
-                BackupJob { id: "backup-all".into(), schedule: "sat 02:00".into(), all: true, exclude: vec![199], ..Default::default() },
+                BackupJob {
+                    id: "backup-all".into(),
+                    schedule: "sat 02:00".into(),
+                    all: true,
+                    exclude: vec![199],
+                    ..Default::default()
+                },
             ],
             guests,
             since: end - 864_000,

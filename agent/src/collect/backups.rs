@@ -219,8 +219,11 @@ impl BackupWatch {
         self.since?;
         let here = |g: &&GuestBackup| on_node.is_none_or(|ids| ids.contains(&g.vmid));
         // A successful last backup's `last_ok` is its `end`, not sent twice.
-        let guests =
-            self.guests.values().filter(here).map(|g| GuestBackup { last_ok: g.last_ok.filter(|_| !g.ok), ..g.clone() });
+        let guests = self
+            .guests
+            .values()
+            .filter(here)
+            .map(|g| GuestBackup { last_ok: g.last_ok.filter(|_| !g.ok), ..g.clone() });
         Some(Backups { jobs: jobs.clone(), guests: guests.collect(), since: self.horizon })
     }
 }
@@ -328,8 +331,7 @@ esac
         let calls = calls(dir.path());
         // The running job started at 1789911532: the next read starts before it.
         assert_eq!(
-            calls[4],
-            "get /nodes/pve/tasks --source all --since 1789911472 --limit 500 --output-format json",
+            calls[4], "get /nodes/pve/tasks --source all --since 1789911472 --limit 500 --output-format json",
             "all task types, from the running job's start"
         );
         assert_eq!(calls.len(), 5, "no second job read within 30 min, no log read twice: {calls:?}");

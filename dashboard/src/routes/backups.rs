@@ -65,7 +65,12 @@ mod tests {
     fn each_guest_gets_its_last_backup_or_why_it_has_none() {
         let b = Backups {
             jobs: vec![
-                BackupJob { id: "j".into(), schedule: "daily".into(), vmids: vec![100, 101, 102], ..Default::default() },
+                BackupJob {
+                    id: "j".into(),
+                    schedule: "daily".into(),
+                    vmids: vec![100, 101, 102],
+                    ..Default::default()
+                },
                 BackupJob { id: "p".into(), schedule: "daily".into(), pool: Some("prod".into()), ..Default::default() },
             ],
             guests: vec![

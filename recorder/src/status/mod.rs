@@ -18,9 +18,7 @@ mod zfs;
 use serde::Serialize;
 use wire::{Fast, Medium, Slow};
 
-pub use backups::{
-    allowed_age_s, daily_backup_max_age_s, set_daily_backup_max_age_s, DEFAULT_DAILY_BACKUP_MAX_AGE_S,
-};
+pub use backups::{allowed_age_s, daily_backup_max_age_s, set_daily_backup_max_age_s, DEFAULT_DAILY_BACKUP_MAX_AGE_S};
 pub use guests::{guest_still_stopped, guests, OPERATOR_STOP_SLACK_S};
 pub use host::{SharedToken, SHARED_TOKEN_HOLD_MS};
 pub use thresholds::{

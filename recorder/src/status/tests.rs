@@ -354,8 +354,12 @@ fn backup_rules_warn_of_failed_and_missed_backups_of_covered_guests() {
         vmids: vec![100, 101, 102, 104],
         ..wire::BackupJob::default()
     };
-    let weekly =
-        wire::BackupJob { id: "backup-weekly".into(), schedule: "sat 02:00".into(), vmids: vec![105], ..Default::default() };
+    let weekly = wire::BackupJob {
+        id: "backup-weekly".into(),
+        schedule: "sat 02:00".into(),
+        vmids: vec![105],
+        ..Default::default()
+    };
     let backups = wire::Backups {
         jobs: vec![daily, weekly],
         guests: vec![

@@ -264,7 +264,12 @@ fn search_results_are_capped_and_the_rest_counted() {
         }),
         ..Default::default()
     };
-    let hits = crate::routes::search::search(&[std::sync::Arc::new(state)], "VM-", crate::routes::search::BackupFilter::Any, 0);
+    let hits = crate::routes::search::search(
+        &[std::sync::Arc::new(state)],
+        "VM-",
+        crate::routes::search::BackupFilter::Any,
+        0,
+    );
     assert_eq!(hits.guests.len(), crate::routes::search::RESULTS_CAP);
     assert_eq!(hits.more_guests, 100);
     assert_eq!(hits.guests[0].vmid, 0);
