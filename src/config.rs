@@ -204,3 +204,27 @@ impl ServerConfig {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(extra: &[(&str, &str)]) -> anyhow::Result<ServerConfig> {
+        let env = |name: &str| {
+            let base = [("SECRET_KEY_BASE", "x".repeat(64)), ("DASHBOARD_PASSWORD_HASH", "$argon2id$h".into())];
+            let found = extra.iter().find(|(k, _)| *k == name).map(|(_, v)| v.to_string());
+            found.or_else(|| base.iter().find(|(k, _)| *k == name).map(|(_, v)| v.clone()))
+        };
+        ServerConfig::from_lookup(&env)
+    }
+
+    #[test]
+    fn backup_max_age_defaults_to_36_hours_and_is_checked() {
+        assert_eq!(config(&[]).unwrap().backup_max_age_hours, 36);
+        assert_eq!(config(&[("BACKUP_MAX_AGE_HOURS", "48")]).unwrap().backup_max_age_hours, 48);
+        for bad in ["0", "745", "a day"] {
+            let e = config(&[("BACKUP_MAX_AGE_HOURS", bad)]).err().unwrap().to_string();
+            assert!(e.contains("BACKUP_MAX_AGE_HOURS"), "{bad}: {e}");
+        }
+    }
+}
