@@ -17,7 +17,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 use wire::{BackupJob, Backups, GuestBackup, OperatorStop};
 
-use super::command::Runner;
+use super::command::{CommandError, Runner};
 use super::tasks::{self, Outcome, Task};
 use super::{backup_jobs, command, record, CollectError, Errors};
 
@@ -54,6 +54,9 @@ pub struct BackupWatch {
     jobs: Option<(Instant, Vec<BackupJob>)>,
     stops: Vec<OperatorStop>,
     last_read: Option<i64>,
+    /// This pvesh refused `--source all`: running tasks are not listed, so a job that
+    /// started before the last read and ended after it is missed.
+    finished_only: bool,
 }
 
 impl BackupWatch {
@@ -72,7 +75,15 @@ impl BackupWatch {
         let deadline = Instant::now() + timeout;
         let left = || deadline.saturating_duration_since(Instant::now());
         self.refresh_jobs(runner, node, left(), errors).await;
-        let listed = match runner.run("pvesh", &self.list_args(node, now), left()).await {
+        let mut read = runner.run("pvesh", &self.list_args(node, now), left()).await;
+        if let Err(CommandError::Failed { detail, .. }) = &read {
+            if detail.contains("Parameter verification failed") && !self.finished_only {
+                // A pvesh without `--source`: list finished tasks only, from now on.
+                self.finished_only = true;
+                read = runner.run("pvesh", &self.list_args(node, now), left()).await;
+            }
+        }
+        let listed = match read {
             Ok(text) => tasks::parse_list(&text).map_err(CollectError::from),
             Err(e) => Err(CollectError::from(e)),
         };
@@ -102,9 +113,10 @@ impl BackupWatch {
                 now - LOOKBACK_S
             }
         };
-        for (k, v) in [("--source", "all".to_string()), ("--since", since.to_string())] {
-            args.extend([k.to_string(), v]);
+        if !self.finished_only {
+            args.extend(["--source".into(), "all".into()]);
         }
+        args.extend(["--since".into(), since.to_string()]);
         args.extend(["--limit".into(), LIST_LIMIT.to_string(), "--output-format".into(), "json".into()]);
         args
     }
@@ -239,11 +251,12 @@ mod tests {
     /// A little after the fixture's last task ended.
     const NOW: i64 = 1_789_912_000;
 
-    /// A fake `pvesh` in `dir` printing the fixtures (and recording its calls), or failing
-    /// the task list when `tasks_fail`.
-    fn fake_pvesh(dir: &Path, tasks_fail: bool) {
+    const TASKS_OK: &str = r#"cat "$F/pvesh_tasks.json""#;
+
+    /// A fake `pvesh` in `dir` printing the fixtures (and recording its calls), whose task
+    /// list does `tasks` (a shell command).
+    fn fake_pvesh(dir: &Path, tasks: &str) {
         let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
-        let tasks = if tasks_fail { "echo 'got timeout' >&2; exit 255" } else { r#"cat "$F/pvesh_tasks.json""# };
         let body = format!(
             r#"#!/bin/sh
 F='{f}'
@@ -275,7 +288,7 @@ esac
     #[tokio::test]
     async fn the_first_cycle_learns_each_guests_last_backup_and_the_recent_stops() {
         let dir = tempfile::tempdir().unwrap();
-        fake_pvesh(dir.path(), false);
+        fake_pvesh(dir.path(), TASKS_OK);
         let runner = Runner::in_dir(dir.path().to_path_buf());
         let mut watch = BackupWatch::default();
         let mut errors = Errors::new();
@@ -319,7 +332,7 @@ esac
     #[tokio::test]
     async fn later_cycles_list_only_what_started_since_and_read_no_log_twice() {
         let dir = tempfile::tempdir().unwrap();
-        fake_pvesh(dir.path(), false);
+        fake_pvesh(dir.path(), TASKS_OK);
         let runner = Runner::in_dir(dir.path().to_path_buf());
         let mut watch = BackupWatch::default();
         let mut errors = Errors::new();
@@ -340,7 +353,7 @@ esac
     #[tokio::test]
     async fn a_failed_task_read_loses_only_these_sections() {
         let dir = tempfile::tempdir().unwrap();
-        fake_pvesh(dir.path(), true);
+        fake_pvesh(dir.path(), "echo 'got timeout' >&2; exit 255");
         let runner = Runner::in_dir(dir.path().to_path_buf());
         let mut watch = BackupWatch::default();
         let mut errors = Errors::new();
@@ -348,5 +361,23 @@ esac
         assert_eq!((backups, stops), (None, None));
         assert_eq!(errors.keys().collect::<Vec<_>>(), ["tasks"]);
         assert_eq!(errors["tasks"], "pvesh exited with exit status: 255: got timeout");
+    }
+
+    #[tokio::test]
+    async fn a_pvesh_without_source_lists_finished_tasks_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let refuse = r#"case "$*" in *--source*) echo '400 Parameter verification failed.' >&2;
+echo 'source: property is not defined in schema' >&2; exit 255;; *) cat "$F/pvesh_tasks.json";; esac"#;
+        fake_pvesh(dir.path(), refuse);
+        let runner = Runner::in_dir(dir.path().to_path_buf());
+        let mut watch = BackupWatch::default();
+        let mut errors = Errors::new();
+        let (backups, _) = watch.collect(&runner, ("pve", None), NOW, TIMEOUT, &mut errors).await;
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(backups.unwrap().guests.len(), 6);
+        let first = calls(dir.path());
+        assert!(first[1].contains("--source all") && !first[2].contains("--source"), "{first:?}");
+        watch.collect(&runner, ("pve", None), NOW + 300, TIMEOUT, &mut errors).await;
+        assert!(!calls(dir.path()).last().unwrap().contains("--source"), "remembered");
     }
 }
