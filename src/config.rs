@@ -24,6 +24,10 @@ pub struct ServerConfig {
     /// MQTT over TLS, with its certificate and key.
     pub mqtts: Option<(u16, PathBuf, PathBuf)>,
     pub retention: recorder::Retention,
+    /// `BACKUP_MAX_AGE_HOURS` (36): how old a daily backup job's last successful backup of
+    /// a guest may get before `backup_age` warns (weekly jobs and others follow from it,
+    /// docs/STATUS.md).
+    pub backup_max_age_hours: u64,
     /// `ALERT_GROUP_WAIT_SECONDS`: how long a host's first notification waits to gather
     /// what else goes wrong; None: alerting's default (30 s). Tests shorten it.
     pub alert_group_wait: Option<Duration>,
@@ -47,6 +51,7 @@ impl std::fmt::Debug for ServerConfig {
             .field("port", &self.port)
             .field("mqtt_port", &self.mqtt_port)
             .field("retention", &self.retention)
+            .field("backup_max_age_hours", &self.backup_max_age_hours)
             .field("alert_group_wait", &self.alert_group_wait)
             .field("alert_group_interval", &self.alert_group_interval)
             .field("metrics", &self.metrics)
@@ -152,6 +157,10 @@ impl ServerConfig {
                 max / 24
             );
         }
+        let backup_max_age_hours = parse::<u64>(env, "BACKUP_MAX_AGE_HOURS", 36)?;
+        if !(1..=24 * 31).contains(&backup_max_age_hours) {
+            anyhow::bail!("BACKUP_MAX_AGE_HOURS must be between 1 and 744 (31 days)");
+        }
         let rollups = recorder::rollup::Keep {
             minute_ms: days(env, "ROLLUP_MINUTE_DAYS", 30, 366)?,
             hour_ms: days(env, "ROLLUP_HOUR_DAYS", 730, 3660)?,
@@ -166,6 +175,7 @@ impl ServerConfig {
             mqtt_port,
             mqtts,
             retention: recorder::Retention { raw: Duration::from_secs(hours * 3600), rollups },
+            backup_max_age_hours,
             alert_group_wait: seconds(env, "ALERT_GROUP_WAIT_SECONDS")?,
             alert_group_interval: seconds(env, "ALERT_GROUP_INTERVAL_SECONDS")?,
             metrics: dashboard::MetricsOptions {
@@ -191,6 +201,30 @@ impl ServerConfig {
         match &self.public_host {
             Some(host) => format!("wss://{host}/mqtt"),
             None => format!("ws://{http}/mqtt"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(extra: &[(&str, &str)]) -> anyhow::Result<ServerConfig> {
+        let env = |name: &str| {
+            let base = [("SECRET_KEY_BASE", "x".repeat(64)), ("DASHBOARD_PASSWORD_HASH", "$argon2id$h".into())];
+            let found = extra.iter().find(|(k, _)| *k == name).map(|(_, v)| v.to_string());
+            found.or_else(|| base.iter().find(|(k, _)| *k == name).map(|(_, v)| v.clone()))
+        };
+        ServerConfig::from_lookup(&env)
+    }
+
+    #[test]
+    fn backup_max_age_defaults_to_36_hours_and_is_checked() {
+        assert_eq!(config(&[]).unwrap().backup_max_age_hours, 36);
+        assert_eq!(config(&[("BACKUP_MAX_AGE_HOURS", "48")]).unwrap().backup_max_age_hours, 48);
+        for bad in ["0", "745", "a day"] {
+            let e = config(&[("BACKUP_MAX_AGE_HOURS", bad)]).err().unwrap().to_string();
+            assert!(e.contains("BACKUP_MAX_AGE_HOURS"), "{bad}: {e}");
         }
     }
 }

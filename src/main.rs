@@ -24,7 +24,7 @@ use serde_json::json;
 ///
 /// Configuration comes from the environment: DATABASE_PATH, SECRET_KEY_BASE,
 /// DASHBOARD_PASSWORD_HASH, PUBLIC_HOST, BIND, PORT, MQTT_PORT, MQTTS_PORT, TLS_CERT,
-/// TLS_KEY, RETENTION_HOURS, ROLLUP_MINUTE_DAYS, ROLLUP_HOUR_DAYS, METRICS_PUBLIC,
+/// TLS_KEY, RETENTION_HOURS, ROLLUP_MINUTE_DAYS, ROLLUP_HOUR_DAYS, BACKUP_MAX_AGE_HOURS, METRICS_PUBLIC,
 /// METRICS_GUESTS, HA_DISCOVERY, HA_DISCOVERY_PREFIX (see
 /// deploy/proxmox-monitor.env.example). PORT, MQTT_PORT
 /// and MQTTS_PORT may be 0 for any free port: `serve` prints where it listens.

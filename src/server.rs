@@ -100,6 +100,8 @@ pub async fn run(
     let auth = dashboard::Auth::new(&config.password_hash, &config.secret_key_base)?;
     let database = config.database.clone();
     tokio::task::spawn_blocking(move || recorder::db::open_and_migrate(&database)).await??;
+    // Before any host is evaluated: every card and alert reads it.
+    recorder::status::set_daily_backup_max_age_s(config.backup_max_age_hours as i64 * 3600);
 
     let gateway_config = GatewayConfig::default();
     let router = Router::start(gateway_config.max_connections + 16);

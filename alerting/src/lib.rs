@@ -38,4 +38,6 @@ pub use task::{run, AlertingConfig};
 #[cfg(test)]
 mod overrides_tests;
 #[cfg(test)]
+mod rule_tests;
+#[cfg(test)]
 mod tests;

@@ -49,6 +49,7 @@ impl InProcessServer {
             mqtt_port: Some(0),
             mqtts: None,
             retention: recorder::Retention::raw(Duration::from_secs(48 * 3600)),
+            backup_max_age_hours: 36,
             alert_group_wait: None,
             alert_group_interval: None,
             metrics: Default::default(),

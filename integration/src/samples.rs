@@ -77,6 +77,7 @@ pub fn medium(host: &str, seq: u64, ts_ms: i64) -> Item {
             storages: Some(["local", "local-zfs", "nfs-backup", "pbs"].iter().map(|n| storage(n)).collect()),
             vms: Some((100..110).map(guest).collect()),
             cts: Some((200..205).map(guest).collect()),
+            ..Medium::default()
         },
     };
     let json = serde_json::to_vec(&payload).unwrap();

@@ -1,6 +1,7 @@
 //! End-to-end tests: the real binaries on loopback. One binary, a module per scenario.
 
 mod alerting;
+mod backups;
 mod e2e;
 mod email;
 mod faults;

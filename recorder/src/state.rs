@@ -22,6 +22,8 @@ pub struct HostState {
     pub fast_interval_ms: Option<i64>,
     pub medium: Option<MediumPayload>,
     pub previous_medium: Option<Medium>,
+    /// When `previous_medium` was collected (its corrected `ts_ms`).
+    pub previous_medium_ts_ms: Option<i64>,
     pub slow: Option<SlowPayload>,
     pub previous_slow: Option<Slow>,
     /// Set when the gateway saw two agents using this host's token; in memory only (the
@@ -104,6 +106,9 @@ impl HostState {
             fast_interval_ms: self.fast_interval_ms,
             medium: self.medium.as_ref().map(|p| &p.data),
             previous_medium: self.previous_medium.as_ref(),
+            medium_ts_ms: self.medium.as_ref().map(|p| p.ts_ms),
+            previous_medium_ts_ms: self.previous_medium_ts_ms,
+            daily_backup_max_age_s: status::daily_backup_max_age_s(),
             slow: self.slow.as_ref().map(|p| &p.data),
             previous_slow: self.previous_slow.as_ref(),
             shared_token: self.shared_token.as_ref(),

@@ -5,7 +5,9 @@
 //! - `fleet.rs`: the hosts (sizes, pools) and the guests each runs, as data.
 //! - `model.rs`: a host's values as a function of time, for the live agent and the past.
 //! - `history.rs`: the past seeded through the recorder's writer and rollup code.
+//! - `backups.rs`: each host's backup job and its guests' last backups.
 
+mod backups;
 mod fleet;
 mod history;
 mod model;
@@ -50,6 +52,7 @@ pub async fn run(port: u16) -> anyhow::Result<()> {
         mqtt_port: None,
         mqtts: None,
         retention: recorder::Retention::raw(Duration::from_millis(history::RAW_MS as u64)),
+        backup_max_age_hours: 36,
         alert_group_wait: None,
         alert_group_interval: None,
         metrics: Default::default(),

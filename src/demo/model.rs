@@ -374,7 +374,16 @@ impl HostModel {
                 vms.push(guest);
             }
         }
-        Medium { pools: Some(pools), storages: Some(storages), vms: Some(vms), cts: Some(cts) }
+        let vmids: Vec<u32> = vms.iter().chain(&cts).map(|g| g.vmid).collect();
+        let backups = Some(super::backups::at(t, self.index, &vmids));
+        Medium {
+            pools: Some(pools),
+            storages: Some(storages),
+            vms: Some(vms),
+            cts: Some(cts),
+            backups,
+            ..Medium::default()
+        }
     }
 
     // Every wire::Pool, Vdev, Scan and Guest of the demo is built in the two functions

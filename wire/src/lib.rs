@@ -4,6 +4,7 @@
 //! - [`topic`]: the `pmon/v1/<host_id>/<kind>` topic names, host id validation and parsing.
 //! - [`payload`]: the JSON payloads of the `fast`, `medium` and `slow` tiers.
 //! - [`alerts`]: the JSON payloads of the server's `alerts` and `alerts/events` topics.
+//! - [`backups`]: the medium tier's backup jobs, last backups and operators' stops.
 //! - [`signals`]: the hardware sections (network, disk I/O, temperatures, SMART) and how a
 //!   disk is matched to the ZFS vdevs on it.
 //! - [`value`]: the payloads' enumerated strings (pool state, guest status, ...), each
@@ -13,11 +14,13 @@
 //! This crate does no I/O; it reads only the clock ([`now_ms`]).
 
 pub mod alerts;
+pub mod backups;
 pub mod payload;
 pub mod signals;
 pub mod topic;
 pub mod value;
 
+pub use backups::{BackupJob, Backups, Coverage, GuestBackup, OperatorStop};
 pub use payload::*;
 pub use signals::{AtaHealth, Disk, DiskIo, NetIf, NetKind, NvmeHealth, Temp, TempKind};
 pub use topic::{DiscoveryPrefix, HostId, HostIdError, Kind, ServerKind, Topic, TopicError, PREFIX};

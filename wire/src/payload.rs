@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::backups::{Backups, OperatorStop};
 use crate::signals::{Disk, DiskIo, NetIf, Temp};
 use crate::value::{GuestStatus, PoolState, ScanFunction, ScanState};
 
@@ -101,13 +102,21 @@ impl Fast {
     }
 }
 
-/// Medium tier: ZFS pools, Proxmox storages, VMs and containers.
+/// Medium tier: ZFS pools, Proxmox storages, VMs and containers, backups.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Medium {
     pub pools: Option<Vec<Pool>>,
     pub storages: Option<Vec<Storage>>,
     pub vms: Option<Vec<Guest>>,
     pub cts: Option<Vec<Guest>>,
+    /// Backup jobs and each guest's last backup; None when they could not be read, and
+    /// from older agents.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backups: Option<Backups>,
+    /// Stops and shutdowns an operator ran lately, so a guest they stopped is not reported
+    /// as stopped unexpectedly; None when the task list could not be read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operator_stops: Option<Vec<OperatorStop>>,
 }
 
 /// One ZFS pool, from `zpool status` and `zpool list -Hp`.
@@ -316,6 +325,28 @@ mod tests {
             storages: Some(vec![Storage { name: "local".into(), ..Storage::default() }]),
             vms: Some(vec![Guest { vmid: 100, tags: vec!["prod".into()], ..Guest::default() }]),
             cts: None,
+            backups: Some(crate::Backups {
+                jobs: vec![crate::BackupJob {
+                    id: "backup-1".into(),
+                    schedule: "21:00".into(),
+                    all: true,
+                    ..Default::default()
+                }],
+                guests: vec![crate::GuestBackup {
+                    vmid: 100,
+                    end: 5,
+                    ok: false,
+                    error: Some("x".into()),
+                    last_ok: Some(1),
+                }],
+                since: 1,
+            }),
+            operator_stops: Some(vec![crate::OperatorStop {
+                vmid: 100,
+                task: "qmstop".into(),
+                user: "root@pam".into(),
+                end: 4,
+            }]),
         }));
         round_trip(&envelope(Slow {
             snapshots: Some(Snapshots { total: 1, ..Snapshots::default() }),
@@ -328,6 +359,48 @@ mod tests {
                 ..Default::default()
             }]),
         }));
+    }
+
+    /// The backups section of a node with 100 guests in 4 jobs, one failed: the size that
+    /// topics.md states.
+    #[test]
+    fn a_backups_section_of_100_guests_stays_under_5_kib() {
+        use crate::{BackupJob, Backups, GuestBackup};
+        let end = 1_789_910_600;
+        let mut guests: Vec<GuestBackup> =
+            (100..200).map(|vmid| GuestBackup { vmid, end, ok: true, error: None, last_ok: None }).collect();
+        guests[7] = GuestBackup {
+            vmid: 107,
+            end,
+            ok: false,
+            error: Some("VM 107 qmp command 'backup' failed - got timeout".into()),
+            last_ok: Some(end - 86_400),
+        };
+        let job = |id: &str, vmids: Vec<u32>| BackupJob {
+            id: id.into(),
+            schedule: "mon..fri 21:00".into(),
+            vmids,
+            ..BackupJob::default()
+        };
+        let backups = Backups {
+            jobs: vec![
+                job("backup-4d0c6f1a-2b9e", (100..130).collect()),
+                job("backup-9a1f3e7c-5d2b", (130..160).collect()),
+                job("backup-1b8e2d4f-7a6c", (160..200).collect()),
+                BackupJob {
+                    id: "backup-all".into(),
+                    schedule: "sat 02:00".into(),
+                    all: true,
+                    exclude: vec![199],
+                    ..Default::default()
+                },
+            ],
+            guests,
+            since: end - 864_000,
+        };
+        let len = serde_json::to_string(&backups).unwrap().len();
+        assert!(len < 5 * 1024, "{len} bytes");
+        eprintln!("backups section of 100 guests: {len} bytes");
     }
 
     /// A big host's fast payload: 16 cores in two packages, 8 disks and the zvols, 6

@@ -5,6 +5,8 @@
 //!   them), [`uptime`], [`arcstats`] (the ZFS ARC size) and [`rootfs`] (`statvfs` of `/`).
 //! - [`zpool_status`] (JSON on OpenZFS ≥ 2.3, text before) and [`zpool_list`]: pools.
 //! - [`storage`], [`guests`]: `pvesh` storages, VMs and containers.
+//! - [`backups`]: backup jobs ([`backup_jobs`]), each guest's last backup and operators'
+//!   stops from the node's task list ([`tasks`]), remembered across cycles.
 //! - [`snapshots`], [`versions`]: `zfs list -t snapshot`, `pveversion`, kernel and ZFS versions.
 //! - [`hardware`]: network ([`net_dev`]), disk I/O ([`diskstats`]) and temperatures ([`hwmon`])
 //!   in the fast tier, SMART ([`smart`]) in the slow tier.
@@ -14,7 +16,7 @@
 //! source that fails (not installed, non-zero exit, timeout, unparseable output) leaves only its
 //! own section empty and adds one line to [`Errors`] under its collector name (`proc_stat`,
 //! `loadavg`, `meminfo`, `uptime`, `rootfs`, `arcstats`, `zpool_status`, `zpool_list`, `storage`,
-//! `qemu`, `lxc`, `snapshots`, `versions`, `net_dev`, `diskstats`, `hwmon`, `smart`,
+//! `qemu`, `lxc`, `backup_jobs`, `tasks`, `backup_log`, `snapshots`, `versions`, `net_dev`, `diskstats`, `hwmon`, `smart`,
 //! `smart/<disk>`).
 //!
 //! Missing ZFS: a host without the ZFS module has no arcstats file and no `/sys/module/zfs`,
@@ -32,6 +34,8 @@ use tokio::time::Instant;
 use wire::{Fast, Medium, Slow, Versions};
 
 pub mod arcstats;
+pub mod backup_jobs;
+pub mod backups;
 pub mod command;
 pub mod diskstats;
 pub mod guests;
@@ -46,6 +50,7 @@ pub mod rootfs;
 pub mod smart;
 pub mod snapshots;
 pub mod storage;
+pub mod tasks;
 #[cfg(test)]
 mod tests;
 pub mod uptime;
@@ -105,6 +110,7 @@ pub struct Collectors {
     prev_cpu: Option<CpuSample>,
     zpool_format: zpool_status::Format,
     hardware: hardware::Hardware,
+    backups: backups::BackupWatch,
 }
 
 impl Collectors {
@@ -125,6 +131,7 @@ impl Collectors {
             prev_cpu: None,
             zpool_format: zpool_status::Format::Unknown,
             hardware: hardware::Hardware::new(dev_root),
+            backups: backups::BackupWatch::default(),
         }
     }
 
@@ -213,6 +220,13 @@ impl Collectors {
         let list = run_parse(runner, "zpool", zpool_list::ARGS, left(), zpool_list::parse).await;
         let vms = run_parse(runner, "pvesh", &qemu_args, left(), guests::parse).await;
         let cts = run_parse(runner, "pvesh", &lxc_args, left(), guests::parse).await;
+        let on_node: Option<Vec<u32>> = match (&vms, &cts) {
+            (Ok(vms), Ok(cts)) => Some(vms.iter().chain(cts).map(|g| g.vmid).collect()),
+            _ => None,
+        };
+        let now_s = wire::now_ms() / 1000;
+        let node = (self.node.as_str(), on_node.as_deref());
+        let (backups, operator_stops) = self.backups.collect(runner, node, now_s, left(), &mut errors).await;
         let storages = run_parse(runner, "pvesh", &storage_args, left(), storage::parse).await;
         let pools = match (status, list) {
             (Ok(mut pools), list) => {
@@ -239,6 +253,8 @@ impl Collectors {
             storages: ok_or_record(&mut errors, "storage", storages),
             vms: ok_or_record(&mut errors, Kind::Qemu.name(), vms),
             cts: ok_or_record(&mut errors, Kind::Lxc.name(), cts),
+            backups,
+            operator_stops,
         };
         (medium, errors)
     }

@@ -10,6 +10,12 @@ use super::Collectors;
 
 const TIMEOUT: Duration = Duration::from_secs(20);
 
+/// `case` arms of a fake pvesh for the backup jobs, the task list and two jobs' logs.
+const PVESH_BACKUPS: &str = r#""get /cluster/backup --output-format json") cat "$F/pvesh_cluster_backup.json";;
+"get /nodes/pve1/tasks --"*) cat "$F/pvesh_tasks.json";;
+"get /nodes/pve1/tasks/UPID:pve:00154000:0C6DE000:6AAFDE04:vzdump::root@pam:/log "*) cat "$F/pvesh_task_log_job.json";;
+"get /nodes/pve1/tasks/UPID:pve:00150000:0C6DA000:6AAFB6E0:vzdump::root@pam:/log "*) cat "$F/pvesh_task_log_failed.json";;"#;
+
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
 }
@@ -89,9 +95,12 @@ impl FakeHost {
     fn pve8(&self) {
         self.script(
             "pvesh",
-            r#""get /nodes/pve1/storage --output-format json") cat "$F/storage.json";;
+            &format!(
+                r#""get /nodes/pve1/storage --output-format json") cat "$F/storage.json";;
 "get /nodes/pve1/qemu --output-format json") cat "$F/qemu.json";;
-"get /nodes/pve1/lxc --output-format json") cat "$F/lxc.json";;"#,
+"get /nodes/pve1/lxc --output-format json") cat "$F/lxc.json";;
+{PVESH_BACKUPS}"#
+            ),
         );
         self.script(
             "zpool",
@@ -269,7 +278,11 @@ async fn medium_tier_runs_its_commands_one_at_a_time() {
     let (_, errors) = collectors.medium(TIMEOUT).await;
     assert!(errors.is_empty(), "{errors:?}");
     let spans = std::fs::read_to_string(&log).unwrap();
-    assert_eq!(spans, "start\nend\n".repeat(6), "zpool status twice (JSON refused), zpool list, qemu, lxc, storage");
+    assert_eq!(
+        spans,
+        "start\nend\n".repeat(10),
+        "zpool status twice (JSON refused), zpool list, qemu, lxc, backup jobs, tasks, two job logs, storage"
+    );
 }
 
 #[tokio::test]
@@ -291,6 +304,10 @@ async fn medium_tier_falls_back_to_text_zpool_status_and_remembers() {
     assert_eq!(medium.storages.unwrap().len(), 5);
     assert_eq!(medium.vms.unwrap().iter().map(|g| g.vmid).collect::<Vec<_>>(), [100, 101, 200, 9000]);
     assert_eq!(medium.cts.unwrap()[1].lock.as_deref(), Some("snapshot"));
+    let backups = medium.backups.unwrap();
+    assert_eq!(backups.jobs.len(), 3, "the jobs of node pve left out: {backups:?}");
+    assert_eq!(backups.guests, [], "the fixture's backups are of guests on another node");
+    assert_eq!(medium.operator_stops, Some(vec![]), "the fixture's stops are long past");
 
     let (_, errors) = collectors.medium(TIMEOUT).await;
     assert!(errors.is_empty(), "{errors:?}");
@@ -325,14 +342,18 @@ async fn a_hanging_storage_call_only_empties_storages() {
     host.pve8();
     host.script(
         "pvesh",
-        r#""get /nodes/pve1/storage --output-format json") sleep 30;;
+        &format!(
+            r#""get /nodes/pve1/storage --output-format json") sleep 30;;
 "get /nodes/pve1/qemu --output-format json") cat "$F/qemu.json";;
-"get /nodes/pve1/lxc --output-format json") echo "unable to open file '/etc/pve/nodes/pve1/lxc' - Permission denied" >&2; exit 255;;"#,
+"get /nodes/pve1/lxc --output-format json") echo "unable to open file '/etc/pve/nodes/pve1/lxc' - Permission denied" >&2; exit 255;;
+{PVESH_BACKUPS}"#
+        ),
     );
     let mut collectors = host.collectors();
     let (medium, errors) = collectors.medium(Duration::from_secs(3)).await;
     assert_eq!(errors.keys().collect::<Vec<_>>(), ["lxc", "storage"]);
-    assert_eq!(errors["storage"], "pvesh timed out after 3s");
+    // What the commands before it left of the 3 s.
+    assert!(errors["storage"].starts_with("pvesh timed out after "), "{}", errors["storage"]);
     assert_eq!(
         errors["lxc"],
         "pvesh exited with exit status: 255: unable to open file '/etc/pve/nodes/pve1/lxc' - Permission denied"
@@ -376,7 +397,10 @@ async fn a_bare_host_reports_every_missing_source_and_panics_nowhere() {
     assert_eq!(fast, rootfs_only, "only statvfs of / answers");
 
     let (medium, errors) = collectors.medium(TIMEOUT).await;
-    assert_eq!(errors.keys().collect::<Vec<_>>(), ["lxc", "qemu", "storage", "zpool_list", "zpool_status"]);
+    assert_eq!(
+        errors.keys().collect::<Vec<_>>(),
+        ["backup_jobs", "lxc", "qemu", "storage", "tasks", "zpool_list", "zpool_status"]
+    );
     assert_eq!(errors["zpool_status"], "zpool: command not found");
     assert_eq!(medium, wire::Medium::default());
     assert_eq!(collectors.zpool_format(), Format::Unknown);

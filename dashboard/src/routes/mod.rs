@@ -3,6 +3,7 @@
 mod admin;
 mod alerts;
 mod api;
+mod backups;
 mod events;
 mod hardware;
 mod health;

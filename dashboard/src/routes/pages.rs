@@ -14,6 +14,7 @@ use crate::chart::Range;
 use crate::error::AppError;
 use crate::format::{ago, bytes, duration, opt_bytes, opt_f, pct};
 use crate::history::{HostCharts, HostHistory, Sparklines};
+use crate::routes::backups;
 use crate::routes::hardware::{self, disk_of_vdev};
 use crate::routes::{one_host, parse_query, read};
 use crate::session::Session;
@@ -21,7 +22,7 @@ use crate::status::HostStatus;
 use crate::AppState;
 use recorder::state::{Card, HostState};
 use recorder::status::{pool_level, Level, STORAGE_FULL};
-use wire::{Disk, Guest, Medium, Pool, Slow, Vdev};
+use wire::{Backups, Disk, Guest, Medium, Pool, Slow, Vdev};
 
 /// A card as the template shows it.
 pub struct CardView {
@@ -142,8 +143,9 @@ fn sections(s: &HostState, now_ms: i64) -> Vec<Section> {
     let mut out = vec![pools_section(medium, slow, now_ms)];
     out.extend(hardware::sections(s));
     out.push(storages_section(medium));
-    out.push(guests_section("Virtual machines", medium.and_then(|m| m.vms.as_deref())));
-    out.push(guests_section("Containers", medium.and_then(|m| m.cts.as_deref())));
+    let backups = Guests { backups: backups::of(s), flagged: backups::flagged(s, now_ms), now_ms };
+    out.push(guests_section("Virtual machines", "vm", medium.and_then(|m| m.vms.as_deref()), &backups));
+    out.push(guests_section("Containers", "ct", medium.and_then(|m| m.cts.as_deref()), &backups));
     out.push(snapshots_section(slow, now_ms));
     out.extend(versions_section(slow));
     out
@@ -227,9 +229,18 @@ fn storages_section(medium: Option<&Medium>) -> Section {
     Section::new("Storages", head, "No storages reported.", rows.collect())
 }
 
-/// The virtual machines or the containers.
-fn guests_section(title: &str, guests: Option<&[Guest]>) -> Section {
+/// What the guest tables need to show each guest's backup.
+struct Guests<'a> {
+    backups: Option<&'a Backups>,
+    /// Subjects with a backup finding.
+    flagged: std::collections::HashSet<String>,
+    now_ms: i64,
+}
+
+/// The virtual machines (`kind` `vm`) or the containers (`ct`).
+fn guests_section(title: &str, kind: &str, guests: Option<&[Guest]>, b: &Guests) -> Section {
     let rows = guests.unwrap_or_default().iter().map(|g| {
+        let flagged = b.flagged.contains(&format!("{kind}/{}", g.vmid));
         let mut status = g.status.to_string();
         if let Some(lock) = &g.lock {
             status = format!("{status} (lock: {lock})");
@@ -243,11 +254,12 @@ fn guests_section(title: &str, guests: Option<&[Guest]>) -> Section {
                 format!("{} of {}", opt_bytes(g.mem), opt_bytes(g.maxmem)),
                 duration(g.uptime_s),
                 g.tags.join(", "),
+                backups::cell(b.backups, g.vmid, b.now_ms),
             ],
-            bad: false,
+            bad: flagged,
         }
     });
-    let head = vec!["ID", "Name", "Status", "CPU", "Memory", "Uptime", "Tags"];
+    let head = vec!["ID", "Name", "Status", "CPU", "Memory", "Uptime", "Tags", "Backup"];
     Section::new(title, head, "None.", rows.collect())
 }
 

@@ -1,5 +1,8 @@
 //! `/search?q=`: VMs and CTs by name, id or tag across the fleet, and hosts by name, from
 //! every host's latest medium payload (the fleet's states: nothing is parsed per request).
+//! `&backup=missing` keeps the guests that are not backed up (in no enabled backup job, or
+//! with a failed or too old last backup: `routes::backups::missing`); with it, an empty
+//! `q` matches every guest.
 
 use std::sync::Arc;
 
@@ -12,7 +15,7 @@ use serde::Deserialize;
 
 use crate::error::AppError;
 use crate::format::ago;
-use crate::routes::{all_hosts, parse_query};
+use crate::routes::{all_hosts, backups, parse_query};
 use crate::session::Session;
 use crate::status::HostStatus;
 use crate::AppState;
@@ -25,6 +28,18 @@ pub const RESULTS_CAP: usize = 500;
 pub struct SearchQuery {
     #[serde(default)]
     q: String,
+    #[serde(default)]
+    backup: BackupFilter,
+}
+
+/// The `backup` filter: every guest, or only those not backed up.
+#[derive(Deserialize, Default, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum BackupFilter {
+    #[default]
+    #[serde(rename = "")]
+    Any,
+    Missing,
 }
 
 pub struct HostHit {
@@ -43,6 +58,8 @@ pub struct GuestHit {
     pub tags: String,
     pub host_id: String,
     pub host_status: HostStatus,
+    /// The last backup, or why there is none (`routes::backups::cell`).
+    pub backup: String,
 }
 
 /// The hits of one search, each list capped at [`RESULTS_CAP`].
@@ -54,12 +71,13 @@ pub struct Hits {
     pub more_guests: usize,
 }
 
-/// Case-insensitive substring search: hosts by id; VMs and CTs by name, id or tag. Hits
-/// come in host id order, guests by id within a host.
-pub fn search(states: &[Arc<HostState>], q: &str, now_ms: i64) -> Hits {
+/// Case-insensitive substring search: hosts by id; VMs and CTs by name, id or tag, and
+/// not backed up if `backup` says so. Hits come in host id order, guests by id within a
+/// host.
+pub fn search(states: &[Arc<HostState>], q: &str, backup: BackupFilter, now_ms: i64) -> Hits {
     let q = q.trim().to_lowercase();
     let mut hits = Hits::default();
-    if q.is_empty() {
+    if q.is_empty() && backup == BackupFilter::Any {
         return hits;
     }
     for state in states {
@@ -67,7 +85,7 @@ pub fn search(states: &[Arc<HostState>], q: &str, now_ms: i64) -> Hits {
         let mut status = None;
         let mut status_of = |state: &HostState| *status.get_or_insert_with(|| HostStatus::of(&state.card(now_ms)));
         let medium = state.medium.as_ref().map(|p| &p.data);
-        if state.host_id.to_lowercase().contains(&q) {
+        if !q.is_empty() && backup == BackupFilter::Any && state.host_id.to_lowercase().contains(&q) {
             if hits.hosts.len() < RESULTS_CAP {
                 let count = |g: Option<&Vec<wire::Guest>>| g.map_or(0, Vec::len);
                 hits.hosts.push(HostHit {
@@ -85,6 +103,11 @@ pub fn search(states: &[Arc<HostState>], q: &str, now_ms: i64) -> Hits {
             }
         }
         let Some(medium) = medium else { continue };
+        let host_backups = backups::of(state);
+        let flagged = match backup {
+            BackupFilter::Missing if host_backups.is_some() => backups::flagged(state, now_ms),
+            _ => Default::default(),
+        };
         let mut guests: Vec<(&'static str, &wire::Guest)> = [("VM", medium.vms.as_ref()), ("CT", medium.cts.as_ref())]
             .into_iter()
             .flat_map(|(kind, guests)| guests.into_iter().flatten().map(move |g| (kind, g)))
@@ -92,6 +115,10 @@ pub fn search(states: &[Arc<HostState>], q: &str, now_ms: i64) -> Hits {
                 g.name.to_lowercase().contains(&q)
                     || g.vmid.to_string().contains(&q)
                     || g.tags.iter().any(|t| t.to_lowercase().contains(&q))
+            })
+            .filter(|(kind, g)| {
+                let subject = format!("{}/{}", kind.to_lowercase(), g.vmid);
+                backup == BackupFilter::Any || backups::missing(host_backups, g.vmid, flagged.contains(&subject))
             })
             .collect();
         guests.sort_by_key(|(_, g)| g.vmid);
@@ -108,6 +135,7 @@ pub fn search(states: &[Arc<HostState>], q: &str, now_ms: i64) -> Hits {
                 tags: g.tags.join(", "),
                 host_id: state.host_id.clone(),
                 host_status: status_of(state),
+                backup: backups::cell(host_backups, g.vmid, now_ms),
             });
         }
     }
@@ -120,6 +148,8 @@ struct SearchPage {
     /// The session's token for the sign-out form.
     csrf: String,
     q: String,
+    /// Whether `backup=missing` is on.
+    missing: bool,
     hits: Hits,
 }
 
@@ -129,11 +159,12 @@ pub async fn page(
     query: Result<Query<SearchQuery>, QueryRejection>,
 ) -> Result<Html<String>, AppError> {
     let query = parse_query(query)?;
-    let hits = if query.q.trim().is_empty() {
+    let hits = if query.q.trim().is_empty() && query.backup == BackupFilter::Any {
         Hits::default()
     } else {
         let states = all_hosts(&state).await?;
-        search(&states, &query.q, wire::now_ms())
+        search(&states, &query.q, query.backup, wire::now_ms())
     };
-    Ok(Html(SearchPage { csrf: session.csrf, q: query.q, hits }.render()?))
+    let missing = query.backup == BackupFilter::Missing;
+    Ok(Html(SearchPage { csrf: session.csrf, q: query.q, missing, hits }.render()?))
 }

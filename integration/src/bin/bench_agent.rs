@@ -45,7 +45,14 @@ impl FakeHost {
         let host = FakeHost { dir };
         let f = fixtures();
         let f = f.display();
-        host.perl("pvesh", &format!("storage => '{f}/storage.json', qemu => '{f}/qemu.json', lxc => '{f}/lxc.json'"));
+        host.perl(
+            "pvesh",
+            &format!(
+                "storage => '{f}/storage.json', qemu => '{f}/qemu.json', lxc => '{f}/lxc.json', \
+                 backup => '{f}/pvesh_cluster_backup.json', tasks => '{f}/pvesh_tasks.json', \
+                 log => '{f}/pvesh_task_log_job.json'"
+            ),
+        );
         host.perl("pveversion", &format!("'' => '{f}/pveversion.txt'"));
         host.shell(
             "zpool",

@@ -4,9 +4,10 @@
 //! card and an alert never disagree.
 //!
 //! One file per area of rules: `host` (connection, silence, load, clock, shared token),
-//! `zfs` (pools and scrubs), `storage`, `guests`, `hardware` (disks and temperatures);
+//! `zfs` (pools and scrubs), `storage`, `guests`, `backups`, `hardware` (disks and temperatures);
 //! `thresholds` holds the numbers they compare against.
 
+mod backups;
 mod guests;
 mod hardware;
 mod host;
@@ -17,7 +18,8 @@ mod zfs;
 use serde::Serialize;
 use wire::{Fast, Medium, Slow};
 
-pub use guests::{guest_still_stopped, guests};
+pub use backups::{allowed_age_s, daily_backup_max_age_s, set_daily_backup_max_age_s, DEFAULT_DAILY_BACKUP_MAX_AGE_S};
+pub use guests::{guest_still_stopped, guests, OPERATOR_STOP_SLACK_S};
 pub use host::{SharedToken, SHARED_TOKEN_HOLD_MS};
 pub use thresholds::{
     measure, measure_fast, pct, Thresholds, CPU_TEMPERATURE, DISK_WEAR_PCT, NVME_TEMPERATURE, POOL_CAPACITY,
@@ -73,6 +75,10 @@ pub enum Rule {
     StorageFull,
     StorageInactive,
     GuestStopped,
+    /// A guest in a backup job whose last backup failed.
+    BackupFailed,
+    /// A guest in a backup job whose last successful backup is older than the job allows.
+    BackupAge,
     Load,
     DiskHealth,
     DiskSectors,
@@ -87,7 +93,7 @@ pub enum Rule {
 }
 
 impl Rule {
-    pub const ALL: [Rule; 20] = [
+    pub const ALL: [Rule; 22] = [
         Rule::HostOffline,
         Rule::HostSilent,
         Rule::PoolState,
@@ -98,6 +104,8 @@ impl Rule {
         Rule::StorageFull,
         Rule::StorageInactive,
         Rule::GuestStopped,
+        Rule::BackupFailed,
+        Rule::BackupAge,
         Rule::Load,
         Rule::DiskHealth,
         Rule::DiskSectors,
@@ -122,6 +130,8 @@ impl Rule {
             Rule::StorageFull => "storage_full",
             Rule::StorageInactive => "storage_inactive",
             Rule::GuestStopped => "guest_stopped",
+            Rule::BackupFailed => "backup_failed",
+            Rule::BackupAge => "backup_age",
             Rule::Load => "load",
             Rule::DiskHealth => "disk_health",
             Rule::DiskSectors => "disk_sectors",
@@ -178,6 +188,12 @@ pub struct Facts<'a> {
     pub medium: Option<&'a Medium>,
     /// The medium payload before `medium`, to see error counters grow and guests stop.
     pub previous_medium: Option<&'a Medium>,
+    /// When `medium` and `previous_medium` were collected (server time), to tell whether an
+    /// operator's stop task falls between them.
+    pub medium_ts_ms: Option<i64>,
+    pub previous_medium_ts_ms: Option<i64>,
+    /// How old a daily backup job's last backup may get ([`daily_backup_max_age_s`]).
+    pub daily_backup_max_age_s: i64,
     pub slow: Option<&'a Slow>,
     /// The slow payload before `slow`, to see a disk's sector and media error counts grow.
     pub previous_slow: Option<&'a Slow>,
@@ -201,6 +217,7 @@ pub fn findings(f: &Facts) -> Vec<Finding> {
         zfs::pools(f, medium, &mut out);
         storage::storages(medium, &mut out);
         guests::stopped(f, medium, &mut out);
+        backups::backups(f, medium, &mut out);
     }
     if let Some(fast) = f.fast {
         host::load(fast, &mut out);

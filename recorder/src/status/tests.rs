@@ -13,6 +13,9 @@ fn facts<'a>(fast: Option<&'a Fast>, medium: Option<&'a Medium>) -> Facts<'a> {
         fast_interval_ms: Some(30_000),
         medium,
         previous_medium: None,
+        medium_ts_ms: Some(NOW),
+        previous_medium_ts_ms: Some(NOW - 300_000),
+        daily_backup_max_age_s: DEFAULT_DAILY_BACKUP_MAX_AGE_S,
         slow: None,
         previous_slow: None,
         shared_token: None,
@@ -303,4 +306,114 @@ fn silence_while_connected_is_critical() {
     assert_eq!(evaluate(&f).level, Level::Critical);
     f.fast_received_ms = Some(NOW - 89_000);
     assert_eq!(evaluate(&f).level, Level::Online);
+}
+
+fn vm(vmid: u32, status: &str) -> wire::Guest {
+    wire::Guest { vmid, name: format!("vm{vmid}"), status: status.into(), ..wire::Guest::default() }
+}
+
+#[test]
+fn an_operators_stop_explains_a_stopped_guest() {
+    let running = Medium { vms: Some(vec![vm(101, "running")]), ..Medium::default() };
+    let stopped_with = |stops: Vec<wire::OperatorStop>| Medium {
+        vms: Some(vec![vm(101, "stopped")]),
+        operator_stops: Some(stops),
+        ..Medium::default()
+    };
+    let stop = |vmid: u32, end_ms: i64| wire::OperatorStop {
+        vmid,
+        task: "qmshutdown".into(),
+        user: "root@pam".into(),
+        end: end_ms / 1000,
+    };
+    // The samples are at NOW - 5 min and NOW.
+    for (case, stops, expect_finding) in [
+        ("a shutdown between the samples", vec![stop(101, NOW - 60_000)], false),
+        ("a shutdown ending just after the sample", vec![stop(101, NOW + 30_000)], false),
+        ("another guest's shutdown", vec![stop(102, NOW - 60_000)], true),
+        ("a shutdown before the guest was last seen running", vec![stop(101, NOW - 20 * 60_000)], true),
+        ("no task: it stopped unexpectedly", vec![], true),
+    ] {
+        let stopped = stopped_with(stops);
+        let mut f = facts(None, Some(&stopped));
+        f.previous_medium = Some(&running);
+        let found: Vec<Rule> = findings(&f).iter().map(|f| f.rule).collect();
+        let expected = if expect_finding { vec![Rule::GuestStopped] } else { vec![] };
+        assert_eq!(found, expected, "{case}");
+    }
+}
+
+#[test]
+fn backup_rules_warn_of_failed_and_missed_backups_of_covered_guests() {
+    let now_s = NOW / 1000;
+    let hours = |h: i64| now_s - h * 3_600;
+    let ok = |vmid: u32, end: i64| wire::GuestBackup { vmid, end, ok: true, error: None, last_ok: None };
+    let daily = wire::BackupJob {
+        id: "backup-daily".into(),
+        schedule: "21:00".into(),
+        vmids: vec![100, 101, 102, 104],
+        ..wire::BackupJob::default()
+    };
+    let weekly = wire::BackupJob {
+        id: "backup-weekly".into(),
+        schedule: "sat 02:00".into(),
+        vmids: vec![105],
+        ..Default::default()
+    };
+    let backups = wire::Backups {
+        jobs: vec![daily, weekly],
+        guests: vec![
+            ok(100, hours(20)),
+            wire::GuestBackup {
+                vmid: 101,
+                end: hours(2),
+                ok: false,
+                error: Some("VM 101 qmp command 'backup' failed - got timeout".into()),
+                last_ok: Some(hours(26)),
+            },
+            ok(102, hours(72)),
+            ok(103, hours(400)),
+            ok(105, hours(5 * 24)),
+        ],
+        since: hours(240),
+    };
+    let vms = [100, 101, 102, 103, 104, 105].map(|id| vm(id, "running")).to_vec();
+    let m = Medium { vms: Some(vms.clone()), backups: Some(backups), ..Medium::default() };
+    let found = findings(&facts(None, Some(&m)));
+    let got: Vec<(Rule, Option<&str>, Option<f64>)> =
+        found.iter().map(|f| (f.rule, f.subject.as_deref(), f.value)).collect();
+    assert_eq!(
+        got,
+        [
+            (Rule::BackupFailed, Some("vm/101"), None),
+            (Rule::BackupAge, Some("vm/102"), Some(72.0)),
+            (Rule::BackupAge, Some("vm/104"), Some(240.0)),
+        ],
+        "100 is fresh, 103 is in no job, 105's weekly job allows 8 days"
+    );
+    assert_eq!(found[0].level, Level::Warning);
+    assert_eq!(
+        found[0].message,
+        "guest vm/101 (vm101): last backup failed: VM 101 qmp command 'backup' failed - got timeout"
+    );
+    assert_eq!(
+        found[1].message,
+        "guest vm/102 (vm102): last successful backup 3 days ago; job backup-daily (21:00) allows 36 h"
+    );
+    assert_eq!(
+        found[2].message,
+        "guest vm/104 (vm104): no successful backup in the last 10 days; job backup-daily (21:00) allows 36 h"
+    );
+
+    let mut f = facts(None, Some(&m));
+    f.daily_backup_max_age_s = 96 * 3_600;
+    let rules: Vec<Rule> = findings(&f).iter().map(|f| f.rule).collect();
+    assert_eq!(rules, [Rule::BackupFailed, Rule::BackupAge], "the operator's 96 h spare 102's 72 h");
+
+    let no_jobs = Medium {
+        vms: Some(vms),
+        backups: Some(wire::Backups { since: hours(240), ..wire::Backups::default() }),
+        ..Medium::default()
+    };
+    assert!(findings(&facts(None, Some(&no_jobs))).is_empty(), "a node without jobs has nothing to miss");
 }

@@ -212,7 +212,9 @@ fn apply_medium(
     store.pending.note(p, Kind::Medium, raw, newer, now);
     seen(state, p, now);
     if newer {
-        let previous = state.medium.take().map(|m| m.data);
+        let previous = state.medium.take();
+        state.previous_medium_ts_ms = previous.as_ref().map(|m| m.ts_ms);
+        let previous = previous.map(|m| m.data);
         medium_events(store.tx, &state.host_id, previous.as_ref(), &p.data, now)?;
         state.previous_medium = previous;
         state.medium = Some(p.clone());

@@ -264,7 +264,12 @@ fn search_results_are_capped_and_the_rest_counted() {
         }),
         ..Default::default()
     };
-    let hits = crate::routes::search::search(&[std::sync::Arc::new(state)], "VM-", 0);
+    let hits = crate::routes::search::search(
+        &[std::sync::Arc::new(state)],
+        "VM-",
+        crate::routes::search::BackupFilter::Any,
+        0,
+    );
     assert_eq!(hits.guests.len(), crate::routes::search::RESULTS_CAP);
     assert_eq!(hits.more_guests, 100);
     assert_eq!(hits.guests[0].vmid, 0);
@@ -381,4 +386,79 @@ async fn the_nav_bar_links_every_page() {
             assert!(html.contains(link), "{uri} lacks {link}");
         }
     }
+}
+
+impl TestApp {
+    /// Replaces `host_id`'s latest medium payload (after [`TestApp::host_with`]).
+    fn medium(&self, host_id: &str, medium: Medium) {
+        let conn = recorder::db::open(&self.state.database).unwrap();
+        let payload = envelope(host_id, wire::now_ms(), medium);
+        conn.execute(
+            "UPDATE latest SET payload = ?2 WHERE host_id = ?1 AND tier = 'medium'",
+            rusqlite::params![host_id, payload],
+        )
+        .unwrap();
+    }
+}
+
+/// The guest rows of a search page.
+fn guest_rows(html: &str) -> Vec<&str> {
+    html.split(r#"<tr class="guest-hit">"#).skip(1).collect()
+}
+
+#[tokio::test]
+async fn search_filters_the_guests_not_backed_up_and_the_host_page_shows_each_backup() {
+    let app = TestApp::new().await;
+    let now_s = wire::now_ms() / 1000;
+    let vms = vec![guest(100, "db", &[]), guest(101, "web", &[]), guest(102, "scratch", &[])];
+    app.host_with("pve-a", Seed::Healthy, 0.1, vms.clone());
+    let backups = wire::Backups {
+        jobs: vec![wire::BackupJob {
+            id: "backup-nightly".into(),
+            schedule: "21:00".into(),
+            vmids: vec![100, 101],
+            ..Default::default()
+        }],
+        guests: vec![
+            wire::GuestBackup { vmid: 100, end: now_s - 3 * 3600, ok: true, error: None, last_ok: None },
+            wire::GuestBackup {
+                vmid: 101,
+                end: now_s - 2 * 3600,
+                ok: false,
+                error: Some("VM 101 qmp command 'backup' failed - got timeout".into()),
+                last_ok: Some(now_s - 26 * 3600),
+            },
+        ],
+        since: now_s - 10 * 86_400,
+    };
+    app.medium("pve-a", Medium { vms: Some(vms), backups: Some(backups), ..Medium::default() });
+    // An agent that sends no backups: nothing is known, nothing is listed.
+    app.host_with("pve-b", Seed::Healthy, 0.1, vec![guest(200, "old-agent", &[])]);
+
+    let html = app.ok("/search?q=&backup=missing").await;
+    let rows = guest_rows(&html);
+    assert_eq!(rows.len(), 2, "{html}");
+    assert!(rows[0].contains("<td>101</td><td>web</td>") && rows[0].contains("FAILED 2 h ago"), "{}", rows[0]);
+    assert!(rows[1].contains("<td>102</td><td>scratch</td>") && rows[1].contains("not covered"), "{}", rows[1]);
+    assert!(html.contains(r#"id="backup-missing" checked"#), "the filter shows as on");
+    assert!(!html.contains("host-hits"), "hosts are not backed up or not");
+
+    let html = app.ok("/search?q=scratch&backup=missing").await;
+    assert_eq!(guest_rows(&html).len(), 1, "q narrows the filter");
+    let html = app.ok("/search?q=db&backup=missing").await;
+    assert!(html.contains(r#"id="no-guests""#) && html.contains("is not backed up"), "db's backup is fine");
+    let html = app.ok("/search?q=db").await;
+    assert!(guest_rows(&html)[0].contains("ok, 3 h ago"), "every search shows the backup column");
+
+    let (status, text) = app.get("/search?q=&backup=sometimes").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{text}");
+
+    let html = app.ok("/hosts/pve-a").await;
+    assert!(html.contains("<th>Backup</th>"), "{html}");
+    assert!(html.contains("<td>ok, 3 h ago</td>"));
+    assert!(html.contains(
+        "<td>FAILED 2 h ago: VM 101 qmp command &#39;backup&#39; failed - got timeout (last ok 1 d ago)</td>"
+    ));
+    assert!(html.contains("<td>not covered (none seen since 10 d ago)</td>"));
+    assert!(html.contains("last backup failed"), "the card's reason");
 }

@@ -141,6 +141,7 @@ fn medium(i: u32, degraded: bool) -> Medium {
         ]),
         vms: Some(guests(100 + i * 10, 6, 4)),
         cts: Some(guests(1000 + i * 10, 3, 3)),
+        ..Medium::default()
     }
 }
 
