@@ -42,8 +42,12 @@ pub struct Config {
     pub buffer_max_mb: u64,
 }
 
+/// systemd's `$STATE_DIRECTORY` (the unit's `StateDirectory=`, the first if several),
+/// else the path the unit gives it, so a scratch run (the runbook test) never writes there.
 fn default_state_dir() -> PathBuf {
-    PathBuf::from("/var/lib/proxmox-monitor-agent")
+    let from_systemd = std::env::var_os("STATE_DIRECTORY")
+        .and_then(|dirs| dirs.to_str().and_then(|d| d.split(':').next()).map(PathBuf::from));
+    from_systemd.filter(|d| d.is_absolute()).unwrap_or_else(|| PathBuf::from("/var/lib/proxmox-monitor-agent"))
 }
 const fn default_buffer_max_mb() -> u64 {
     50

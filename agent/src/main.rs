@@ -22,7 +22,7 @@ use wire::Kind;
 #[command(version, about)]
 struct Args {
     /// The agent's config file.
-    #[arg(long, value_name = "PATH", default_value = config::DEFAULT_PATH)]
+    #[arg(long, value_name = "PATH", env = "PROXMOX_MONITOR_AGENT_CONFIG", default_value = config::DEFAULT_PATH)]
     config: PathBuf,
     /// Collect every tier once, print the payloads as JSON and exit; no network.
     #[arg(long, conflicts_with = "check")]

@@ -13,12 +13,12 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const HOST: &str = "pve-alert";
 
-/// The bodies of the requests a webhook receiver got, in order.
-type Bodies = Arc<Mutex<Vec<serde_json::Value>>>;
+/// The bodies of the requests a webhook receiver got, in order (text bodies as strings).
+pub(crate) type Bodies = Arc<Mutex<Vec<serde_json::Value>>>;
 
 /// A webhook receiver on 127.0.0.1:0 that answers 200 to every POST, on a runtime of its
 /// own (its worker runs the receiver; dropped with the test).
-fn receiver() -> (tokio::runtime::Runtime, SocketAddr, Bodies) {
+pub(crate) fn receiver() -> (tokio::runtime::Runtime, SocketAddr, Bodies) {
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
     let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
     let addr = listener.local_addr().unwrap();
@@ -45,9 +45,9 @@ fn receiver() -> (tokio::runtime::Runtime, SocketAddr, Bodies) {
                         break request[end + 4..end + 4 + length].to_vec();
                     }
                 };
-                if let Ok(v) = serde_json::from_slice(&body) {
-                    sink.lock().unwrap().push(v);
-                }
+                // A JSON body as it is, a plain-text one (ntfy) as a JSON string.
+                let text = || serde_json::Value::String(String::from_utf8_lossy(&body).into_owned());
+                sink.lock().unwrap().push(serde_json::from_slice(&body).unwrap_or_else(|_| text()));
                 let _ = stream.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n").await;
             });
         }

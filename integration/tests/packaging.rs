@@ -211,3 +211,71 @@ fn the_packages_install_run_and_remove_keeping_the_data() {
     assert!(!env_file.exists() && !agent_toml.exists(), "purge deletes the configs");
     eprintln!("packaging: done in {:?}", started.elapsed());
 }
+
+/// The ELF machine of a binary: 183 is EM_AARCH64 (64-bit, little-endian checked too).
+fn elf_machine(path: &Path) -> u16 {
+    let bytes = std::fs::read(path).unwrap();
+    assert_eq!(&bytes[..4], b"\x7fELF", "{} is not an ELF file", path.display());
+    assert_eq!((bytes[4], bytes[5]), (2, 1), "64-bit little-endian");
+    u16::from_le_bytes([bytes[18], bytes[19]])
+}
+
+/// The arm64 agent (issue #16), SLOW: `scripts/package --arm64` cross-builds the release
+/// agent with Debian's rustc (several minutes the first time; `scripts/package --deps`, run
+/// by scripts/test, installs the toolchain and qemu-user). Checked: the control fields, the
+/// files, an aarch64 binary, and that binary under qemu-user: `--version`, then `--check`
+/// against a real server on loopback.
+#[test]
+fn the_arm64_agent_package_holds_an_aarch64_agent_that_runs() {
+    let have = |cmd: &str| Command::new(cmd).arg("--version").output().is_ok_and(|o| o.status.success());
+    if !(Path::new("/usr/lib/rustlib/aarch64-unknown-linux-gnu/lib").is_dir() && have("qemu-aarch64")) {
+        eprintln!(
+            "SKIPPED arm64 packaging: run `scripts/package --deps` (Debian's rustc-web, its arm64 std, qemu-user)"
+        );
+        return;
+    }
+    let started = std::time::Instant::now();
+    let work = tempfile::tempdir().unwrap();
+    let dist = work.path().join("dist");
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    run(Command::new(repo.join("scripts/package")).arg("--arm64").arg("--out").arg(&dist));
+    let debs = debs(&dist);
+    assert_eq!(debs.len(), 1, "{debs:?}");
+    let deb = &debs[0];
+    let version = env!("CARGO_PKG_VERSION");
+    assert!(deb.ends_with(format!("proxmox-monitor-agent_{version}-1_arm64.deb")), "{}", deb.display());
+    eprintln!("packaging: arm64 agent built in {:?}", started.elapsed());
+
+    let field = |name: &str| run(Command::new("dpkg-deb").arg("--field").arg(deb).arg(name)).trim().to_owned();
+    assert_eq!(field("Package"), "proxmox-monitor-agent");
+    assert_eq!(field("Architecture"), "arm64");
+    assert_eq!(field("Version"), format!("{version}-1"));
+    assert!(field("Depends").starts_with("libc6 (>= 2."), "{}", field("Depends"));
+    let files = run(Command::new("dpkg-deb").arg("--contents").arg(deb));
+    for file in [
+        "./usr/bin/proxmox-monitor-agent",
+        "./lib/systemd/system/proxmox-monitor-agent.service",
+        "./usr/share/doc/proxmox-monitor-agent/agent.toml.example",
+    ] {
+        assert!(files.lines().any(|l| l.ends_with(file)), "{file} in {files}");
+    }
+    let tree = work.path().join("tree");
+    run(Command::new("dpkg-deb").arg("--extract").arg(deb).arg(&tree));
+    let agent = tree.join("usr/bin/proxmox-monitor-agent");
+    assert_eq!(elf_machine(&agent), 183, "an aarch64 binary");
+    assert_eq!(mode(&agent), 0o755);
+
+    // Under qemu-user, with the arm64 glibc Debian installs beside the amd64 one.
+    let said = run(Command::new("qemu-aarch64").arg(&agent).arg("--version"));
+    assert_eq!(said.trim(), format!("proxmox-monitor-agent {version}"));
+    let server = integration::Server::start();
+    let token = server.add_host("pve-arm64");
+    let config = integration::agent_config(work.path(), &format!("mqtt://{}", server.mqtt), "pve-arm64", &token);
+    let out = integration::run_bounded(
+        Command::new("qemu-aarch64").arg(&agent).arg("--config").arg(&config).arg("--check"),
+        std::time::Duration::from_secs(60),
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "ok", "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success());
+    eprintln!("packaging: arm64 done in {:?}", started.elapsed());
+}

@@ -31,7 +31,7 @@ const FUTURE_SLACK_MS: i64 = 5 * 60 * 1000;
 #[derive(clap::Args)]
 pub struct DoctorArgs {
     /// The environment file to check; the process environment overrides it.
-    #[arg(long, default_value = ENV_FILE)]
+    #[arg(long, env = "PROXMOX_MONITOR_ENV_FILE", default_value = ENV_FILE)]
     env_file: PathBuf,
 }
 
