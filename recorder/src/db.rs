@@ -25,6 +25,7 @@ const MIGRATIONS: &[Migration] = &[
     Migration { sql: include_str!("migrations/008_events_index.sql"), then: None },
     Migration { sql: include_str!("migrations/009_api_tokens.sql"), then: None },
     Migration { sql: include_str!("migrations/010_ha_credentials.sql"), then: None },
+    Migration { sql: include_str!("migrations/013_packed_hours.sql"), then: None },
 ];
 
 /// The schema version this binary expects.
