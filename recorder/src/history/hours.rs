@@ -1,8 +1,6 @@
 //! A range read from the hour tier: the packed blocks and the open hour tables merged
 //! into hourly cells ([`pack::read_cells`]), then into the chart's buckets here.
 
-use std::collections::BTreeMap;
-
 use rusqlite::{Connection, OptionalExtension};
 
 use super::{Point, Subject};
@@ -43,11 +41,16 @@ fn order(group: Group, name: &str) -> (String, i64, String) {
     }
 }
 
-/// One series per metric from a subject's hourly cells, a point per bucket with cells.
-fn series(group: Group, hours: &BTreeMap<i64, Cell>, bucket_ms: i64) -> Vec<Vec<Point>> {
-    let mut buckets: BTreeMap<i64, Vec<&Cell>> = BTreeMap::new();
+/// One series per metric from a subject's hourly cells (in hour order), a point per
+/// bucket with cells.
+fn series(group: Group, hours: &pack::Hours, bucket_ms: i64) -> Vec<Vec<Point>> {
+    let mut buckets: Vec<(i64, Vec<&Cell>)> = Vec::new();
     for (hour, cell) in hours {
-        buckets.entry((hour * HOUR_MS).div_euclid(bucket_ms) * bucket_ms).or_default().push(cell);
+        let bucket = (hour * HOUR_MS).div_euclid(bucket_ms) * bucket_ms;
+        match buckets.last_mut() {
+            Some((last, cells)) if *last == bucket => cells.push(cell),
+            _ => buckets.push((bucket, vec![cell])),
+        }
     }
     let mut out = vec![Vec::with_capacity(buckets.len()); group.metrics().len()];
     let mut at = 0;

@@ -242,22 +242,19 @@ pub fn pack_all(conn: &mut Connection, parts: &mut Parts, now_ms: i64) -> rusqli
     Ok(())
 }
 
-/// Every cell of `group` for `host` in hours `[lo, hi)`, packed and open, by subject name
-/// and hour.
+/// A subject's cells by hour, in order.
+pub type Hours = Vec<(i64, Cell)>;
+
+/// Every cell of `group` for `host` in hours `[lo, hi)`, packed and open, by subject name,
+/// each subject's in hour order (an hour in both forms merged into one cell).
 pub fn read_cells(
     conn: &Connection,
     group: Group,
     host: i64,
     lo: i64,
     hi: i64,
-) -> rusqlite::Result<BTreeMap<String, BTreeMap<i64, Cell>>> {
-    let mut out: BTreeMap<String, BTreeMap<i64, Cell>> = BTreeMap::new();
-    let mut add = |name: String, hour: i64, cell: Cell| match out.entry(name).or_default().entry(hour) {
-        Entry::Occupied(mut old) => old.get_mut().merge(group, &cell),
-        Entry::Vacant(slot) => {
-            slot.insert(cell);
-        }
-    };
+) -> rusqlite::Result<BTreeMap<String, Hours>> {
+    let mut out: BTreeMap<String, Hours> = BTreeMap::new();
     let packs: BTreeSet<i64> = conn
         .prepare_cached("SELECT part FROM rollup_packs WHERE part >= ?1 AND part <= ?2")?
         .query_map([part_of_block(block_of_hour(lo)), part_of_block(block_of_hour(hi - 1))], |r| r.get(0))?
@@ -276,20 +273,41 @@ pub fn read_cells(
                         .query_row([subject], |r| r.get(0))?,
                 ),
             };
+            let hours = out.entry(name.clone()).or_default();
             for (i, cell) in slots.into_iter().enumerate() {
                 let hour = block * BLOCK_HOURS + i as i64;
                 if let Some(cell) = cell.filter(|_| hour >= lo && hour < hi) {
-                    add(name.clone(), hour, cell);
+                    hours.push((hour, cell));
                 }
             }
         }
     }
+    let mut open = false;
     for part in Parts::load(conn)?.overlapping(Resolution::Hour, lo * HOUR_MS, hi * HOUR_MS) {
         for (name, hour, cell) in open_cells(conn, group, part, host, lo, hi)? {
-            add(name, hour, cell);
+            out.entry(name).or_default().push((hour, cell));
+            open = true;
+        }
+    }
+    if open {
+        for hours in out.values_mut() {
+            *hours = merge_hours(group, std::mem::take(hours));
         }
     }
     Ok(out)
+}
+
+/// Cells in hour order, those of the same hour (packed, then open) merged.
+fn merge_hours(group: Group, mut hours: Hours) -> Hours {
+    hours.sort_by_key(|(hour, _)| *hour);
+    let mut merged: Hours = Vec::with_capacity(hours.len());
+    for (hour, cell) in hours {
+        match merged.last_mut() {
+            Some((last, old)) if *last == hour => old.merge(group, &cell),
+            _ => merged.push((hour, cell)),
+        }
+    }
+    merged
 }
 
 /// Forgets the packed partitions before `first_kept` (retention; their tables are
