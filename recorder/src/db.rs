@@ -26,6 +26,7 @@ const MIGRATIONS: &[Migration] = &[
     Migration { sql: include_str!("migrations/009_api_tokens.sql"), then: None },
     Migration { sql: include_str!("migrations/010_ha_credentials.sql"), then: None },
     Migration { sql: include_str!("migrations/011_rule_overrides.sql"), then: None },
+    Migration { sql: include_str!("migrations/012_packed_hours.sql"), then: None },
 ];
 
 /// The schema version this binary expects.

@@ -2,11 +2,15 @@
 //! (raw samples up to 48 h, then minute rollups until hour rollups alone give half the
 //! point budget, about 21 days; see [`Source::for_span`]) and returns at most
 //! [`MAX_POINTS`] buckets per series, each with its minimum, mean and maximum. Raw samples and rollups are aggregated by the same metric definitions
-//! ([`crate::rollup::metrics`]), so a chart means the same thing at every range.
+//! ([`crate::rollup::metrics`]), so a chart means the same thing at every range. The
+//! hour tier is read in Rust, packed blocks and open hours merged (`hours.rs`).
+
+mod hours;
 
 use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension};
 
+use crate::rollup::pack::subject_name;
 use crate::rollup::{Agg, Group, Metric, Parts, Resolution};
 
 /// Most buckets a series has in one answer.
@@ -92,6 +96,10 @@ pub fn read(conn: &Connection, group: Group, host: &str, start_ms: i64, end_ms: 
     let empty = History { source, bucket_ms, subjects: Vec::new() };
     let (sql, key, lo, hi) = match source {
         Source::Raw => (raw_sql(group, bucket_ms), Value::Text(host.to_owned()), start_ms, end_ms),
+        Source::Rollup(Resolution::Hour) => {
+            let subjects = hours::read(conn, group, host, start_ms, end_ms, bucket_ms)?;
+            return Ok(History { source, bucket_ms, subjects });
+        }
         Source::Rollup(resolution) => {
             let parts = Parts::load(conn)?.overlapping(resolution, start_ms, end_ms);
             let number: Option<i64> = conn
@@ -109,7 +117,7 @@ pub fn read(conn: &Connection, group: Group, host: &str, start_ms: i64, end_ms: 
     let mut subjects: Vec<Subject> = Vec::new();
     let mut rows = stmt.query(rusqlite::params![key, lo, hi])?;
     while let Some(row) = rows.next()? {
-        let name = subject_name(group, row, subject_columns)?;
+        let name = subject_name(group, row)?;
         if subjects.last().is_none_or(|s| s.name != name) {
             subjects.push(Subject { name, series: vec![Vec::new(); group.metrics().len()] });
         }
@@ -188,19 +196,6 @@ pub(crate) fn hosts_sql(metrics: &[&Metric], hosts: usize, bucket_ms: i64) -> St
         Group::Host.raw_view(),
         vec!["?"; hosts].join(", ")
     )
-}
-
-fn subject_name(group: Group, row: &rusqlite::Row, columns: usize) -> rusqlite::Result<String> {
-    let parts: Vec<String> = (0..columns)
-        .map(|i| {
-            Ok(match row.get::<_, Value>(i)? {
-                Value::Text(s) => s,
-                Value::Integer(n) => n.to_string(),
-                _ => String::new(),
-            })
-        })
-        .collect::<rusqlite::Result<_>>()?;
-    Ok(if group == Group::Guest { parts.join("/") } else { parts.join("") })
 }
 
 fn subject_list(group: Group) -> String {

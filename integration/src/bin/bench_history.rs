@@ -5,7 +5,8 @@
 //! A typical host: fast samples every 30 s (minute tier) with varying values, and every
 //! medium sample (2 pools, 4 storages, 15 guests) every 300 s, the agent's defaults. The
 //! hour tier is seeded for a year with fast samples every 300 s: its rows are one per
-//! hour whatever the sample rate.
+//! hour whatever the sample rate. Ended blocks of hours are then packed
+//! (`rollup::pack::pack_all`, as the writer's packing passes do).
 //!
 //! `cargo build --release -p integration --bins && target/release/bench_history --hosts 20`
 
@@ -100,14 +101,21 @@ fn seed(conn: &mut Connection, parts: &mut Parts, hosts: i64, days: i64, end_ms:
     }
 }
 
-/// Bytes of the rollup tables of `resolution` (pages, as on disk).
+/// Bytes of the tables named by `glob` (pages, as on disk).
+fn bytes_of(conn: &Connection, glob: &str) -> i64 {
+    conn.query_row("SELECT coalesce(sum(pgsize), 0) FROM dbstat WHERE name GLOB ?1", [glob], |r| r.get(0)).unwrap()
+}
+
+/// Bytes of the open rollup tables of `resolution`.
 fn rollup_bytes(conn: &Connection, resolution: Resolution) -> i64 {
-    conn.query_row(
-        "SELECT coalesce(sum(pgsize), 0) FROM dbstat WHERE name GLOB ?1",
-        [format!("roll_*_{}_p*", resolution.code())],
-        |r| r.get(0),
-    )
-    .unwrap()
+    bytes_of(conn, &format!("roll_*_{}_p*", resolution.code()))
+}
+
+/// Packs the ended blocks of hours, as the writer does, and says how long it took.
+fn pack(conn: &mut Connection, parts: &mut Parts, now: i64) {
+    let started = Instant::now();
+    rollup::pack::pack_all(conn, parts, now).unwrap();
+    println!("packed the ended blocks of hours in {:.1} s", started.elapsed().as_secs_f64());
 }
 
 /// Milliseconds of each of `runs` reads of `groups` for one host (all four: the host
@@ -162,6 +170,7 @@ fn main() {
         "seeded 30 days x {hosts} hosts (fast every 30 s, medium every 300 s) in {:.1} s",
         started.elapsed().as_secs_f64()
     );
+    pack(&mut month, &mut parts, now);
     let minute = rollup_bytes(&month, Resolution::Minute) as f64;
     println!("minute tier: {:.2} MiB per host-month (target <= 10 MiB)", minute / hosts as f64 / MIB);
     print_reads(&month, end, 7);
@@ -176,7 +185,15 @@ fn main() {
         "seeded 365 days x {hosts} hosts (fast and medium every 300 s) in {:.1} s",
         started.elapsed().as_secs_f64()
     );
-    let hour = rollup_bytes(&year, Resolution::Hour) as f64;
-    println!("hour tier: {:.2} MiB per host-year (target <= 2 MiB)", hour / hosts as f64 / MIB);
+    pack(&mut year, &mut parts, now);
+    let (open, packed) = (rollup_bytes(&year, Resolution::Hour) as f64, bytes_of(&year, "rollpack_h_p*") as f64);
+    let per_host = |bytes: f64| bytes / hosts as f64 / MIB;
+    println!(
+        "hour tier: {:.2} MiB per host-year (target <= 2 MiB): packed {:.2} MiB, open (the block not ended yet) {:.2} MiB",
+        per_host(open + packed),
+        per_host(packed),
+        per_host(open)
+    );
+    print_reads(&year, end, 30);
     print_reads(&year, end, 365);
 }

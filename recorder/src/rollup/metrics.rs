@@ -29,18 +29,27 @@ pub struct Metric {
     /// Stored as `round(value * scale)` in an INTEGER column: SQLite stores small
     /// integers in 1 to 4 bytes and every REAL in 8, and the rollups are mostly numbers.
     scale: f64,
+    /// The same in the packed hour tier ([`super::pack`]), coarser: the precision a
+    /// chart shows (see `cell.rs`).
+    packed: f64,
     pub agg: Agg,
 }
 
 /// Bytes are kept in KiB: exact enough for any chart, and 4 bytes on disk up to 2 TiB.
 const KIB: f64 = 1.0 / 1024.0;
+/// Packed, in MiB: a chart 200 pixels high shows a pixel per 0.5 % of its range, and
+/// 1 MiB is below that for anything from 256 MiB up.
+const MIB: f64 = 1.0 / (1024.0 * 1024.0);
+/// Percentages: stored to 0.01, packed to 0.1.
+const PCT: (f64, f64) = (100.0, 10.0);
+const BYTES: (f64, f64) = (KIB, MIB);
 
-const fn gauge(name: &'static str, expr: &'static str, scale: f64) -> Metric {
-    Metric { name, expr, scale, agg: Agg::Gauge }
+const fn gauge(name: &'static str, expr: &'static str, (scale, packed): (f64, f64)) -> Metric {
+    Metric { name, expr, scale, packed, agg: Agg::Gauge }
 }
 
-const fn max(name: &'static str, expr: &'static str, scale: f64) -> Metric {
-    Metric { name, expr, scale, agg: Agg::Max }
+const fn max(name: &'static str, expr: &'static str, (scale, packed): (f64, f64)) -> Metric {
+    Metric { name, expr, scale, packed, agg: Agg::Max }
 }
 
 impl Metric {
@@ -64,39 +73,52 @@ impl Metric {
     pub fn decode(&self, stored: f64) -> f64 {
         stored / self.scale
     }
+
+    /// Packed integers per unit of the metric.
+    pub fn packed_scale(&self) -> f64 {
+        self.packed
+    }
 }
 
+const LOAD: (f64, f64) = (100.0, 100.0);
+
 const HOST: &[Metric] = &[
-    gauge("load1", "load1", 100.0),
-    gauge("load5", "load5", 100.0),
-    gauge("load15", "load15", 100.0),
-    gauge("cpu_pct", "cpu_pct", 100.0),
-    gauge("iowait_pct", "iowait_pct", 100.0),
-    gauge("mem_used", "mem_used", KIB),
+    gauge("load1", "load1", LOAD),
+    gauge("load5", "load5", LOAD),
+    gauge("load15", "load15", LOAD),
+    gauge("cpu_pct", "cpu_pct", PCT),
+    gauge("iowait_pct", "iowait_pct", PCT),
+    gauge("mem_used", "mem_used", BYTES),
     // What the kernel would not give back: the ARC shrinks under pressure.
-    gauge("mem_used_without_arc", "mem_used - coalesce(arc_bytes, 0)", KIB),
-    gauge("arc_bytes", "arc_bytes", KIB),
-    max("mem_total", "mem_total", KIB),
-    gauge("swap_used", "swap_used", KIB),
-    max("swap_total", "swap_total", KIB),
-    gauge("rootfs_used", "rootfs_used", KIB),
-    max("rootfs_total", "rootfs_total", KIB),
+    gauge("mem_used_without_arc", "mem_used - coalesce(arc_bytes, 0)", BYTES),
+    gauge("arc_bytes", "arc_bytes", BYTES),
+    max("mem_total", "mem_total", BYTES),
+    gauge("swap_used", "swap_used", BYTES),
+    max("swap_total", "swap_total", BYTES),
+    gauge("rootfs_used", "rootfs_used", BYTES),
+    max("rootfs_total", "rootfs_total", BYTES),
 ];
 
 const POOL: &[Metric] = &[
-    gauge("cap_pct", "cap_pct", 100.0),
-    gauge("frag_pct", "frag_pct", 100.0),
-    Metric { name: "errors", expr: "read_errors + write_errors + checksum_errors", scale: 1.0, agg: Agg::Last },
+    gauge("cap_pct", "cap_pct", PCT),
+    gauge("frag_pct", "frag_pct", PCT),
+    Metric {
+        name: "errors",
+        expr: "read_errors + write_errors + checksum_errors",
+        scale: 1.0,
+        packed: 1.0,
+        agg: Agg::Last,
+    },
 ];
 
-const STORAGE: &[Metric] = &[gauge("used", "used", KIB), max("total", "total", KIB)];
+const STORAGE: &[Metric] = &[gauge("used", "used", BYTES), max("total", "total", BYTES)];
 
 const GUEST: &[Metric] = &[
-    // A fraction of the guest's CPUs, as Proxmox reports it.
-    gauge("cpu", "cpu", 10_000.0),
-    gauge("mem", "mem", KIB),
-    max("maxmem", "maxmem", KIB),
-    Metric { name: "running", expr: "status = 'running'", scale: 1.0, agg: Agg::Share },
+    // A fraction of the guest's CPUs, as Proxmox reports it; packed to 0.1 % of a CPU.
+    gauge("cpu", "cpu", (10_000.0, 1000.0)),
+    gauge("mem", "mem", BYTES),
+    max("maxmem", "maxmem", BYTES),
+    Metric { name: "running", expr: "status = 'running'", scale: 1.0, packed: 1.0, agg: Agg::Share },
 ];
 
 /// A group of series stored together, one row per key and bucket.
@@ -176,23 +198,23 @@ impl Group {
             let merge_max = |c: &str| format!("max(coalesce({c}, excluded.{c}), coalesce(excluded.{c}, {c}))");
             match m.agg {
                 Agg::Gauge => {
-                    out.push(StoredColumn::new(format!("{n}_n"), format!("count({v})"), |c| {
+                    out.push(StoredColumn::new(format!("{n}_n"), format!("count({v})"), "sum", |c| {
                         format!("{c} + excluded.{c}")
                     }));
-                    out.push(StoredColumn::new(format!("{n}_min"), format!("min({v})"), merge_min));
-                    out.push(StoredColumn::new(format!("{n}_max"), format!("max({v})"), merge_max));
-                    out.push(StoredColumn::new(format!("{n}_sum"), format!("sum({v})"), |c| {
+                    out.push(StoredColumn::new(format!("{n}_min"), format!("min({v})"), "min", merge_min));
+                    out.push(StoredColumn::new(format!("{n}_max"), format!("max({v})"), "max", merge_max));
+                    out.push(StoredColumn::new(format!("{n}_sum"), format!("sum({v})"), "sum", |c| {
                         format!("coalesce({c} + excluded.{c}, {c}, excluded.{c})")
                     }));
                 }
-                Agg::Max => out.push(StoredColumn::new(format!("{n}_max"), format!("max({v})"), merge_max)),
+                Agg::Max => out.push(StoredColumn::new(format!("{n}_max"), format!("max({v})"), "max", merge_max)),
                 // Last rows come one sample at a time (medium payloads), so an aggregate
                 // over one sample's rows is that sample's value; between samples the later
                 // one wins.
-                Agg::Last => out.push(StoredColumn::new(format!("{n}_last"), format!("max({v})"), |c| {
+                Agg::Last => out.push(StoredColumn::new(format!("{n}_last"), format!("max({v})"), "max", |c| {
                     format!("CASE WHEN excluded.t_last >= t_last THEN excluded.{c} ELSE {c} END")
                 })),
-                Agg::Share => out.push(StoredColumn::new(format!("{n}_sum"), format!("sum({v})"), |c| {
+                Agg::Share => out.push(StoredColumn::new(format!("{n}_sum"), format!("sum({v})"), "sum", |c| {
                     format!("{c} + excluded.{c}")
                 })),
             }
@@ -206,13 +228,16 @@ pub(crate) struct StoredColumn {
     pub name: String,
     /// Its aggregate over raw rows.
     pub aggregate: String,
+    /// The aggregate function that merges several of its aggregates (minutes into an
+    /// hour); a counter's last value is not one of them (see `fold_recent`).
+    pub reaggregate: &'static str,
     /// Its value after merging a new aggregate (`excluded`) into an existing row.
     pub merge: String,
 }
 
 impl StoredColumn {
-    fn new(name: String, aggregate: String, merge: impl Fn(&str) -> String) -> StoredColumn {
+    fn new(name: String, aggregate: String, reaggregate: &'static str, merge: impl Fn(&str) -> String) -> StoredColumn {
         let merge = merge(&name);
-        StoredColumn { name, aggregate, merge }
+        StoredColumn { name, aggregate, reaggregate, merge }
     }
 }

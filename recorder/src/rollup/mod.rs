@@ -9,8 +9,21 @@
 //! Each resolution is partitioned by time (`roll_<group>_<m|h>_p<part>`: a day of minutes,
 //! 32 days of hours), listed in `rollup_parts`, so that retention drops stale parts whole,
 //! as it does for raw hours, instead of deleting rows while ingest waits.
+//!
+//! The hour tables are the open end of the hour tier only: once a block of 96 hours has
+//! ended, the writer packs each host's rows of it into one row of `rollpack_h_p<part>`
+//! ([`pack`]), and the hour tier costs a few bytes per value instead of a row per subject
+//! and hour.
+//!
+//! - `metrics.rs`: the series and their aggregates.
+//! - `cell.rs`, `codec.rs`, `block.rs`: a packed block, its cells and their encoding.
+//! - `pack.rs`: packing ended blocks, and reading hours from both forms.
 
+pub mod block;
+pub mod cell;
+pub mod codec;
 pub mod metrics;
+pub mod pack;
 
 use std::collections::BTreeSet;
 
@@ -157,11 +170,21 @@ impl Parts {
         Ok(())
     }
 
-    /// Forgets every partition before `first_kept` of `resolution` (their tables are
-    /// dropped one by one after, see [`stale_tables`]).
+    /// Forgets every partition before `first_kept` of `resolution`, packed hours included
+    /// (their tables are dropped one by one after, see [`stale_tables`]).
     pub fn detach_before(&mut self, tx: &Transaction, resolution: Resolution, first_kept: i64) -> rusqlite::Result<()> {
         tx.execute("DELETE FROM rollup_parts WHERE resolution = ?1 AND part < ?2", (resolution.code(), first_kept))?;
         self.known.retain(|(r, p)| *r != resolution || *p >= first_kept);
+        if resolution == Resolution::Hour {
+            pack::detach_packs_before(tx, first_kept)?;
+        }
+        Ok(())
+    }
+
+    /// Forgets one partition, whose tables the caller drops in the same transaction.
+    pub fn forget(&mut self, tx: &Transaction, resolution: Resolution, part: i64) -> rusqlite::Result<()> {
+        tx.execute("DELETE FROM rollup_parts WHERE resolution = ?1 AND part = ?2", (resolution.code(), part))?;
+        self.known.remove(&(resolution, part));
         Ok(())
     }
 }
@@ -239,8 +262,63 @@ pub fn fold(
 
 /// Folds every fast sample waiting in `fast_recent` into the host rollups: the settle
 /// calls it just before it moves them into their hour tables.
+///
+/// One pass over the raw rows aggregates them per host and minute into a temporary
+/// table; both resolutions are folded from those few rows (a host's minute, not its
+/// samples), so the raw rows are grouped once rather than once per resolution.
 pub fn fold_recent(tx: &Transaction, parts: &mut Parts) -> rusqlite::Result<()> {
-    fold(tx, parts, Group::Host, "fast_recent", "1", &[])
+    let group = Group::Host;
+    // Re-aggregating minutes into hours is exact for every aggregate but a counter's last.
+    debug_assert!(!group.keeps_last());
+    let columns = group.columns();
+    let names: Vec<&str> = columns.iter().map(|c| c.name.as_str()).collect();
+    let names = names.join(", ");
+    let values: String = group.metrics().iter().map(|m| format!(", {} AS {}", m.stored(), m.value())).collect();
+    let aggregates: Vec<&str> = columns.iter().map(|c| c.aggregate.as_str()).collect();
+    tx.prepare_cached(&format!(
+        "CREATE TEMP TABLE IF NOT EXISTS fold_minutes (host_id TEXT NOT NULL, t INTEGER NOT NULL, n INTEGER NOT NULL, {})",
+        columns.iter().map(|c| format!("{} INTEGER", c.name)).collect::<Vec<_>>().join(", ")
+    ))?
+    .execute([])?;
+    tx.prepare_cached(&format!(
+        "INSERT INTO temp.fold_minutes (host_id, t, n, {names})
+         SELECT host_id, ts_ms / {MINUTE_MS}, count(*), {}
+         FROM (SELECT host_id, ts_ms{values} FROM fast_recent) GROUP BY host_id, ts_ms / {MINUTE_MS}",
+        aggregates.join(", ")
+    ))?
+    .execute([])?;
+    tx.prepare_cached("INSERT OR IGNORE INTO rollup_hosts (host_id) SELECT DISTINCT host_id FROM temp.fold_minutes")?
+        .execute([])?;
+    let merges: Vec<String> = columns.iter().map(|c| format!("{} = {}", c.name, c.merge)).collect();
+    let again: Vec<String> = columns.iter().map(|c| format!("{}({})", c.reaggregate, c.name)).collect();
+    for &resolution in group.resolutions() {
+        let minutes = resolution.bucket_ms() / MINUTE_MS;
+        let per_part = resolution.part_ms() / MINUTE_MS;
+        let touched: Vec<i64> = tx
+            .prepare_cached(&format!("SELECT DISTINCT t / {per_part} FROM temp.fold_minutes"))?
+            .query_map([], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        let first_kept = parts.keep.first_kept_part(resolution, crate::now_ms());
+        for part in touched.into_iter().filter(|p| *p >= first_kept) {
+            parts.ensure(tx, resolution, part)?;
+            let sql = format!(
+                "INSERT INTO {table} (host, t, n, {names})
+                 SELECT rollup_hosts.id, t / {minutes}, sum(n), {again}
+                 FROM temp.fold_minutes JOIN rollup_hosts USING (host_id)
+                 WHERE t >= {lo} AND t < {hi}
+                 GROUP BY rollup_hosts.id, t / {minutes}
+                 ON CONFLICT (host, t) DO UPDATE SET n = n + excluded.n, {merges}",
+                table = resolution.table(group, part),
+                again = again.join(", "),
+                lo = part * per_part,
+                hi = (part + 1) * per_part,
+                merges = merges.join(", "),
+            );
+            tx.prepare_cached(&sql)?.execute([])?;
+        }
+    }
+    tx.prepare_cached("DELETE FROM temp.fold_minutes")?.execute([])?;
+    Ok(())
 }
 
 /// Folds the pool, storage and guest rows of one medium sample (`host`, `ts_ms`), just
@@ -259,8 +337,14 @@ pub fn fold_medium(
 }
 
 /// Rollup tables of partitions before the kept window or not attached: those to drop,
-/// and any a crash left behind between detaching and dropping.
+/// and any a crash left behind between detaching and dropping; packed hours included.
 pub fn stale_tables(conn: &Connection, keep: Keep, now_ms: i64) -> rusqlite::Result<Vec<String>> {
+    let mut stale = stale_open_tables(conn, keep, now_ms)?;
+    stale.extend(pack::stale_packs(conn, keep.first_kept_part(Resolution::Hour, now_ms))?);
+    Ok(stale)
+}
+
+fn stale_open_tables(conn: &Connection, keep: Keep, now_ms: i64) -> rusqlite::Result<Vec<String>> {
     let attached = Parts::load(conn)?;
     Ok(crate::db::tables_matching(conn, "roll_*_p[0-9]*")?
         .into_iter()
@@ -273,5 +357,7 @@ pub fn stale_tables(conn: &Connection, keep: Keep, now_ms: i64) -> rusqlite::Res
         .collect())
 }
 
+#[cfg(test)]
+mod pack_tests;
 #[cfg(test)]
 mod tests;

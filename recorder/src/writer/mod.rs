@@ -8,8 +8,10 @@
 //! - `settle.rs`: what is written once per settle rather than per sample.
 //! - `skew.rs`: each sample's time corrected for its agent's clock, before it is stored.
 //! - `retention.rs`: dropping stale hours and old events, a step at a time.
+//! - `packing.rs`: packing the hour rollups of ended blocks, a step at a time.
 
 mod apply;
+mod packing;
 mod retention;
 mod settle;
 mod skew;
@@ -26,6 +28,7 @@ use tokio::sync::mpsc::error::TryRecvError;
 use tokio::sync::{broadcast, mpsc};
 use tracing::{info, warn};
 
+use self::packing::{Packing, PACK_CHECK_EVERY};
 use self::retention::{Prune, PRUNE_EVERY};
 use self::settle::Pending;
 use self::skew::Stamp;
@@ -64,6 +67,9 @@ pub struct Writer {
     rollups_kept: rollup::Keep,
     /// The rollup partitions that exist; mirrors `rollup_parts`.
     parts: Parts,
+    /// Hour blocks before this one are packed (see `packing.rs`); none at start, so that
+    /// the first pass packs what an earlier run or version left open.
+    packed_cut: i64,
     /// What the next settle writes, and when the last one ran.
     pending: Pending,
     last_settle: Instant,
@@ -109,6 +115,7 @@ impl Writer {
             retention_ms: retention.raw.as_millis() as i64,
             rollups_kept: retention.rollups,
             parts,
+            packed_cut: i64::MIN,
             pending: Pending::default(),
             last_settle: Instant::now(),
             hours,
@@ -125,6 +132,8 @@ impl Writer {
     pub fn run(mut self, mut rx: mpsc::Receiver<Item>, runtime: tokio::runtime::Handle) {
         let mut next_prune = Instant::now();
         let mut pruning: Option<Prune> = None;
+        let mut next_pack = Instant::now();
+        let mut packing: Option<Packing> = None;
         let mut batch = Vec::with_capacity(MAX_BATCH);
         // How long the last write took: items queued meanwhile have waited that long.
         let mut last_write = Duration::ZERO;
@@ -133,17 +142,27 @@ impl Writer {
                 pruning = Some(self.start_prune());
                 next_prune = Instant::now() + PRUNE_EVERY;
             }
-            // While retention runs, each chunk alternates with whatever ingest is queued,
-            // without waiting for a batch window.
-            let next = match &mut pruning {
-                Some(prune) => {
+            if pruning.is_none() && packing.is_none() && Instant::now() >= next_pack {
+                packing = self.start_packing();
+                next_pack = Instant::now() + PACK_CHECK_EVERY;
+            }
+            // While retention or packing runs, each step alternates with whatever ingest is
+            // queued, without waiting for a batch window.
+            let next = match (&mut pruning, &mut packing) {
+                (Some(prune), _) => {
                     if self.prune_step(prune) {
                         prune.report(&self.stats);
                         pruning = None;
                     }
                     take_queued(&mut rx, &mut batch)
                 }
-                None => self.wait_for_first(&mut rx, &runtime, &mut batch, last_write),
+                (None, Some(pack)) => {
+                    if self.pack_step(pack) {
+                        packing = None;
+                    }
+                    take_queued(&mut rx, &mut batch)
+                }
+                (None, None) => self.wait_for_first(&mut rx, &runtime, &mut batch, last_write),
             };
             let window = match next {
                 Next::Gather(window) => window,

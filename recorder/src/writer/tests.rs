@@ -309,3 +309,51 @@ fn replays_are_keyed_by_the_agents_time_whatever_the_correction() {
         .unwrap();
     assert_eq!(ts, behind + 2000 + 10 * MIN);
 }
+
+#[test]
+fn the_first_packing_pass_converts_hours_left_open_by_an_older_version() {
+    use crate::rollup::{self, Group, Parts};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("w.db");
+    let mut conn = crate::db::open_and_migrate(&path).unwrap();
+    // Hour rows as a version without packing left them: 10 days of hourly samples.
+    let now = now_ms();
+    let start = now - now.rem_euclid(HOUR_MS) - 10 * 24 * HOUR_MS;
+    let tx = conn.transaction().unwrap();
+    for h in 0..240 {
+        tx.execute(
+            "INSERT INTO fast_recent (host_id, ts_ms, seq, load1) VALUES ('pve1', ?1, ?1, ?2)",
+            rusqlite::params![start + h * HOUR_MS, (h % 10) as f64],
+        )
+        .unwrap();
+    }
+    rollup::fold(&tx, &mut Parts::default(), Group::Host, "fast_recent", "1", &[]).unwrap();
+    tx.execute("DELETE FROM fast_recent", []).unwrap();
+    tx.commit().unwrap();
+    let read = |conn: &rusqlite::Connection| {
+        let h = crate::history::read(conn, Group::Host, "pve1", now - 30 * 24 * HOUR_MS, now).unwrap();
+        h.subjects[0].series(Group::Host, "load1").iter().map(|p| p.mean).collect::<Vec<_>>()
+    };
+    let before = read(&conn);
+    assert_eq!(before.len(), 240);
+
+    let (live, _rx) = broadcast::channel(16);
+    let mut w = Writer::new(conn, live, Arc::new(Stats::default()), Retention::raw(Duration::from_secs(3600))).unwrap();
+    w.pack_now();
+    assert!(count(&w, "SELECT count(*) FROM rollup_packs") > 0, "ended blocks were packed");
+    let open: i64 = crate::db::tables_matching(&w.conn, "roll_host_h_p*")
+        .unwrap()
+        .iter()
+        .map(|t| {
+            count(
+                &w,
+                &format!(
+                    "SELECT count(*) FROM {t} WHERE t < {}",
+                    rollup::pack::first_open_block(now) * rollup::block::BLOCK_HOURS
+                ),
+            )
+        })
+        .sum();
+    assert_eq!(open, 0, "no ended hour is left open");
+    assert_eq!(read(&w.conn), before, "every value kept");
+}
