@@ -14,6 +14,8 @@
 
 pub mod alerts;
 pub mod payload;
+#[cfg(test)]
+mod proptests;
 pub mod signals;
 pub mod topic;
 pub mod value;
