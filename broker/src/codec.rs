@@ -95,13 +95,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Framed<S> {
         if let Some(kind) = self.read.first().map(|b| b >> 4).filter(|k| SERVER_ONLY.contains(k)) {
             return Err(CodecError::Malformed(protocol::Error::InvalidPacketType(kind)));
         }
+        let buffered = self.read.len();
         let result = match self.version {
             Version::V4 => V4.read_mut(&mut self.read, self.max_packet),
             Version::V5 => V5.read_mut(&mut self.read, self.max_packet),
         };
         match result {
             Ok(p) => Ok(Some(p)),
-            Err(protocol::Error::InsufficientBytes(_)) => Ok(None),
+            // rumqttd also says "insufficient bytes" for a whole frame too short for its own
+            // fields, after taking the frame off the buffer: that is a malformed packet.
+            Err(protocol::Error::InsufficientBytes(_)) if self.read.len() == buffered => Ok(None),
             Err(protocol::Error::PayloadSizeLimitExceeded(n)) => Err(CodecError::TooLarge(n)),
             Err(e) => Err(CodecError::Malformed(e)),
         }
@@ -169,6 +172,19 @@ mod tests {
         for n in 0..9 {
             assert_eq!(detect(&V311[..n]).unwrap(), None, "prefix of {n} bytes");
         }
+    }
+
+    #[test]
+    fn a_whole_packet_too_short_for_its_content_is_malformed_not_awaited() {
+        // Issue 15, found by the `codec` fuzz target: rumqttd answers "insufficient bytes" for
+        // a SUBSCRIBE whose frame is complete but too short for its own fields, after taking
+        // the frame off the buffer. Taken for "need more bytes", the packet vanished and the
+        // PINGREQ behind it waited for the client's next segment.
+        let (stream, _) = tokio::io::duplex(64);
+        let mut framed =
+            Framed { stream, version: Version::V5, read: BytesMut::new(), write: BytesMut::new(), max_packet: 1024 };
+        framed.read.extend_from_slice(&[0x82, 0x02, 0x00, 0x01, 0xc0, 0x00]);
+        assert!(matches!(framed.try_next(), Err(CodecError::Malformed(_))));
     }
 
     #[test]

@@ -11,7 +11,8 @@ fuzz_target!(|data: &[u8]| {
     let _ = storage::parse(&text);
     let _ = guests::parse(&text);
     let entries = smart::parse_scan(&text).unwrap_or_default();
-    let sda = smart::ScanEntry { path: "/dev/sda".into(), kind: "sat".into(), protocol: "ATA".into(), open_error: None };
+    let sda =
+        smart::ScanEntry { path: "/dev/sda".into(), kind: "sat".into(), protocol: "ATA".into(), open_error: None };
     for entry in entries.iter().chain([&sda]) {
         let _ = (entry.name(), entry.args());
         let _ = smart::parse_disk(entry, Some(i32::from(status)), &text);
