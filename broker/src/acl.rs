@@ -101,6 +101,9 @@ pub fn check_subscribe(who: &Identity, filter: &str) -> Result<(), Violation> {
 }
 
 #[cfg(test)]
+mod proptests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use wire::HostId;

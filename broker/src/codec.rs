@@ -29,6 +29,12 @@ pub enum CodecError {
     TooLarge(usize),
 }
 
+/// Packet types only a server sends: CONNACK, SUBACK, UNSUBACK and PINGRESP. From a client
+/// they break the protocol, and they never reach rumqttd's decoder, which panics on an MQTT 5
+/// UNSUBACK (`V5::read_mut` has no arm for it and ends in `unreachable!()`; found by the
+/// property tests, issue 15).
+const SERVER_ONLY: [u8; 4] = [2, 9, 11, 13];
+
 /// Looks at the first bytes of a connection: `Ok(None)` means "need more bytes".
 pub fn detect(buf: &[u8]) -> Result<Option<Version>, CodecError> {
     let Some(&first) = buf.first() else { return Ok(None) };
@@ -86,13 +92,19 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Framed<S> {
 
     /// The next packet already in the buffer, if a whole one is there.
     pub fn try_next(&mut self) -> Result<Option<Packet>, CodecError> {
+        if let Some(kind) = self.read.first().map(|b| b >> 4).filter(|k| SERVER_ONLY.contains(k)) {
+            return Err(CodecError::Malformed(protocol::Error::InvalidPacketType(kind)));
+        }
+        let buffered = self.read.len();
         let result = match self.version {
             Version::V4 => V4.read_mut(&mut self.read, self.max_packet),
             Version::V5 => V5.read_mut(&mut self.read, self.max_packet),
         };
         match result {
             Ok(p) => Ok(Some(p)),
-            Err(protocol::Error::InsufficientBytes(_)) => Ok(None),
+            // rumqttd also says "insufficient bytes" for a whole frame too short for its own
+            // fields, after taking the frame off the buffer: that is a malformed packet.
+            Err(protocol::Error::InsufficientBytes(_)) if self.read.len() == buffered => Ok(None),
             Err(protocol::Error::PayloadSizeLimitExceeded(n)) => Err(CodecError::TooLarge(n)),
             Err(e) => Err(CodecError::Malformed(e)),
         }
@@ -140,6 +152,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Framed<S> {
 }
 
 #[cfg(test)]
+mod proptests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
@@ -156,6 +171,33 @@ mod tests {
         assert!(matches!(detect(b"GET / HTTP/1.1"), Err(CodecError::NotConnect)));
         for n in 0..9 {
             assert_eq!(detect(&V311[..n]).unwrap(), None, "prefix of {n} bytes");
+        }
+    }
+
+    #[test]
+    fn a_whole_packet_too_short_for_its_content_is_malformed_not_awaited() {
+        // Issue 15, found by the `codec` fuzz target: rumqttd answers "insufficient bytes" for
+        // a SUBSCRIBE whose frame is complete but too short for its own fields, after taking
+        // the frame off the buffer. Taken for "need more bytes", the packet vanished and the
+        // PINGREQ behind it waited for the client's next segment.
+        let (stream, _) = tokio::io::duplex(64);
+        let mut framed =
+            Framed { stream, version: Version::V5, read: BytesMut::new(), write: BytesMut::new(), max_packet: 1024 };
+        framed.read.extend_from_slice(&[0x82, 0x02, 0x00, 0x01, 0xc0, 0x00]);
+        assert!(matches!(framed.try_next(), Err(CodecError::Malformed(_))));
+    }
+
+    #[test]
+    fn packets_only_a_server_sends_are_refused_not_decoded() {
+        // An MQTT 5 UNSUBACK panicked rumqttd's decoder (issue 15, found by the property tests).
+        for (version, bytes) in
+            [(Version::V5, [0xb0, 0x03, 0x00, 0x01, 0x00]), (Version::V4, [0x20, 0x02, 0x00, 0x00, 0])]
+        {
+            let (stream, _) = tokio::io::duplex(64);
+            let mut framed =
+                Framed { stream, version, read: BytesMut::new(), write: BytesMut::new(), max_packet: 1024 };
+            framed.read.extend_from_slice(&bytes);
+            assert!(matches!(framed.try_next(), Err(CodecError::Malformed(_))), "{version:?} {bytes:?}");
         }
     }
 }

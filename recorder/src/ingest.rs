@@ -172,6 +172,9 @@ fn decode<T: serde::de::DeserializeOwned>(payload: &[u8], host: &HostId, now_ms:
 }
 
 #[cfg(test)]
+mod proptests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 

@@ -16,6 +16,8 @@
 pub mod alerts;
 pub mod backups;
 pub mod payload;
+#[cfg(test)]
+mod proptests;
 pub mod signals;
 pub mod topic;
 pub mod value;

@@ -143,13 +143,15 @@ pub struct Pool {
 
 impl Pool {
     /// Read, write and checksum errors of all its vdevs together.
+    /// Saturating, like every error sum here: counts come from an agent, and a wrapped sum
+    /// of huge counts would read as few errors (or panic a debug build).
     pub fn vdev_errors(&self) -> u64 {
-        self.vdevs.iter().map(Vdev::errors).sum()
+        self.vdevs.iter().map(Vdev::errors).fold(0, u64::saturating_add)
     }
 
     /// Read, write and checksum errors of all its vdevs, each type on its own.
     pub fn vdev_errors_by_type(&self) -> [u64; 3] {
-        let sum = |f: fn(&Vdev) -> u64| self.vdevs.iter().map(f).sum();
+        let sum = |f: fn(&Vdev) -> u64| self.vdevs.iter().map(f).fold(0, u64::saturating_add);
         [sum(|v| v.read_errors), sum(|v| v.write_errors), sum(|v| v.checksum_errors)]
     }
 }
@@ -170,7 +172,7 @@ pub struct Vdev {
 impl Vdev {
     /// Read, write and checksum errors together.
     pub fn errors(&self) -> u64 {
-        self.read_errors + self.write_errors + self.checksum_errors
+        self.read_errors.saturating_add(self.write_errors).saturating_add(self.checksum_errors)
     }
 }
 
@@ -478,6 +480,16 @@ mod tests {
         assert!(!json.contains("net") && !json.contains("temps"), "{json}");
         let slow: Slow = serde_json::from_str(r#"{"snapshots":null,"versions":null}"#).unwrap();
         assert_eq!(slow.disks, None);
+    }
+
+    #[test]
+    fn error_sums_saturate_rather_than_wrap() {
+        // Issue 15: u64::MAX + 1 read errors wrapped to 0 (or panicked a debug build).
+        let v = |read_errors| Vdev { read_errors, write_errors: 1, ..Vdev::default() };
+        let pool = Pool { vdevs: vec![v(u64::MAX), v(5)], ..Pool::default() };
+        assert_eq!(pool.vdevs[0].errors(), u64::MAX);
+        assert_eq!(pool.vdev_errors(), u64::MAX);
+        assert_eq!(pool.vdev_errors_by_type(), [u64::MAX, 2, 0]);
     }
 
     #[test]

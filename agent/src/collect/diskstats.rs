@@ -102,10 +102,11 @@ pub fn rates(prev: &HashMap<String, Counters>, now: &[(String, Device, Counters)
             Device::Disk => disks.push(rate(name, d, d.busy_ms, secs)),
             Device::Zvol => {
                 let (sum, busiest) = zvols.get_or_insert((Counters::default(), 0));
-                sum.reads += d.reads;
-                sum.read_sectors += d.read_sectors;
-                sum.writes += d.writes;
-                sum.write_sectors += d.write_sectors;
+                // Saturating: counters are the kernel's, but a bogus jump must not panic.
+                sum.reads = sum.reads.saturating_add(d.reads);
+                sum.read_sectors = sum.read_sectors.saturating_add(d.read_sectors);
+                sum.writes = sum.writes.saturating_add(d.writes);
+                sum.write_sectors = sum.write_sectors.saturating_add(d.write_sectors);
                 *busiest = (*busiest).max(d.busy_ms);
             }
         }
@@ -194,5 +195,15 @@ mod tests {
         assert!(parse("").is_err());
         assert!(parse("8 0 sda 1 2 3\n").is_err());
         assert!(parse("8 0 sda 1 2 3 4 5 6 x 8 9 10 11\n").is_err());
+    }
+
+    #[test]
+    fn zvol_sums_that_overflow_saturate() {
+        // Found by the property tests (issue 15): the zvols' summed deltas overflowed.
+        let big = Counters { reads: u64::MAX, read_sectors: u64::MAX, writes: u64::MAX, write_sectors: 1, busy_ms: 1 };
+        let prev = HashMap::from([("zd0".to_string(), Counters::default()), ("zd16".to_string(), Counters::default())]);
+        let now = [("zd0".to_string(), Device::Zvol, big), ("zd16".to_string(), Device::Zvol, big)];
+        let r = rates(&prev, &now, 1.0);
+        assert_eq!((r[0].name.as_str(), r[0].write_bytes), (DiskIo::ZVOLS, 1024));
     }
 }

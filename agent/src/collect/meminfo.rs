@@ -46,9 +46,10 @@ pub fn parse(text: &str) -> Result<Memory, ParseError> {
 /// `   24684100 kB` → bytes.
 fn kib(key: &str, rest: &str) -> Result<u64, ParseError> {
     let mut cols = rest.split_whitespace();
-    let value = cols.next().and_then(|v| v.parse::<u64>().ok());
+    // A value whose bytes do not fit in u64 is as malformed as a missing one (found by fuzzing).
+    let value = cols.next().and_then(|v| v.parse::<u64>().ok()).and_then(|v| v.checked_mul(1024));
     match (value, cols.next()) {
-        (Some(v), Some("kB")) => Ok(v * 1024),
+        (Some(v), Some("kB")) => Ok(v),
         _ => Err(ParseError::new(format!("bad {key} line {:?}", rest.trim()))),
     }
 }
@@ -83,5 +84,12 @@ mod tests {
         assert!(parse("MemTotal: 10 kB\nSwapTotal: 0 kB\nSwapFree: 0 kB\n").is_err(), "no MemAvailable");
         assert!(parse("MemTotal: x kB\nMemAvailable: 1 kB\nSwapTotal: 0 kB\nSwapFree: 0 kB\n").is_err());
         assert!(parse("MemTotal: 10\nMemAvailable: 1 kB\nSwapTotal: 0 kB\nSwapFree: 0 kB\n").is_err());
+    }
+
+    #[test]
+    fn a_value_too_large_for_bytes_is_an_error_not_a_panic() {
+        // Found by the property tests (issue 15): `v * 1024` overflowed.
+        let text = "MemTotal: 18446744073709551615 kB\nMemAvailable: 1 kB\nSwapTotal: 0 kB\nSwapFree: 0 kB\n";
+        assert!(parse(text).is_err());
     }
 }

@@ -46,6 +46,8 @@ pub mod loadavg;
 pub mod meminfo;
 pub mod net_dev;
 pub mod proc_stat;
+#[cfg(test)]
+mod proptests;
 pub mod rootfs;
 pub mod smart;
 pub mod snapshots;

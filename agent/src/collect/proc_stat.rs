@@ -44,7 +44,10 @@ pub fn parse(text: &str) -> Result<CpuSample, ParseError> {
     }
     let (idle, iowait) = (fields[3], fields[4]);
     let cpus = u32::try_from(cpus).unwrap_or(u32::MAX);
-    Ok(CpuSample { total: fields[..8].iter().sum(), idle: idle + iowait, iowait, cpus })
+    // Counters whose sum overflows are not jiffies (found by fuzzing): an error, not a panic.
+    let overflow = || ParseError::new("cpu counters overflow");
+    let total = fields[..8].iter().try_fold(0u64, |sum, f| sum.checked_add(*f)).ok_or_else(overflow)?;
+    Ok(CpuSample { total, idle: idle.checked_add(iowait).ok_or_else(overflow)?, iowait, cpus })
 }
 
 /// The usage between `prev` and `now`; `None` when no time passed or the counters went backwards
@@ -101,5 +104,12 @@ mod tests {
         assert!(parse("cpu0 1 2 3 4 5 6 7 8\n").is_err());
         assert!(parse("cpu  1 2 3\n").is_err());
         assert!(parse("cpu  1 2 x 4 5 6 7 8\n").is_err());
+    }
+
+    #[test]
+    fn counters_whose_sum_overflows_are_an_error_not_a_panic() {
+        // Found by the property tests (issue 15): the sum of the fields overflowed.
+        assert!(parse("cpu  18446744073709551615 1 0 0 0 0 0 0\n").is_err());
+        assert!(parse("cpu  0 0 0 18446744073709551615 1 0 0 0\n").is_err(), "idle + iowait");
     }
 }

@@ -39,7 +39,8 @@ pub fn summarise(mut all: Vec<Snapshot>) -> Snapshots {
             ..DatasetSnapshots::default()
         });
         entry.count += 1;
-        entry.used += snap.used;
+        // Saturating: sizes from a broken `zfs` must not panic the agent (found by fuzzing).
+        entry.used = entry.used.saturating_add(snap.used);
         entry.oldest = entry.oldest.min(snap.creation);
         entry.newest = entry.newest.max(snap.creation);
     }
@@ -115,5 +116,12 @@ mod tests {
         assert!(parse("rpool\t1\t2\n").is_err());
         assert!(parse("rpool@a\t1.5K\t2\n").is_err());
         assert!(parse("rpool@a\t1\tyesterday\n").is_err());
+    }
+
+    #[test]
+    fn sizes_that_overflow_saturate() {
+        // Found by the property tests (issue 15): the per-dataset sum overflowed.
+        let s = parse("tank@a\t18446744073709551615\t1\ntank@b\t5\t2\n").unwrap();
+        assert_eq!(s.datasets[0].used, u64::MAX);
     }
 }

@@ -257,3 +257,15 @@ fn malformed_input_is_an_error_not_a_panic() {
     assert!(json::parse("{\"pools\":[]}").is_err());
     assert!(json::parse(&DEGRADED_MIRROR_JSON[..200]).is_err());
 }
+
+#[test]
+fn odd_counts_durations_and_years_are_refused_not_panics() {
+    // Found by the property tests (issue 15): each of these panicked.
+    let config = "  pool: tank\n state: ONLINE\nconfig:\n\n\tNAME  STATE  READ WRITE CKSUM\n\ttank  ONLINE 0 0 0\n\t  sda ONLINE 1\u{10ADC} 0 0\n";
+    let pools = text::parse(config).unwrap();
+    assert_eq!(pools[0].vdevs[0].read_errors, 0, "a count ending in a multi-byte character");
+    let line = "scrub repaired 0B in 99999999999999h0m with 0 errors on Sun Nov  9 12:00:01 2025";
+    assert_eq!(parse_scan(line).unwrap().start, None, "an hour count that overflowed i64");
+    assert_eq!(parse_ctime("Sun Nov  9 12:00:01 9223372036854775807"), None, "a year that overflowed");
+    assert_eq!(parse_ctime("Sun Nov  9 12:00:01 2025"), Some(1_762_689_601));
+}

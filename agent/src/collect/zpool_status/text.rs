@@ -145,12 +145,13 @@ fn parse_count(s: &str) -> Option<u64> {
     if let Ok(n) = s.parse() {
         return Some(n);
     }
-    let (num, unit) = s.split_at(s.len().checked_sub(1)?);
-    let shift = match unit {
-        "K" => 10,
-        "M" => 20,
-        "G" => 30,
-        "T" => 40,
+    // The unit is the last character, not the last byte: `split_at(len - 1)` panicked on a
+    // count ending in a multi-byte character (found by fuzzing).
+    let (shift, num) = match s.chars().next_back()? {
+        'K' => (10, &s[..s.len() - 1]),
+        'M' => (20, &s[..s.len() - 1]),
+        'G' => (30, &s[..s.len() - 1]),
+        'T' => (40, &s[..s.len() - 1]),
         _ => return None,
     };
     let value: f64 = num.parse().ok()?;
@@ -211,17 +212,21 @@ pub fn parse_scan(line: &str) -> Option<Scan> {
 }
 
 /// A scan duration: "00:01:23", "0 days 17:49:44", "1 days 02:55:32", or the old "1h18m".
+///
+/// Each part is read as a u32, so the sum fits in i64 whatever the digits (an i64 part
+/// overflowed on `99999999999999h0m`, found by fuzzing), and a negative part is refused.
 fn parse_duration(s: &str) -> Option<i64> {
+    let number = |p: &str| p.trim().parse::<u32>().ok().map(i64::from);
     let s = s.trim();
     if let Some((h, rest)) = s.split_once('h') {
         let m = rest.strip_suffix('m')?;
-        return Some(h.parse::<i64>().ok()? * 3600 + m.parse::<i64>().ok()? * 60);
+        return Some(number(h)? * 3600 + number(m)? * 60);
     }
     let (days, hms) = match s.split_once(" days ").or_else(|| s.split_once(" day ")) {
-        Some((d, hms)) => (d.trim().parse::<i64>().ok()?, hms),
+        Some((d, hms)) => (number(d)?, hms),
         None => (0, s),
     };
-    let mut parts = hms.split(':').map(|p| p.parse::<i64>().ok());
+    let mut parts = hms.split(':').map(number);
     let (h, m, sec) = (parts.next()??, parts.next()??, parts.next()??);
     if parts.next().is_some() {
         return None;
@@ -241,7 +246,8 @@ pub fn parse_ctime(s: &str) -> Option<i64> {
     let day: u32 = words.get(m + 1)?.parse().ok()?;
     let mut hms = words.get(m + 2)?.split(':').map(|p| p.parse::<u32>().ok());
     let (h, min, sec) = (hms.next()??, hms.next()??, hms.next()??);
-    let year: i64 = words.get(m + 3)?.parse().ok()?;
+    // A u16 year keeps the day arithmetic in range (an i64 year overflowed it, found by fuzzing).
+    let year = i64::from(words.get(m + 3)?.parse::<u16>().ok()?);
     if !(1..=31).contains(&day) || h > 23 || min > 59 || sec > 60 {
         return None;
     }
