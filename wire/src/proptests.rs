@@ -238,8 +238,9 @@ fn guest() -> impl Strategy<Value = Guest> {
 }
 
 fn medium() -> impl Strategy<Value = Medium> {
-    (of(vec(pool(), 0..3)), of(vec(storage(), 0..3)), of(vec(guest(), 0..3)), of(vec(guest(), 0..3)))
-        .prop_map(|(pools, storages, vms, cts)| Medium { pools, storages, vms, cts })
+    (of(vec(pool(), 0..3)), of(vec(storage(), 0..3)), of(vec(guest(), 0..3)), of(vec(guest(), 0..3))).prop_map(
+        |(pools, storages, vms, cts)| Medium { pools, storages, vms, cts, backups: None, operator_stops: None },
+    )
 }
 
 fn disk() -> impl Strategy<Value = Disk> {

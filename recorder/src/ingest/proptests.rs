@@ -106,7 +106,7 @@ fn medium() -> impl Strategy<Value = Medium> {
         pools,
         vms,
         cts,
-        storages: None,
+        ..Medium::default()
     })
 }
 
