@@ -11,7 +11,7 @@ use std::time::Duration;
 use anyhow::Context;
 use rand::Rng;
 use rumqttc::{
-    AsyncClient, ConnectReturnCode, ConnectionError, Event, EventLoop, LastWill, MqttOptions, Packet, QoS,
+    AsyncClient, ConnectReturnCode, ConnectionError, Event, EventLoop, LastWill, MqttOptions, Packet, QoS, Request,
     TlsConfiguration, Transport,
 };
 use tokio::sync::mpsc;
@@ -240,21 +240,36 @@ enum Link {
 }
 
 /// Polls the event loop forever: reconnects with backoff, and reports each change.
+///
+/// What was published but not acked when the link dropped is sent again after the next
+/// CONNACK: the server acks a publish only once it is stored, so an unacked one may be
+/// lost (a server crash). rumqttc would drop them itself, because every session of ours is
+/// clean (`session_present` false): they are taken out of its queue on the error and put
+/// back after the CONNACK, with new packet ids. The server stores a repeat once.
 async fn drive(mut eventloop: EventLoop, host_id: String, links: mpsc::UnboundedSender<Link>) {
     let mut backoff = Backoff::new();
     let mut up = false;
+    let mut unacked: Vec<Request> = Vec::new();
     loop {
         match eventloop.poll().await {
             Ok(Event::Incoming(Packet::ConnAck(_))) => {
                 info!(host_id = %host_id, "connected");
                 backoff.reset();
                 up = true;
+                eventloop.pending.extend(unacked.drain(..));
                 if links.send(Link::Up).is_err() {
                     return;
                 }
             }
             Ok(_) => {}
             Err(e) => {
+                unacked.extend(eventloop.pending.drain(..).filter_map(|request| match request {
+                    Request::Publish(mut publish) => {
+                        publish.pkid = 0;
+                        Some(Request::Publish(publish))
+                    }
+                    _ => None,
+                }));
                 let verdict = Verdict::of(&e);
                 let delay = backoff.next(&verdict);
                 if up {
@@ -333,7 +348,7 @@ fn buffer(outbox: &mut Outbox, message: &Message) {
 }
 
 /// Hands every buffered payload to the client, in order, then empties the buffer. If the
-/// link drops meanwhile, rumqttc resends its unacknowledged publishes after reconnecting.
+/// link drops meanwhile, `drive` resends the unacknowledged publishes after reconnecting.
 async fn replay(client: &AsyncClient, outbox: &mut Outbox) {
     let messages = match outbox.read_all() {
         Ok(m) => m,

@@ -27,6 +27,7 @@ use crate::auth::{CredentialTable, Identity};
 use crate::backlog::Backlog;
 use crate::clones::{CloneDetected, CloneDetector, CloneRules, Decision};
 use crate::codec::{CodecError, Framed};
+use crate::ingest::{Acks, Delivery, Ingest, Outcome};
 use crate::limit::{AttemptLimiter, Rate};
 use crate::router::{self, Router};
 use crate::sessions::{Displaced, Session, Sessions};
@@ -89,6 +90,9 @@ pub type Refresh = Arc<dyn Fn(Gateway) -> Pin<Box<dyn Future<Output = bool> + Se
 
 struct Inner {
     router: Router,
+    /// Where hosts' publishes go to be stored, when the server has a consumer for them:
+    /// a host's PUBACK then waits for the commit (see [`crate::ingest`]).
+    ingest: Option<Ingest>,
     refresh: Option<Refresh>,
     config: GatewayConfig,
     credentials: RwLock<Arc<CredentialTable>>,
@@ -135,6 +139,8 @@ struct Opened<S> {
     /// How long the client may stay silent: 1.5 × its keepalive.
     keepalive: Duration,
     link_tx: LinkTx,
+    /// A host's publishes awaiting their PUBACK, when its publishes go to the ingest sink.
+    acks: Option<Acks>,
 }
 
 /// How a session ended, for the log and the counters.
@@ -147,10 +153,21 @@ enum End {
     KeepaliveTimeout,
     Violation(Violation, String),
     RouterGone,
+    /// The ingest consumer dropped a publish unstored, or is gone: the client resends
+    /// what was not acked after reconnecting.
+    NotStored,
 }
 
 impl Gateway {
-    pub async fn new(router: Router, config: GatewayConfig, refresh: Option<Refresh>) -> anyhow::Result<Gateway> {
+    /// A gateway in front of `router`. With `ingest`, hosts' publishes also go to that
+    /// sink and their PUBACKs wait for it (see [`crate::ingest`]); without, a publish is
+    /// acked once it is on the router link.
+    pub async fn new(
+        router: Router,
+        config: GatewayConfig,
+        refresh: Option<Refresh>,
+        ingest: Option<Ingest>,
+    ) -> anyhow::Result<Gateway> {
         let (link, rx) = router.link("gateway-presence").await?;
         router::drain(rx);
         let presence = Presence {
@@ -162,6 +179,7 @@ impl Gateway {
             slots: Arc::new(Semaphore::new(config.max_connections)),
             attempts: StdMutex::new(AttemptLimiter::new(config.attempts, config.max_tracked_addresses)),
             router,
+            ingest,
             refresh,
             config,
             credentials: RwLock::new(Arc::new(CredentialTable::default())),
@@ -225,7 +243,7 @@ impl Gateway {
         let mut presence = self.0.presence.lock().await;
         for host in hosts {
             if presence.sessions.host(host.as_str()).is_none() {
-                publish_status(&mut presence.link, self.0.router.backlog(), host, false).await;
+                self.publish_status(&mut presence.link, host, false).await;
             }
         }
     }
@@ -366,7 +384,11 @@ impl Gateway {
             secs => Duration::from_secs(u64::from(secs)).mul_f32(1.5),
         };
         let client_id = connect.client_id;
-        Some((Opened { framed, identity, client_id, token_hash, keepalive, link_tx }, link_rx))
+        let acks = match (&identity, &self.0.ingest) {
+            (Identity::Host(_), Some(_)) => Some(Acks::new()),
+            _ => None,
+        };
+        Some((Opened { framed, identity, client_id, token_hash, keepalive, link_tx, acks }, link_rx))
     }
 
     /// The session: client packets to the router and the router's notifications to the
@@ -375,7 +397,7 @@ impl Gateway {
     where
         S: AsyncRead + AsyncWrite + Unpin + Send,
     {
-        let Opened { framed, identity, keepalive, link_tx, .. } = open;
+        let Opened { framed, identity, keepalive, link_tx, acks, .. } = open;
         let keepalive = *keepalive;
         // Made once per session, not per packet: re-registering a timer and two waiters
         // for every packet cost more CPU under load than the ACL. The idle
@@ -396,7 +418,12 @@ impl Gateway {
                 }
                 read = framed.next() => {
                     last_packet = Instant::now();
-                    if let Err(end) = self.forward_packets(identity, read, framed, link_tx).await {
+                    if let Err(end) = self.forward_packets(identity, read, framed, link_tx, acks).await {
+                        return end;
+                    }
+                }
+                outcome = next_outcome(acks) => {
+                    if let Err(end) = send_acks(acks, outcome, framed).await {
                         return end;
                     }
                 }
@@ -430,17 +457,19 @@ impl Gateway {
     /// buffered, so a burst (an agent replaying its outage buffer) costs one wake.
     /// `Err` ends the session.
     ///
-    /// A QoS 1 publish is acked here and handed to the router as QoS 0: the router would
-    /// ack it as soon as it is in its in-memory log, which keeps it no better than its
-    /// link's queue does, and its ack would cost a second wake of this session and of the
-    /// router per publish. The recorder still receives every publish at QoS 1 (a
-    /// subscription's QoS, not the publish's, sets the forward's).
+    /// A host's publish goes to the ingest sink when there is one, and its PUBACK waits
+    /// for the commit (`acks`). Otherwise a QoS 1 publish is acked here. Either way the
+    /// router gets it as QoS 0, for observers: the router would ack it as soon as it is
+    /// in its in-memory log, which promises nothing more, and its ack would cost a second
+    /// wake of this session and of the router per publish. Subscribers still get it at
+    /// their subscription's QoS.
     async fn forward_packets<S>(
         &self,
         identity: &Identity,
         mut read: Result<Packet, CodecError>,
         framed: &mut Framed<S>,
         link_tx: &mut LinkTx,
+        acks: &mut Option<Acks>,
     ) -> Result<(), End>
     where
         S: AsyncRead + AsyncWrite + Unpin + Send,
@@ -463,11 +492,19 @@ impl Gateway {
                 Packet::Publish(publish, props) => {
                     // Stop reading this socket while the recorder is far behind.
                     self.0.router.backlog().admit(publish.topic.len() + publish.payload.len()).await;
-                    match router::qos_and_pkid(&publish) {
-                        (1, pkid) => {
-                            framed.queue(puback(pkid)).map_err(End::Closed)?;
-                            Packet::Publish(Publish::new(publish.topic, publish.payload, publish.retain), props)
+                    let (qos, pkid) = router::qos_and_pkid(&publish);
+                    if let (Some(acks), Some(ingest)) = (acks.as_mut(), &self.0.ingest) {
+                        let done = (qos == 1).then(|| acks.track(pkid));
+                        let delivery =
+                            Delivery { topic: publish.topic.clone(), payload: publish.payload.clone(), done };
+                        if !ingest.send(delivery).await {
+                            return Err(End::NotStored);
                         }
+                    } else if qos == 1 {
+                        framed.queue(puback(pkid)).map_err(End::Closed)?;
+                    }
+                    match qos {
+                        1 => Packet::Publish(Publish::new(publish.topic, publish.payload, publish.retain), props),
                         _ => Packet::Publish(publish, props),
                     }
                 }
@@ -579,9 +616,27 @@ impl Gateway {
             None => {}
         }
         if let Identity::Host(host) = who {
-            publish_status(&mut presence.link, self.0.router.backlog(), host, true).await;
+            self.publish_status(&mut presence.link, host, true).await;
         }
         (id, kick)
+    }
+
+    /// Retained `online`/`offline` on the host's status topic, on the presence link (and
+    /// to the ingest sink, in order with the host's data). rumqttd's public API builds
+    /// only QoS 0 publishes for local links; subscribers still receive them, retained.
+    async fn publish_status(&self, link: &mut LinkTx, host: &HostId, online: bool) {
+        let payload = if online { wire::topic::ONLINE } else { wire::topic::OFFLINE };
+        let publish = Publish::new(host.topic(Kind::Status), payload.to_owned(), true);
+        if let Some(ingest) = &self.0.ingest {
+            let delivery = Delivery { topic: publish.topic.clone(), payload: publish.payload.clone(), done: None };
+            if !ingest.send(delivery).await {
+                warn!(host = %host, "ingest consumer gone; presence not stored");
+            }
+        }
+        self.0.router.backlog().add(publish.topic.len() + publish.payload.len());
+        if link.send(Packet::Publish(publish, None)).await.is_err() {
+            warn!(host = %host, "router gone; presence not published");
+        }
     }
 
     /// Unregisters a session; `offline` only if no newer session of that host is live.
@@ -589,7 +644,7 @@ impl Gateway {
         let mut presence = self.0.presence.lock().await;
         if presence.sessions.leave(who, id) {
             if let Identity::Host(host) = who {
-                publish_status(&mut presence.link, self.0.router.backlog(), host, false).await;
+                self.publish_status(&mut presence.link, host, false).await;
             }
         }
     }
@@ -612,13 +667,27 @@ fn disconnect() -> Packet {
     Packet::Disconnect(Disconnect { reason_code: DisconnectReasonCode::NormalDisconnection }, None)
 }
 
-/// Retained `online`/`offline` on the host's status topic. rumqttd's public API builds
-/// only QoS 0 publishes for local links; the recorder still receives them, retained.
-async fn publish_status(link: &mut LinkTx, backlog: &Backlog, host: &HostId, online: bool) {
-    let payload = if online { wire::topic::ONLINE } else { wire::topic::OFFLINE };
-    let publish = Publish::new(host.topic(Kind::Status), payload.to_owned(), true);
-    backlog.add(publish.topic.len() + publish.payload.len());
-    if link.send(Packet::Publish(publish, None)).await.is_err() {
-        warn!(host = %host, "router gone; presence not published");
+/// The next outcome of a publish handed to the ingest sink; pending for ever for a
+/// session without one.
+async fn next_outcome(acks: &mut Option<Acks>) -> Outcome {
+    match acks {
+        Some(acks) => acks.next().await,
+        None => std::future::pending().await,
     }
+}
+
+/// Writes the PUBACKs that `outcome` (and any others already arrived) allow, in order.
+async fn send_acks<S>(acks: &mut Option<Acks>, outcome: Outcome, framed: &mut Framed<S>) -> Result<(), End>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+{
+    let Some(acks) = acks else { return Ok(()) };
+    let mut ready = Vec::new();
+    if acks.settle(outcome, &mut ready).is_err() {
+        return Err(End::NotStored);
+    }
+    for pkid in ready {
+        framed.queue(puback(pkid)).map_err(End::Closed)?;
+    }
+    framed.flush().await.map_err(End::Closed)
 }

@@ -1,6 +1,7 @@
 //! End-to-end tests: the real binaries on loopback. One binary, a module per scenario.
 
 mod alerting;
+mod crash;
 mod e2e;
 mod faults;
 mod gateway;
