@@ -46,14 +46,14 @@ pub fn channel(capacity: usize) -> (Ingest, Deliveries) {
 impl Ingest {
     /// Hands `delivery` to the consumer, waiting while it is full. False when the consumer
     /// is gone.
-    pub(crate) async fn send(&self, delivery: Delivery) -> bool {
+    pub async fn send(&self, delivery: Delivery) -> bool {
         self.0.send(delivery).await.is_ok()
     }
 }
 
 /// What the consumer says about one publish.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Outcome {
+pub enum Outcome {
     /// Committed, or refused as invalid: ack it.
     Done(u64),
     /// Dropped without being stored: do not ack it.
@@ -85,9 +85,10 @@ impl Drop for Done {
     }
 }
 
-/// A session's publishes awaiting their PUBACK, in arrival order.
+/// A session's publishes awaiting their PUBACK, in arrival order. The gateway's; public so
+/// that a consumer's tests can play a session.
 #[derive(Debug)]
-pub(crate) struct Acks {
+pub struct Acks {
     outcomes_tx: mpsc::UnboundedSender<Outcome>,
     outcomes: mpsc::UnboundedReceiver<Outcome>,
     /// Sequence number of the front of `waiting`.
@@ -98,23 +99,29 @@ pub(crate) struct Acks {
 
 /// A publish was dropped without being stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Lost;
+pub struct Lost;
+
+impl Default for Acks {
+    fn default() -> Acks {
+        Acks::new()
+    }
+}
 
 impl Acks {
-    pub(crate) fn new() -> Acks {
+    pub fn new() -> Acks {
         let (outcomes_tx, outcomes) = mpsc::unbounded_channel();
         Acks { outcomes_tx, outcomes, first: 0, waiting: VecDeque::new() }
     }
 
     /// Notes the publish `pkid` as handed over; its completion comes through the `Done`.
-    pub(crate) fn track(&mut self, pkid: u16) -> Done {
+    pub fn track(&mut self, pkid: u16) -> Done {
         let seq = self.first + self.waiting.len() as u64;
         self.waiting.push_back((pkid, false));
         Done { outcomes: self.outcomes_tx.clone(), seq, completed: false }
     }
 
     /// Waits for the next outcome. Pending for ever while nothing is waiting.
-    pub(crate) async fn next(&mut self) -> Outcome {
+    pub async fn next(&mut self) -> Outcome {
         match self.outcomes.recv().await {
             Some(outcome) => outcome,
             // Never: `self` holds a sender.
@@ -124,7 +131,7 @@ impl Acks {
 
     /// Applies `outcome` and every other outcome already arrived, and pushes onto `ready`
     /// the packet ids that may be acked now, in order. `Err` if a publish was lost.
-    pub(crate) fn settle(&mut self, outcome: Outcome, ready: &mut Vec<u16>) -> Result<(), Lost> {
+    pub fn settle(&mut self, outcome: Outcome, ready: &mut Vec<u16>) -> Result<(), Lost> {
         let mut next = Some(outcome);
         while let Some(outcome) = next {
             match outcome {

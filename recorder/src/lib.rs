@@ -34,6 +34,8 @@ pub mod partitions;
 pub mod read;
 pub mod rollup;
 pub mod sessions;
+#[cfg(test)]
+mod sources;
 pub mod state;
 pub mod status;
 pub mod writer;
