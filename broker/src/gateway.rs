@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex as StdMutex, RwLock};
 use std::time::Duration;
 
 use rumqttd::local::{LinkError, LinkRx, LinkTx};
-use rumqttd::protocol::{ConnAck, ConnectReturnCode, Login, Packet, PubAck, PubAckReason, Publish};
+use rumqttd::protocol::{ConnAck, ConnectReturnCode, Login, Packet, PingResp, PubAck, PubAckReason, Publish};
 use rumqttd::Notification;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{broadcast, Mutex, Notify, OwnedSemaphorePermit, Semaphore};
@@ -93,6 +93,10 @@ struct Inner {
     /// Where hosts' publishes go to be stored, when the server has a consumer for them:
     /// a host's PUBACK then waits for the commit (see [`crate::ingest`]).
     ingest: Option<Ingest>,
+    /// With `ingest`: one router link that carries every host's publishes to the router
+    /// (for observers and Home Assistant), so that a host that only publishes, every
+    /// agent, holds no router link of its own: a link costs tens of KiB in rumqttd.
+    hosts_link: Option<Mutex<LinkTx>>,
     refresh: Option<Refresh>,
     config: GatewayConfig,
     credentials: RwLock<Arc<CredentialTable>>,
@@ -138,7 +142,9 @@ struct Opened<S> {
     token_hash: [u8; 32],
     /// How long the client may stay silent: 1.5 × its keepalive.
     keepalive: Duration,
-    link_tx: LinkTx,
+    /// The session's own router link: opened at CONNECT, or for a host whose publishes go
+    /// to the ingest sink only once it subscribes (or acks a delivery).
+    link_tx: Option<LinkTx>,
     /// A host's publishes awaiting their PUBACK, when its publishes go to the ingest sink.
     acks: Option<Acks>,
 }
@@ -170,6 +176,14 @@ impl Gateway {
     ) -> anyhow::Result<Gateway> {
         let (link, rx) = router.link("gateway-presence").await?;
         router::drain(rx);
+        let hosts_link = match &ingest {
+            Some(_) => {
+                let (link, rx) = router.link("gateway-hosts").await?;
+                router::drain(rx);
+                Some(Mutex::new(link))
+            }
+            None => None,
+        };
         let presence = Presence {
             sessions: Sessions::new(config.max_observer_sessions),
             link,
@@ -180,6 +194,7 @@ impl Gateway {
             attempts: StdMutex::new(AttemptLimiter::new(config.attempts, config.max_tracked_addresses)),
             router,
             ingest,
+            hosts_link,
             refresh,
             config,
             credentials: RwLock::new(Arc::new(CredentialTable::default())),
@@ -290,9 +305,11 @@ impl Gateway {
         info!(%peer, user = open.identity.name(), "connected");
 
         let end = self.run(&mut open, link_rx, kick).await;
-        let Opened { identity, mut link_tx, .. } = open;
-        if !matches!(end, End::Disconnected) {
-            let _ = link_tx.send(disconnect()).await;
+        let Opened { identity, link_tx, .. } = open;
+        if let Some(mut link_tx) = link_tx {
+            if !matches!(end, End::Disconnected) {
+                let _ = link_tx.send(disconnect()).await;
+            }
         }
         match &end {
             End::Violation(v, topic) => {
@@ -310,7 +327,7 @@ impl Gateway {
 
     /// The opening: the CONNECT within the admission's deadline, the token, the will, a
     /// router link and the CONNACK. None when refused (counted and logged here).
-    async fn open<S>(&self, stream: S, peer: SocketAddr, admission: Admission) -> Option<(Opened<S>, LinkRx)>
+    async fn open<S>(&self, stream: S, peer: SocketAddr, admission: Admission) -> Option<(Opened<S>, Option<LinkRx>)>
     where
         S: AsyncRead + AsyncWrite + Unpin + Send,
     {
@@ -366,17 +383,24 @@ impl Gateway {
                 return None;
             }
         }
-        let (mut link_tx, link_rx) = match self.0.router.link(identity.name()).await {
-            Ok(link) => link,
-            Err(e) => {
-                warn!(error = %e, "router refused a link");
-                framed.refuse(ConnectReturnCode::ServerUnavailable).await;
-                return None;
+        let sink_only = matches!(identity, Identity::Host(_)) && self.0.ingest.is_some();
+        let (mut link_tx, link_rx) = if sink_only {
+            (None, None)
+        } else {
+            match self.0.router.link(identity.name()).await {
+                Ok((tx, rx)) => (Some(tx), Some(rx)),
+                Err(e) => {
+                    warn!(error = %e, "router refused a link");
+                    framed.refuse(ConnectReturnCode::ServerUnavailable).await;
+                    return None;
+                }
             }
         };
         let ack = ConnAck { session_present: false, code: ConnectReturnCode::Success };
         if framed.queue(Packet::ConnAck(ack, None)).is_err() || framed.flush().await.is_err() {
-            let _ = link_tx.send(disconnect()).await;
+            if let Some(link_tx) = &mut link_tx {
+                let _ = link_tx.send(disconnect()).await;
+            }
             return None;
         }
         let keepalive = match connect.keep_alive {
@@ -384,16 +408,13 @@ impl Gateway {
             secs => Duration::from_secs(u64::from(secs)).mul_f32(1.5),
         };
         let client_id = connect.client_id;
-        let acks = match (&identity, &self.0.ingest) {
-            (Identity::Host(_), Some(_)) => Some(Acks::new()),
-            _ => None,
-        };
+        let acks = sink_only.then(Acks::new);
         Some((Opened { framed, identity, client_id, token_hash, keepalive, link_tx, acks }, link_rx))
     }
 
     /// The session: client packets to the router and the router's notifications to the
     /// client, until the client leaves, breaks a rule, goes quiet or is kicked.
-    async fn run<S>(&self, open: &mut Opened<S>, link_rx: LinkRx, kick: Arc<Notify>) -> End
+    async fn run<S>(&self, open: &mut Opened<S>, link_rx: Option<LinkRx>, kick: Arc<Notify>) -> End
     where
         S: AsyncRead + AsyncWrite + Unpin + Send,
     {
@@ -418,8 +439,10 @@ impl Gateway {
                 }
                 read = framed.next() => {
                     last_packet = Instant::now();
-                    if let Err(end) = self.forward_packets(identity, read, framed, link_tx, acks).await {
-                        return end;
+                    match self.forward_packets(identity, read, framed, link_tx, acks).await {
+                        Ok(Some(opened)) => notes.set(next_note(Some(opened))),
+                        Ok(None) => {}
+                        Err(end) => return end,
                     }
                 }
                 outcome = next_outcome(acks) => {
@@ -447,7 +470,7 @@ impl Gateway {
                         Ok(None) => {}
                         Err(_) => return End::RouterGone,
                     }
-                    notes.set(next_note(link_rx));
+                    notes.set(next_note(Some(link_rx)));
                 }
             }
         }
@@ -455,7 +478,8 @@ impl Gateway {
 
     /// Checks and forwards the packet just read and every other whole packet already
     /// buffered, so a burst (an agent replaying its outage buffer) costs one wake.
-    /// `Err` ends the session.
+    /// `Err` ends the session; `Ok(Some(rx))` hands `run` the receiving end of a router
+    /// link opened on the way (see `link_for`).
     ///
     /// A host's publish goes to the ingest sink when there is one, and its PUBACK waits
     /// for the commit (`acks`). Otherwise a QoS 1 publish is acked here. Either way the
@@ -468,12 +492,13 @@ impl Gateway {
         identity: &Identity,
         mut read: Result<Packet, CodecError>,
         framed: &mut Framed<S>,
-        link_tx: &mut LinkTx,
+        link_tx: &mut Option<LinkTx>,
         acks: &mut Option<Acks>,
-    ) -> Result<(), End>
+    ) -> Result<Option<LinkRx>, End>
     where
         S: AsyncRead + AsyncWrite + Unpin + Send,
     {
+        let mut opened = None;
         loop {
             let packet = match read {
                 Ok(p) => p,
@@ -489,6 +514,12 @@ impl Gateway {
             }
             let last = matches!(packet, Packet::Disconnect(..));
             let packet = match packet {
+                // Without a link of its own, the gateway answers pings (the router would).
+                Packet::PingReq(_) if link_tx.is_none() => {
+                    framed.queue(Packet::PingResp(PingResp)).map_err(End::Closed)?;
+                    None
+                }
+                Packet::Disconnect(..) if link_tx.is_none() => None,
                 Packet::Publish(publish, props) => {
                     // Stop reading this socket while the recorder is far behind.
                     self.0.router.backlog().admit(publish.topic.len() + publish.payload.len()).await;
@@ -503,15 +534,29 @@ impl Gateway {
                     } else if qos == 1 {
                         framed.queue(puback(pkid)).map_err(End::Closed)?;
                     }
-                    match qos {
+                    let publish = match qos {
                         1 => Packet::Publish(Publish::new(publish.topic, publish.payload, publish.retain), props),
                         _ => Packet::Publish(publish, props),
+                    };
+                    if let (None, Some(shared)) = (&link_tx, &self.0.hosts_link) {
+                        if shared.lock().await.send(publish).await.is_err() {
+                            return Err(End::RouterGone);
+                        }
+                        None
+                    } else {
+                        Some(publish)
                     }
                 }
-                other => other,
+                other => Some(other),
             };
-            if link_tx.send(packet).await.is_err() {
-                return Err(End::RouterGone);
+            if let Some(packet) = packet {
+                if link_tx.is_none() {
+                    opened = Some(self.link_for(identity, link_tx).await?);
+                }
+                let Some(link) = link_tx.as_mut() else { return Err(End::RouterGone) };
+                if link.send(packet).await.is_err() {
+                    return Err(End::RouterGone);
+                }
             }
             if last {
                 let _ = framed.flush().await;
@@ -519,9 +564,23 @@ impl Gateway {
             }
             read = match framed.try_next() {
                 Ok(Some(p)) => Ok(p),
-                Ok(None) => return framed.flush().await.map_err(End::Closed),
+                Ok(None) => return framed.flush().await.map(|()| opened).map_err(End::Closed),
                 Err(e) => Err(e),
             };
+        }
+    }
+
+    /// Opens the session's own router link, for a host that had none (it subscribes).
+    async fn link_for(&self, identity: &Identity, link_tx: &mut Option<LinkTx>) -> Result<LinkRx, End> {
+        match self.0.router.link(identity.name()).await {
+            Ok((tx, rx)) => {
+                *link_tx = Some(tx);
+                Ok(rx)
+            }
+            Err(e) => {
+                warn!(error = %e, "router refused a link");
+                Err(End::RouterGone)
+            }
         }
     }
 
@@ -652,8 +711,9 @@ impl Gateway {
 
 /// The session's next notification from the router, with the link handed back: the
 /// session keeps this one future across packets rather than making (and registering) a
-/// new receive for each.
-async fn next_note(mut link_rx: LinkRx) -> (LinkRx, Result<Option<Notification>, LinkError>) {
+/// new receive for each. Pending for ever while the session has no link.
+async fn next_note(link_rx: Option<LinkRx>) -> (LinkRx, Result<Option<Notification>, LinkError>) {
+    let Some(mut link_rx) = link_rx else { return std::future::pending().await };
     let note = link_rx.next().await;
     (link_rx, note)
 }
