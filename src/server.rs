@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use broker::{Gateway, GatewayConfig, Router};
-use recorder::{Recorder, RecorderConfig};
+use recorder::{Recorder, RecorderConfig, Source};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -105,10 +105,12 @@ pub async fn run(
 
     let gateway_config = GatewayConfig::default();
     let router = Router::start(gateway_config.max_connections + 16);
-    let (credentials, gateway) = start_gateway(&config, &router, gateway_config).await?;
-    let recorder =
-        Recorder::start(&router, RecorderConfig { database: config.database.clone(), retention: config.retention })
-            .await?;
+    // Hosts' publishes reach the recorder through the ingest sink, so that a PUBACK
+    // means committed; observers and Home Assistant still read them from the router.
+    let (ingest, deliveries) = broker::ingest::channel(broker::ingest::CAPACITY);
+    let (credentials, gateway) = start_gateway(&config, &router, gateway_config, ingest).await?;
+    let recorder_config = RecorderConfig { database: config.database.clone(), retention: config.retention };
+    let recorder = Recorder::start(Source::Ingest(deliveries), recorder_config).await?;
 
     // rumqttd forgets retained messages on restart: republish every host's status.
     // Nobody is connected yet, so that is `offline` until each agent comes back.
@@ -164,6 +166,7 @@ async fn start_gateway(
     config: &ServerConfig,
     router: &Router,
     gateway_config: GatewayConfig,
+    ingest: broker::Ingest,
 ) -> anyhow::Result<(Arc<Credentials>, Gateway)> {
     let credentials = Arc::new(Credentials {
         database: config.database.clone(),
@@ -179,7 +182,7 @@ async fn start_gateway(
             Box::pin(async move { credentials.sync(&gateway).await.is_ok() })
         })
     };
-    let gateway = Gateway::new(router.clone(), gateway_config, Some(refresh)).await?;
+    let gateway = Gateway::new(router.clone(), gateway_config, Some(refresh), Some(ingest)).await?;
     Ok((credentials, gateway))
 }
 

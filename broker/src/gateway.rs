@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex as StdMutex, RwLock};
 use std::time::Duration;
 
 use rumqttd::local::{LinkError, LinkRx, LinkTx};
-use rumqttd::protocol::{ConnAck, ConnectReturnCode, Login, Packet, PubAck, PubAckReason, Publish};
+use rumqttd::protocol::{ConnAck, ConnectReturnCode, Login, Packet, PingResp, PubAck, PubAckReason, Publish};
 use rumqttd::Notification;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{broadcast, Mutex, Notify, OwnedSemaphorePermit, Semaphore};
@@ -27,6 +27,7 @@ use crate::auth::{CredentialTable, Identity};
 use crate::backlog::Backlog;
 use crate::clones::{CloneDetected, CloneDetector, CloneRules, Decision};
 use crate::codec::{CodecError, Framed};
+use crate::ingest::{Acks, Delivery, Ingest, Outcome};
 use crate::limit::{AttemptLimiter, Rate};
 use crate::router::{self, Router};
 use crate::sessions::{Displaced, Session, Sessions};
@@ -89,6 +90,13 @@ pub type Refresh = Arc<dyn Fn(Gateway) -> Pin<Box<dyn Future<Output = bool> + Se
 
 struct Inner {
     router: Router,
+    /// Where hosts' publishes go to be stored, when the server has a consumer for them:
+    /// a host's PUBACK then waits for the commit (see [`crate::ingest`]).
+    ingest: Option<Ingest>,
+    /// With `ingest`: one router link that carries every host's publishes to the router
+    /// (for observers and Home Assistant), so that a host that only publishes, every
+    /// agent, holds no router link of its own: a link costs tens of KiB in rumqttd.
+    hosts_link: Option<Mutex<LinkTx>>,
     refresh: Option<Refresh>,
     config: GatewayConfig,
     credentials: RwLock<Arc<CredentialTable>>,
@@ -134,7 +142,11 @@ struct Opened<S> {
     token_hash: [u8; 32],
     /// How long the client may stay silent: 1.5 × its keepalive.
     keepalive: Duration,
-    link_tx: LinkTx,
+    /// The session's own router link: opened at CONNECT, or for a host whose publishes go
+    /// to the ingest sink only once it subscribes (or acks a delivery).
+    link_tx: Option<LinkTx>,
+    /// A host's publishes awaiting their PUBACK, when its publishes go to the ingest sink.
+    acks: Option<Acks>,
 }
 
 /// How a session ended, for the log and the counters.
@@ -147,12 +159,31 @@ enum End {
     KeepaliveTimeout,
     Violation(Violation, String),
     RouterGone,
+    /// The ingest consumer dropped a publish unstored, or is gone: the client resends
+    /// what was not acked after reconnecting.
+    NotStored,
 }
 
 impl Gateway {
-    pub async fn new(router: Router, config: GatewayConfig, refresh: Option<Refresh>) -> anyhow::Result<Gateway> {
+    /// A gateway in front of `router`. With `ingest`, hosts' publishes also go to that
+    /// sink and their PUBACKs wait for it (see [`crate::ingest`]); without, a publish is
+    /// acked once it is on the router link.
+    pub async fn new(
+        router: Router,
+        config: GatewayConfig,
+        refresh: Option<Refresh>,
+        ingest: Option<Ingest>,
+    ) -> anyhow::Result<Gateway> {
         let (link, rx) = router.link("gateway-presence").await?;
         router::drain(rx);
+        let hosts_link = match &ingest {
+            Some(_) => {
+                let (link, rx) = router.link("gateway-hosts").await?;
+                router::drain(rx);
+                Some(Mutex::new(link))
+            }
+            None => None,
+        };
         let presence = Presence {
             sessions: Sessions::new(config.max_observer_sessions),
             link,
@@ -162,6 +193,8 @@ impl Gateway {
             slots: Arc::new(Semaphore::new(config.max_connections)),
             attempts: StdMutex::new(AttemptLimiter::new(config.attempts, config.max_tracked_addresses)),
             router,
+            ingest,
+            hosts_link,
             refresh,
             config,
             credentials: RwLock::new(Arc::new(CredentialTable::default())),
@@ -225,7 +258,7 @@ impl Gateway {
         let mut presence = self.0.presence.lock().await;
         for host in hosts {
             if presence.sessions.host(host.as_str()).is_none() {
-                publish_status(&mut presence.link, self.0.router.backlog(), host, false).await;
+                self.publish_status(&mut presence.link, host, false).await;
             }
         }
     }
@@ -272,9 +305,11 @@ impl Gateway {
         info!(%peer, user = open.identity.name(), "connected");
 
         let end = self.run(&mut open, link_rx, kick).await;
-        let Opened { identity, mut link_tx, .. } = open;
-        if !matches!(end, End::Disconnected) {
-            let _ = link_tx.send(disconnect()).await;
+        let Opened { identity, link_tx, .. } = open;
+        if let Some(mut link_tx) = link_tx {
+            if !matches!(end, End::Disconnected) {
+                let _ = link_tx.send(disconnect()).await;
+            }
         }
         match &end {
             End::Violation(v, topic) => {
@@ -292,7 +327,7 @@ impl Gateway {
 
     /// The opening: the CONNECT within the admission's deadline, the token, the will, a
     /// router link and the CONNACK. None when refused (counted and logged here).
-    async fn open<S>(&self, stream: S, peer: SocketAddr, admission: Admission) -> Option<(Opened<S>, LinkRx)>
+    async fn open<S>(&self, stream: S, peer: SocketAddr, admission: Admission) -> Option<(Opened<S>, Option<LinkRx>)>
     where
         S: AsyncRead + AsyncWrite + Unpin + Send,
     {
@@ -348,17 +383,24 @@ impl Gateway {
                 return None;
             }
         }
-        let (mut link_tx, link_rx) = match self.0.router.link(identity.name()).await {
-            Ok(link) => link,
-            Err(e) => {
-                warn!(error = %e, "router refused a link");
-                framed.refuse(ConnectReturnCode::ServerUnavailable).await;
-                return None;
+        let sink_only = matches!(identity, Identity::Host(_)) && self.0.ingest.is_some();
+        let (mut link_tx, link_rx) = if sink_only {
+            (None, None)
+        } else {
+            match self.0.router.link(identity.name()).await {
+                Ok((tx, rx)) => (Some(tx), Some(rx)),
+                Err(e) => {
+                    warn!(error = %e, "router refused a link");
+                    framed.refuse(ConnectReturnCode::ServerUnavailable).await;
+                    return None;
+                }
             }
         };
         let ack = ConnAck { session_present: false, code: ConnectReturnCode::Success };
         if framed.queue(Packet::ConnAck(ack, None)).is_err() || framed.flush().await.is_err() {
-            let _ = link_tx.send(disconnect()).await;
+            if let Some(link_tx) = &mut link_tx {
+                let _ = link_tx.send(disconnect()).await;
+            }
             return None;
         }
         let keepalive = match connect.keep_alive {
@@ -366,16 +408,17 @@ impl Gateway {
             secs => Duration::from_secs(u64::from(secs)).mul_f32(1.5),
         };
         let client_id = connect.client_id;
-        Some((Opened { framed, identity, client_id, token_hash, keepalive, link_tx }, link_rx))
+        let acks = sink_only.then(Acks::new);
+        Some((Opened { framed, identity, client_id, token_hash, keepalive, link_tx, acks }, link_rx))
     }
 
     /// The session: client packets to the router and the router's notifications to the
     /// client, until the client leaves, breaks a rule, goes quiet or is kicked.
-    async fn run<S>(&self, open: &mut Opened<S>, link_rx: LinkRx, kick: Arc<Notify>) -> End
+    async fn run<S>(&self, open: &mut Opened<S>, link_rx: Option<LinkRx>, kick: Arc<Notify>) -> End
     where
         S: AsyncRead + AsyncWrite + Unpin + Send,
     {
-        let Opened { framed, identity, keepalive, link_tx, .. } = open;
+        let Opened { framed, identity, keepalive, link_tx, acks, .. } = open;
         let keepalive = *keepalive;
         // Made once per session, not per packet: re-registering a timer and two waiters
         // for every packet cost more CPU under load than the ACL. The idle
@@ -396,7 +439,14 @@ impl Gateway {
                 }
                 read = framed.next() => {
                     last_packet = Instant::now();
-                    if let Err(end) = self.forward_packets(identity, read, framed, link_tx).await {
+                    match self.forward_packets(identity, read, framed, link_tx, acks).await {
+                        Ok(Some(opened)) => notes.set(next_note(Some(opened))),
+                        Ok(None) => {}
+                        Err(end) => return end,
+                    }
+                }
+                outcome = next_outcome(acks) => {
+                    if let Err(end) = send_acks(acks, outcome, framed).await {
                         return end;
                     }
                 }
@@ -420,7 +470,7 @@ impl Gateway {
                         Ok(None) => {}
                         Err(_) => return End::RouterGone,
                     }
-                    notes.set(next_note(link_rx));
+                    notes.set(next_note(Some(link_rx)));
                 }
             }
         }
@@ -428,23 +478,27 @@ impl Gateway {
 
     /// Checks and forwards the packet just read and every other whole packet already
     /// buffered, so a burst (an agent replaying its outage buffer) costs one wake.
-    /// `Err` ends the session.
+    /// `Err` ends the session; `Ok(Some(rx))` hands `run` the receiving end of a router
+    /// link opened on the way (see `link_for`).
     ///
-    /// A QoS 1 publish is acked here and handed to the router as QoS 0: the router would
-    /// ack it as soon as it is in its in-memory log, which keeps it no better than its
-    /// link's queue does, and its ack would cost a second wake of this session and of the
-    /// router per publish. The recorder still receives every publish at QoS 1 (a
-    /// subscription's QoS, not the publish's, sets the forward's).
+    /// A host's publish goes to the ingest sink when there is one, and its PUBACK waits
+    /// for the commit (`acks`). Otherwise a QoS 1 publish is acked here. Either way the
+    /// router gets it as QoS 0, for observers: the router would ack it as soon as it is
+    /// in its in-memory log, which promises nothing more, and its ack would cost a second
+    /// wake of this session and of the router per publish. Subscribers still get it at
+    /// their subscription's QoS.
     async fn forward_packets<S>(
         &self,
         identity: &Identity,
         mut read: Result<Packet, CodecError>,
         framed: &mut Framed<S>,
-        link_tx: &mut LinkTx,
-    ) -> Result<(), End>
+        link_tx: &mut Option<LinkTx>,
+        acks: &mut Option<Acks>,
+    ) -> Result<Option<LinkRx>, End>
     where
         S: AsyncRead + AsyncWrite + Unpin + Send,
     {
+        let mut opened = None;
         loop {
             let packet = match read {
                 Ok(p) => p,
@@ -460,21 +514,49 @@ impl Gateway {
             }
             let last = matches!(packet, Packet::Disconnect(..));
             let packet = match packet {
+                // Without a link of its own, the gateway answers pings (the router would).
+                Packet::PingReq(_) if link_tx.is_none() => {
+                    framed.queue(Packet::PingResp(PingResp)).map_err(End::Closed)?;
+                    None
+                }
+                Packet::Disconnect(..) if link_tx.is_none() => None,
                 Packet::Publish(publish, props) => {
                     // Stop reading this socket while the recorder is far behind.
                     self.0.router.backlog().admit(publish.topic.len() + publish.payload.len()).await;
-                    match router::qos_and_pkid(&publish) {
-                        (1, pkid) => {
-                            framed.queue(puback(pkid)).map_err(End::Closed)?;
-                            Packet::Publish(Publish::new(publish.topic, publish.payload, publish.retain), props)
+                    let (qos, pkid) = router::qos_and_pkid(&publish);
+                    if let (Some(acks), Some(ingest)) = (acks.as_mut(), &self.0.ingest) {
+                        let done = (qos == 1).then(|| acks.track(pkid));
+                        let delivery =
+                            Delivery { topic: publish.topic.clone(), payload: publish.payload.clone(), done };
+                        if !ingest.send(delivery).await {
+                            return Err(End::NotStored);
                         }
+                    } else if qos == 1 {
+                        framed.queue(puback(pkid)).map_err(End::Closed)?;
+                    }
+                    let publish = match qos {
+                        1 => Packet::Publish(Publish::new(publish.topic, publish.payload, publish.retain), props),
                         _ => Packet::Publish(publish, props),
+                    };
+                    if let (None, Some(shared)) = (&link_tx, &self.0.hosts_link) {
+                        if shared.lock().await.send(publish).await.is_err() {
+                            return Err(End::RouterGone);
+                        }
+                        None
+                    } else {
+                        Some(publish)
                     }
                 }
-                other => other,
+                other => Some(other),
             };
-            if link_tx.send(packet).await.is_err() {
-                return Err(End::RouterGone);
+            if let Some(packet) = packet {
+                if link_tx.is_none() {
+                    opened = Some(self.link_for(identity, link_tx).await?);
+                }
+                let Some(link) = link_tx.as_mut() else { return Err(End::RouterGone) };
+                if link.send(packet).await.is_err() {
+                    return Err(End::RouterGone);
+                }
             }
             if last {
                 let _ = framed.flush().await;
@@ -482,9 +564,23 @@ impl Gateway {
             }
             read = match framed.try_next() {
                 Ok(Some(p)) => Ok(p),
-                Ok(None) => return framed.flush().await.map_err(End::Closed),
+                Ok(None) => return framed.flush().await.map(|()| opened).map_err(End::Closed),
                 Err(e) => Err(e),
             };
+        }
+    }
+
+    /// Opens the session's own router link, for a host that had none (it subscribes).
+    async fn link_for(&self, identity: &Identity, link_tx: &mut Option<LinkTx>) -> Result<LinkRx, End> {
+        match self.0.router.link(identity.name()).await {
+            Ok((tx, rx)) => {
+                *link_tx = Some(tx);
+                Ok(rx)
+            }
+            Err(e) => {
+                warn!(error = %e, "router refused a link");
+                Err(End::RouterGone)
+            }
         }
     }
 
@@ -579,9 +675,27 @@ impl Gateway {
             None => {}
         }
         if let Identity::Host(host) = who {
-            publish_status(&mut presence.link, self.0.router.backlog(), host, true).await;
+            self.publish_status(&mut presence.link, host, true).await;
         }
         (id, kick)
+    }
+
+    /// Retained `online`/`offline` on the host's status topic, on the presence link (and
+    /// to the ingest sink, in order with the host's data). rumqttd's public API builds
+    /// only QoS 0 publishes for local links; subscribers still receive them, retained.
+    async fn publish_status(&self, link: &mut LinkTx, host: &HostId, online: bool) {
+        let payload = if online { wire::topic::ONLINE } else { wire::topic::OFFLINE };
+        let publish = Publish::new(host.topic(Kind::Status), payload.to_owned(), true);
+        if let Some(ingest) = &self.0.ingest {
+            let delivery = Delivery { topic: publish.topic.clone(), payload: publish.payload.clone(), done: None };
+            if !ingest.send(delivery).await {
+                warn!(host = %host, "ingest consumer gone; presence not stored");
+            }
+        }
+        self.0.router.backlog().add(publish.topic.len() + publish.payload.len());
+        if link.send(Packet::Publish(publish, None)).await.is_err() {
+            warn!(host = %host, "router gone; presence not published");
+        }
     }
 
     /// Unregisters a session; `offline` only if no newer session of that host is live.
@@ -589,7 +703,7 @@ impl Gateway {
         let mut presence = self.0.presence.lock().await;
         if presence.sessions.leave(who, id) {
             if let Identity::Host(host) = who {
-                publish_status(&mut presence.link, self.0.router.backlog(), host, false).await;
+                self.publish_status(&mut presence.link, host, false).await;
             }
         }
     }
@@ -597,8 +711,9 @@ impl Gateway {
 
 /// The session's next notification from the router, with the link handed back: the
 /// session keeps this one future across packets rather than making (and registering) a
-/// new receive for each.
-async fn next_note(mut link_rx: LinkRx) -> (LinkRx, Result<Option<Notification>, LinkError>) {
+/// new receive for each. Pending for ever while the session has no link.
+async fn next_note(link_rx: Option<LinkRx>) -> (LinkRx, Result<Option<Notification>, LinkError>) {
+    let Some(mut link_rx) = link_rx else { return std::future::pending().await };
     let note = link_rx.next().await;
     (link_rx, note)
 }
@@ -612,13 +727,27 @@ fn disconnect() -> Packet {
     Packet::Disconnect(Disconnect { reason_code: DisconnectReasonCode::NormalDisconnection }, None)
 }
 
-/// Retained `online`/`offline` on the host's status topic. rumqttd's public API builds
-/// only QoS 0 publishes for local links; the recorder still receives them, retained.
-async fn publish_status(link: &mut LinkTx, backlog: &Backlog, host: &HostId, online: bool) {
-    let payload = if online { wire::topic::ONLINE } else { wire::topic::OFFLINE };
-    let publish = Publish::new(host.topic(Kind::Status), payload.to_owned(), true);
-    backlog.add(publish.topic.len() + publish.payload.len());
-    if link.send(Packet::Publish(publish, None)).await.is_err() {
-        warn!(host = %host, "router gone; presence not published");
+/// The next outcome of a publish handed to the ingest sink; pending for ever for a
+/// session without one.
+async fn next_outcome(acks: &mut Option<Acks>) -> Outcome {
+    match acks {
+        Some(acks) => acks.next().await,
+        None => std::future::pending().await,
     }
+}
+
+/// Writes the PUBACKs that `outcome` (and any others already arrived) allow, in order.
+async fn send_acks<S>(acks: &mut Option<Acks>, outcome: Outcome, framed: &mut Framed<S>) -> Result<(), End>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+{
+    let Some(acks) = acks else { return Ok(()) };
+    let mut ready = Vec::new();
+    if acks.settle(outcome, &mut ready).is_err() {
+        return Err(End::NotStored);
+    }
+    for pkid in ready {
+        framed.queue(puback(pkid)).map_err(End::Closed)?;
+    }
+    framed.flush().await.map_err(End::Closed)
 }

@@ -5,6 +5,8 @@
 //! - [`subscription`]: a subscriber inside the server (the recorder): rounds of messages,
 //!   acked after the consumer handled them, with rumqttd's link protocol kept inside.
 //! - [`publisher`]: the server's own publishes (alerting's retained firing sets).
+//! - [`ingest`]: the sink that hands hosts' publishes to the recorder and holds each
+//!   PUBACK until the publish is committed.
 //! - [`backlog`]: back-pressure from the recorder to publishers, so that rumqttd never
 //!   drops acked messages when the recorder falls behind.
 //! - [`auth`]: tokens (256 random bits, stored as SHA-256) and the credential table.
@@ -26,6 +28,7 @@ pub mod backlog;
 pub mod clones;
 pub mod codec;
 pub mod gateway;
+pub mod ingest;
 pub mod limit;
 pub mod listener;
 pub mod publisher;
@@ -37,6 +40,7 @@ pub mod subscription;
 pub use auth::{hash_token, new_token, Credential, CredentialTable, Identity, Role};
 pub use clones::{CloneDetected, CloneRules};
 pub use gateway::{Admission, Gateway, GatewayConfig};
+pub use ingest::{Deliveries, Delivery, Done, Ingest};
 pub use publisher::Publisher;
 pub use router::Router;
 pub use subscription::{Message, Pacing, Subscription};

@@ -83,13 +83,14 @@ impl Publisher {
     }
 }
 
-fn put_str(out: &mut Vec<u8>, s: &str) {
+/// An MQTT string field: its length (2 bytes, big-endian), then its bytes.
+pub fn put_str(out: &mut Vec<u8>, s: &str) {
     out.extend_from_slice(&(s.len() as u16).to_be_bytes());
     out.extend_from_slice(s.as_bytes());
 }
 
 /// A whole packet: fixed header byte, variable-length remaining length, body.
-fn packet(header: u8, body: &[u8]) -> Vec<u8> {
+pub fn packet(header: u8, body: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(body.len() + 5);
     out.push(header);
     let mut len = body.len();

@@ -2,6 +2,7 @@
 
 mod alerting;
 mod backups;
+mod crash;
 mod e2e;
 mod email;
 mod faults;

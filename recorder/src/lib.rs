@@ -34,6 +34,8 @@ pub mod partitions;
 pub mod read;
 pub mod rollup;
 pub mod sessions;
+#[cfg(test)]
+mod sources;
 pub mod state;
 pub mod status;
 pub mod writer;
@@ -44,12 +46,13 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use broker::{Pacing, Router, Subscription};
+use broker::{Deliveries, Pacing, Router, Subscription};
 use tokio::sync::{broadcast, mpsc};
 use tracing::warn;
 
 use crate::ingest::Reject;
 use crate::state::Card;
+use crate::writer::Queued;
 
 // The clock lives in `wire`; imported here for the crate's modules (`crate::now_ms`).
 pub(crate) use wire::now_ms;
@@ -69,8 +72,9 @@ pub struct Stats {
     /// filesystem) is full: it holds the batch and retries, and ingest waits.
     pub disk_full: AtomicBool,
     /// Items of batches that could not be committed and were dropped: a write error other
-    /// than a full disk, or a disk still full at shutdown. Their PUBACKs were sent, so
-    /// their agents will not resend them.
+    /// than a full disk, or a disk still full at shutdown. Read through the ingest sink,
+    /// their PUBACKs were never sent (their sessions are closed, the agents resend them);
+    /// read through a router subscription, they were, and are lost.
     pub lost: AtomicU64,
     /// The last retention pass: its duration, and its longest single chunk (an ingest pause).
     pub last_prune_ms: AtomicU64,
@@ -145,7 +149,17 @@ impl Retention {
     }
 }
 
-/// A running recorder: the subscription task and the writer thread.
+/// Where the recorder reads what hosts publish.
+pub enum Source<'a> {
+    /// The gateway's ingest sink (`broker::ingest`): each publish comes with the
+    /// completion its PUBACK waits for, fired after its commit. What `serve` uses.
+    Ingest(Deliveries),
+    /// A QoS 1 subscription to `pmon/v1/#` on a router, owning its backlog: for a broker
+    /// whose publishes are acked before they are stored.
+    Router(&'a Router),
+}
+
+/// A running recorder: the reading task and the writer thread.
 pub struct Recorder {
     /// Every changed card, after its commit; the dashboard subscribes per browser.
     pub live: broadcast::Sender<Card>,
@@ -168,9 +182,9 @@ pub struct Recorder {
 const QUEUE: usize = 10_000;
 
 impl Recorder {
-    /// Subscribes to `pmon/v1/#` on `router` and starts the writer on `config.database`
-    /// (which must be migrated already).
-    pub async fn start(router: &Router, config: RecorderConfig) -> anyhow::Result<Recorder> {
+    /// Starts the writer on `config.database` (which must be migrated already) and a task
+    /// that reads `source` into it.
+    pub async fn start(source: Source<'_>, config: RecorderConfig) -> anyhow::Result<Recorder> {
         let stats = Arc::new(Stats::default());
         let (live, _) = broadcast::channel(1024);
         let conn = db::open_writer(&config.database)?;
@@ -198,11 +212,17 @@ impl Recorder {
                 }
             })
             .context("failed to start the checkpoint thread")?;
-        // The recorder owns the backlog: publishers wait for it, so that rumqttd never
-        // skips it past messages their agents had acked.
-        let subscription = router.subscribe("recorder", &format!("{}/#", wire::PREFIX), Pacing::OwnsBacklog).await?;
         let reports = Reports(tx.downgrade());
-        let subscription = tokio::spawn(subscribe(subscription, tx, stats.clone()));
+        let subscription = match source {
+            Source::Ingest(deliveries) => tokio::spawn(ingest(deliveries, tx, stats.clone())),
+            Source::Router(router) => {
+                // The recorder owns the backlog: publishers wait for it, so that rumqttd
+                // never skips it past messages their agents had acked.
+                let filter = format!("{}/#", wire::PREFIX);
+                let subscription = router.subscribe("recorder", &filter, Pacing::OwnsBacklog).await?;
+                tokio::spawn(subscribe(subscription, tx, stats.clone()))
+            }
+        };
         Ok(Recorder { live, fleet, stats, reports, subscription, writer, closing, stop_checkpoints, checkpointer })
     }
 
@@ -225,13 +245,13 @@ impl Recorder {
 /// kept by a task never keeps the writer from ending at shutdown (the writer ends when the
 /// subscription's sender drops); what is reported after that is dropped.
 #[derive(Clone)]
-pub struct Reports(mpsc::WeakSender<ingest::Item>);
+pub struct Reports(mpsc::WeakSender<Queued>);
 
 impl Reports {
     /// Two agents use `detected.host`'s token: an event, and a reason on its card.
     pub async fn shared_token(&self, detected: broker::CloneDetected) {
         if let Some(tx) = self.0.upgrade() {
-            let _ = tx.send(ingest::Item::SharedToken(detected)).await;
+            let _ = tx.send(ingest::Item::SharedToken(detected).into()).await;
         }
     }
 }
@@ -239,7 +259,7 @@ impl Reports {
 /// The subscription loop: queues each round's valid items for the writer (waiting when
 /// it is full) before asking for the next round, which acks this one, so that the router
 /// keeps what is not yet queued. Ends when the writer's channel or the router link closes.
-async fn subscribe(mut subscription: Subscription, tx: mpsc::Sender<ingest::Item>, stats: Arc<Stats>) {
+async fn subscribe(mut subscription: Subscription, tx: mpsc::Sender<Queued>, stats: Arc<Stats>) {
     loop {
         let round = match subscription.next_round().await {
             Ok(round) => round,
@@ -256,11 +276,34 @@ async fn subscribe(mut subscription: Subscription, tx: mpsc::Sender<ingest::Item
             stats.received.fetch_add(1, Ordering::Relaxed);
             match ingest::parse(&message.topic, &message.payload, now_ms()) {
                 Ok(item) => {
-                    if tx.send(item).await.is_err() {
+                    if tx.send(item.into()).await.is_err() {
                         return;
                     }
                 }
                 Err(reason) => stats.reject(reason, &message.topic),
+            }
+        }
+    }
+}
+
+/// The sink loop: queues each valid delivery for the writer with its completion (fired
+/// after the commit); a refused one is completed at once, so that an invalid sample never
+/// holds up its session's acks. Only hosts' own topics and the gateway's presence arrive
+/// here (the gateway's ACL). Ends when the writer's channel or the sink closes.
+async fn ingest(mut deliveries: Deliveries, tx: mpsc::Sender<Queued>, stats: Arc<Stats>) {
+    while let Some(delivery) = deliveries.recv().await {
+        stats.received.fetch_add(1, Ordering::Relaxed);
+        match ingest::parse(&delivery.topic, &delivery.payload, now_ms()) {
+            Ok(item) => {
+                if tx.send(Queued { item, done: delivery.done }).await.is_err() {
+                    return;
+                }
+            }
+            Err(reason) => {
+                stats.reject(reason, &delivery.topic);
+                if let Some(done) = delivery.done {
+                    done.complete();
+                }
             }
         }
     }

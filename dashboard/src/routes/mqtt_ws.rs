@@ -28,13 +28,23 @@ pub async fn upgrade(
             .into_response();
     };
     let max = state.gateway.config().max_payload + 64 * 1024;
+    // Small buffers: an agent's connection is idle but for a few small publishes a minute,
+    // and tungstenite's default 128 KiB read buffer, allocated per connection, was most of
+    // the server's memory with 10,000 agents (docs/PERFORMANCE.md). A large frame still
+    // arrives whole: the buffer grows for it.
     ws.protocols(["mqtt"])
+        .read_buffer_size(WS_BUFFER)
+        .write_buffer_size(0)
         .max_message_size(max)
         .on_upgrade(move |socket| bridge(socket, state.gateway, client, admission))
 }
 
+/// The WebSocket read buffer, and the bridge's, per connection.
+const WS_BUFFER: usize = 4 * 1024;
+
 /// Pipes WebSocket binary frames to and from the gateway through an in-memory duplex.
 async fn bridge(socket: WebSocket, gateway: broker::Gateway, client: SocketAddr, admission: broker::Admission) {
+    // The duplex's buffer grows as needed up to this size; idle, it holds nothing.
     let (ours, theirs) = tokio::io::duplex(64 * 1024);
     let session = tokio::spawn(async move { gateway.serve(theirs, client, admission).await });
     let (mut ws_tx, mut ws_rx) = socket.split();
@@ -50,7 +60,7 @@ async fn bridge(socket: WebSocket, gateway: broker::Gateway, client: SocketAddr,
         let _ = write.shutdown().await;
     };
     let outbound = async {
-        let mut buf = BytesMut::with_capacity(16 * 1024);
+        let mut buf = BytesMut::with_capacity(WS_BUFFER);
         loop {
             buf.clear();
             match read.read_buf(&mut buf).await {

@@ -40,7 +40,7 @@ impl TestApp {
     /// The app reading `database`, which need not exist.
     async fn on(dir: tempfile::TempDir, database: PathBuf) -> TestApp {
         let router = broker::Router::start(16);
-        let gateway = broker::Gateway::new(router, broker::GatewayConfig::default(), None).await.unwrap();
+        let gateway = broker::Gateway::new(router, broker::GatewayConfig::default(), None, None).await.unwrap();
         let (live, _) = tokio::sync::broadcast::channel(16);
         let (_, shutdown) = tokio::sync::watch::channel(false);
         let state = AppState {

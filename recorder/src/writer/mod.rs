@@ -23,6 +23,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use broker::Done;
 use rusqlite::{Connection, Transaction};
 use tokio::sync::mpsc::error::TryRecvError;
 use tokio::sync::{broadcast, mpsc};
@@ -83,6 +84,42 @@ pub struct Writer {
     closing: Arc<AtomicBool>,
 }
 
+/// One item for the writer, with the completion its publisher's PUBACK waits for (none
+/// for presence, clone reports and the subscription path, which acks by itself).
+#[derive(Debug)]
+pub struct Queued {
+    pub item: Item,
+    pub done: Option<Done>,
+}
+
+impl From<Item> for Queued {
+    fn from(item: Item) -> Queued {
+        Queued { item, done: None }
+    }
+}
+
+/// A batch being gathered: its items, and the completions to fire once they are committed.
+#[derive(Default)]
+struct Batch {
+    items: Vec<Item>,
+    dones: Vec<Done>,
+}
+
+impl Batch {
+    fn push(&mut self, queued: Queued) {
+        self.items.push(queued.item);
+        self.dones.extend(queued.done);
+    }
+
+    fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
+    fn len(&self) -> usize {
+        self.items.len()
+    }
+}
+
 /// What the batching loop does after looking at the channel.
 enum Next {
     /// Let the batch gather for this long, then write it.
@@ -129,12 +166,12 @@ impl Writer {
     /// Runs until every sender of `rx` is dropped, then commits and settles what is left.
     /// Retention runs one chunk at a time between ingest batches, so it never stalls
     /// ingest for longer than one chunk.
-    pub fn run(mut self, mut rx: mpsc::Receiver<Item>, runtime: tokio::runtime::Handle) {
+    pub fn run(mut self, mut rx: mpsc::Receiver<Queued>, runtime: tokio::runtime::Handle) {
         let mut next_prune = Instant::now();
         let mut pruning: Option<Prune> = None;
         let mut next_pack = Instant::now();
         let mut packing: Option<Packing> = None;
-        let mut batch = Vec::with_capacity(MAX_BATCH);
+        let mut batch = Batch { items: Vec::with_capacity(MAX_BATCH), dones: Vec::with_capacity(MAX_BATCH) };
         // How long the last write took: items queued meanwhile have waited that long.
         let mut last_write = Duration::ZERO;
         loop {
@@ -180,11 +217,24 @@ impl Writer {
             }
             if !batch.is_empty() {
                 let started = Instant::now();
-                self.write(&mut batch);
+                let settle = self.last_settle.elapsed() >= SETTLE_EVERY;
+                self.commit_batch(&mut batch, settle);
                 last_write = started.elapsed();
             }
         }
-        self.write_and_settle(&mut batch);
+        self.commit_batch(&mut batch, true);
+    }
+
+    /// Commits `batch`, then completes its publishes: their PUBACKs go only now. A batch
+    /// that could not be stored drops its completions, which closes their sessions
+    /// unacked, so their agents send them again.
+    fn commit_batch(&mut self, batch: &mut Batch, settle: bool) {
+        let stored = self.commit(&mut batch.items, settle);
+        for done in batch.dones.drain(..) {
+            if stored {
+                done.complete();
+            }
+        }
     }
 
     /// Takes the batch's first item: one queued while the last write ran, whose window
@@ -192,9 +242,9 @@ impl Writer {
     /// pending and each second to see whether retention is due.
     fn wait_for_first(
         &mut self,
-        rx: &mut mpsc::Receiver<Item>,
+        rx: &mut mpsc::Receiver<Queued>,
         runtime: &tokio::runtime::Handle,
-        batch: &mut Vec<Item>,
+        batch: &mut Batch,
         last_write: Duration,
     ) -> Next {
         match rx.try_recv() {
@@ -214,7 +264,7 @@ impl Writer {
             Ok(None) => Next::Closed,
             Err(_) => {
                 if !self.pending.is_empty() {
-                    self.write_and_settle(batch);
+                    self.commit_batch(batch, true);
                 }
                 Next::Again
             }
@@ -241,11 +291,13 @@ impl Writer {
     /// Commits `batch` in one transaction. On a full disk it holds the batch and retries
     /// every DISK_FULL_RETRY until it fits (or the recorder closes): the channel fills
     /// meanwhile, the subscription stops acking and the gateway stops reading publishers,
-    /// so agents buffer. Any other error drops the batch (counted in `lost`).
-    fn commit(&mut self, batch: &mut Vec<Item>, settle: bool) {
+    /// so agents buffer. Any other error drops the batch (counted in `lost`). True when
+    /// the batch is stored.
+    fn commit(&mut self, batch: &mut Vec<Item>, settle: bool) -> bool {
         let started = Instant::now();
         let mut now = now_ms();
         let stamps = self.stamp(batch, now);
+        let mut stored = false;
         loop {
             let mut touched = Vec::new();
             // Online/offline flips (and a shared token) reach the fleet at their commit, not
@@ -263,6 +315,7 @@ impl Writer {
                     self.fleet.update(flipped.iter().filter_map(|h| self.states.get(*h)));
                     self.count_commit(batch, started);
                     self.publish_cards(touched, now);
+                    stored = true;
                     break;
                 }
                 Err(e) if is_disk_full(&e) && !self.closing.load(Ordering::Relaxed) => {
@@ -284,6 +337,7 @@ impl Writer {
             }
         }
         batch.clear();
+        stored
     }
 
     /// Applies every item of `batch` in one transaction, and settles in it if `settle`.
@@ -389,7 +443,7 @@ fn is_disk_full(e: &rusqlite::Error) -> bool {
 }
 
 /// Takes one item already queued, if any, without waiting.
-fn take_queued(rx: &mut mpsc::Receiver<Item>, batch: &mut Vec<Item>) -> Next {
+fn take_queued(rx: &mut mpsc::Receiver<Queued>, batch: &mut Batch) -> Next {
     match rx.try_recv() {
         Ok(item) => batch.push(item),
         Err(TryRecvError::Empty) => {}
@@ -400,7 +454,7 @@ fn take_queued(rx: &mut mpsc::Receiver<Item>, batch: &mut Vec<Item>) -> Next {
 
 /// Adds what queued meanwhile to a batch that has begun, up to MAX_BATCH; false once
 /// every sender is gone.
-fn fill(rx: &mut mpsc::Receiver<Item>, batch: &mut Vec<Item>) -> bool {
+fn fill(rx: &mut mpsc::Receiver<Queued>, batch: &mut Batch) -> bool {
     while !batch.is_empty() && batch.len() < MAX_BATCH {
         match rx.try_recv() {
             Ok(item) => batch.push(item),

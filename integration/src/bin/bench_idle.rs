@@ -1,0 +1,143 @@
+//! Memory per held connection (issue 15 point 2): N agents connect (CONNECT with their
+//! token, CONNACK) over plain MQTT or MQTT over WebSocket and stay idle; prints the server's
+//! RSS before and after, and the same for Mosquitto 2 (`/usr/sbin/mosquitto`, anonymous,
+//! started here on loopback ports) in the same run.
+//!
+//! `ulimit -n 65536; target/release/bench_idle --hosts 10000`
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use integration::load::{packet, put_str};
+use integration::{free_port, proc_stats, Server};
+
+#[derive(Clone, Copy, Debug)]
+enum Transport {
+    Plain,
+    Ws,
+}
+
+/// An MQTT 3.1.1 CONNECT with username `host`, password `token`, client id `host`.
+fn connect_packet(host: &str, token: &str) -> Vec<u8> {
+    let mut body = Vec::new();
+    put_str(&mut body, "MQTT");
+    body.extend_from_slice(&[4, 0b1100_0010]);
+    body.extend_from_slice(&300u16.to_be_bytes());
+    put_str(&mut body, host);
+    put_str(&mut body, host);
+    put_str(&mut body, token);
+    packet(0x10, &body)
+}
+
+/// One client, connected and accepted (CONNACK 0), kept open by the caller.
+fn hold(addr: SocketAddr, transport: Transport, host: &str, token: &str) -> std::io::Result<TcpStream> {
+    let mut stream = TcpStream::connect(addr)?;
+    stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+    let connect = connect_packet(host, token);
+    let connack_at = match transport {
+        Transport::Plain => {
+            stream.write_all(&connect)?;
+            0
+        }
+        Transport::Ws => {
+            let request = format!(
+                "GET /mqtt HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+                 Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\
+                 Sec-WebSocket-Protocol: mqtt\r\n\r\n"
+            );
+            stream.write_all(request.as_bytes())?;
+            let mut head = Vec::new();
+            let mut byte = [0u8; 1];
+            while !head.ends_with(b"\r\n\r\n") {
+                stream.read_exact(&mut byte)?;
+                head.push(byte[0]);
+            }
+            if !head.starts_with(b"HTTP/1.1 101") {
+                return Err(std::io::Error::other(String::from_utf8_lossy(&head).into_owned()));
+            }
+            // One binary frame, masked with a zero key (so the payload is sent as is).
+            assert!(connect.len() < 126);
+            let mut frame = vec![0x82, 0x80 | connect.len() as u8, 0, 0, 0, 0];
+            frame.extend_from_slice(&connect);
+            stream.write_all(&frame)?;
+            2
+        }
+    };
+    let mut connack = vec![0u8; connack_at + 4];
+    stream.read_exact(&mut connack)?;
+    if connack[connack_at] != 0x20 || connack[connack_at + 3] != 0 {
+        return Err(std::io::Error::other(format!("CONNACK refused: {connack:?}")));
+    }
+    Ok(stream)
+}
+
+fn rss_mib(pid: u32) -> f64 {
+    proc_stats(pid).rss_kib as f64 / 1024.0
+}
+
+/// Connects every (host, token) to `addr` and reports the RSS of `pid` before and after.
+fn measure(what: &str, pid: u32, addr: SocketAddr, transport: Transport, clients: &[(String, String)]) {
+    std::thread::sleep(Duration::from_secs(2));
+    let before = rss_mib(pid);
+    let held: Vec<TcpStream> = clients
+        .iter()
+        .map(|(host, token)| hold(addr, transport, host, token).unwrap_or_else(|e| panic!("{what} {host}: {e}")))
+        .collect();
+    std::thread::sleep(Duration::from_secs(5));
+    let after = rss_mib(pid);
+    let per = (after - before) * 1024.0 / held.len() as f64;
+    println!(
+        "{what} {transport:?}: {n} held, RSS {before:.1} MiB before, {after:.1} MiB after, {per:.1} KiB per connection",
+        n = held.len()
+    );
+    drop(held);
+    std::thread::sleep(Duration::from_secs(3));
+}
+
+fn mosquitto(port: u16, ws_port: u16) -> Child {
+    let dir = std::env::temp_dir().join(format!("bench_idle_mosquitto_{port}"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let conf = dir.join("mosquitto.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "listener {port} 127.0.0.1\nlistener {ws_port} 127.0.0.1\nprotocol websockets\n\
+             allow_anonymous true\nmax_connections -1\npersistence false\n"
+        ),
+    )
+    .unwrap();
+    let child = Command::new("/usr/sbin/mosquitto")
+        .arg("-c")
+        .arg(&conf)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start /usr/sbin/mosquitto (apt-get install mosquitto)");
+    std::thread::sleep(Duration::from_secs(1));
+    child
+}
+
+fn main() {
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    let hosts: usize = match argv.as_slice() {
+        [flag, n] if flag == "--hosts" => n.parse().expect("--hosts N"),
+        [] => 10_000,
+        _ => panic!("usage: bench_idle [--hosts N]"),
+    };
+    let mut server = Server::start_with_hosts(hosts, vec![]);
+    measure("proxmox-monitor", server.child.id(), server.mqtt, Transport::Plain, &server.tokens);
+    // A fresh process, so that what the allocator kept from the first run does not hide
+    // the second's.
+    server.restart();
+    measure("proxmox-monitor", server.child.id(), server.http, Transport::Ws, &server.tokens);
+
+    let (port, ws_port) = (free_port(), free_port());
+    let mut broker = mosquitto(port, ws_port);
+    let anonymous: Vec<(String, String)> = server.tokens.iter().map(|(h, _)| (h.clone(), "x".into())).collect();
+    measure("mosquitto", broker.id(), SocketAddr::from(([127, 0, 0, 1], port)), Transport::Plain, &anonymous);
+    measure("mosquitto", broker.id(), SocketAddr::from(([127, 0, 0, 1], ws_port)), Transport::Ws, &anonymous);
+    let _ = broker.kill();
+    let _ = broker.wait();
+}
