@@ -11,7 +11,7 @@ use std::time::Duration;
 use anyhow::Context;
 use rand::Rng;
 use rumqttc::{
-    AsyncClient, ConnectReturnCode, ConnectionError, Event, EventLoop, LastWill, MqttOptions, Packet, QoS,
+    AsyncClient, ConnectReturnCode, ConnectionError, Event, EventLoop, LastWill, MqttOptions, Packet, QoS, Request,
     TlsConfiguration, Transport,
 };
 use tokio::sync::mpsc;
@@ -236,7 +236,24 @@ impl Default for Backoff {
 /// What the event loop task tells the publishing loop.
 enum Link {
     Up,
-    Down,
+    /// The link dropped; these payloads were sent or queued but never acknowledged.
+    Down(Vec<Message>),
+}
+
+/// The payloads rumqttc held unacknowledged when the link dropped, taken from it. It keeps
+/// them to resend in the same session, but our sessions are clean (the server never has
+/// one to resume), so the next CONNACK would make it forget them: they go back to the
+/// outage buffer instead, to be replayed (the server stores a payload sent twice once).
+/// Retained ones are presence, which the next CONNACK announces anew.
+fn take_unacked(eventloop: &mut EventLoop) -> Vec<Message> {
+    let pending = std::mem::take(&mut eventloop.pending);
+    pending
+        .into_iter()
+        .filter_map(|request| match request {
+            Request::Publish(p) if !p.retain => Some(Message { topic: p.topic, payload: p.payload.to_vec() }),
+            _ => None,
+        })
+        .collect()
 }
 
 /// Polls the event loop forever: reconnects with backoff, and reports each change.
@@ -257,10 +274,13 @@ async fn drive(mut eventloop: EventLoop, host_id: String, links: mpsc::Unbounded
             Err(e) => {
                 let verdict = Verdict::of(&e);
                 let delay = backoff.next(&verdict);
-                if up {
+                let unacked = take_unacked(&mut eventloop);
+                if up || !unacked.is_empty() {
+                    if up {
+                        warn!("disconnected: {}", verdict.line());
+                    }
                     up = false;
-                    warn!("disconnected: {}", verdict.line());
-                    if links.send(Link::Down).is_err() {
+                    if links.send(Link::Down(unacked)).is_err() {
                         return;
                     }
                 }
@@ -296,7 +316,15 @@ pub async fn run(
                     let _ = client.publish(&status_topic, QoS::AtLeastOnce, true, wire::topic::ONLINE).await;
                     replay(&client, &mut outbox).await;
                 }
-                Some(Link::Down) => connected = false,
+                Some(Link::Down(unacked)) => {
+                    connected = false;
+                    if !unacked.is_empty() {
+                        info!(count = unacked.len(), "buffering the payloads the server did not acknowledge");
+                    }
+                    for m in &unacked {
+                        buffer(&mut outbox, m);
+                    }
+                }
                 None => break,
             },
             message = messages.recv() => match message {
@@ -316,7 +344,13 @@ pub async fn run(
         let _ = client.try_disconnect();
         // Let the event loop send the `offline` and the DISCONNECT, briefly.
         let _ = tokio::time::timeout(Duration::from_secs(3), async {
-            while links.recv().await.is_some_and(|l| !matches!(l, Link::Down)) {}
+            while let Some(link) = links.recv().await {
+                if let Link::Down(unacked) = link {
+                    // Kept for the next start rather than lost.
+                    unacked.iter().for_each(|m| buffer(&mut outbox, m));
+                    break;
+                }
+            }
         })
         .await;
     }
@@ -333,7 +367,8 @@ fn buffer(outbox: &mut Outbox, message: &Message) {
 }
 
 /// Hands every buffered payload to the client, in order, then empties the buffer. If the
-/// link drops meanwhile, rumqttc resends its unacknowledged publishes after reconnecting.
+/// link drops meanwhile, what the server did not acknowledge comes back in `Link::Down`
+/// and is buffered again (`take_unacked`).
 async fn replay(client: &AsyncClient, outbox: &mut Outbox) {
     let messages = match outbox.read_all() {
         Ok(m) => m,

@@ -3,6 +3,8 @@
 mod alerting;
 mod e2e;
 mod faults;
+mod faults_outage;
+mod faults_traffic;
 mod gateway;
 mod homeassistant;
 mod ops;
