@@ -93,36 +93,62 @@ pub struct Deliveries {
     pub latencies_ms: Vec<u32>,
 }
 
-/// Subscribes to `pmon/v1/+/+` at QoS 1 on `addr` (plain MQTT) and records into the
-/// returned [`Deliveries`] until the runtime ends.
-pub async fn observe(addr: SocketAddr, user: &str, password: &str) -> Arc<Mutex<Deliveries>> {
+/// An observer's record, and its thread (stopped on drop).
+pub struct Observer {
+    pub seen: Arc<Mutex<Deliveries>>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Drop for Observer {
+    fn drop(&mut self) {
+        self.stop.take().map(|stop| stop.send(()));
+    }
+}
+
+/// Subscribes to `pmon/v1/+/+` at QoS 1 on `addr` (plain MQTT), again after each
+/// reconnect, and records into [`Observer::seen`] until dropped. It runs on a thread and
+/// runtime of its own, so that thousands of simulated agents cannot starve it (its
+/// timings and its keepalive would suffer).
+pub fn observe(addr: SocketAddr, user: &str, password: &str) -> Observer {
     let mut options = MqttOptions::new(format!("{user}-observer"), addr.ip().to_string(), addr.port());
     options.set_credentials(user, password).set_max_packet_size(1 << 20, 1 << 20);
-    options.set_keep_alive(Duration::from_secs(30)).set_inflight(1000);
-    let (client, mut eventloop) = AsyncClient::new(options, 100);
-    client.subscribe("pmon/v1/+/+", QoS::AtLeastOnce).await.expect("queue the subscription");
+    options.set_keep_alive(Duration::from_secs(60)).set_inflight(1000);
     let seen = Arc::new(Mutex::new(Deliveries::default()));
-    let (subscribed, ready) = tokio::sync::oneshot::channel();
-    let mut subscribed = Some(subscribed);
+    let (stop, stopped) = tokio::sync::oneshot::channel();
+    let (ready, subscribed) = std::sync::mpsc::channel();
     let record = seen.clone();
-    tokio::spawn(async move {
-        let _client = client;
-        loop {
-            match eventloop.poll().await {
-                Ok(Event::Incoming(Packet::SubAck(_))) => {
-                    subscribed.take().map(|s| s.send(()));
-                }
-                Ok(Event::Incoming(Packet::Publish(p))) => delivered(&record, &p.topic, &p.payload),
-                Ok(_) => {}
-                Err(e) => {
-                    eprintln!("observer: {e}; reconnecting");
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                }
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime");
+        runtime.block_on(async move {
+            tokio::select! {
+                _ = stopped => {}
+                _ = observe_loop(options, &record, ready) => {}
+            }
+        });
+    });
+    subscribed.recv_timeout(Duration::from_secs(20)).expect("the observer subscribed");
+    Observer { seen, stop: Some(stop) }
+}
+
+async fn observe_loop(options: MqttOptions, record: &Mutex<Deliveries>, ready: std::sync::mpsc::Sender<()>) {
+    let (client, mut eventloop) = AsyncClient::new(options, 100);
+    loop {
+        match eventloop.poll().await {
+            Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                // A clean session: the subscription is made again on every connection.
+                let _ = client.try_subscribe("pmon/v1/+/+", QoS::AtLeastOnce);
+            }
+            Ok(Event::Incoming(Packet::SubAck(_))) => {
+                let _ = ready.send(());
+            }
+            Ok(Event::Incoming(Packet::Publish(p))) => delivered(record, &p.topic, &p.payload),
+            Ok(_) => {}
+            Err(e) => {
+                eprintln!("observer: {e}; reconnecting");
+                tokio::time::sleep(Duration::from_secs(1)).await;
             }
         }
-    });
-    tokio::time::timeout(Duration::from_secs(20), ready).await.expect("the observer subscribed").unwrap();
-    seen
+    }
 }
 
 fn delivered(seen: &Mutex<Deliveries>, topic: &str, payload: &[u8]) {
