@@ -3,6 +3,7 @@
 //! both on port 0), a temporary database, the real `proxmox-monitor-agent`, and fake
 //! Proxmox commands (scripts on PATH that print captured output).
 
+pub mod fleet;
 mod in_process;
 pub mod load;
 pub mod samples;

@@ -2,7 +2,10 @@
 
 use recorder::ingest::{parse, Item};
 use wire::now_ms;
-use wire::{Guest, Medium, Payload, Pool, Scan, Storage, Vdev, SCHEMA_VERSION};
+use wire::{
+    DatasetSnapshots, Fast, Guest, Medium, Payload, Pool, Scan, Slow, Snapshot, Snapshots, Storage, Vdev, Versions,
+    SCHEMA_VERSION,
+};
 
 /// A fast payload of a 16-core host.
 pub fn fast(host: &str, seq: u64, ts_ms: i64) -> Item {
@@ -14,6 +17,23 @@ pub fn fast(host: &str, seq: u64, ts_ms: i64) -> Item {
 
 /// A medium payload of a typical host: 2 pools (mirror of 2), 4 storages, 10 VMs, 5 CTs.
 pub fn medium(host: &str, seq: u64, ts_ms: i64) -> Item {
+    let payload = Payload {
+        schema: SCHEMA_VERSION,
+        host_id: host.into(),
+        ts_ms,
+        boot_id: "bench".into(),
+        seq,
+        agent_version: "bench".into(),
+        dropped: 0,
+        errors: Default::default(),
+        data: medium_data(),
+    };
+    let json = serde_json::to_vec(&payload).unwrap();
+    parse(format!("pmon/v1/{host}/medium").as_bytes(), &json, now_ms()).unwrap()
+}
+
+/// The medium tier's data of a typical host (see [`medium`]).
+pub fn medium_data() -> Medium {
     let disk = |n: &str| Vdev { name: n.into(), depth: 1, state: "ONLINE".into(), ..Vdev::default() };
     let pool = |n: &str| Pool {
         name: n.into(),
@@ -63,23 +83,61 @@ pub fn medium(host: &str, seq: u64, ts_ms: i64) -> Item {
         tags: vec!["prod".into()],
         lock: None,
     };
-    let payload = Payload {
-        schema: SCHEMA_VERSION,
-        host_id: host.into(),
-        ts_ms,
-        boot_id: "bench".into(),
-        seq,
-        agent_version: "bench".into(),
-        dropped: 0,
-        errors: Default::default(),
-        data: Medium {
-            pools: Some(vec![pool("rpool"), pool("tank")]),
-            storages: Some(["local", "local-zfs", "nfs-backup", "pbs"].iter().map(|n| storage(n)).collect()),
-            vms: Some((100..110).map(guest).collect()),
-            cts: Some((200..205).map(guest).collect()),
-            ..Medium::default()
-        },
-    };
-    let json = serde_json::to_vec(&payload).unwrap();
-    parse(format!("pmon/v1/{host}/medium").as_bytes(), &json, now_ms()).unwrap()
+    Medium {
+        pools: Some(vec![pool("rpool"), pool("tank")]),
+        storages: Some(["local", "local-zfs", "nfs-backup", "pbs"].iter().map(|n| storage(n)).collect()),
+        vms: Some((100..110).map(guest).collect()),
+        cts: Some((200..205).map(guest).collect()),
+        ..Medium::default()
+    }
+}
+
+/// The fast tier's data of a 16-core host with 64 GiB (as [`fast`] sends it).
+pub fn fast_data(seq: u64) -> Fast {
+    Fast {
+        cpus: Some(16),
+        load1: Some(0.42),
+        load5: Some(0.37),
+        load15: Some(0.31),
+        cpu_pct: Some(7.5 + (seq % 10) as f64),
+        iowait_pct: Some(0.4),
+        mem_total: Some(67_350_102_016),
+        mem_used: Some(26_536_796_160),
+        arc_bytes: Some(8_589_934_592),
+        swap_total: Some(8_589_930_496),
+        swap_used: Some(0),
+        rootfs_total: Some(100_861_726_720),
+        rootfs_used: Some(12_315_713_536),
+        uptime_s: Some(1_218_237 + seq),
+        ..Fast::default()
+    }
+}
+
+/// The slow tier's data: versions and the snapshots of 20 datasets, 40 listed.
+pub fn slow_data() -> Slow {
+    let datasets = (0..20)
+        .map(|i| DatasetSnapshots {
+            dataset: format!("rpool/data/vm-{}-disk-0", 100 + i),
+            count: 24,
+            oldest: 1_763_000_000,
+            newest: 1_764_000_000,
+            used: 1 << 30,
+        })
+        .collect();
+    let recent = (0..40)
+        .map(|i| Snapshot {
+            name: format!("rpool/data/vm-{}-disk-0@auto-{i}", 100 + i % 20),
+            used: 1 << 20,
+            creation: 1_764_000_000 - i,
+        })
+        .collect();
+    Slow {
+        snapshots: Some(Snapshots { total: 480, datasets, recent, truncated: false }),
+        versions: Some(Versions {
+            pve_manager: Some("pve-manager/8.3.0/c1689ccb1065a83b".into()),
+            kernel: Some("6.8.12-4-pve".into()),
+            zfs: Some("zfs-2.2.6-pve1".into()),
+        }),
+        disks: None,
+    }
 }

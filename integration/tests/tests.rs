@@ -6,6 +6,8 @@ mod crash;
 mod e2e;
 mod email;
 mod faults;
+mod faults_outage;
+mod faults_traffic;
 mod gateway;
 mod homeassistant;
 mod ops;

@@ -1,0 +1,264 @@
+//! The fleet simulator (#15): N agents, each running the agent crate's own scheduler and
+//! publisher (rumqttc over MQTT over WebSocket, a real token per host registered in the
+//! server's registry), publish a realistic tier mix to the real `proxmox-monitor serve`;
+//! then the same generator against Mosquitto 2 as a pass-through broker.
+//!
+//! `cargo build --release -p proxmox-monitor -p integration --bins &&
+//!  target/release/bench_fleet [--agents 1000] [--seconds 60] [--fast 10] [--medium 60]
+//!  [--slow 300] [--broker both|ours|mosquitto] [--idle]`
+//! (`scripts/bench` does this, installs mosquitto and raises `ulimit -n`.)
+//!
+//! Latency, the same for both brokers: from the agent's envelope (`ts_ms`, stamped just
+//! before the payload goes to the publisher) to its delivery to an observer subscribed to
+//! `pmon/v1/+/+` at QoS 1 on the same machine. Our server also reports publish → commit
+//! (its `pmon_recorder_commit_lag_seconds` histogram, bucket bounds). `msgs_per_s` is the
+//! observer's deliveries per second over the window; CPU is the broker process's over the
+//! window (100 = one core). `--idle` only holds the N connections and reports RSS.
+//!
+//! Ends with exactly one line for our server:
+//! `agents=N msgs_per_s=X p50_ms=Y p99_ms=Z server_rss_mb=W server_cpu_pct=C`.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use integration::fleet::{self, Deliveries, Mosquitto};
+use integration::{proc_stats, Server};
+use proxmox_monitor_agent::schedule::Intervals;
+use tokio::sync::watch;
+
+struct Args {
+    agents: usize,
+    seconds: u64,
+    tiers: Intervals,
+    ours: bool,
+    mosquitto: bool,
+    idle: bool,
+}
+
+fn args() -> Args {
+    let secs = |v: &str| Duration::from_secs(v.parse().expect("seconds"));
+    let mut a = Args {
+        agents: 1000,
+        seconds: 60,
+        tiers: Intervals { fast: secs("10"), medium: secs("60"), slow: secs("300") },
+        ours: true,
+        mosquitto: true,
+        idle: false,
+    };
+    let mut argv = std::env::args().skip(1);
+    while let Some(flag) = argv.next() {
+        let mut value = || argv.next().unwrap_or_else(|| panic!("{flag} needs a value"));
+        match flag.as_str() {
+            "--agents" => a.agents = value().parse().expect("--agents N"),
+            "--seconds" => a.seconds = value().parse().expect("--seconds N"),
+            "--fast" => a.tiers.fast = secs(&value()),
+            "--medium" => a.tiers.medium = secs(&value()),
+            "--slow" => a.tiers.slow = secs(&value()),
+            "--broker" => {
+                let which = value();
+                (a.ours, a.mosquitto) = match which.as_str() {
+                    "both" => (true, true),
+                    "ours" => (true, false),
+                    "mosquitto" => (false, true),
+                    _ => panic!("--broker both|ours|mosquitto"),
+                };
+            }
+            "--idle" => a.idle = true,
+            other => panic!(
+                "unknown argument {other}; use --agents N --seconds N --fast S --medium S --slow S \
+                 --broker both|ours|mosquitto --idle"
+            ),
+        }
+    }
+    a
+}
+
+/// One broker's figures.
+struct Figures {
+    msgs_per_s: f64,
+    p50_ms: u32,
+    p99_ms: u32,
+    rss_mb: f64,
+    cpu_pct: f64,
+}
+
+impl Figures {
+    fn line(&self, agents: usize) -> String {
+        format!(
+            "agents={agents} msgs_per_s={:.0} p50_ms={} p99_ms={} server_rss_mb={:.1} server_cpu_pct={:.1}",
+            self.msgs_per_s, self.p50_ms, self.p99_ms, self.rss_mb, self.cpu_pct
+        )
+    }
+}
+
+/// Where the agents and the observer connect, and the broker's process.
+struct Target {
+    ws: SocketAddr,
+    tcp: SocketAddr,
+    pid: u32,
+    observer: (String, String),
+    hosts: Vec<(String, String)>,
+}
+
+fn main() -> anyhow::Result<()> {
+    let a = args();
+    if std::env::var_os("TEST_SERVER_LOG").is_none() {
+        // rumqttd logs every link's end at ERROR ("no-connection id N is already gone").
+        std::env::set_var("TEST_SERVER_LOG", "warn,rumqttd=off");
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let mut results = Vec::new();
+    if a.mosquitto {
+        let broker = Mosquitto::start()?;
+        let hosts = (0..a.agents).map(|i| (format!("host-{i:05}"), "unused".to_owned())).collect();
+        let target = Target { ws: broker.ws, tcp: broker.tcp, pid: broker.pid(), observer: anon(), hosts };
+        let figures = runtime.block_on(run(&a, target))?;
+        println!("mosquitto: {}", figures.line(a.agents));
+        results.push(("mosquitto", figures));
+    }
+    if a.ours {
+        let server = Server::start_with_hosts(a.agents, vec![]);
+        let observer = ("bench-observer".to_owned(), server.add_observer("bench-observer"));
+        let ws = server.http;
+        let target = Target { ws, tcp: server.mqtt, pid: server.child.id(), observer, hosts: server.tokens.clone() };
+        let figures = runtime.block_on(run(&a, target))?;
+        if !a.idle {
+            commit_lag(&server);
+        }
+        results.push(("ours", figures));
+    }
+    if let [(_, theirs), (_, ours)] = &results[..] {
+        print!(
+            "ours/mosquitto: rss {}, cpu {}",
+            ratio(ours.rss_mb, theirs.rss_mb),
+            ratio(ours.cpu_pct, theirs.cpu_pct)
+        );
+        if !a.idle {
+            print!(
+                ", p50 {}, p99 {}, msgs_per_s {}",
+                ratio(ours.p50_ms.into(), theirs.p50_ms.into()),
+                ratio(ours.p99_ms.into(), theirs.p99_ms.into()),
+                ratio(ours.msgs_per_s, theirs.msgs_per_s)
+            );
+        }
+        println!();
+    }
+    if let Some((_, ours)) = results.iter().find(|(name, _)| *name == "ours") {
+        println!("{}", ours.line(a.agents));
+    }
+    Ok(())
+}
+
+/// `ours / theirs` as `2.5x`; `n/a` when theirs is 0.
+fn ratio(ours: f64, theirs: f64) -> String {
+    if theirs > 0.0 {
+        format!("{:.1}x", ours / theirs)
+    } else {
+        "n/a".into()
+    }
+}
+
+fn anon() -> (String, String) {
+    ("bench-observer".into(), "unused".into())
+}
+
+/// Connects the fleet to `target`, measures, and disconnects it.
+async fn run(a: &Args, target: Target) -> anyhow::Result<Figures> {
+    let observer = fleet::observe(target.tcp, &target.observer.0, &target.observer.1);
+    let seen = &observer.seen;
+    let rss_before = proc_stats(target.pid).rss_kib;
+    let state = tempfile::tempdir()?;
+    let (stop, stopping) = watch::channel(());
+    let started = Instant::now();
+    // Connect at most 500 a second: the listen backlog of either broker is finite.
+    for (i, (host, token)) in target.hosts.iter().enumerate() {
+        let settings = fleet::agent_settings(target.ws, host, token, a.tiers, state.path());
+        tokio::spawn(fleet::run_agent(settings, a.idle, stopping.clone()));
+        if i % 50 == 49 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    wait_online(seen, a.agents, Duration::from_secs(60 + a.agents as u64 / 50)).await?;
+    eprintln!("{} agents online in {:.1} s", a.agents, started.elapsed().as_secs_f64());
+    let figures = if a.idle { hold(&target, rss_before, a.agents).await } else { measure(a, &target, seen).await };
+    let _ = stop.send(());
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    Ok(figures)
+}
+
+async fn wait_online(seen: &Mutex<Deliveries>, agents: usize, limit: Duration) -> anyhow::Result<()> {
+    let start = Instant::now();
+    loop {
+        let online = seen.lock().unwrap().online.len();
+        if online >= agents {
+            return Ok(());
+        }
+        if start.elapsed() > limit {
+            anyhow::bail!("only {online} of {agents} agents came online within {limit:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// `--idle`: the connections held for 10 s; RSS at the end, CPU over the 10 s.
+async fn hold(target: &Target, rss_before_kib: u64, agents: usize) -> Figures {
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let cpu = proc_stats(target.pid).cpu_seconds;
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let end = proc_stats(target.pid);
+    let per_agent_kib = end.rss_kib.saturating_sub(rss_before_kib) as f64 / agents as f64;
+    eprintln!(
+        "idle: rss {:.1} MB before the agents, {:.1} MB with them: {per_agent_kib:.1} KiB per connection",
+        rss_before_kib as f64 / 1024.0,
+        end.rss_kib as f64 / 1024.0
+    );
+    Figures {
+        msgs_per_s: 0.0,
+        p50_ms: 0,
+        p99_ms: 0,
+        rss_mb: end.rss_kib as f64 / 1024.0,
+        cpu_pct: (end.cpu_seconds - cpu) * 10.0,
+    }
+}
+
+/// A warm-up (every tier has fired once: the scheduler's start offsets are at most 15 s),
+/// then the window.
+async fn measure(a: &Args, target: &Target, seen: &Arc<Mutex<Deliveries>>) -> Figures {
+    tokio::time::sleep(Duration::from_secs(15)).await;
+    let cpu = proc_stats(target.pid).cpu_seconds;
+    seen.lock().unwrap().recording = true;
+    let window = Instant::now();
+    tokio::time::sleep(Duration::from_secs(a.seconds)).await;
+    let mut latencies = {
+        let mut seen = seen.lock().unwrap();
+        seen.recording = false;
+        std::mem::take(&mut seen.latencies_ms)
+    };
+    let elapsed = window.elapsed().as_secs_f64();
+    let end = proc_stats(target.pid);
+    Figures {
+        msgs_per_s: latencies.len() as f64 / elapsed,
+        p50_ms: fleet::quantile(&mut latencies, 0.5),
+        p99_ms: fleet::quantile(&mut latencies, 0.99),
+        rss_mb: end.rss_kib as f64 / 1024.0,
+        cpu_pct: (end.cpu_seconds - cpu) / elapsed * 100.0,
+    }
+}
+
+/// Our server's publish → commit lag over the whole run, from its histogram: the first
+/// bucket bound that holds 50 % and 99 % of the samples.
+fn commit_lag(server: &Server) {
+    let total = server.metric("pmon_recorder_commit_lag_seconds_count");
+    let within = |q: f64| {
+        recorder::LAG_BUCKETS_MS
+            .iter()
+            .find(|ms| {
+                let le = format!("{}", **ms as f64 / 1000.0);
+                server.metric(&format!("pmon_recorder_commit_lag_seconds_bucket{{le=\"{le}\"}}")) as f64
+                    >= q * total as f64
+            })
+            .map_or("over 5000".to_owned(), |ms| format!("≤ {ms}"))
+    };
+    println!("ours publish→commit: {total} samples, p50 {} ms, p99 {} ms", within(0.5), within(0.99));
+}
