@@ -270,7 +270,7 @@ impl Collectors {
         let left = || deadline.saturating_duration_since(Instant::now());
         let snapshots = run_parse(runner, "zfs", snapshots::ARGS, left(), snapshots::parse).await;
         let pve_manager = run_parse(runner, "pveversion", &[] as &[&str], left(), versions::parse_pveversion).await;
-        let kernel = read_parse(&osrelease, versions::parse_one_line).await;
+        let kernel = read_now(&osrelease, versions::parse_one_line);
         let zfs = zfs_version(runner, &self.sys_root, left()).await;
         let snapshots = ok_or_record(&mut errors, "snapshots", snapshots);
         let mut failures = Vec::new();
@@ -290,7 +290,7 @@ impl Collectors {
 /// The loaded ZFS module's version, else `zfs version`'s; `None` without error when neither
 /// works, since a host without ZFS is normal.
 async fn zfs_version(runner: &Runner, sys_root: &Path, timeout: Duration) -> Option<String> {
-    if let Ok(v) = read_parse(&sys_root.join(versions::ZFS_MODULE_VERSION), versions::parse_one_line).await {
+    if let Ok(v) = read_now(&sys_root.join(versions::ZFS_MODULE_VERSION), versions::parse_one_line) {
         return Some(v);
     }
     run_parse(runner, "zfs", &["version"], timeout, versions::parse_zfs_version).await.ok()
@@ -310,14 +310,9 @@ where
     Ok(parse(&output)?)
 }
 
-async fn read_parse<T>(path: &Path, parse: fn(&str) -> Result<T, ParseError>) -> Result<T, CollectError> {
-    let text = tokio::fs::read_to_string(path)
-        .await
-        .map_err(|source| CollectError::Read { path: path.to_path_buf(), source })?;
-    Ok(parse(&text)?)
-}
-
-/// [`read_parse`] without the blocking pool, for procfs files.
+/// Reads and parses a procfs or sysfs file right here, not on tokio's blocking pool:
+/// the kernel answers at once, and a pool thread would cost the agent resident memory
+/// (its stack and a malloc arena) for the rest of its life.
 fn read_now<T>(path: &Path, parse: fn(&str) -> Result<T, ParseError>) -> Result<T, CollectError> {
     let text =
         std::fs::read_to_string(path).map_err(|source| CollectError::Read { path: path.to_path_buf(), source })?;

@@ -3,10 +3,12 @@
 //! every process it started; the agent's steady RSS and stripped binary size; node_exporter's
 //! idle RSS and the CPU of one scrape, scraped as many times as the agent ran fast cycles.
 //!
-//! `cargo build --release -p proxmox-monitor -p proxmox-monitor-agent -p integration --bins &&
-//!  target/release/bench_agent [--seconds 60] [--agent PATH] [--once-runs 10]`
-//! `--agent` measures another agent binary (e.g. the static musl build from
-//! `scripts/build-agents`); by default the agent next to this binary is measured.
+//! `cargo build --release -p proxmox-monitor -p integration --bins &&
+//!  cargo build --profile agent -p proxmox-monitor-agent &&
+//!  target/release/bench_agent --agent target/agent/proxmox-monitor-agent [--seconds 60] [--once-runs 10]`
+//! The `agent` profile is the one shipped (size-optimized; docs/PERFORMANCE.md). `--agent`
+//! measures that or another agent binary (e.g. the static musl build from
+//! `scripts/build-agents`); without it, the agent next to this binary (a `release` build).
 //! (node_exporter: `apt-get install prometheus-node-exporter`; skipped if absent).
 //!
 //! The fake `pvesh` and `pveversion` are Perl programs that load the 79 modules of
