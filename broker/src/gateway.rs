@@ -297,18 +297,23 @@ impl Gateway {
     where
         S: AsyncRead + AsyncWrite + Unpin + Send,
     {
-        let Some((mut open, link_rx)) = self.open(stream, peer, admission).await else { return };
+        // Boxed, like every step below that waits on the router or the ingest sink: a
+        // session's task is as large as its largest state, and that task was most of a
+        // held connection's memory (docs/PERFORMANCE.md). Boxed, a step costs its memory
+        // only while it runs.
+        let Some((mut open, link_rx)) = Box::pin(self.open(stream, peer, admission)).await else { return };
         let stats = &self.0.stats;
         Stats::add(&stats.accepted);
         stats.sessions.fetch_add(1, Ordering::Relaxed);
-        let (session_id, kick) = self.join(&open.identity, &open.client_id, open.token_hash, peer.ip()).await;
+        let (session_id, kick) = Box::pin(self.join(&open.identity, &open.client_id, open.token_hash, peer.ip())).await;
         info!(%peer, user = open.identity.name(), "connected");
 
         let end = self.run(&mut open, link_rx, kick).await;
         let Opened { identity, link_tx, .. } = open;
         if let Some(mut link_tx) = link_tx {
             if !matches!(end, End::Disconnected) {
-                let _ = link_tx.send(disconnect()).await;
+                // Boxed: a router send holds rumqttd's whole `Event` (a KiB) while pending.
+                let _ = Box::pin(link_tx.send(disconnect())).await;
             }
         }
         match &end {
@@ -321,7 +326,7 @@ impl Gateway {
             _ => {}
         }
         stats.sessions.fetch_sub(1, Ordering::Relaxed);
-        self.leave(&identity, session_id).await;
+        Box::pin(self.leave(&identity, session_id)).await;
         info!(%peer, user = identity.name(), reason = ?end, "disconnected");
     }
 
@@ -439,7 +444,7 @@ impl Gateway {
                 }
                 read = framed.next() => {
                     last_packet = Instant::now();
-                    match self.forward_packets(identity, read, framed, link_tx, acks).await {
+                    match Box::pin(self.forward_packets(identity, read, framed, link_tx, acks)).await {
                         Ok(Some(opened)) => notes.set(next_note(Some(opened))),
                         Ok(None) => {}
                         Err(end) => return end,
@@ -453,7 +458,7 @@ impl Gateway {
                 (link_rx, note) = &mut notes => {
                     match note {
                         Ok(Some(Notification::Unschedule)) => {
-                            if link_rx.wake().await.is_err() {
+                            if Box::pin(link_rx.wake()).await.is_err() {
                                 return End::RouterGone;
                             }
                         }
