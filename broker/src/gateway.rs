@@ -431,8 +431,10 @@ impl Gateway {
         let mut last_packet = Instant::now();
         let idle = sleep_until(last_packet + keepalive);
         let kicked = kick.notified();
-        let notes = next_note(link_rx);
-        tokio::pin!(idle, kicked, notes);
+        // Boxed, and only for a session with a link: the wait is 500 bytes, and most
+        // sessions (agents) have no link.
+        let mut notes = link_rx.map(|rx| Box::pin(next_note(rx)));
+        tokio::pin!(idle, kicked);
         loop {
             tokio::select! {
                 _ = &mut kicked => return End::Kicked,
@@ -445,7 +447,7 @@ impl Gateway {
                 read = framed.next() => {
                     last_packet = Instant::now();
                     match Box::pin(self.forward_packets(identity, read, framed, link_tx, acks)).await {
-                        Ok(Some(opened)) => notes.set(next_note(Some(opened))),
+                        Ok(Some(opened)) => notes = Some(Box::pin(next_note(opened))),
                         Ok(None) => {}
                         Err(end) => return end,
                     }
@@ -455,7 +457,7 @@ impl Gateway {
                         return end;
                     }
                 }
-                (link_rx, note) = &mut notes => {
+                (link_rx, note) = next_of(&mut notes) => {
                     match note {
                         Ok(Some(Notification::Unschedule)) => {
                             if Box::pin(link_rx.wake()).await.is_err() {
@@ -475,7 +477,7 @@ impl Gateway {
                         Ok(None) => {}
                         Err(_) => return End::RouterGone,
                     }
-                    notes.set(next_note(Some(link_rx)));
+                    notes = Some(Box::pin(next_note(link_rx)));
                 }
             }
         }
@@ -716,11 +718,18 @@ impl Gateway {
 
 /// The session's next notification from the router, with the link handed back: the
 /// session keeps this one future across packets rather than making (and registering) a
-/// new receive for each. Pending for ever while the session has no link.
-async fn next_note(link_rx: Option<LinkRx>) -> (LinkRx, Result<Option<Notification>, LinkError>) {
-    let Some(mut link_rx) = link_rx else { return std::future::pending().await };
+/// new receive for each.
+async fn next_note(mut link_rx: LinkRx) -> (LinkRx, Result<Option<Notification>, LinkError>) {
     let note = link_rx.next().await;
     (link_rx, note)
+}
+
+/// What `wait` gives; pending for ever without one (a session with no router link).
+async fn next_of<F: Future + Unpin>(wait: &mut Option<F>) -> F::Output {
+    match wait {
+        Some(wait) => wait.await,
+        None => std::future::pending().await,
+    }
 }
 
 fn puback(pkid: u16) -> Packet {
