@@ -66,6 +66,11 @@ pub fn detect(buf: &[u8]) -> Result<Option<Version>, CodecError> {
     }
 }
 
+/// What an idle connection's read waits with: enough for a PINGREQ or a small packet.
+const IDLE_READ: usize = 64;
+/// How much more room a read makes once a packet has begun to arrive.
+const READ_CHUNK: usize = 4096;
+
 /// A byte stream framed into MQTT packets of one protocol version.
 pub struct Framed<S> {
     pub stream: S,
@@ -78,7 +83,7 @@ pub struct Framed<S> {
 impl<S: AsyncRead + AsyncWrite + Unpin> Framed<S> {
     /// Reads until the protocol version of the CONNECT is known.
     pub async fn accept(mut stream: S, max_packet: usize) -> Result<Framed<S>, CodecError> {
-        let mut read = BytesMut::with_capacity(1024);
+        let mut read = BytesMut::with_capacity(IDLE_READ);
         let version = loop {
             if let Some(v) = detect(&read)? {
                 break v;
@@ -87,7 +92,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Framed<S> {
                 return Err(CodecError::Closed);
             }
         };
-        Ok(Framed { stream, version, read, write: BytesMut::with_capacity(1024), max_packet })
+        Ok(Framed { stream, version, read, write: BytesMut::new(), max_packet })
     }
 
     /// The next packet already in the buffer, if a whole one is there.
@@ -111,10 +116,21 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Framed<S> {
     }
 
     /// Reads one packet. Cancel-safe: bytes already read stay in the buffer.
+    ///
+    /// An idle connection waits with a buffer of [`IDLE_READ`] bytes, not a full one:
+    /// most held connections are idle agents, and 10,000 of them each holding a
+    /// kilobyte-sized buffer was a tenth of the server's memory (docs/PERFORMANCE.md).
+    /// Once bytes arrive, the rest of the packet is read in [`READ_CHUNK`]s.
     pub async fn next(&mut self) -> Result<Packet, CodecError> {
         loop {
             if let Some(p) = self.try_next()? {
                 return Ok(p);
+            }
+            if self.read.is_empty() {
+                // Also lets go of the allocation the packets just decoded share.
+                self.read = BytesMut::with_capacity(IDLE_READ);
+            } else {
+                self.read.reserve(READ_CHUNK);
             }
             if self.stream.read_buf(&mut self.read).await? == 0 {
                 return Err(CodecError::Closed);
@@ -134,7 +150,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Framed<S> {
     pub async fn flush(&mut self) -> Result<(), CodecError> {
         if !self.write.is_empty() {
             self.stream.write_all(&self.write).await?;
-            self.write.clear();
+            // Not kept between flushes: an idle connection holds no write buffer.
+            self.write = BytesMut::new();
             self.stream.flush().await?;
         }
         Ok(())
@@ -185,6 +202,25 @@ mod tests {
             Framed { stream, version: Version::V5, read: BytesMut::new(), write: BytesMut::new(), max_packet: 1024 };
         framed.read.extend_from_slice(&[0x82, 0x02, 0x00, 0x01, 0xc0, 0x00]);
         assert!(matches!(framed.try_next(), Err(CodecError::Malformed(_))));
+    }
+
+    #[tokio::test]
+    async fn an_idle_connection_holds_small_buffers_whatever_came_before() {
+        // Most held connections are idle agents (docs/PERFORMANCE.md): after a 3,000-byte
+        // publish and its answer, waiting for the next packet holds a few bytes, not the
+        // publish's buffer, and nothing is kept for writing.
+        let (mut client, stream) = tokio::io::duplex(8192);
+        let mut framed =
+            Framed { stream, version: Version::V4, read: BytesMut::new(), write: BytesMut::new(), max_packet: 8192 };
+        let publish = [&[0x30, 0xbd, 0x17, 0x00, 0x03][..], b"a/b", &[7u8; 3000]].concat();
+        tokio::io::AsyncWriteExt::write_all(&mut client, &publish).await.unwrap();
+        assert!(matches!(framed.next().await.unwrap(), Packet::Publish(..)));
+        framed.queue(Packet::PingResp(protocol::PingResp)).unwrap();
+        framed.flush().await.unwrap();
+        assert_eq!(framed.write.capacity(), 0);
+        let idle = tokio::time::timeout(std::time::Duration::from_millis(50), framed.next()).await;
+        assert!(idle.is_err(), "nothing more was sent");
+        assert!(framed.read.capacity() <= IDLE_READ, "idle read buffer of {}", framed.read.capacity());
     }
 
     #[test]

@@ -297,18 +297,23 @@ impl Gateway {
     where
         S: AsyncRead + AsyncWrite + Unpin + Send,
     {
-        let Some((mut open, link_rx)) = self.open(stream, peer, admission).await else { return };
+        // Boxed, like every step below that waits on the router or the ingest sink: a
+        // session's task is as large as its largest state, and that task was most of a
+        // held connection's memory (docs/PERFORMANCE.md). Boxed, a step costs its memory
+        // only while it runs.
+        let Some((mut open, link_rx)) = Box::pin(self.open(stream, peer, admission)).await else { return };
         let stats = &self.0.stats;
         Stats::add(&stats.accepted);
         stats.sessions.fetch_add(1, Ordering::Relaxed);
-        let (session_id, kick) = self.join(&open.identity, &open.client_id, open.token_hash, peer.ip()).await;
+        let (session_id, kick) = Box::pin(self.join(&open.identity, &open.client_id, open.token_hash, peer.ip())).await;
         info!(%peer, user = open.identity.name(), "connected");
 
         let end = self.run(&mut open, link_rx, kick).await;
         let Opened { identity, link_tx, .. } = open;
         if let Some(mut link_tx) = link_tx {
             if !matches!(end, End::Disconnected) {
-                let _ = link_tx.send(disconnect()).await;
+                // Boxed: a router send holds rumqttd's whole `Event` (a KiB) while pending.
+                let _ = Box::pin(link_tx.send(disconnect())).await;
             }
         }
         match &end {
@@ -321,7 +326,7 @@ impl Gateway {
             _ => {}
         }
         stats.sessions.fetch_sub(1, Ordering::Relaxed);
-        self.leave(&identity, session_id).await;
+        Box::pin(self.leave(&identity, session_id)).await;
         info!(%peer, user = identity.name(), reason = ?end, "disconnected");
     }
 
@@ -426,8 +431,10 @@ impl Gateway {
         let mut last_packet = Instant::now();
         let idle = sleep_until(last_packet + keepalive);
         let kicked = kick.notified();
-        let notes = next_note(link_rx);
-        tokio::pin!(idle, kicked, notes);
+        // Boxed, and only for a session with a link: the wait is 500 bytes, and most
+        // sessions (agents) have no link.
+        let mut notes = link_rx.map(|rx| Box::pin(next_note(rx)));
+        tokio::pin!(idle, kicked);
         loop {
             tokio::select! {
                 _ = &mut kicked => return End::Kicked,
@@ -439,8 +446,8 @@ impl Gateway {
                 }
                 read = framed.next() => {
                     last_packet = Instant::now();
-                    match self.forward_packets(identity, read, framed, link_tx, acks).await {
-                        Ok(Some(opened)) => notes.set(next_note(Some(opened))),
+                    match Box::pin(self.forward_packets(identity, read, framed, link_tx, acks)).await {
+                        Ok(Some(opened)) => notes = Some(Box::pin(next_note(opened))),
                         Ok(None) => {}
                         Err(end) => return end,
                     }
@@ -450,10 +457,10 @@ impl Gateway {
                         return end;
                     }
                 }
-                (link_rx, note) = &mut notes => {
+                (link_rx, note) = next_of(&mut notes) => {
                     match note {
                         Ok(Some(Notification::Unschedule)) => {
-                            if link_rx.wake().await.is_err() {
+                            if Box::pin(link_rx.wake()).await.is_err() {
                                 return End::RouterGone;
                             }
                         }
@@ -470,7 +477,7 @@ impl Gateway {
                         Ok(None) => {}
                         Err(_) => return End::RouterGone,
                     }
-                    notes.set(next_note(Some(link_rx)));
+                    notes = Some(Box::pin(next_note(link_rx)));
                 }
             }
         }
@@ -711,11 +718,18 @@ impl Gateway {
 
 /// The session's next notification from the router, with the link handed back: the
 /// session keeps this one future across packets rather than making (and registering) a
-/// new receive for each. Pending for ever while the session has no link.
-async fn next_note(link_rx: Option<LinkRx>) -> (LinkRx, Result<Option<Notification>, LinkError>) {
-    let Some(mut link_rx) = link_rx else { return std::future::pending().await };
+/// new receive for each.
+async fn next_note(mut link_rx: LinkRx) -> (LinkRx, Result<Option<Notification>, LinkError>) {
     let note = link_rx.next().await;
     (link_rx, note)
+}
+
+/// What `wait` gives; pending for ever without one (a session with no router link).
+async fn next_of<F: Future + Unpin>(wait: &mut Option<F>) -> F::Output {
+    match wait {
+        Some(wait) => wait.await,
+        None => std::future::pending().await,
+    }
 }
 
 fn puback(pkid: u16) -> Packet {

@@ -89,8 +89,9 @@ impl Drop for Done {
 /// that a consumer's tests can play a session.
 #[derive(Debug)]
 pub struct Acks {
-    outcomes_tx: mpsc::UnboundedSender<Outcome>,
-    outcomes: mpsc::UnboundedReceiver<Outcome>,
+    /// Where the `Done`s report, only while a publish awaits its ack: a channel is about
+    /// a KiB, and most held sessions are idle agents (docs/PERFORMANCE.md).
+    outcomes: Option<(mpsc::UnboundedSender<Outcome>, mpsc::UnboundedReceiver<Outcome>)>,
     /// Sequence number of the front of `waiting`.
     first: u64,
     /// Packet id of each publish handed over and not yet acked, and whether it is done.
@@ -109,20 +110,21 @@ impl Default for Acks {
 
 impl Acks {
     pub fn new() -> Acks {
-        let (outcomes_tx, outcomes) = mpsc::unbounded_channel();
-        Acks { outcomes_tx, outcomes, first: 0, waiting: VecDeque::new() }
+        Acks { outcomes: None, first: 0, waiting: VecDeque::new() }
     }
 
     /// Notes the publish `pkid` as handed over; its completion comes through the `Done`.
     pub fn track(&mut self, pkid: u16) -> Done {
         let seq = self.first + self.waiting.len() as u64;
         self.waiting.push_back((pkid, false));
-        Done { outcomes: self.outcomes_tx.clone(), seq, completed: false }
+        let (outcomes, _) = self.outcomes.get_or_insert_with(mpsc::unbounded_channel);
+        Done { outcomes: outcomes.clone(), seq, completed: false }
     }
 
     /// Waits for the next outcome. Pending for ever while nothing is waiting.
     pub async fn next(&mut self) -> Outcome {
-        match self.outcomes.recv().await {
+        let Some((_, outcomes)) = &mut self.outcomes else { return std::future::pending().await };
+        match outcomes.recv().await {
             Some(outcome) => outcome,
             // Never: `self` holds a sender.
             None => std::future::pending().await,
@@ -142,12 +144,16 @@ impl Acks {
                     }
                 }
             }
-            next = self.outcomes.try_recv().ok();
+            next = self.outcomes.as_mut().and_then(|(_, rx)| rx.try_recv().ok());
         }
         while let Some(&(pkid, true)) = self.waiting.front() {
             self.waiting.pop_front();
             self.first += 1;
             ready.push(pkid);
+        }
+        if self.waiting.is_empty() {
+            // Every `Done` has reported and is gone: nothing can send on the channel.
+            self.outcomes = None;
         }
         Ok(())
     }
@@ -180,6 +186,8 @@ mod tests {
         let outcome = acks.next().await;
         acks.settle(outcome, &mut ready).unwrap();
         assert_eq!(ready, [13]);
+        // An idle session holds no channel (docs/PERFORMANCE.md).
+        assert!(acks.outcomes.is_none(), "nothing awaits its ack: no channel held");
     }
 
     #[tokio::test]

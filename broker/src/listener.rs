@@ -13,7 +13,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
 use tracing::{debug, warn};
 
-use crate::gateway::Gateway;
+use crate::gateway::{Admission, Gateway};
 use crate::stats::Stats;
 
 /// Accepts connections on `listener` until `shutdown` resolves, then drops the listener.
@@ -61,21 +61,27 @@ pub async fn serve(
         Some(async move {
             match tls {
                 None => gateway.serve(stream, peer, admission).await,
-                Some(acceptor) => {
-                    // One deadline for the handshake and the CONNECT together.
-                    match tokio::time::timeout_at(admission.deadline(), acceptor.accept(stream)).await {
-                        Ok(Ok(tls_stream)) => gateway.serve(tls_stream, peer, admission).await,
-                        Ok(Err(e)) => debug!(%peer, error = %e, "TLS handshake failed"),
-                        Err(_) => {
-                            Stats::add(&gateway.stats().connect_timeouts);
-                            debug!(%peer, "TLS handshake timed out");
-                        }
-                    }
-                }
+                // Boxed: a task is as large as its largest state, and the TLS states
+                // (rustls' connection and handshake) would make every plain
+                // connection's task several KiB larger (docs/PERFORMANCE.md).
+                Some(acceptor) => Box::pin(serve_tls(gateway, stream, peer, admission, acceptor)).await,
             }
         })
     })
     .await
+}
+
+/// One MQTTS connection: the TLS handshake, then the gateway.
+async fn serve_tls(gateway: Gateway, stream: TcpStream, peer: SocketAddr, admission: Admission, acceptor: TlsAcceptor) {
+    // One deadline for the handshake and the CONNECT together.
+    match tokio::time::timeout_at(admission.deadline(), acceptor.accept(stream)).await {
+        Ok(Ok(tls_stream)) => gateway.serve(tls_stream, peer, admission).await,
+        Ok(Err(e)) => debug!(%peer, error = %e, "TLS handshake failed"),
+        Err(_) => {
+            Stats::add(&gateway.stats().connect_timeouts);
+            debug!(%peer, "TLS handshake timed out");
+        }
+    }
 }
 
 /// A rustls acceptor from PEM files (`TLS_CERT`, `TLS_KEY`).

@@ -8,7 +8,7 @@ use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::BytesMut;
-use futures_util::{SinkExt, StreamExt};
+use futures_util::{FutureExt, SinkExt, StreamExt};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::client::client_addr;
@@ -39,8 +39,10 @@ pub async fn upgrade(
         .on_upgrade(move |socket| bridge(socket, state.gateway, client, admission))
 }
 
-/// The WebSocket read buffer, and the bridge's, per connection.
+/// The WebSocket read buffer per connection, and the most the bridge puts in one frame.
 const WS_BUFFER: usize = 4 * 1024;
+/// What the bridge waits for the gateway's next bytes with.
+const IDLE_READ: usize = 64;
 
 /// Pipes WebSocket binary frames to and from the gateway through an in-memory duplex.
 async fn bridge(socket: WebSocket, gateway: broker::Gateway, client: SocketAddr, admission: broker::Admission) {
@@ -60,16 +62,23 @@ async fn bridge(socket: WebSocket, gateway: broker::Gateway, client: SocketAddr,
         let _ = write.shutdown().await;
     };
     let outbound = async {
-        let mut buf = BytesMut::with_capacity(WS_BUFFER);
         loop {
-            buf.clear();
+            // Idle, the bridge waits with a few bytes of buffer, not a full one (most
+            // held connections are idle agents); what else is ready then joins the frame.
+            let mut buf = BytesMut::with_capacity(IDLE_READ);
             match read.read_buf(&mut buf).await {
                 Ok(0) | Err(_) => break,
-                Ok(_) => {
-                    if ws_tx.send(Message::Binary(buf.split().freeze())).await.is_err() {
-                        break;
-                    }
+                Ok(_) => {}
+            }
+            buf.reserve(WS_BUFFER);
+            while buf.len() < WS_BUFFER {
+                match read.read_buf(&mut buf).now_or_never() {
+                    Some(Ok(n)) if n > 0 => {}
+                    _ => break,
                 }
+            }
+            if ws_tx.send(Message::Binary(buf.freeze())).await.is_err() {
+                break;
             }
         }
         let _ = ws_tx.close().await;
