@@ -141,7 +141,11 @@ impl World {
             .spawn()
             .unwrap();
         use std::io::Write;
-        child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+        // A block that ends (or fails) before reading all of its input closes the pipe: its
+        // exit status and output below tell which, so a broken pipe here is not the verdict.
+        if let Err(e) = child.stdin.take().unwrap().write_all(stdin.as_bytes()) {
+            assert_eq!(e.kind(), std::io::ErrorKind::BrokenPipe, "writing the block's input: {e}");
+        }
         let out = run_bounded_child(child, Duration::from_secs(180));
         let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
         assert!(out.status.success(), "runbook block failed ({}):\n{script}\n--- output:\n{said}", out.status);
