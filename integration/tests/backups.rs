@@ -19,6 +19,7 @@ case "$2" in
   /nodes/*/qemu) echo '[{vms}]' ;;
   /nodes/*/lxc) echo '[]' ;;
   /cluster/backup) cat "$F/pvesh_cluster_backup.json" ;;
+  /pools/prod) cat "$F/pvesh_pool_prod.json" ;;
   /nodes/*/tasks) cat "$F/pvesh_tasks.json" ;;
   /nodes/*/tasks/UPID:pve:00154000:0C6DE000:6AAFDE04:vzdump::root@pam:/log) cat "$F/pvesh_task_log_job.json" ;;
   /nodes/*/tasks/UPID:pve:00150000:0C6DA000:6AAFB6E0:vzdump::root@pam:/log) cat "$F/pvesh_task_log_failed.json" ;;

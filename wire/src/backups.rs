@@ -32,13 +32,13 @@ impl Backups {
         self.guests.iter().find(|g| g.vmid == vmid)
     }
 
-    /// The enabled jobs that back up `vmid`, as far as the jobs tell without pool members.
+    /// The enabled jobs that back up `vmid`.
     pub fn jobs_covering(&self, vmid: u32) -> impl Iterator<Item = &BackupJob> {
         self.jobs.iter().filter(move |j| j.covers(vmid) == Coverage::Yes)
     }
 
     /// Whether any enabled job backs up `vmid`: `Unknown` when none names it but a job
-    /// selects a pool (the agent does not read pool members).
+    /// selects a pool whose members the agent could not read.
     pub fn coverage(&self, vmid: u32) -> Coverage {
         self.jobs.iter().map(|j| j.covers(vmid)).max().unwrap_or(Coverage::No)
     }
@@ -62,7 +62,8 @@ pub struct BackupJob {
     pub schedule: String,
     /// Every guest of the node but `exclude`.
     pub all: bool,
-    /// The guests it names (when not `all`).
+    /// The guests it names (when not `all`); for a pool job, the pool's guests as the agent
+    /// read them (`pvesh get /pools/<pool>`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub vmids: Vec<u32>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -79,7 +80,8 @@ impl BackupJob {
         }
         if self.vmids.contains(&vmid) {
             Coverage::Yes
-        } else if self.pool.is_some() {
+        } else if self.pool.is_some() && self.vmids.is_empty() {
+            // A pool whose members the agent could not read (or an empty pool).
             Coverage::Unknown
         } else {
             Coverage::No
@@ -150,6 +152,8 @@ mod tests {
         assert_eq!(named.covers(102), Coverage::No);
         let pool = BackupJob { pool: Some("prod".into()), ..BackupJob::default() };
         assert_eq!(pool.covers(102), Coverage::Unknown);
+        let read = BackupJob { pool: Some("prod".into()), vmids: vec![104], ..BackupJob::default() };
+        assert_eq!((read.covers(104), read.covers(102)), (Coverage::Yes, Coverage::No), "members read");
         let backups = Backups { jobs: vec![named, pool], ..Backups::default() };
         assert_eq!(backups.coverage(100), Coverage::Yes);
         assert_eq!(backups.coverage(102), Coverage::Unknown);

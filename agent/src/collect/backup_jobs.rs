@@ -4,11 +4,15 @@
 //! A job is `{id, schedule, enabled, all, vmid, exclude, pool, node, storage, mode, ...}`;
 //! `enabled` is absent when it has its default (1), lists are comma-separated strings, and
 //! jobs written before PVE 7.1 have `dow` and `starttime` instead of `schedule`.
+//!
+//! A job that selects a pool names no guests; `pvesh get /pools/<pool>` lists its members
+//! (`{"members": [{"type": "qemu", "vmid": 100, ...}, {"type": "storage", ...}]}`; PVE 8.1+
+//! also answers `/pools?poolid=` with an array of such objects, accepted too).
 
 use serde_json::Value;
 use wire::{BackupJob, Backups};
 
-use super::lenient::{bool_of, field, string_of};
+use super::lenient::{bool_of, field, string_of, u64_of};
 use super::ParseError;
 
 pub fn args() -> Vec<String> {
@@ -45,6 +49,28 @@ fn job(item: &Value) -> Option<BackupJob> {
         exclude: vmid_list(item, "exclude"),
         pool: field(item, "pool", string_of).filter(|p| !p.is_empty()),
     })
+}
+
+pub fn pool_args(pool: &str) -> Vec<String> {
+    ["get", &format!("/pools/{pool}"), "--output-format", "json"].map(String::from).to_vec()
+}
+
+/// The vmids of the guests (VMs and containers) in a pool's member list, at most
+/// [`Backups::VMIDS_CAP`]; storages and other members are skipped.
+pub fn parse_pool_members(text: &str) -> Result<Vec<u32>, ParseError> {
+    let value: Value = serde_json::from_str(text).map_err(|e| ParseError::new(format!("invalid JSON: {e}")))?;
+    let pool = match &value {
+        Value::Array(pools) => pools.first().unwrap_or(&Value::Null),
+        other => other,
+    };
+    let members =
+        pool.get("members").and_then(Value::as_array).ok_or_else(|| ParseError::new("pool has no member list"))?;
+    Ok(members
+        .iter()
+        .filter(|m| matches!(field(m, "type", string_of).as_deref(), Some("qemu" | "lxc")))
+        .filter_map(|m| field(m, "vmid", u64_of).and_then(|v| u32::try_from(v).ok()))
+        .take(Backups::VMIDS_CAP)
+        .collect())
 }
 
 /// `"100,101 102"` as vmids; anything that is not one is dropped.
@@ -97,5 +123,17 @@ mod tests {
         assert!(parse("{}", "pve").is_err());
         assert_eq!(parse("[]", "pve").unwrap(), vec![]);
         assert_eq!(parse(r#"[{"schedule":"daily","all":1}]"#, "pve").unwrap(), vec![], "no id");
+    }
+
+    #[test]
+    fn a_pools_guests_are_its_vms_and_containers_in_either_answer_form() {
+        let members = parse_pool_members(include_str!("../../tests/fixtures/pvesh_pool_prod.json")).unwrap();
+        assert_eq!(members, [104, 205]);
+        let listed = r#"[{"poolid":"prod","members":[{"type":"qemu","vmid":"300"},{"type":"storage","storage":"x"}]}]"#;
+        assert_eq!(parse_pool_members(listed).unwrap(), [300]);
+        assert_eq!(parse_pool_members(r#"{"members":[]}"#).unwrap(), Vec::<u32>::new());
+        for bad in ["", "[]", r#"{"comment":"no members"}"#, "not json"] {
+            assert!(parse_pool_members(bad).is_err(), "{bad:?}");
+        }
     }
 }

@@ -59,6 +59,22 @@ pub struct BackupWatch {
     finished_only: bool,
 }
 
+/// Lists each pool job's guests in its `vmids` (one `pvesh` per pool job, read with the job
+/// list). A pool that cannot be read leaves its job's guests unknown, reported in `errors`.
+async fn resolve_pools(jobs: &mut [BackupJob], runner: &Runner, timeout: Duration, errors: &mut Errors) {
+    for job in jobs.iter_mut() {
+        let Some(pool) = job.pool.clone() else { continue };
+        let read = match runner.run("pvesh", &backup_jobs::pool_args(&pool), timeout).await {
+            Ok(text) => backup_jobs::parse_pool_members(&text).map_err(CollectError::from),
+            Err(e) => Err(CollectError::from(e)),
+        };
+        match read {
+            Ok(members) => job.vmids = members,
+            Err(e) => record(errors, "backup_pool", e),
+        }
+    }
+}
+
 impl BackupWatch {
     /// One cycle at `now` (Unix seconds): the `backups` section (None until both the jobs
     /// and the tasks have been read once) and the recent `operator_stops` (None when this
@@ -130,7 +146,10 @@ impl BackupWatch {
             Err(e) => Err(CollectError::from(e)),
         };
         match read {
-            Ok(jobs) => self.jobs = Some((Instant::now(), jobs)),
+            Ok(mut jobs) => {
+                resolve_pools(&mut jobs, runner, timeout, errors).await;
+                self.jobs = Some((Instant::now(), jobs));
+            }
             // The jobs read before stay in use until a read works again.
             Err(e) => record(errors, "backup_jobs", e),
         }
@@ -263,6 +282,7 @@ F='{f}'
 echo "$*" >> '{calls}'
 case "$*" in
 "get /cluster/backup --output-format json") cat "$F/pvesh_cluster_backup.json";;
+"get /pools/prod --output-format json") cat "$F/pvesh_pool_prod.json";;
 "get /nodes/pve/tasks --"*) {tasks};;
 "get /nodes/pve/tasks/UPID:pve:00154000:0C6DE000:6AAFDE04:vzdump::root@pam:/log --limit 100000 --output-format json") cat "$F/pvesh_task_log_job.json";;
 "get /nodes/pve/tasks/UPID:pve:00150000:0C6DA000:6AAFB6E0:vzdump::root@pam:/log --limit 100000 --output-format json") cat "$F/pvesh_task_log_failed.json";;
@@ -318,15 +338,19 @@ esac
         );
         let stop = OperatorStop { vmid: 101, task: "qmshutdown".into(), user: "root@pam".into(), end: 1_789_911_040 };
         assert_eq!(stops.unwrap(), [stop], "the vzstop of CT 200 ended more than 30 min ago");
+        let pool_job = backups.jobs.iter().find(|j| j.pool.as_deref() == Some("prod")).unwrap();
+        assert_eq!(pool_job.vmids, [104, 205], "the pool's guests, not its storage");
+        assert_eq!(backups.coverage(104), wire::Coverage::Yes);
         let calls = calls(dir.path());
+        assert_eq!(calls[1], "get /pools/prod --output-format json");
         assert_eq!(
-            calls[1],
+            calls[2],
             format!(
                 "get /nodes/pve/tasks --typefilter vzdump --source all --since {} --limit 500 --output-format json",
                 NOW - LOOKBACK_S
             )
         );
-        assert_eq!(calls.len(), 4, "jobs, tasks, two job logs: {calls:?}");
+        assert_eq!(calls.len(), 5, "jobs, the pool's members, tasks, two job logs: {calls:?}");
     }
 
     #[tokio::test]
@@ -344,10 +368,10 @@ esac
         let calls = calls(dir.path());
         // The running job started at 1789911532: the next read starts before it.
         assert_eq!(
-            calls[4], "get /nodes/pve/tasks --source all --since 1789911472 --limit 500 --output-format json",
+            calls[5], "get /nodes/pve/tasks --source all --since 1789911472 --limit 500 --output-format json",
             "all task types, from the running job's start"
         );
-        assert_eq!(calls.len(), 5, "no second job read within 30 min, no log read twice: {calls:?}");
+        assert_eq!(calls.len(), 6, "no second job read within 30 min, no log read twice: {calls:?}");
     }
 
     #[tokio::test]
@@ -376,7 +400,7 @@ echo 'source: property is not defined in schema' >&2; exit 255;; *) cat "$F/pves
         assert!(errors.is_empty(), "{errors:?}");
         assert_eq!(backups.unwrap().guests.len(), 6);
         let first = calls(dir.path());
-        assert!(first[1].contains("--source all") && !first[2].contains("--source"), "{first:?}");
+        assert!(first[2].contains("--source all") && !first[3].contains("--source"), "{first:?}");
         watch.collect(&runner, ("pve", None), NOW + 300, TIMEOUT, &mut errors).await;
         assert!(!calls(dir.path()).last().unwrap().contains("--source"), "remembered");
     }

@@ -12,6 +12,7 @@ const TIMEOUT: Duration = Duration::from_secs(20);
 
 /// `case` arms of a fake pvesh for the backup jobs, the task list and two jobs' logs.
 const PVESH_BACKUPS: &str = r#""get /cluster/backup --output-format json") cat "$F/pvesh_cluster_backup.json";;
+"get /pools/prod --output-format json") cat "$F/pvesh_pool_prod.json";;
 "get /nodes/pve1/tasks --"*) cat "$F/pvesh_tasks.json";;
 "get /nodes/pve1/tasks/UPID:pve:00154000:0C6DE000:6AAFDE04:vzdump::root@pam:/log "*) cat "$F/pvesh_task_log_job.json";;
 "get /nodes/pve1/tasks/UPID:pve:00150000:0C6DA000:6AAFB6E0:vzdump::root@pam:/log "*) cat "$F/pvesh_task_log_failed.json";;"#;
@@ -280,8 +281,8 @@ async fn medium_tier_runs_its_commands_one_at_a_time() {
     let spans = std::fs::read_to_string(&log).unwrap();
     assert_eq!(
         spans,
-        "start\nend\n".repeat(10),
-        "zpool status twice (JSON refused), zpool list, qemu, lxc, backup jobs, tasks, two job logs, storage"
+        "start\nend\n".repeat(11),
+        "zpool status twice (JSON refused), zpool list, qemu, lxc, backup jobs, a pool's members, tasks, two job logs, storage"
     );
 }
 

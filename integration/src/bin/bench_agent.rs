@@ -52,7 +52,7 @@ impl FakeHost {
             &format!(
                 "storage => '{f}/storage.json', qemu => '{f}/qemu.json', lxc => '{f}/lxc.json', \
                  backup => '{f}/pvesh_cluster_backup.json', tasks => '{f}/pvesh_tasks.json', \
-                 log => '{f}/pvesh_task_log_job.json'"
+                 log => '{f}/pvesh_task_log_job.json', prod => '{f}/pvesh_pool_prod.json'"
             ),
         );
         host.perl("pveversion", &format!("'' => '{f}/pveversion.txt'"));
