@@ -19,7 +19,7 @@ use wire::{BackupJob, Backups, GuestBackup, OperatorStop};
 
 use super::command::{CommandError, Runner};
 use super::tasks::{self, Outcome, Task};
-use super::{backup_jobs, command, record, CollectError, Errors};
+use super::{backup_jobs, command, record, run_parse, CollectError, Errors};
 
 /// How far back the first read looks: past a weekly job's allowed age (8 days).
 pub const LOOKBACK_S: i64 = 10 * 86_400;
@@ -63,12 +63,9 @@ pub struct BackupWatch {
 /// list). A pool that cannot be read leaves its job's guests unknown, reported in `errors`.
 async fn resolve_pools(jobs: &mut [BackupJob], runner: &Runner, timeout: Duration, errors: &mut Errors) {
     for job in jobs.iter_mut() {
-        let Some(pool) = job.pool.clone() else { continue };
-        let read = match runner.run("pvesh", &backup_jobs::pool_args(&pool), timeout).await {
-            Ok(text) => backup_jobs::parse_pool_members(&text).map_err(CollectError::from),
-            Err(e) => Err(CollectError::from(e)),
-        };
-        match read {
+        let Some(pool) = job.pool.as_deref() else { continue };
+        let args = backup_jobs::pool_args(pool);
+        match run_parse(runner, "pvesh", &args, timeout, backup_jobs::parse_pool_members).await {
             Ok(members) => job.vmids = members,
             Err(e) => record(errors, "backup_pool", e),
         }
@@ -199,11 +196,7 @@ impl BackupWatch {
             let end = task.end.unwrap_or(0);
             let path = format!("/nodes/{node}/tasks/{}/log", task.upid);
             let args = ["get", &path, "--limit", "100000", "--output-format", "json"];
-            let outcomes = match runner.run("pvesh", &args, left()).await {
-                Ok(text) => tasks::parse_log(&text).map_err(CollectError::from),
-                Err(e) => Err(CollectError::from(e)),
-            };
-            let outcomes = match outcomes {
+            let outcomes = match run_parse(runner, "pvesh", &args, left(), tasks::parse_log).await {
                 Ok(outcomes) => outcomes,
                 Err(e) => {
                     // Its status still says how a one-guest backup went; a job's guests
