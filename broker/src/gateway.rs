@@ -7,31 +7,34 @@
 //! publishes `online`/`offline` itself, from the connection's own life.
 
 use std::future::Future;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex as StdMutex, RwLock};
 use std::time::Duration;
 
 use rumqttd::local::{LinkError, LinkRx, LinkTx};
-use rumqttd::protocol::{ConnAck, ConnectReturnCode, Login, Packet, PingResp, PubAck, PubAckReason, Publish};
+use rumqttd::protocol::{ConnAck, ConnectReturnCode, LastWill, Login, Packet, PingResp, PubAck, PubAckReason, Publish};
 use rumqttd::Notification;
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::sync::{broadcast, Mutex, Notify, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{broadcast, Mutex, OwnedSemaphorePermit, Semaphore};
 use tokio::time::{sleep_until, timeout_at, Instant};
 use tracing::{debug, info, warn};
-use wire::{HostId, Kind};
 
 use crate::acl::{self, Violation};
 use crate::auth::{CredentialTable, Identity};
 use crate::backlog::Backlog;
-use crate::clones::{CloneDetected, CloneDetector, CloneRules, Decision};
+use crate::clones::{CloneDetected, CloneDetector, CloneRules};
 use crate::codec::{CodecError, Framed};
 use crate::ingest::{Acks, Delivery, Ingest, Outcome};
 use crate::limit::{AttemptLimiter, Rate};
 use crate::router::{self, Router};
-use crate::sessions::{Displaced, Session, Sessions};
+use crate::sessions::Sessions;
 use crate::stats::Stats;
+
+mod presence;
+
+use presence::{Joined, Presence};
 
 /// Limits of the gateway.
 #[derive(Debug, Clone)]
@@ -68,16 +71,6 @@ impl Default for GatewayConfig {
             clones: CloneRules::default(),
         }
     }
-}
-
-/// What the presence lock guards: the live sessions, the link presence is published on,
-/// and the clone detector. One lock for all, so that `online` and `offline` of one host
-/// are published in the order their sessions started and ended, and a takeover is judged
-/// against the session it would replace.
-struct Presence {
-    sessions: Sessions,
-    link: LinkTx,
-    clones: CloneDetector,
 }
 
 /// Asked when a CONNECT fails authentication: brings the gateway's credentials up to date
@@ -138,8 +131,8 @@ impl Admission {
 struct Opened<S> {
     framed: Framed<S>,
     identity: Identity,
-    client_id: String,
-    token_hash: [u8; 32],
+    /// The session as registered in the presence table.
+    session: Joined,
     /// How long the client may stay silent: 1.5 × its keepalive.
     keepalive: Duration,
     /// The session's own router link: opened at CONNECT, or for a host whose publishes go
@@ -222,47 +215,6 @@ impl Gateway {
         self.0.clone_events.subscribe()
     }
 
-    /// Replaces the credential table and closes every session whose token is no longer
-    /// valid (rotated or removed). Returns how many were closed.
-    pub async fn set_credentials(&self, table: CredentialTable) -> usize {
-        let table = Arc::new(table);
-        // The lock is never held across an await or a panic point.
-        *self.0.credentials.write().unwrap_or_else(|e| e.into_inner()) = table.clone();
-        let presence = self.0.presence.lock().await;
-        let mut kicked = 0;
-        for (user, session) in presence.sessions.all() {
-            if !table.still_valid(user, &session.token_hash) {
-                info!(user = %user, "credential revoked; closing its session");
-                session.kick.notify_one();
-                kicked += 1;
-            }
-        }
-        kicked
-    }
-
-    fn credentials(&self) -> Arc<CredentialTable> {
-        self.0.credentials.read().unwrap_or_else(|e| e.into_inner()).clone()
-    }
-
-    /// Host ids with a live session right now.
-    pub async fn online_hosts(&self) -> Vec<String> {
-        let presence = self.0.presence.lock().await;
-        let mut hosts: Vec<String> = presence.sessions.hosts().map(str::to_owned).collect();
-        hosts.sort();
-        hosts
-    }
-
-    /// Publishes the retained status of hosts nobody is connected as, e.g. at start,
-    /// because rumqttd forgets retained messages when the server restarts.
-    pub async fn announce_offline(&self, hosts: &[HostId]) {
-        let mut presence = self.0.presence.lock().await;
-        for host in hosts {
-            if presence.sessions.host(host.as_str()).is_none() {
-                self.publish_status(&mut presence.link, host, false).await;
-            }
-        }
-    }
-
     /// Decides whether a new connection from `peer` may open: the per-address attempt
     /// limit, then the connection cap. `peer` is the client's address (the forwarded one
     /// when behind a trusted proxy). Refusals are counted; the caller just closes.
@@ -305,11 +257,10 @@ impl Gateway {
         let stats = &self.0.stats;
         Stats::add(&stats.accepted);
         stats.sessions.fetch_add(1, Ordering::Relaxed);
-        let (session_id, kick) = Box::pin(self.join(&open.identity, &open.client_id, open.token_hash, peer.ip())).await;
         info!(%peer, user = open.identity.name(), "connected");
 
-        let end = self.run(&mut open, link_rx, kick).await;
-        let Opened { identity, link_tx, .. } = open;
+        let end = self.run(&mut open, link_rx).await;
+        let Opened { identity, session, link_tx, .. } = open;
         if let Some(mut link_tx) = link_tx {
             if !matches!(end, End::Disconnected) {
                 // Boxed: a router send holds rumqttd's whole `Event` (a KiB) while pending.
@@ -326,12 +277,13 @@ impl Gateway {
             _ => {}
         }
         stats.sessions.fetch_sub(1, Ordering::Relaxed);
-        Box::pin(self.leave(&identity, session_id)).await;
+        Box::pin(self.leave(&identity, session.id)).await;
         info!(%peer, user = identity.name(), reason = ?end, "disconnected");
     }
 
-    /// The opening: the CONNECT within the admission's deadline, the token, the will, a
-    /// router link and the CONNACK. None when refused (counted and logged here).
+    /// The opening: the CONNECT within the admission's deadline, the token, the will, the
+    /// session's join, a router link and the CONNACK. None when refused (counted and
+    /// logged here).
     async fn open<S>(&self, stream: S, peer: SocketAddr, admission: Admission) -> Option<(Opened<S>, Option<LinkRx>)>
     where
         S: AsyncRead + AsyncWrite + Unpin + Send,
@@ -360,14 +312,49 @@ impl Gateway {
             Stats::add(&stats.refused_protocol);
             return None;
         };
-        let mut accepted = self.authenticate(&connect.client_id, login.as_ref());
+        let (identity, token_hash) = self.authorize(&mut framed, peer, &connect.client_id, will, login).await?;
+        let session = match Box::pin(self.join(&identity, &connect.client_id, token_hash, peer.ip())).await {
+            Ok(joined) => joined,
+            Err(code) => {
+                framed.refuse(code).await;
+                return None;
+            }
+        };
+        let sink_only = matches!(identity, Identity::Host(_)) && self.0.ingest.is_some();
+        let Some((link_tx, link_rx)) = self.acknowledge(&mut framed, &identity, sink_only).await else {
+            Box::pin(self.leave(&identity, session.id)).await;
+            return None;
+        };
+        let keepalive = match connect.keep_alive {
+            0 => self.0.config.max_idle,
+            secs => Duration::from_secs(u64::from(secs)).mul_f32(1.5),
+        };
+        let acks = sink_only.then(Acks::new);
+        Some((Opened { framed, identity, session, keepalive, link_tx, acks }, link_rx))
+    }
+
+    /// Who the CONNECT is: its token (refreshing the credentials once if it fails) and a
+    /// will only on its own topics. None when refused (counted, logged and answered).
+    async fn authorize<S>(
+        &self,
+        framed: &mut Framed<S>,
+        peer: SocketAddr,
+        client_id: &str,
+        will: Option<LastWill>,
+        login: Option<Login>,
+    ) -> Option<(Identity, [u8; 32])>
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send,
+    {
+        let stats = &self.0.stats;
+        let mut accepted = self.authenticate(client_id, login.as_ref());
         if accepted.is_none() && self.refresh().await {
-            accepted = self.authenticate(&connect.client_id, login.as_ref());
+            accepted = self.authenticate(client_id, login.as_ref());
         }
         let Some((identity, token_hash)) = accepted else {
             Stats::add(&stats.refused_auth);
             let user = login.as_ref().map(|l| l.username.as_str()).unwrap_or("");
-            info!(%peer, user, client_id = %connect.client_id, "refused: not authorized");
+            info!(%peer, user, client_id, "refused: not authorized");
             framed.refuse(ConnectReturnCode::NotAuthorized).await;
             return None;
         };
@@ -380,15 +367,20 @@ impl Gateway {
                 return None;
             }
         }
-        if let Identity::Host(host) = &identity {
-            if !self.admit_host(host, peer.ip()).await {
-                // "Identifier rejected" (3.1.1 code 2, MQTT 5 0x85): the agent says
-                // `host_id_in_use` and waits its longest backoff before trying again.
-                framed.refuse(ConnectReturnCode::ClientIdentifierNotValid).await;
-                return None;
-            }
-        }
-        let sink_only = matches!(identity, Identity::Host(_)) && self.0.ingest.is_some();
+        Some((identity, token_hash))
+    }
+
+    /// The session's router link (none for a host whose publishes go to the ingest sink,
+    /// `sink_only`) and the CONNACK. None when that failed (the link, if any, closed).
+    async fn acknowledge<S>(
+        &self,
+        framed: &mut Framed<S>,
+        identity: &Identity,
+        sink_only: bool,
+    ) -> Option<(Option<LinkTx>, Option<LinkRx>)>
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send,
+    {
         let (mut link_tx, link_rx) = if sink_only {
             (None, None)
         } else {
@@ -408,29 +400,23 @@ impl Gateway {
             }
             return None;
         }
-        let keepalive = match connect.keep_alive {
-            0 => self.0.config.max_idle,
-            secs => Duration::from_secs(u64::from(secs)).mul_f32(1.5),
-        };
-        let client_id = connect.client_id;
-        let acks = sink_only.then(Acks::new);
-        Some((Opened { framed, identity, client_id, token_hash, keepalive, link_tx, acks }, link_rx))
+        Some((link_tx, link_rx))
     }
 
     /// The session: client packets to the router and the router's notifications to the
     /// client, until the client leaves, breaks a rule, goes quiet or is kicked.
-    async fn run<S>(&self, open: &mut Opened<S>, link_rx: Option<LinkRx>, kick: Arc<Notify>) -> End
+    async fn run<S>(&self, open: &mut Opened<S>, link_rx: Option<LinkRx>) -> End
     where
         S: AsyncRead + AsyncWrite + Unpin + Send,
     {
-        let Opened { framed, identity, keepalive, link_tx, acks, .. } = open;
+        let Opened { framed, identity, session, keepalive, link_tx, acks } = open;
         let keepalive = *keepalive;
         // Made once per session, not per packet: re-registering a timer and two waiters
         // for every packet cost more CPU under load than the ACL. The idle
         // timer is moved only when it fires before its time.
         let mut last_packet = Instant::now();
         let idle = sleep_until(last_packet + keepalive);
-        let kicked = kick.notified();
+        let kicked = session.kick.notified();
         // Boxed, and only for a session with a link: the wait is 500 bytes, and most
         // sessions (agents) have no link.
         let mut notes = link_rx.map(|rx| Box::pin(next_note(rx)));
@@ -621,97 +607,6 @@ impl Gateway {
                 .iter()
                 .try_for_each(|f| acl::check_subscribe(who, &f.path).map_err(|v| (v, f.path.clone()))),
             _ => Ok(()),
-        }
-    }
-
-    /// Whether a host may connect from `addr` now: not while two agents share its token
-    /// and another one holds the session (see [`crate::clones`]). A trip is counted,
-    /// logged and published to [`Gateway::clone_events`].
-    async fn admit_host(&self, host: &HostId, addr: IpAddr) -> bool {
-        let stats = &self.0.stats;
-        let mut presence = self.0.presence.lock().await;
-        let live = presence.sessions.host(host.as_str()).map(|s| s.addr);
-        match presence.clones.connect(host, live, addr, std::time::Instant::now()) {
-            Decision::Allow => true,
-            Decision::Refuse => {
-                Stats::add(&stats.refused_clone);
-                debug!(host = %host, %addr, "refused: another agent of this host is connected");
-                false
-            }
-            Decision::Trip(detected) => {
-                Stats::add(&stats.refused_clone);
-                Stats::add(&stats.clones_detected);
-                let addresses: Vec<String> = detected.addresses.iter().map(ToString::to_string).collect();
-                warn!(
-                    host = %host,
-                    addresses = addresses.join(" "),
-                    kept = %detected.kept,
-                    cool_down_s = detected.cool_down.as_secs(),
-                    "two agents use this host's token; keeping the connected one, refusing the others"
-                );
-                let _ = self.0.clone_events.send(detected);
-                false
-            }
-        }
-    }
-
-    /// Registers a session, replacing (and closing) an older one of the same key, or the
-    /// credential's oldest over the observer cap.
-    async fn join(&self, who: &Identity, client_id: &str, token_hash: [u8; 32], addr: IpAddr) -> (u64, Arc<Notify>) {
-        let id = self.0.next_session.fetch_add(1, Ordering::Relaxed);
-        let kick = Arc::new(Notify::new());
-        let mut presence = self.0.presence.lock().await;
-        let session = Session { id, token_hash, addr, kick: kick.clone() };
-        match presence.sessions.join(who, client_id, session) {
-            Some(Displaced::Replaced(old)) => {
-                info!(user = who.name(), client_id, "a newer session replaces the live one");
-                old.kick.notify_one();
-            }
-            Some(Displaced::Evicted(old, old_client)) => {
-                // Logged at the 1st, 2nd, 4th, 8th ... eviction: clients reconnecting in
-                // a loop must not fill the log; the counter has the exact count.
-                let evictions = self.0.stats.observer_evictions.fetch_add(1, Ordering::Relaxed) + 1;
-                let cap = self.0.config.max_observer_sessions;
-                if evictions.is_power_of_two() {
-                    warn!(user = who.name(), client_id = %old_client, cap, evictions, "observer over its session cap; closing its oldest session");
-                } else {
-                    debug!(user = who.name(), client_id = %old_client, "observer over its session cap; oldest closed");
-                }
-                old.kick.notify_one();
-            }
-            None => {}
-        }
-        if let Identity::Host(host) = who {
-            self.publish_status(&mut presence.link, host, true).await;
-        }
-        (id, kick)
-    }
-
-    /// Retained `online`/`offline` on the host's status topic, on the presence link (and
-    /// to the ingest sink, in order with the host's data). rumqttd's public API builds
-    /// only QoS 0 publishes for local links; subscribers still receive them, retained.
-    async fn publish_status(&self, link: &mut LinkTx, host: &HostId, online: bool) {
-        let payload = if online { wire::topic::ONLINE } else { wire::topic::OFFLINE };
-        let publish = Publish::new(host.topic(Kind::Status), payload.to_owned(), true);
-        if let Some(ingest) = &self.0.ingest {
-            let delivery = Delivery { topic: publish.topic.clone(), payload: publish.payload.clone(), done: None };
-            if !ingest.send(delivery).await {
-                warn!(host = %host, "ingest consumer gone; presence not stored");
-            }
-        }
-        self.0.router.backlog().add(publish.topic.len() + publish.payload.len());
-        if link.send(Packet::Publish(publish, None)).await.is_err() {
-            warn!(host = %host, "router gone; presence not published");
-        }
-    }
-
-    /// Unregisters a session; `offline` only if no newer session of that host is live.
-    async fn leave(&self, who: &Identity, id: u64) {
-        let mut presence = self.0.presence.lock().await;
-        if presence.sessions.leave(who, id) {
-            if let Identity::Host(host) = who {
-                self.publish_status(&mut presence.link, host, false).await;
-            }
         }
     }
 }
