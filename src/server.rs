@@ -2,9 +2,7 @@
 //! dashboard together on them and runs them until shutdown.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::Context;
 use broker::{Gateway, GatewayConfig, Router};
@@ -16,6 +14,7 @@ use tokio_rustls::TlsAcceptor;
 use tracing::{info, warn};
 
 use crate::config::ServerConfig;
+use crate::registry::{install_credentials, Installed, RegistryWatcher};
 
 /// Where a server listens, as bound (port 0 resolved).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,10 +79,6 @@ impl Listeners {
     }
 }
 
-/// How often the credential table is checked for changes made by other processes (the
-/// CLI). A rotated or removed host is kicked within this plus a few milliseconds.
-const CREDENTIALS_POLL: Duration = Duration::from_millis(250);
-
 async fn bind(addr: SocketAddr, var: &str) -> anyhow::Result<TcpListener> {
     TcpListener::bind(addr).await.with_context(|| {
         format!("cannot listen on {addr} ({var}); is another process using it? `ss -ltnp` shows which")
@@ -108,26 +103,35 @@ pub async fn run(
     // Hosts' publishes reach the recorder through the ingest sink, so that a PUBACK
     // means committed; observers and Home Assistant still read them from the router.
     let (ingest, deliveries) = broker::ingest::channel(broker::ingest::CAPACITY);
-    let (credentials, gateway) = start_gateway(&config, &router, gateway_config, ingest).await?;
+    // Before the gateway: its credentials come from the registry.
+    let registry = Arc::new(RegistryWatcher::start(&config.database, config.ha_prefix.clone()).await?);
+    let installed = Arc::new(Installed::default());
+    let gateway = start_gateway(&registry, &installed, &router, gateway_config, ingest).await?;
     let recorder_config = RecorderConfig { database: config.database.clone(), retention: config.retention };
     let recorder = Recorder::start(Source::Ingest(deliveries), recorder_config).await?;
 
     // rumqttd forgets retained messages on restart: republish every host's status.
     // Nobody is connected yet, so that is `offline` until each agent comes back.
-    credentials.sync(&gateway).await?;
-    gateway.announce_offline(&host_ids(config.database.clone()).await?).await;
+    installed.install(&gateway, &registry.current()).await;
+    let hosts: Vec<wire::HostId> = registry.current().hosts.iter().cloned().collect();
+    gateway.announce_offline(&hosts).await;
 
     let (stop_tx, stop_rx) = watch::channel(false);
-    let watcher = tokio::spawn(watch_credentials(credentials, gateway.clone(), stop_rx.clone()));
+    let watcher = {
+        let (registry, stop) = (registry.clone(), stop_rx.clone());
+        tokio::spawn(async move { registry.run(stop).await })
+    };
+    let credentials =
+        tokio::spawn(install_credentials(registry.subscribe(), installed, gateway.clone(), stop_rx.clone()));
     let clones = tokio::spawn(report_clones(gateway.clone_events(), recorder.reports.clone(), stop_rx.clone()));
 
     let Listeners { http, mqtt, mqtts, bound } = listeners;
     let mqtt_tasks = spawn_mqtt(mqtt, mqtts, &gateway, &stop_rx);
     let state = dashboard_state(&config, auth, &gateway, &recorder, &stop_rx, bound);
     let web = tokio::spawn(dashboard::serve(http, state, stopped(stop_rx.clone())));
-    let alerting = spawn_alerting(&config, &router, &recorder, &stop_rx).await?;
+    let alerting = spawn_alerting(&config, &router, &recorder, &registry, &stop_rx).await?;
     let homeassistant = if config.ha_discovery {
-        Some(spawn_homeassistant(&config, &router, &recorder, &stop_rx, bound).await?)
+        Some(spawn_homeassistant(&config, &router, &recorder, &registry, &stop_rx, bound).await?)
     } else {
         None
     };
@@ -150,6 +154,7 @@ pub async fn run(
         warn!(error = %e, "web server task failed");
     }
     let _ = watcher.await;
+    let _ = credentials.await;
     let _ = clones.await;
     log_exit("alerting", alerting.await);
     if let Some(task) = homeassistant {
@@ -160,30 +165,33 @@ pub async fn run(
     Ok(())
 }
 
-/// The gateway, with a refresh that reloads the credential table when a CONNECT fails,
-/// and the table it shares with the poller.
+/// The gateway, with a refresh that checks the registry at once when a CONNECT fails, so
+/// that a host added a moment ago by another process gets in.
 async fn start_gateway(
-    config: &ServerConfig,
+    registry: &Arc<RegistryWatcher>,
+    installed: &Arc<Installed>,
     router: &Router,
     gateway_config: GatewayConfig,
     ingest: broker::Ingest,
-) -> anyhow::Result<(Arc<Credentials>, Gateway)> {
-    let credentials = Arc::new(Credentials {
-        database: config.database.clone(),
-        ha_prefix: config.ha_prefix.clone(),
-        installed: tokio::sync::Mutex::new(None),
-    });
+) -> anyhow::Result<Gateway> {
     let refresh: broker::gateway::Refresh = {
-        let credentials = credentials.clone();
+        let (registry, installed) = (registry.clone(), installed.clone());
         Arc::new(move |gateway| {
-            let credentials = credentials.clone();
-            // Ok(None) counts too: a sync that held the lock meanwhile may have installed
-            // the very credential this CONNECT needs.
-            Box::pin(async move { credentials.sync(&gateway).await.is_ok() })
+            let (registry, installed) = (registry.clone(), installed.clone());
+            Box::pin(async move {
+                if let Err(e) = registry.check().await {
+                    warn!(error = format!("{e:#}"), "failed to read the host registry");
+                    return false;
+                }
+                // Installed here rather than left to the install loop, so the CONNECT
+                // retries against it; a None counts too: the loop may have installed
+                // the very credential this CONNECT needs meanwhile.
+                installed.install(&gateway, &registry.current()).await;
+                true
+            })
         })
     };
-    let gateway = Gateway::new(router.clone(), gateway_config, Some(refresh), Some(ingest)).await?;
-    Ok((credentials, gateway))
+    Gateway::new(router.clone(), gateway_config, Some(refresh), Some(ingest)).await
 }
 
 /// One accept loop per MQTT listener that is on (plain, TLS).
@@ -228,6 +236,7 @@ async fn spawn_alerting(
     config: &ServerConfig,
     router: &Router,
     recorder: &Recorder,
+    registry: &RegistryWatcher,
     stop: &watch::Receiver<bool>,
 ) -> anyhow::Result<JoinHandle<anyhow::Result<()>>> {
     let mut alerting_config = alerting::AlertingConfig::new(config.database.clone());
@@ -243,6 +252,7 @@ async fn spawn_alerting(
         alerting_config,
         recorder.fleet.clone(),
         recorder.live.subscribe(),
+        registry.subscribe(),
         Some(publisher),
         stopped(stop.clone()),
     )))
@@ -253,6 +263,7 @@ async fn spawn_homeassistant(
     config: &ServerConfig,
     router: &Router,
     recorder: &Recorder,
+    registry: &RegistryWatcher,
     stop: &watch::Receiver<bool>,
     bound: Bound,
 ) -> anyhow::Result<JoinHandle<anyhow::Result<()>>> {
@@ -260,13 +271,14 @@ async fn spawn_homeassistant(
         base_url: config.dashboard_url(bound.http),
         version: dashboard::VERSION.to_owned(),
     };
-    let ha_config = homeassistant::HaConfig::new(config.ha_prefix.clone(), context, config.database.clone());
+    let ha_config = homeassistant::HaConfig::new(config.ha_prefix.clone(), context);
     Ok(tokio::spawn(homeassistant::run(
         ha_config,
         router.clone(),
         broker::Publisher::new(router, "homeassistant").await?,
         recorder.fleet.clone(),
         recorder.live.subscribe(),
+        registry.subscribe(),
         stopped(stop.clone()),
     )))
 }
@@ -282,53 +294,6 @@ fn log_exit(what: &str, joined: Result<anyhow::Result<()>, tokio::task::JoinErro
 
 async fn stopped(mut stop: watch::Receiver<bool>) {
     let _ = stop.wait_for(|s| *s).await;
-}
-
-/// The credential table in the database, and which version of it the gateway has.
-struct Credentials {
-    database: PathBuf,
-    /// The discovery prefix `ha` credentials may publish their status under.
-    ha_prefix: wire::DiscoveryPrefix,
-    /// The `credentials_version` installed in the gateway. Held across "read, compare,
-    /// install" by the poller and by the gateway's refresh (a failed CONNECT) alike, so
-    /// that installs happen in version order. Without it, a table read by one could be
-    /// installed after a newer one read by the other, or the version could be marked seen
-    /// before its table was installed: a credential added a moment ago was then refused,
-    /// or its fresh session kicked.
-    installed: tokio::sync::Mutex<Option<i64>>,
-}
-
-impl Credentials {
-    /// Installs the database's table in `gateway` if its version changed since the last
-    /// install (always on the first). Returns how many sessions that closed, or None when
-    /// nothing changed.
-    async fn sync(&self, gateway: &Gateway) -> anyhow::Result<Option<usize>> {
-        let mut installed = self.installed.lock().await;
-        let path = self.database.clone();
-        let prefix = self.ha_prefix.clone();
-        let seen = *installed;
-        let loaded = tokio::task::spawn_blocking(move || {
-            let conn = recorder::db::open_read(&path)?;
-            let version = recorder::hosts::credentials_version(&conn)?;
-            if seen == Some(version) {
-                return Ok::<_, anyhow::Error>(None);
-            }
-            Ok(Some((version, recorder::hosts::credential_table(&conn, &prefix)?)))
-        })
-        .await??;
-        let Some((version, table)) = loaded else { return Ok(None) };
-        let kicked = gateway.set_credentials(table).await;
-        *installed = Some(version);
-        Ok(Some(kicked))
-    }
-}
-
-async fn host_ids(database: PathBuf) -> anyhow::Result<Vec<wire::HostId>> {
-    tokio::task::spawn_blocking(move || {
-        let conn = recorder::db::open_read(&database)?;
-        Ok(recorder::hosts::host_ids(&conn)?)
-    })
-    .await?
 }
 
 /// Hands each trip of the gateway's clone detector to the recorder (an event and a
@@ -349,22 +314,6 @@ async fn report_clones(
                 Err(RecvError::Closed) => return,
             },
             _ = &mut stop => return,
-        }
-    }
-}
-
-/// Reloads credentials whenever their version changes, so that `host rotate/remove`
-/// from the CLI or the admin page closes the affected session at once.
-async fn watch_credentials(credentials: Arc<Credentials>, gateway: Gateway, mut stop: watch::Receiver<bool>) {
-    loop {
-        match credentials.sync(&gateway).await {
-            Ok(Some(kicked)) => info!(kicked, "credentials loaded"),
-            Ok(None) => {}
-            Err(e) => warn!(error = format!("{e:#}"), "failed to reload credentials"),
-        }
-        tokio::select! {
-            _ = tokio::time::sleep(CREDENTIALS_POLL) => {}
-            _ = stop.wait_for(|s| *s) => return,
         }
     }
 }

@@ -1,6 +1,6 @@
-//! The running service: every round (a few seconds, sooner after a live card change) it
-//! reads what the CLI may have changed (hosts, silences, acknowledgements, channels,
-//! rule overrides),
+//! The running service: every round (a few seconds, sooner after a live card change or a
+//! registry change) it reads what the CLI may have changed (silences, acknowledgements,
+//! channels, rule overrides; the hosts come from the server's registry watcher),
 //! evaluates every host of the fleet, stores the alerts, and hands each due message to
 //! each channel through the rate limiter; deliveries run as tasks of their own. Each
 //! host's firing set and its transitions go to MQTT ([`crate::mqtt`]).
@@ -11,9 +11,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use recorder::fleet::Fleet;
+use recorder::hosts::Registry;
 use recorder::state::Card;
 use rusqlite::Connection;
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, watch};
 use tokio::task::JoinSet;
 use tracing::{info, warn};
 
@@ -71,16 +72,18 @@ async fn blocking<T: Send + 'static>(
 
 /// Runs alerting until `shutdown` resolves, then waits up to 5 s for deliveries. With a
 /// `publisher`, every host's firing set is republished (retained) at once, and then
-/// whenever it changes, with each transition.
+/// whenever it changes, with each transition. The registered hosts come from `registry`.
 pub async fn run(
     config: AlertingConfig,
     fleet: Fleet,
     mut live: broadcast::Receiver<Card>,
+    mut registry: watch::Receiver<Arc<Registry>>,
     publisher: Option<broker::Publisher>,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> anyhow::Result<()> {
     let db: Db = Arc::new(Mutex::new(recorder::db::open(&config.database)?));
-    let (alerts, hosts) = blocking(&db, |c| Ok((store::load_alerts(c)?, store::hosts(c)?))).await?;
+    let mut hosts = host_names(&registry.borrow_and_update());
+    let alerts = blocking(&db, |c| store::load_alerts(c)).await?;
     let (mirror, retained) = Mirror::start(alerts.iter(), &hosts, wire::now_ms());
     let settings = config.settings.clone();
     let mut service = Service {
@@ -106,11 +109,15 @@ pub async fn run(
                 // The recorder stopped: rounds on the timer only.
                 Err(broadcast::error::RecvError::Closed) => live = broadcast::channel(1).1,
             },
+            Ok(()) = registry.changed() => {
+                hosts = host_names(&registry.borrow_and_update());
+                changed = true;
+            }
             _ = tick.tick() => {
                 if changed || last.elapsed() >= config.every {
                     changed = false;
                     last = tokio::time::Instant::now();
-                    if let Err(e) = service.round(&fleet, wire::now_ms()).await {
+                    if let Err(e) = service.round(&fleet, &hosts, wire::now_ms()).await {
                         warn!(error = format!("{e:#}"), "alerting round failed");
                     }
                 }
@@ -125,6 +132,11 @@ pub async fn run(
     Ok(())
 }
 
+/// The registered hosts' names, as the engine and the MQTT mirror take them.
+fn host_names(registry: &Registry) -> HashSet<String> {
+    registry.hosts.iter().map(|h| h.to_string()).collect()
+}
+
 struct Service {
     engine: Engine,
     limiter: Limiter,
@@ -137,13 +149,12 @@ struct Service {
 }
 
 impl Service {
-    async fn round(&mut self, fleet: &Fleet, now_ms: i64) -> anyhow::Result<()> {
-        let (hosts, silences, acked, channels, overrides) = blocking(&self.db, move |c| {
-            let overrides = store::overrides(c)?;
-            Ok((store::hosts(c)?, store::silences(c, now_ms)?, store::acked(c)?, store::channels(c)?, overrides))
+    async fn round(&mut self, fleet: &Fleet, hosts: &HashSet<String>, now_ms: i64) -> anyhow::Result<()> {
+        let (silences, acked, channels, overrides) = blocking(&self.db, move |c| {
+            Ok((store::silences(c, now_ms)?, store::acked(c)?, store::channels(c)?, store::overrides(c)?))
         })
         .await?;
-        self.engine.retain_hosts(&hosts);
+        self.engine.retain_hosts(hosts);
         self.engine.set_silences(silences);
         self.engine.set_overrides(Overrides::new(overrides));
         self.engine.set_acked(&acked);
@@ -157,7 +168,7 @@ impl Service {
         let outgoing = self.engine.flush(now_ms);
         // Stored before sending: a crash now loses a message rather than repeating it.
         self.save().await?;
-        let publications = self.mirror.update(self.engine.alerts(), &hosts, now_ms);
+        let publications = self.mirror.update(self.engine.alerts(), hosts, now_ms);
         self.publish(publications).await;
         let names: HashSet<String> = channels.iter().map(|c| c.name.clone()).collect();
         self.limiter.retain_channels(|c| names.contains(c));

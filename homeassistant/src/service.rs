@@ -3,19 +3,19 @@
 //! Driven by the recorder's live updates (each changed card names a host; its state is
 //! read from the fleet), not by a second subscription to the agents' payloads. Besides
 //! those, it subscribes (unpaced) to Home Assistant's birth on `<prefix>/status` and to
-//! the server's own `pmon/v1/+/alerts` (the firing count), and polls the registry's
-//! credentials version to notice hosts added or removed by the CLI.
+//! the server's own `pmon/v1/+/alerts` (the firing count), and takes the hosts added or
+//! removed by the CLI from the server's registry watcher.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use broker::{Pacing, Publisher, Router};
 use rand::Rng;
 use recorder::fleet::Fleet;
+use recorder::hosts::Registry;
 use recorder::state::{Card, HostState};
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::{broadcast, mpsc, watch};
 use tokio::time::Instant;
 use tracing::{info, warn};
 use wire::{DiscoveryPrefix, HostId, ServerKind};
@@ -28,7 +28,6 @@ use crate::discovery::{self, Context};
 pub struct HaConfig {
     pub prefix: DiscoveryPrefix,
     pub context: Context,
-    pub database: PathBuf,
     /// Configs are republished this long (at random within it) after Home Assistant's
     /// birth, so that a fleet of servers does not answer at the same instant, as Home
     /// Assistant's documentation recommends.
@@ -36,14 +35,13 @@ pub struct HaConfig {
 }
 
 impl HaConfig {
-    pub fn new(prefix: DiscoveryPrefix, context: Context, database: PathBuf) -> HaConfig {
-        HaConfig { prefix, context, database, birth_delay: (Duration::from_secs(1), Duration::from_secs(5)) }
+    pub fn new(prefix: DiscoveryPrefix, context: Context) -> HaConfig {
+        HaConfig { prefix, context, birth_delay: (Duration::from_secs(1), Duration::from_secs(5)) }
     }
 }
 
-/// How often the registry is checked for hosts added or removed by the CLI, and how often
-/// every host's status (which changes with time alone: a silent host) is recomputed.
-const REGISTRY_POLL: Duration = Duration::from_secs(1);
+/// How often every host's status (which changes with time alone: a silent host) is
+/// recomputed.
 const STATUS_REFRESH: Duration = Duration::from_secs(30);
 
 /// Something a subscription saw.
@@ -153,18 +151,6 @@ fn state_of(fleet: &Fleet, host: &HostId) -> Arc<HostState> {
         .unwrap_or_else(|| Arc::new(HostState { host_id: host.as_str().to_owned(), ..HostState::default() }))
 }
 
-async fn registry(database: PathBuf, seen: Option<i64>) -> anyhow::Result<Option<(i64, BTreeSet<HostId>)>> {
-    tokio::task::spawn_blocking(move || {
-        let conn = recorder::db::open_read(&database)?;
-        let version = recorder::hosts::credentials_version(&conn)?;
-        if seen == Some(version) {
-            return Ok(None);
-        }
-        Ok(Some((version, recorder::hosts::host_ids(&conn)?.into_iter().collect())))
-    })
-    .await?
-}
-
 /// Forwards what `filter` receives, parsed by `parse`, until the router or the service
 /// is gone.
 async fn forward(
@@ -211,17 +197,19 @@ pub async fn run(
     publisher: Publisher,
     fleet: Fleet,
     mut live: broadcast::Receiver<Card>,
+    mut registry: watch::Receiver<Arc<Registry>>,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> anyhow::Result<()> {
     let (tx, mut events) = mpsc::channel(1024);
     forward(&router, "ha-birth", &config.prefix.status_topic(), tx.clone(), parse_birth).await?;
     let alerts_filter = format!("{}/+/{}", wire::PREFIX, ServerKind::Alerts.as_str());
     forward(&router, "ha-alerts", &alerts_filter, tx, parse_alerts).await?;
-    let mut service = Service::start(config, publisher, fleet).await?;
+    let first = registry.borrow_and_update().clone();
+    let mut service = Service::start(config, publisher, fleet, &first).await;
 
     tokio::pin!(shutdown);
-    let mut poll = tokio::time::interval(REGISTRY_POLL);
-    poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut refresh = tokio::time::interval_at(Instant::now() + STATUS_REFRESH, STATUS_REFRESH);
+    refresh.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         let mut dirty = BTreeSet::new();
         let mut force = false;
@@ -245,7 +233,11 @@ pub async fn run(
                 force = true;
                 service.all_dirty(&mut dirty);
             }
-            _ = poll.tick() => service.on_poll(&mut dirty).await,
+            Ok(()) = registry.changed() => {
+                let current = registry.borrow_and_update().clone();
+                service.on_registry(&current, &mut dirty).await;
+            }
+            _ = refresh.tick() => service.all_dirty(&mut dirty),
         }
         service.sync(&dirty, force).await;
     }
@@ -257,29 +249,26 @@ struct Service {
     publisher: Publisher,
     fleet: Fleet,
     mirror: Mirror,
-    /// The registry's credentials version last read, and its hosts.
-    version: i64,
+    /// The registered hosts, as last seen.
     hosts: BTreeSet<HostId>,
     /// When to republish everything after Home Assistant's birth (a random delay, so
     /// that many servers do not answer one birth at once).
     birth: Option<Instant>,
-    last_refresh: Instant,
 }
 
 impl Service {
-    /// Reads the registry and publishes every host's config and states.
-    async fn start(config: HaConfig, publisher: Publisher, fleet: Fleet) -> anyhow::Result<Service> {
+    /// Publishes every registered host's config and states.
+    async fn start(config: HaConfig, publisher: Publisher, fleet: Fleet, registry: &Registry) -> Service {
         let mirror = Mirror::new(config.prefix.clone(), config.context.clone());
-        let (version, hosts) = registry(config.database.clone(), None).await?.unwrap_or_default();
-        let mut service =
-            Service { config, publisher, fleet, mirror, version, hosts, birth: None, last_refresh: Instant::now() };
+        let hosts = registry.hosts.clone();
+        let mut service = Service { config, publisher, fleet, mirror, hosts, birth: None };
         let mut out = Vec::new();
         for host in &service.hosts {
             out.extend(service.mirror.sync(host, &state_of(&service.fleet, host), wire::now_ms(), true));
         }
         info!(hosts = service.hosts.len(), prefix = %service.config.prefix, "home assistant discovery published");
         service.publish(out).await;
-        Ok(service)
+        service
     }
 
     async fn publish(&self, out: Vec<Publication>) {
@@ -308,24 +297,13 @@ impl Service {
         }
     }
 
-    /// Hosts added or removed since the last poll, and every host once per
-    /// [`STATUS_REFRESH`].
-    async fn on_poll(&mut self, dirty: &mut BTreeSet<String>) {
-        match registry(self.config.database.clone(), Some(self.version)).await {
-            Ok(Some((v, registered))) => {
-                self.version = v;
-                let removed = self.mirror.remove_unregistered(&registered);
-                self.publish(removed).await;
-                dirty.extend(registered.difference(&self.hosts).map(|h| h.to_string()));
-                self.hosts = registered;
-            }
-            Ok(None) => {}
-            Err(e) => warn!(error = format!("{e:#}"), "home assistant: failed to read the registry"),
-        }
-        if self.last_refresh.elapsed() >= STATUS_REFRESH {
-            self.last_refresh = Instant::now();
-            self.all_dirty(dirty);
-        }
+    /// Hosts added or removed by a registry change: the removed ones cleared, the added
+    /// ones published.
+    async fn on_registry(&mut self, registry: &Registry, dirty: &mut BTreeSet<String>) {
+        let removed = self.mirror.remove_unregistered(&registry.hosts);
+        self.publish(removed).await;
+        dirty.extend(registry.hosts.difference(&self.hosts).map(|h| h.to_string()));
+        self.hosts = registry.hosts.clone();
     }
 
     /// Publishes what changed for the hosts in `dirty` (everything with `force`).

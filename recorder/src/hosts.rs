@@ -2,7 +2,7 @@
 //! credential table the gateway checks tokens against. Used by the CLI and the admin page
 //! alike.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
 use broker::{hash_token, new_token, Credential, CredentialTable, Role};
@@ -201,6 +201,27 @@ pub fn credential_table(conn: &Connection, discovery_prefix: &DiscoveryPrefix) -
     Ok(CredentialTable(table))
 }
 
+/// The registry as the running server sees it: the gateway's credentials and the hosts
+/// Home Assistant and alerting cover, at one `credentials_version`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Registry {
+    pub version: i64,
+    pub credentials: CredentialTable,
+    pub hosts: BTreeSet<HostId>,
+}
+
+/// Reads the [`Registry`] in one read transaction, so that its version and content agree.
+pub fn registry(conn: &Connection, discovery_prefix: &DiscoveryPrefix) -> rusqlite::Result<Registry> {
+    let tx = conn.unchecked_transaction()?;
+    let registry = Registry {
+        version: credentials_version(&tx)?,
+        credentials: credential_table(&tx, discovery_prefix)?,
+        hosts: host_ids(&tx)?.into_iter().collect(),
+    };
+    tx.finish()?;
+    Ok(registry)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -226,6 +247,19 @@ mod tests {
         assert!(credential_table(&conn, &DiscoveryPrefix::default()).unwrap().verify("pve1", &rotated).is_none());
         assert!(matches!(remove_host(&mut conn, "pve1"), Err(RegistryError::NotFound(_))));
         assert_eq!(credentials_version(&conn).unwrap(), v0 + 3);
+    }
+
+    #[test]
+    fn the_registry_snapshot_has_the_hosts_and_every_credential_at_its_version() {
+        let (_dir, mut conn) = db();
+        let (_, token) = add_host(&mut conn, "pve1").unwrap();
+        add_host(&mut conn, "pve2").unwrap();
+        add_observer(&mut conn, "ops").unwrap();
+        let r = registry(&conn, &DiscoveryPrefix::default()).unwrap();
+        assert_eq!(r.version, credentials_version(&conn).unwrap());
+        assert_eq!(r.hosts.iter().map(HostId::as_str).collect::<Vec<_>>(), ["pve1", "pve2"]);
+        assert!(r.credentials.verify("pve1", &token).is_some());
+        assert_eq!(r.credentials.0.len(), 3, "hosts and the observer");
     }
 
     #[test]

@@ -161,11 +161,6 @@ pub fn list_alerts(conn: &Connection, now_ms: i64, recent_ms: i64) -> rusqlite::
     Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?.into_iter().flatten().collect())
 }
 
-/// The registered hosts.
-pub fn hosts(conn: &Connection) -> rusqlite::Result<HashSet<String>> {
-    conn.prepare_cached("SELECT host_id FROM hosts")?.query_map([], |r| r.get(0))?.collect()
-}
-
 pub fn add_silence(
     conn: &Connection,
     host: &str,
