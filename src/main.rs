@@ -274,6 +274,9 @@ fn host(cmd: HostCommand) -> anyhow::Result<()> {
         }
         HostCommand::List { json } => {
             let states = recorder::read::parse_states(&conn)?;
+            // Judged with the operator's rule overrides, as the server's cards are.
+            let overrides = alerting::store::overrides(&conn)?;
+            recorder::status::limits::set_current(alerting::overrides::Overrides::new(overrides));
             let now = wire::now_ms();
             if json {
                 let rows: Vec<_> = states

@@ -40,10 +40,13 @@ pub enum RuleCommand {
     Set {
         #[command(flatten)]
         target: Target,
-        /// Where it starts to warn (numeric rules: percent or °C).
+        /// Where it starts to warn. Numeric rules only: pool_capacity and storage_full
+        /// (percent used), scrub_age (days since the last scrub), disk_wear (NVMe percent
+        /// used), load (15-minute load per core), cpu_temperature and nvme_temperature (°C).
         #[arg(long)]
         trigger: Option<f64>,
-        /// Where it becomes critical.
+        /// Where it becomes critical (scrub_age, disk_wear and load have no critical
+        /// level until one is set).
         #[arg(long)]
         critical: Option<f64>,
         /// Where a firing alert clears (below --trigger).
@@ -125,6 +128,16 @@ fn switch(conn: &rusqlite::Connection, target: &Target, enabled: bool, now: i64)
     Ok(())
 }
 
+/// A rule's critical number as `rule list` prints it: `none` for a numeric rule that
+/// never becomes critical, `-` for a rule without numbers.
+fn critical(t: Option<Thresholds>) -> String {
+    match t {
+        Some(Thresholds { critical: Some(c), .. }) => format!("{c}"),
+        Some(_) => "none".to_owned(),
+        None => "-".to_owned(),
+    }
+}
+
 fn list(conn: &rusqlite::Connection, json: bool) -> anyhow::Result<()> {
     let overrides = store::overrides(conn)?;
     let settings = alerting::Settings::default();
@@ -137,7 +150,7 @@ fn list(conn: &rusqlite::Connection, json: bool) -> anyhow::Result<()> {
                 json!({
                     "rule": rule.as_str(),
                     "trigger": t.map(|t| t.warning),
-                    "critical": t.map(|t| t.critical),
+                    "critical": t.and_then(|t| t.critical),
                     "clear": t.map(|t| t.warning - t.clear_margin),
                     "pending_seconds": settings.for_duration(rule) / 1000,
                     "overrides": own,
@@ -155,7 +168,7 @@ fn list(conn: &rusqlite::Connection, json: bool) -> anyhow::Result<()> {
             "{:<18} {:>8} {:>8} {:>8} {:>7}s",
             rule.as_str(),
             n(t.map(|t| t.warning)),
-            n(t.map(|t| t.critical)),
+            critical(t),
             n(t.map(|t| t.warning - t.clear_margin)),
             settings.for_duration(rule) / 1000
         );

@@ -6,8 +6,8 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use recorder::state::HostState;
-use recorder::status::{self, Finding, Level, Rule, Thresholds};
-use wire::{Fast, Medium};
+use recorder::status::{self, Finding, Latest, Level, Rule, Thresholds};
+use wire::Medium;
 
 use crate::alert::{Alert, Identity, State};
 use crate::overrides::Overrides;
@@ -79,30 +79,27 @@ impl Engine {
         self.groups.retain(|host, _| registered.contains(host));
     }
 
-    /// Evaluates one host's state at `now_ms`.
+    /// Evaluates one host's state at `now_ms`, its findings judged under this engine's
+    /// overrides (the ones the cards read too, set in the same round).
     pub fn evaluate(&mut self, state: &HostState, now_ms: i64) {
-        let findings = state.findings(now_ms);
-        let latest =
-            Latest { fast: state.fast.as_ref().map(|p| &p.data), medium: state.medium.as_ref().map(|p| &p.data) };
-        self.apply_latest(&state.host_id, &findings, latest, now_ms);
+        let findings = state.findings_under(now_ms, &self.overrides);
+        self.apply_latest(&state.host_id, &findings, state.latest(), now_ms);
     }
 
     /// Applies `findings` of `host` (and its `medium`, for hysteresis and latches).
     pub fn apply(&mut self, host: &str, findings: &[Finding], medium: Option<&Medium>, now_ms: i64) {
-        self.apply_latest(host, findings, Latest { fast: None, medium }, now_ms);
+        self.apply_latest(host, findings, Latest { medium, ..Latest::default() }, now_ms);
     }
 
-    /// Applies `findings` of `host`, with its latest fast and medium data for the hysteresis of
-    /// sensor and capacity rules and for latches.
+    /// Applies `findings` of `host`, with its latest tier data for the hysteresis of the
+    /// numeric rules and for latches.
     pub fn apply_latest(&mut self, host: &str, findings: &[Finding], latest: Latest, now_ms: i64) {
-        let Latest { fast, medium } = latest;
         let offline = findings.iter().any(|f| f.rule == Rule::HostOffline);
         let identity = |rule, subject: &str| Identity { host: host.to_owned(), rule, subject: subject.to_owned() };
         let mut conditions: BTreeMap<Identity, Condition> = findings
             .iter()
             .map(|f| (identity(f.rule, f.subject.as_deref().unwrap_or("")), (f.level, f.value, f.message.clone())))
             .collect();
-        self.measure_overridden(host, &mut conditions, latest);
         let active: Vec<Identity> = self
             .alerts
             .values()
@@ -113,12 +110,9 @@ impl Engine {
             .collect();
         for id in &active {
             let alert = &self.alerts[id];
-            if let Some(thresholds) = self.overrides.resolve(id).thresholds {
-                let value = conditions
-                    .get(id)
-                    .and_then(|c| c.1)
-                    .or_else(|| medium.and_then(|m| status::measure(m, id.rule, &id.subject)))
-                    .or_else(|| fast.and_then(|f| status::measure_fast(f, id.rule, &id.subject)));
+            if let Some(thresholds) = id.effective(&self.overrides).thresholds {
+                let value =
+                    conditions.get(id).and_then(|c| c.1).or_else(|| latest.measure(id.rule, &id.subject, now_ms));
                 match value.and_then(|v| hysteresis(thresholds, v, alert.severity)) {
                     Some(level) => {
                         let message = conditions.get(id).map_or_else(|| alert.message.clone(), |c| c.2.clone());
@@ -130,14 +124,14 @@ impl Engine {
                 }
             } else if id.rule == Rule::GuestStopped
                 && !conditions.contains_key(id)
-                && medium.is_some_and(|m| status::guest_still_stopped(m, &id.subject))
+                && latest.medium.is_some_and(|m| status::guest_still_stopped(m, &id.subject))
             {
                 // The stop is news once; the alert holds until the guest runs again.
                 conditions.insert(id.clone(), (alert.severity, alert.value, alert.message.clone()));
             }
         }
         for (id, condition) in conditions {
-            if offline && id.rule != Rule::HostOffline || !self.overrides.resolve(&id).enabled {
+            if offline && id.rule != Rule::HostOffline || !id.effective(&self.overrides).enabled {
                 continue;
             }
             self.hold(id, condition, now_ms);
@@ -147,7 +141,7 @@ impl Engine {
             if still {
                 continue;
             }
-            if self.overrides.resolve(&id).enabled {
+            if id.effective(&self.overrides).enabled {
                 self.clear(&id, now_ms);
             } else {
                 self.clear_quietly(&id, now_ms);
@@ -155,27 +149,9 @@ impl Engine {
         }
     }
 
-    /// Replaces the findings of numeric rules whose thresholds an override changed for
-    /// this host: the status rules judged them by the built-in thresholds, so the engine
-    /// measures each subject itself (a lowered trigger fires where no finding came).
-    fn measure_overridden(&self, host: &str, conditions: &mut BTreeMap<Identity, Condition>, latest: Latest) {
-        for rule in Rule::ALL.into_iter().filter(|r| self.overrides.changes_thresholds(*r, host)) {
-            for (subject, value) in numeric_subjects(rule, latest) {
-                let id = Identity { host: host.to_owned(), rule, subject };
-                let effective = self.overrides.resolve(&id);
-                let Some(thresholds) = effective.thresholds.filter(|_| effective.thresholds_changed) else { continue };
-                conditions.remove(&id);
-                if let Some(level) = thresholds.level(value) {
-                    let message = numeric_message(rule, &id.subject, value);
-                    conditions.insert(id, (level, Some(value), message));
-                }
-            }
-        }
-    }
-
     /// The condition of `id` holds at `now_ms`.
     fn hold(&mut self, id: Identity, (level, value, message): Condition, now_ms: i64) {
-        let for_ms = self.overrides.resolve(&id).pending_ms.unwrap_or_else(|| self.settings.for_duration(id.rule));
+        let for_ms = id.effective(&self.overrides).pending_ms.unwrap_or_else(|| self.settings.for_duration(id.rule));
         let alert = self.alerts.entry(id.clone()).or_insert_with(|| {
             let mut a = Alert::new(id, level, value, message.clone(), now_ms);
             // A brand-new alert is resolved until the code below starts its episode.
@@ -259,45 +235,6 @@ impl Engine {
         if let Some(a) = self.alerts.get_mut(identity) {
             a.id = id;
         }
-    }
-}
-
-/// A host's latest tier data, as far as the engine needs it.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Latest<'a> {
-    pub fast: Option<&'a Fast>,
-    pub medium: Option<&'a Medium>,
-}
-
-/// Each subject of numeric `rule` in `latest`, with its current value.
-fn numeric_subjects(rule: Rule, latest: Latest) -> Vec<(String, f64)> {
-    let Latest { fast, medium } = latest;
-    let names: Vec<&str> = match rule {
-        Rule::PoolCapacity => {
-            medium.and_then(|m| m.pools.as_ref()).into_iter().flatten().map(|p| p.name.as_str()).collect()
-        }
-        Rule::StorageFull => {
-            medium.and_then(|m| m.storages.as_ref()).into_iter().flatten().map(|s| s.name.as_str()).collect()
-        }
-        Rule::CpuTemperature | Rule::NvmeTemperature => {
-            fast.and_then(|f| f.temps.as_ref()).into_iter().flatten().map(|t| t.name.as_str()).collect()
-        }
-        _ => Vec::new(),
-    };
-    let value = |name: &str| {
-        medium
-            .and_then(|m| status::measure(m, rule, name))
-            .or_else(|| fast.and_then(|f| status::measure_fast(f, rule, name)))
-    };
-    names.into_iter().filter_map(|n| value(n).map(|v| (n.to_owned(), v))).collect()
-}
-
-/// The message of a numeric condition the engine measured, worded as the status rules word it.
-fn numeric_message(rule: Rule, subject: &str, value: f64) -> String {
-    match rule {
-        Rule::PoolCapacity => format!("pool {subject} is {value:.0}% full"),
-        Rule::StorageFull => format!("storage {subject} is {value:.0}% full"),
-        _ => format!("{subject} is at {value:.0} °C"),
     }
 }
 

@@ -14,17 +14,7 @@ const MIN: i64 = 60_000;
 const T: i64 = 1_789_911_300_000;
 
 fn payload(ts_ms: i64, data: Medium) -> MediumPayload {
-    MediumPayload {
-        schema: wire::SCHEMA_VERSION,
-        host_id: "pve1".into(),
-        ts_ms,
-        seq: 0,
-        boot_id: String::new(),
-        agent_version: String::new(),
-        dropped: 0,
-        errors: Default::default(),
-        data,
-    }
+    crate::overrides_tests::payload("pve1", ts_ms, data)
 }
 
 fn vm(status: &str) -> Vec<Guest> {

@@ -156,7 +156,10 @@ impl Service {
         .await?;
         self.engine.retain_hosts(hosts);
         self.engine.set_silences(silences);
-        self.engine.set_overrides(Overrides::new(overrides));
+        let overrides = Overrides::new(overrides);
+        // The cards judge with the same overrides from now on (`HostState::findings`).
+        recorder::status::limits::set_current(overrides.clone());
+        self.engine.set_overrides(overrides);
         self.engine.set_acked(&acked);
         // A host that never reported is not installed yet rather than offline.
         let seen = |s: &&std::sync::Arc<recorder::state::HostState>| s.last_seen_ms.is_some();

@@ -9,6 +9,7 @@ use wire::{Medium, Pool};
 use crate::alert::{Identity, State};
 use crate::engine::Engine;
 use crate::notify::{ItemKind, Outgoing};
+use crate::overrides_tests::payload;
 use crate::settings::Settings;
 use crate::silence::Silence;
 
@@ -152,17 +153,7 @@ fn capacity_clears_only_past_the_hysteresis_margin() {
     let findings_at = |cap: f64| recorder::state::HostState {
         host_id: "pve1".into(),
         online: true,
-        medium: Some(wire::MediumPayload {
-            schema: wire::SCHEMA_VERSION,
-            host_id: "pve1".into(),
-            ts_ms: 0,
-            seq: 0,
-            boot_id: String::new(),
-            agent_version: String::new(),
-            dropped: 0,
-            errors: Default::default(),
-            data: medium(cap),
-        }),
+        medium: Some(payload("pve1", 0, medium(cap))),
         ..Default::default()
     };
     let alert = |e: &Engine| e.get(&id(Rule::PoolCapacity, "rpool")).map(|a| (a.state, a.severity));
@@ -182,16 +173,10 @@ fn a_hot_cpu_clears_only_past_the_hysteresis_margin() {
     let state_at = |c: f64| recorder::state::HostState {
         host_id: "pve1".into(),
         online: true,
-        fast: Some(wire::FastPayload {
-            schema: wire::SCHEMA_VERSION,
-            host_id: "pve1".into(),
-            ts_ms: 0,
-            seq: 0,
-            boot_id: String::new(),
-            agent_version: String::new(),
-            dropped: 0,
-            errors: Default::default(),
-            data: wire::Fast {
+        fast: Some(payload(
+            "pve1",
+            0,
+            wire::Fast {
                 temps: Some(vec![wire::Temp {
                     name: "cpu0".into(),
                     kind: wire::TempKind::Cpu,
@@ -200,7 +185,7 @@ fn a_hot_cpu_clears_only_past_the_hysteresis_margin() {
                 }]),
                 ..wire::Fast::default()
             },
-        }),
+        )),
         ..Default::default()
     };
     let alert = |e: &Engine| e.get(&id(Rule::CpuTemperature, "cpu0")).map(|a| a.state);

@@ -5,7 +5,7 @@
 use serde::Serialize;
 use wire::{Fast, FastPayload, GuestStatus, Medium, MediumPayload, Slow, SlowPayload};
 
-use crate::status::{self, Facts, Finding, Health, Level, SharedToken};
+use crate::status::{self, Facts, Finding, Health, Latest, Level, Overrides, SharedToken};
 
 /// Everything known about one host's current state.
 #[derive(Debug, Clone, Default)]
@@ -95,9 +95,18 @@ impl HostState {
         status::health(&self.findings(now_ms))
     }
 
-    /// What is wrong with the host at `now_ms`: the card's reasons and the alerts' conditions.
+    /// What is wrong with the host at `now_ms` under the server's current overrides
+    /// ([`status::limits::current`]): the card's reasons.
     pub fn findings(&self, now_ms: i64) -> Vec<Finding> {
+        self.findings_under(now_ms, &status::limits::current())
+    }
+
+    /// What is wrong with the host at `now_ms` under `limits`: alerting passes the
+    /// overrides it read this round (the same ones the cards then read).
+    pub fn findings_under(&self, now_ms: i64, limits: &Overrides) -> Vec<Finding> {
         status::findings(&Facts {
+            host_id: &self.host_id,
+            limits,
             online: self.online,
             now_ms,
             fast: self.fast.as_ref().map(|p| &p.data),
@@ -114,6 +123,15 @@ impl HostState {
             shared_token: self.shared_token.as_ref(),
             clock_skew_ms: self.clock_skew_ms,
         })
+    }
+
+    /// The latest sample of each tier, where alerting measures a numeric rule's subject.
+    pub fn latest(&self) -> Latest<'_> {
+        Latest {
+            fast: self.fast.as_ref().map(|p| &p.data),
+            medium: self.medium.as_ref().map(|p| &p.data),
+            slow: self.slow.as_ref().map(|p| &p.data),
+        }
     }
 
     pub fn card(&self, now_ms: i64) -> Card {

@@ -109,12 +109,9 @@ pub fn set_enabled(conn: &Connection, scope: &Scope, enabled: bool, now_ms: i64)
     let mut at = override_at(conn, scope)?.unwrap_or_else(|| Override::new(scope.clone()));
     at.enabled = if enabled {
         let others: Vec<Override> = overrides(conn)?.into_iter().filter(|o| o.scope != *scope).collect();
-        let probe = crate::alert::Identity {
-            host: scope.host.clone().unwrap_or_else(|| "\u{0}any".into()),
-            rule: scope.rule,
-            subject: scope.subject.clone().unwrap_or_else(|| "\u{0}any".into()),
-        };
-        (!Overrides::new(others).resolve(&probe).enabled).then_some(true)
+        let host = scope.host.as_deref().unwrap_or("\u{0}any");
+        let subject = scope.subject.as_deref().unwrap_or("\u{0}any");
+        (!Overrides::new(others).resolve(host, scope.rule, subject).enabled).then_some(true)
     } else {
         Some(false)
     };

@@ -91,7 +91,10 @@ async fn render(state: &AppState, session: &Session, error: Option<String>) -> R
             RuleRow {
                 rule: rule.as_str(),
                 trigger: number(t.map(|t| t.warning)),
-                critical: number(t.map(|t| t.critical)),
+                critical: match t {
+                    Some(t) => t.critical.map_or_else(|| "none".to_owned(), |c| format!("{c}")),
+                    None => String::new(),
+                },
                 clear: number(t.map(|t| t.warning - t.clear_margin)),
                 pending: seconds(Some(settings.for_duration(rule))),
             }

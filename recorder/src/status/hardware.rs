@@ -3,7 +3,7 @@
 
 use wire::{Disk, Fast, Slow, TempKind};
 
-use super::{Facts, Finding, Level, Rule, CPU_TEMPERATURE, DISK_WEAR_PCT, NVME_TEMPERATURE};
+use super::{Facts, Finding, Level, Rule};
 
 /// The same disk in an earlier slow payload: by serial when both have one, else by name.
 fn same_disk<'a>(previous: &'a Slow, disk: &Disk) -> Option<&'a Disk> {
@@ -42,9 +42,11 @@ pub(super) fn disks(f: &Facts, out: &mut Vec<Finding>) {
             }
         }
         let Some(nvme) = &disk.nvme else { continue };
-        if let Some(used) = nvme.percentage_used.filter(|u| *u >= DISK_WEAR_PCT) {
+        let wear = f.thresholds(Rule::DiskWear, &disk.name);
+        let used_level = nvme.percentage_used.zip(wear).and_then(|(u, t)| t.level(u as f64).map(|l| (u, l)));
+        if let Some((used, level)) = used_level {
             let message = format!("{what} has used {used}% of its rated endurance");
-            out.push(Finding::new(Rule::DiskWear, name, Warning, Some(used as f64), message));
+            out.push(Finding::new(Rule::DiskWear, name, level, Some(used as f64), message));
         }
         if let (Some(spare), Some(threshold)) = (nvme.available_spare, nvme.available_spare_threshold) {
             if spare < threshold {
@@ -62,15 +64,15 @@ pub(super) fn disks(f: &Facts, out: &mut Vec<Finding>) {
 }
 
 /// A CPU package or NVMe controller at or above its thresholds (a card's plain level).
-pub(super) fn temperatures(fast: &Fast, out: &mut Vec<Finding>) {
+pub(super) fn temperatures(f: &Facts, fast: &Fast, out: &mut Vec<Finding>) {
     for t in fast.temps.iter().flatten() {
-        let (rule, thresholds) = match t.kind {
-            TempKind::Cpu => (Rule::CpuTemperature, CPU_TEMPERATURE),
-            TempKind::Nvme => (Rule::NvmeTemperature, NVME_TEMPERATURE),
+        let rule = match t.kind {
+            TempKind::Cpu => Rule::CpuTemperature,
+            TempKind::Nvme => Rule::NvmeTemperature,
             TempKind::Other => continue,
         };
         let c = t.hottest();
-        if let Some(level) = thresholds.level(c) {
+        if let Some(level) = f.thresholds(rule, &t.name).and_then(|th| th.level(c)) {
             let message = format!("{} is at {c:.0} °C", t.name);
             out.push(Finding::new(rule, Some(&t.name), level, Some(c), message));
         }

@@ -5,7 +5,7 @@ use std::net::IpAddr;
 
 use wire::Fast;
 
-use super::{Facts, Finding, Level, Rule};
+use super::{load_per_core, Facts, Finding, Level, Rule};
 
 /// Two or more agents seen using one host's token (a cloned VM, a copied agent.toml):
 /// the gateway's clone detector tripped (`broker::clones`).
@@ -57,13 +57,19 @@ pub(super) fn silence(f: &Facts, out: &mut Vec<Finding>) {
     }
 }
 
-/// The 15-minute load above the number of cores.
-pub(super) fn load(fast: &Fast, out: &mut Vec<Finding>) {
-    if let (Some(load15), Some(cpus)) = (fast.load15, fast.cpus) {
-        if load15 > f64::from(cpus) {
-            let message = format!("load15 {load15:.2} is above {cpus} cores");
-            out.push(Finding::new(Rule::Load, None, Level::Warning, Some(load15), message));
-        }
+/// The 15-minute load per core at or above its trigger (built in: the number of cores).
+/// The value is per core, so one trigger fits hosts of every size.
+pub(super) fn load(f: &Facts, fast: &Fast, out: &mut Vec<Finding>) {
+    let (Some(load15), Some(cpus), Some(per_core)) = (fast.load15, fast.cpus, load_per_core(fast)) else { return };
+    let Some(thresholds) = f.thresholds(Rule::Load, "") else { return };
+    if let Some(level) = thresholds.level(per_core) {
+        let crossed = if level == Level::Critical { thresholds.critical } else { Some(thresholds.warning) };
+        let message = match crossed {
+            Some(1.0) => format!("load15 {load15:.2} is above {cpus} cores"),
+            Some(limit) => format!("load15 {load15:.2} is above {limit} × {cpus} cores"),
+            None => format!("load15 {load15:.2} on {cpus} cores"),
+        };
+        out.push(Finding::new(Rule::Load, None, level, Some(per_core), message));
     }
 }
 

@@ -5,12 +5,14 @@
 //!
 //! One file per area of rules: `host` (connection, silence, load, clock, shared token),
 //! `zfs` (pools and scrubs), `storage`, `guests`, `backups`, `hardware` (disks and temperatures);
-//! `thresholds` holds the numbers they compare against.
+//! `thresholds` holds the built-in numbers they compare against, `limits` the operator's
+//! overrides of them (and of which rules apply at all).
 
 mod backups;
 mod guests;
 mod hardware;
 mod host;
+pub mod limits;
 mod storage;
 mod thresholds;
 mod zfs;
@@ -21,9 +23,10 @@ use wire::{Fast, Medium, Slow};
 pub use backups::{allowed_age_s, daily_backup_max_age_s, set_daily_backup_max_age_s, DEFAULT_DAILY_BACKUP_MAX_AGE_S};
 pub use guests::{guest_still_stopped, guests, OPERATOR_STOP_SLACK_S};
 pub use host::{SharedToken, SHARED_TOKEN_HOLD_MS};
+pub use limits::{Effective, Override, OverrideError, Overrides, Scope};
 pub use thresholds::{
-    measure, measure_fast, pct, Thresholds, CPU_TEMPERATURE, DISK_WEAR_PCT, NVME_TEMPERATURE, POOL_CAPACITY,
-    SCRUB_AGE_DAYS, STORAGE_FULL,
+    load_per_core, measure, measure_fast, measure_slow, pct, scrub_age_days, Latest, Thresholds, CPU_TEMPERATURE,
+    DISK_WEAR, DISK_WEAR_PCT, LOAD_PER_CORE, NVME_TEMPERATURE, POOL_CAPACITY, SCRUB_AGE_DAYS, STORAGE_FULL,
 };
 pub use zfs::pool_level;
 
@@ -178,6 +181,9 @@ impl Finding {
 
 /// What the rules look at.
 pub struct Facts<'a> {
+    pub host_id: &'a str,
+    /// The operator's overrides: the numeric rules' thresholds and the disabled rules.
+    pub limits: &'a Overrides,
     pub online: bool,
     pub now_ms: i64,
     pub fast: Option<&'a Fast>,
@@ -203,8 +209,18 @@ pub struct Facts<'a> {
     pub clock_skew_ms: Option<i64>,
 }
 
+impl Facts<'_> {
+    /// The thresholds of numeric `rule` for `subject` ('' for the host) on this host,
+    /// the operator's overrides applied; None for a rule without numbers.
+    fn thresholds(&self, rule: Rule, subject: &str) -> Option<Thresholds> {
+        self.limits.resolve(self.host_id, rule, subject).thresholds
+    }
+}
+
 /// Every finding, worst rules first within each group; only [`Rule::HostOffline`] when
-/// the host is not connected (nothing else is known then).
+/// the host is not connected (nothing else is known then). A rule the operator disabled
+/// for a subject gives no finding for it, except `host_offline`: that is the connection,
+/// not a judgement, and nothing else is known of an offline host.
 pub fn findings(f: &Facts) -> Vec<Finding> {
     if !f.online {
         return vec![Finding::new(Rule::HostOffline, None, Level::Offline, None, "not connected".into())];
@@ -215,16 +231,19 @@ pub fn findings(f: &Facts) -> Vec<Finding> {
     host::silence(f, &mut out);
     if let Some(medium) = f.medium {
         zfs::pools(f, medium, &mut out);
-        storage::storages(medium, &mut out);
+        storage::storages(f, medium, &mut out);
         guests::stopped(f, medium, &mut out);
         backups::backups(f, medium, &mut out);
     }
     if let Some(fast) = f.fast {
-        host::load(fast, &mut out);
-        hardware::temperatures(fast, &mut out);
+        host::load(f, fast, &mut out);
+        hardware::temperatures(f, fast, &mut out);
     }
     hardware::disks(f, &mut out);
     host::clock_skew(f, &mut out);
+    if !f.limits.is_empty() {
+        out.retain(|x| f.limits.resolve(f.host_id, x.rule, x.subject.as_deref().unwrap_or("")).enabled);
+    }
     out
 }
 
@@ -243,5 +262,7 @@ pub fn health(findings: &[Finding]) -> Health {
     Health { level, reasons: sorted.into_iter().map(|f| f.message.clone()).collect() }
 }
 
+#[cfg(test)]
+mod limits_tests;
 #[cfg(test)]
 mod tests;

@@ -2,9 +2,9 @@
 
 use wire::Medium;
 
-use super::{pct, Finding, Level, Rule, STORAGE_FULL};
+use super::{pct, Facts, Finding, Level, Rule};
 
-pub(super) fn storages(medium: &Medium, out: &mut Vec<Finding>) {
+pub(super) fn storages(f: &Facts, medium: &Medium, out: &mut Vec<Finding>) {
     for s in medium.storages.iter().flatten() {
         let name = Some(s.name.as_str());
         if s.enabled && !s.active {
@@ -13,7 +13,7 @@ pub(super) fn storages(medium: &Medium, out: &mut Vec<Finding>) {
         }
         // An inactive storage's figures are stale, so only an active one can be full.
         if let Some(p) = pct(s.used, s.total).filter(|_| s.active) {
-            if let Some(level) = STORAGE_FULL.level(p) {
+            if let Some(level) = f.thresholds(Rule::StorageFull, &s.name).and_then(|t| t.level(p)) {
                 let message = format!("storage {} is {p:.0}% full", s.name);
                 out.push(Finding::new(Rule::StorageFull, name, level, Some(p), message));
             }

@@ -3,9 +3,12 @@ use super::*;
 use wire::{Disk, Fast, Medium, Pool, Scan, ScanFunction, ScanState, Slow, Storage, TempKind, Vdev};
 
 const NOW: i64 = 1_764_000_000_000;
+static NO_LIMITS: Overrides = Overrides::NONE;
 
-fn facts<'a>(fast: Option<&'a Fast>, medium: Option<&'a Medium>) -> Facts<'a> {
+pub(super) fn facts<'a>(fast: Option<&'a Fast>, medium: Option<&'a Medium>) -> Facts<'a> {
     Facts {
+        host_id: "pve1",
+        limits: &NO_LIMITS,
         online: true,
         now_ms: NOW,
         fast,

@@ -2,7 +2,7 @@
 
 use wire::{Medium, Pool, PoolState, ScanFunction, ScanState};
 
-use super::{Facts, Finding, Level, Rule, POOL_CAPACITY, SCRUB_AGE_DAYS};
+use super::{scrub_age_days, Facts, Finding, Level, Rule};
 
 pub(super) use crate::partitions::DAY_MS;
 
@@ -25,20 +25,20 @@ fn pool_errors(medium: &Medium, pool: &str) -> Option<u64> {
 /// Every pool's findings, pool by pool.
 pub(super) fn pools(f: &Facts, medium: &Medium, out: &mut Vec<Finding>) {
     for pool in medium.pools.iter().flatten() {
-        state_and_capacity(pool, out);
+        state_and_capacity(f, pool, out);
         errors(f, pool, out);
         scrub(f, pool, out);
     }
 }
 
-fn state_and_capacity(pool: &Pool, out: &mut Vec<Finding>) {
+fn state_and_capacity(f: &Facts, pool: &Pool, out: &mut Vec<Finding>) {
     let name = Some(pool.name.as_str());
     let level = pool_level(&pool.state);
     if level != Level::Online {
         out.push(Finding::new(Rule::PoolState, name, level, None, format!("pool {} is {}", pool.name, pool.state)));
     }
     if let Some(c) = pool.cap_pct {
-        if let Some(level) = POOL_CAPACITY.level(c) {
+        if let Some(level) = f.thresholds(Rule::PoolCapacity, &pool.name).and_then(|t| t.level(c)) {
             let message = format!("pool {} is {c:.0}% full", pool.name);
             out.push(Finding::new(Rule::PoolCapacity, name, level, Some(c), message));
         }
@@ -65,10 +65,10 @@ fn scrub(f: &Facts, pool: &Pool, out: &mut Vec<Finding>) {
     let name = Some(pool.name.as_str());
     let scrub = pool.scan.as_ref().filter(|s| s.function == ScanFunction::Scrub);
     if let Some(end) = scrub.and_then(|s| s.end) {
-        let days = (f.now_ms - end * 1000) / DAY_MS;
-        if f.now_ms - end * 1000 > SCRUB_AGE_DAYS as i64 * DAY_MS {
+        let days = scrub_age_days(end, f.now_ms);
+        if let Some(level) = f.thresholds(Rule::ScrubAge, &pool.name).and_then(|t| t.level(days)) {
             let message = format!("pool {} last scrubbed {days} days ago", pool.name);
-            out.push(Finding::new(Rule::ScrubAge, name, Level::Warning, Some(days as f64), message));
+            out.push(Finding::new(Rule::ScrubAge, name, level, Some(days), message));
         }
     }
     if let Some(s) = scrub.filter(|s| s.state == ScanState::Finished && s.errors > 0) {
