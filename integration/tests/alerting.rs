@@ -236,6 +236,12 @@ fn rule_overrides_round_trip_through_the_cli_as_json() {
     let set = json(&["rule", "set", "pool_capacity", "--host", HOST, "--pending", "5m", "--json"]);
     assert_eq!((set["trigger"].as_f64(), set["pending_seconds"].as_i64()), (Some(85.0), Some(300)), "merged");
     json(&["rule", "disable", "guest_stopped", "--host", HOST, "--subject", "vm/101", "--json"]);
+    let load = json(&["rule", "set", "load", "--trigger", "0.8", "--critical", "2", "--clear", "0.6", "--json"]);
+    assert_eq!(
+        (load["trigger"].as_f64(), load["critical"].as_f64(), load["clear"].as_f64(), &load["host_id"]),
+        (Some(0.8), Some(2.0), Some(0.6), &serde_json::Value::Null),
+        "every host's load, per core"
+    );
 
     let listed = json(&["rule", "list", "--json"]);
     let rule = |name: &str| listed.as_array().unwrap().iter().find(|r| r["rule"] == name).unwrap().clone();
@@ -248,6 +254,20 @@ fn rule_overrides_round_trip_through_the_cli_as_json() {
         (&"vm/101".into(), &false.into())
     );
     assert_eq!(rule("pool_state")["overrides"], serde_json::json!([]));
+    let load = rule("load");
+    assert_eq!(
+        (load["trigger"].as_f64(), &load["critical"], load["clear"].as_f64()),
+        (Some(1.0), &serde_json::Value::Null, Some(0.9)),
+        "built in: warning at one per core, no critical"
+    );
+    assert_eq!(load["overrides"][0]["critical"].as_f64(), Some(2.0));
+    for numeric in ["scrub_age", "disk_wear"] {
+        assert!(rule(numeric)["trigger"].is_number() && rule(numeric)["critical"].is_null(), "{numeric}");
+    }
+    let table = run(&["rule", "list"]);
+    let table = String::from_utf8_lossy(&table.stdout);
+    let load_row = table.lines().find(|l| l.starts_with("load ")).unwrap();
+    assert_eq!(load_row.split_whitespace().collect::<Vec<_>>(), ["load", "1", "none", "0.9", "900s"], "{table}");
 
     for (args, why) in [
         (vec!["rule", "set", "pool_state", "--trigger", "1"], "has no numeric thresholds"),
@@ -255,7 +275,8 @@ fn rule_overrides_round_trip_through_the_cli_as_json() {
         (vec!["rule", "disable", "pool_capacity", "--host", "nope"], "no host named nope"),
         (vec!["rule", "disable", "pool_capacity", "--subject", "tank"], "--host"),
         (vec!["rule", "set", "pool_capacity", "--pending", "soon"], "invalid --pending soon"),
-        (vec!["rule", "reset", "load"], "no override of load"),
+        (vec!["rule", "reset", "scrub_errors"], "no override of scrub_errors"),
+        (vec!["rule", "set", "disk_wear", "--trigger", "80", "--critical", "70"], "must not be below --trigger"),
     ] {
         let out = run(&args);
         assert!(!out.status.success(), "{args:?}");
@@ -266,7 +287,82 @@ fn rule_overrides_round_trip_through_the_cli_as_json() {
         );
     }
     json(&["rule", "reset", "pool_capacity", "--host", HOST, "--json"]);
+    json(&["rule", "reset", "load", "--json"]);
     json(&["rule", "enable", "guest_stopped", "--host", HOST, "--subject", "vm/101", "--json"]);
     let listed = json(&["rule", "list", "--json"]);
     assert!(listed.as_array().unwrap().iter().all(|r| r["overrides"] == serde_json::json!([])), "{listed}");
+}
+
+/// The `/api/v1/hosts` card of `host`.
+fn card(server: &TestServer, api_token: &str, host: &str) -> serde_json::Value {
+    let url = format!("http://{}/api/v1/hosts", server.http);
+    let (code, _, body) = http_get_bearer(&url, api_token).expect("the server answers");
+    assert_eq!(code, 200, "{body}");
+    let cards: Vec<serde_json::Value> = serde_json::from_str(&body).unwrap();
+    cards.into_iter().find(|c| c["host_id"] == host).unwrap_or_default()
+}
+
+/// The status of every pool_capacity alert the receiver got, in order.
+fn capacity_sent(bodies: &Bodies) -> Vec<String> {
+    let bodies = bodies.lock().unwrap();
+    let alerts = bodies.iter().flat_map(|b| b["alerts"].as_array().cloned().unwrap_or_default());
+    alerts
+        .filter(|a| a["labels"]["alertname"] == "pool_capacity")
+        .inspect(|a| assert_eq!(a["labels"]["host"], HOST, "{a}"))
+        .map(|a| a["status"].as_str().unwrap_or("?").to_owned())
+        .collect()
+}
+
+fn reasons(card: &serde_json::Value) -> Vec<String> {
+    card["reasons"].as_array().into_iter().flatten().filter_map(|r| r.as_str().map(str::to_owned)).collect()
+}
+
+#[test]
+fn a_trigger_set_from_the_cli_turns_the_card_amber_and_fires_the_alert_and_a_disable_clears_both() {
+    let (_rt, addr, bodies) = receiver();
+    let timings = [("ALERT_GROUP_WAIT_SECONDS", "1"), ("ALERT_GROUP_INTERVAL_SECONDS", "2")];
+    let server = Server::start_with(timings.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect());
+    let token = server.add_host(HOST);
+    let api_token = server.add_api_token("limits");
+    let out = server.cli(&["channel", "add", "hook", "--kind", "webhook", "--url", &format!("http://{addr}/hook")]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    let fake = FakeProxmox::new();
+    fake_zpool(&fake);
+    // Pool tank is healthy and 30 % full: under the built-in 80 %.
+    set_pool(&fake, false);
+    let config = agent_config(server.dir.path(), &format!("mqtt://{}", server.mqtt), HOST, &token);
+    let mut agent = spawn_agent(&config, &fake);
+    let full = "pool tank is 30% full".to_owned();
+    wait_for("the pool on the card", Duration::from_secs(20), || {
+        let n: i64 = server.sql(&format!("SELECT count(*) FROM pool_samples WHERE host_id = '{HOST}'"));
+        (n > 0 && card(&server, &api_token, HOST)["online"] == true).then_some(())
+    });
+    assert!(!reasons(&card(&server, &api_token, HOST)).contains(&full));
+
+    // Another process (the CLI) lowers the trigger; the server reads it within a round.
+    let out = server.cli(&["rule", "set", "pool_capacity", "--host", HOST, "--trigger", "25"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    wait_for("the card's reason", Duration::from_secs(15), || {
+        reasons(&card(&server, &api_token, HOST)).contains(&full).then_some(())
+    });
+    assert_ne!(card(&server, &api_token, HOST)["status"], "online");
+    assert!(server.status_of(HOST).is_some_and(|s| s == "warning" || s == "critical"), "host list judges alike");
+    wait_for("the alert's notification", Duration::from_secs(15), || {
+        (!capacity_sent(&bodies).is_empty()).then_some(())
+    });
+    assert_eq!(capacity_sent(&bodies), ["firing"]);
+
+    // Disabled: no reason on the card, and the alert resolves without a message.
+    let out = server.cli(&["rule", "disable", "pool_capacity", "--host", HOST]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    wait_for("the reason gone", Duration::from_secs(15), || {
+        (!reasons(&card(&server, &api_token, HOST)).contains(&full)).then_some(())
+    });
+    let resolved =
+        || server.sql::<i64>("SELECT count(*) FROM alerts WHERE rule = 'pool_capacity' AND state = 'resolved'");
+    wait_for("the alert resolved", Duration::from_secs(15), || (resolved() == 1).then_some(()));
+    std::thread::sleep(Duration::from_secs(4));
+    assert_eq!(capacity_sent(&bodies), ["firing"], "a disable resolves quietly");
+    terminate(&mut agent);
 }
