@@ -8,7 +8,8 @@
 //! - [`notify`]: per-host groups, repeats, resolutions, flap notices. Pure.
 //! - [`limit`]: the rate limiter per channel and per channel and host. Pure.
 //! - [`silence`]: silences and `--for` durations; [`settings`]: timings and limits.
-//! - [`overrides`]: rules disabled or re-tuned globally, per host, per subject. Pure.
+//! - [`overrides`]: rules disabled or re-tuned globally, per host, per subject (resolved
+//!   by `recorder::status::limits`, which the status rules judge with too).
 //! - [`store`]: the rows in SQLite (alerts, silences, channels, notification log).
 //! - [`channel`]: one request builder per kind (webhook, ntfy, gotify, discord, slack,
 //!   telegram), and email over SMTP; [`http`]: the client.

@@ -114,6 +114,27 @@ fn retained(server: &TestServer, observer: &str, token: &str, topic: &str) -> se
     })
 }
 
+/// A server with short group timings (the resolution need not wait the default 5
+/// minutes) and a webhook channel to the receiver at `addr`.
+fn server_with_webhook(addr: SocketAddr) -> Server {
+    let timings = [("ALERT_GROUP_WAIT_SECONDS", "1"), ("ALERT_GROUP_INTERVAL_SECONDS", "2")];
+    let server = Server::start_with(timings.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect());
+    let out = server.cli(&["channel", "add", "hook", "--kind", "webhook", "--url", &format!("http://{addr}/hook")]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    server
+}
+
+/// A real agent for [`HOST`] whose fake `zpool` shows pool tank healthy until the test
+/// calls [`set_pool`].
+fn agent_with_pool(server: &TestServer, token: &str) -> (FakeProxmox, std::process::Child) {
+    let fake = FakeProxmox::new();
+    fake_zpool(&fake);
+    set_pool(&fake, false);
+    let config = agent_config(server.dir.path(), &format!("mqtt://{}", server.mqtt), HOST, token);
+    let agent = spawn_agent(&config, &fake);
+    (fake, agent)
+}
+
 fn statuses(bodies: &Bodies) -> Vec<String> {
     bodies.lock().unwrap().iter().map(|b| b["status"].as_str().unwrap_or("?").to_owned()).collect()
 }
@@ -121,20 +142,10 @@ fn statuses(bodies: &Bodies) -> Vec<String> {
 #[test]
 fn a_degraded_pool_notifies_once_survives_a_restart_quietly_and_resolves_once() {
     let (_rt, addr, bodies) = receiver();
-    // Short group timings, so that the resolution need not wait the default 5 minutes.
-    let timings = [("ALERT_GROUP_WAIT_SECONDS", "1"), ("ALERT_GROUP_INTERVAL_SECONDS", "2")];
-    let mut server = Server::start_with(timings.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect());
+    let mut server = server_with_webhook(addr);
     let token = server.add_host(HOST);
     let observer = server.add_observer("watcher");
-    let url = format!("http://{addr}/hook");
-    let out = server.cli(&["channel", "add", "hook", "--kind", "webhook", "--url", &url]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-
-    let fake = FakeProxmox::new();
-    fake_zpool(&fake);
-    set_pool(&fake, false);
-    let config = agent_config(server.dir.path(), &format!("mqtt://{}", server.mqtt), HOST, &token);
-    let mut agent = spawn_agent(&config, &fake);
+    let (fake, mut agent) = agent_with_pool(&server, &token);
     let topic = format!("pmon/v1/{HOST}/alerts");
     wait_for("a healthy pool in SQLite", Duration::from_secs(20), || {
         let n: i64 =
@@ -320,19 +331,11 @@ fn reasons(card: &serde_json::Value) -> Vec<String> {
 #[test]
 fn a_trigger_set_from_the_cli_turns_the_card_amber_and_fires_the_alert_and_a_disable_clears_both() {
     let (_rt, addr, bodies) = receiver();
-    let timings = [("ALERT_GROUP_WAIT_SECONDS", "1"), ("ALERT_GROUP_INTERVAL_SECONDS", "2")];
-    let server = Server::start_with(timings.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect());
+    let server = server_with_webhook(addr);
     let token = server.add_host(HOST);
     let api_token = server.add_api_token("limits");
-    let out = server.cli(&["channel", "add", "hook", "--kind", "webhook", "--url", &format!("http://{addr}/hook")]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-
-    let fake = FakeProxmox::new();
-    fake_zpool(&fake);
     // Pool tank is healthy and 30 % full: under the built-in 80 %.
-    set_pool(&fake, false);
-    let config = agent_config(server.dir.path(), &format!("mqtt://{}", server.mqtt), HOST, &token);
-    let mut agent = spawn_agent(&config, &fake);
+    let (_fake, mut agent) = agent_with_pool(&server, &token);
     let full = "pool tank is 30% full".to_owned();
     wait_for("the pool on the card", Duration::from_secs(20), || {
         let n: i64 = server.sql(&format!("SELECT count(*) FROM pool_samples WHERE host_id = '{HOST}'"));

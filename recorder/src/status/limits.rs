@@ -158,7 +158,9 @@ impl Overrides {
 
 /// The overrides the server runs with, shared by every reader of a host's status (cards,
 /// pages, the API, Home Assistant). Alerting replaces it each round with what it read from
-/// the database, so a change the CLI made shows on the cards within one round.
+/// the database, so a change the CLI made shows on the cards within one round. One per
+/// process, as a process runs one server: tests that start several servers in one process
+/// cannot give them different overrides (the engine takes its own, `findings_under`).
 static CURRENT: RwLock<Option<Arc<Overrides>>> = RwLock::new(None);
 
 /// Replaces the process-wide overrides (alerting, each round; `host list` at its start).

@@ -21,6 +21,9 @@ async fn the_rules_page_sets_disables_enables_and_resets_overrides() {
 
     let html = body(app.send(page("/admin/alerts/rules", signed)).await).await;
     assert!(html.contains("No overrides") && html.contains("<td>pool_capacity</td><td>80</td><td>90</td><td>75</td>"));
+    assert!(html.contains("<td>load</td><td>1</td><td>none</td><td>0.9</td>"), "{html}");
+    assert!(html.contains("<td>scrub_age</td><td>35</td><td>none</td><td>30</td>"), "{html}");
+    assert!(html.contains("<td>pool_state</td><td></td><td></td><td></td>"), "{html}");
     assert_eq!(inline_code(&html), Vec::<String>::new());
 
     let set = "rule=pool_capacity&host=pve1&subject=&trigger=70&critical=&clear=65&pending=5m&action=set";
@@ -30,6 +33,17 @@ async fn the_rules_page_sets_disables_enables_and_resets_overrides() {
     assert_eq!(stored.len(), 1);
     assert_eq!(stored[0].scope, Scope { rule: Rule::PoolCapacity, host: Some("pve1".into()), subject: None });
     assert_eq!((stored[0].trigger, stored[0].clear, stored[0].pending_ms), (Some(70.0), Some(65.0), Some(300_000)));
+
+    let wear = "rule=disk_wear&host=pve1&subject=nvme0&trigger=80&critical=95&clear=&pending=&action=set";
+    assert_eq!(app.send(form("/admin/alerts/rules", &post(&csrf, wear), signed)).await.status(), StatusCode::SEE_OTHER);
+    let scope = Scope { rule: Rule::DiskWear, host: Some("pve1".into()), subject: Some("nvme0".into()) };
+    let stored = alerting::store::override_at(&db(), &scope).unwrap().unwrap();
+    assert_eq!((stored.trigger, stored.critical), (Some(80.0), Some(95.0)));
+    let reset = "rule=disk_wear&host=pve1&subject=nvme0&action=reset";
+    assert_eq!(
+        app.send(form("/admin/alerts/rules", &post(&csrf, reset), signed)).await.status(),
+        StatusCode::SEE_OTHER
+    );
 
     let disable = "rule=guest_stopped&host=pve1&subject=vm%2F101&action=disable";
     let response = app.send(form("/admin/alerts/rules", &post(&csrf, disable), signed)).await;
