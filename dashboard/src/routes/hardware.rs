@@ -2,7 +2,7 @@
 //! network and disk I/O rates, temperatures. Pure: a host's state in, table rows out.
 
 use recorder::state::HostState;
-use recorder::status::{pool_level, Level, CPU_TEMPERATURE, DISK_WEAR_PCT, NVME_TEMPERATURE};
+use recorder::status::{limits, pool_level, Level, Overrides, Rule};
 use wire::{Disk, Fast, Medium, TempKind};
 
 use super::pages::{Row, Section};
@@ -66,9 +66,22 @@ fn wear(d: &Disk) -> String {
     String::new()
 }
 
-fn worn(d: &Disk) -> bool {
+/// A host's name with the overrides it is judged under: rows are marked where its card
+/// has a reason.
+struct Judged<'a> {
+    host: &'a str,
+    limits: &'a Overrides,
+}
+
+impl Judged<'_> {
+    fn flags(&self, rule: Rule, subject: &str, value: f64) -> bool {
+        self.limits.flags(self.host, rule, subject, value)
+    }
+}
+
+fn worn(d: &Disk, judged: &Judged) -> bool {
     d.nvme.as_ref().is_some_and(|n| {
-        n.percentage_used.is_some_and(|u| u >= DISK_WEAR_PCT)
+        n.percentage_used.is_some_and(|u| judged.flags(Rule::DiskWear, &d.name, u as f64))
             || matches!((n.available_spare, n.available_spare_threshold), (Some(s), Some(t)) if s < t)
     })
 }
@@ -78,7 +91,14 @@ pub fn sections(s: &HostState) -> Vec<Section> {
     let medium = s.medium.as_ref().map(|p| &p.data);
     let fast = s.fast.as_ref().map(|p| &p.data);
     let disks = s.slow.as_ref().and_then(|p| p.data.disks.as_deref()).unwrap_or_default();
-    vec![disks_section(medium, disks), network_section(fast), io_section(fast), temperatures_section(fast)]
+    let limits = limits::current();
+    let judged = Judged { host: &s.host_id, limits: &limits };
+    vec![
+        disks_section(medium, disks, &judged),
+        network_section(fast),
+        io_section(fast),
+        temperatures_section(fast, &judged),
+    ]
 }
 
 fn rate(b: u64) -> String {
@@ -88,7 +108,7 @@ fn rate(b: u64) -> String {
 /// Rates are differences between two fast samples, so the first sample has none.
 const NO_RATES_YET: &str = "No rates yet (they need two fast samples).";
 
-fn disks_section(medium: Option<&Medium>, disks: &[Disk]) -> Section {
+fn disks_section(medium: Option<&Medium>, disks: &[Disk], judged: &Judged) -> Section {
     let rows = disks.iter().map(|d| {
         let (vdevs, vdev_bad) = vdevs_on(medium, d);
         Row {
@@ -102,7 +122,7 @@ fn disks_section(medium: Option<&Medium>, disks: &[Disk]) -> Section {
                 wear(d),
                 vdevs,
             ],
-            bad: d.smart_passed == Some(false) || vdev_bad || worn(d),
+            bad: d.smart_passed == Some(false) || vdev_bad || worn(d, judged),
         }
     });
     let head = vec!["Disk", "Model", "Serial", "Health", "Temp", "Power-on", "Wear / sectors", "Pool / vdev"];
@@ -144,11 +164,11 @@ fn io_section(fast: Option<&Fast>) -> Section {
 }
 
 /// A sensor is marked from its warning threshold, as the status rules are.
-fn temperatures_section(fast: Option<&Fast>) -> Section {
+fn temperatures_section(fast: Option<&Fast>, judged: &Judged) -> Section {
     let rows = fast.and_then(|f| f.temps.as_ref()).into_iter().flatten().map(|t| {
-        let (kind, limit) = match t.kind {
-            TempKind::Cpu => ("CPU", Some(CPU_TEMPERATURE.warning)),
-            TempKind::Nvme => ("NVMe", Some(NVME_TEMPERATURE.warning)),
+        let (kind, rule) = match t.kind {
+            TempKind::Cpu => ("CPU", Some(Rule::CpuTemperature)),
+            TempKind::Nvme => ("NVMe", Some(Rule::NvmeTemperature)),
             TempKind::Other => ("other", None),
         };
         Row {
@@ -158,7 +178,7 @@ fn temperatures_section(fast: Option<&Fast>) -> Section {
                 format!("{:.1} °C", t.celsius),
                 t.cores_max.map(|c| format!("{} °C", opt_f(Some(c), 1))).unwrap_or_default(),
             ],
-            bad: limit.is_some_and(|l| t.hottest() >= l),
+            bad: rule.is_some_and(|rule| judged.flags(rule, &t.name, t.hottest())),
         }
     });
     let head = vec!["Sensor", "Kind", "Temperature", "Hottest core"];

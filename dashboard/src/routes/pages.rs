@@ -21,7 +21,7 @@ use crate::session::Session;
 use crate::status::HostStatus;
 use crate::AppState;
 use recorder::state::{Card, HostState};
-use recorder::status::{pool_level, Level, STORAGE_FULL};
+use recorder::status::{pool_level, Level, Rule};
 use wire::{Backups, Disk, Guest, Medium, Pool, Slow, Vdev};
 
 /// A card as the template shows it.
@@ -142,7 +142,7 @@ fn sections(s: &HostState, now_ms: i64) -> Vec<Section> {
     let slow = s.slow.as_ref().map(|p| &p.data);
     let mut out = vec![pools_section(medium, slow, now_ms)];
     out.extend(hardware::sections(s));
-    out.push(storages_section(medium));
+    out.push(storages_section(&s.host_id, medium));
     let backups = Guests { backups: backups::of(s), flagged: backups::flagged(s, now_ms), now_ms };
     out.push(guests_section("Virtual machines", "vm", medium.and_then(|m| m.vms.as_deref()), &backups));
     out.push(guests_section("Containers", "ct", medium.and_then(|m| m.cts.as_deref()), &backups));
@@ -211,7 +211,8 @@ fn vdev_row(v: &Vdev, disks: &[Disk]) -> Row {
     }
 }
 
-fn storages_section(medium: Option<&Medium>) -> Section {
+fn storages_section(host: &str, medium: Option<&Medium>) -> Section {
+    let limits = recorder::status::limits::current();
     let rows = medium.and_then(|m| m.storages.as_ref()).into_iter().flatten().map(|st| {
         let used = pct(st.used, st.total);
         Row {
@@ -222,7 +223,7 @@ fn storages_section(medium: Option<&Medium>) -> Section {
                 format!("{} of {} ({}%)", opt_bytes(st.used), opt_bytes(st.total), opt_f(used, 0)),
                 st.content.clone(),
             ],
-            bad: (st.enabled && !st.active) || used.is_some_and(|u| STORAGE_FULL.level(u).is_some()),
+            bad: (st.enabled && !st.active) || used.is_some_and(|u| limits.flags(host, Rule::StorageFull, &st.name, u)),
         }
     });
     let head = vec!["Storage", "Type", "Active", "Used", "Content"];

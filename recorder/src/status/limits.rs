@@ -156,6 +156,16 @@ impl Overrides {
     }
 }
 
+impl Overrides {
+    /// Whether `value` of `subject` makes numeric `rule` a finding on `host`: the rule
+    /// enabled and the value at or above its trigger. Pages mark a row with it where the
+    /// card has a reason.
+    pub fn flags(&self, host: &str, rule: Rule, subject: &str, value: f64) -> bool {
+        let effective = self.resolve(host, rule, subject);
+        effective.enabled && effective.thresholds.is_some_and(|t| t.level(value).is_some())
+    }
+}
+
 /// The overrides the server runs with, shared by every reader of a host's status (cards,
 /// pages, the API, Home Assistant). Alerting replaces it each round with what it read from
 /// the database, so a change the CLI made shows on the cards within one round. One per
@@ -242,6 +252,18 @@ mod tests {
         for rule in [Rule::ScrubAge, Rule::DiskWear] {
             assert_eq!(Overrides::default().resolve("pve1", rule, "x").thresholds.map(|t| t.critical), Some(None));
         }
+    }
+
+    #[test]
+    fn pages_flag_what_the_card_lists() {
+        let o = Overrides::new(vec![
+            Override { trigger: Some(70.0), ..Override::new(scope(Rule::StorageFull, Some("pve1"), None)) },
+            Override { enabled: Some(false), ..Override::new(scope(Rule::DiskWear, None, None)) },
+        ]);
+        assert!(o.flags("pve1", Rule::StorageFull, "local", 72.0));
+        assert!(!o.flags("pve2", Rule::StorageFull, "local", 72.0), "the built-in 85 elsewhere");
+        assert!(!o.flags("pve1", Rule::DiskWear, "nvme0", 99.0), "disabled");
+        assert!(!o.flags("pve1", Rule::PoolState, "tank", 99.0), "not numeric");
     }
 
     #[test]
