@@ -83,7 +83,9 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let db: Db = Arc::new(Mutex::new(recorder::db::open(&config.database)?));
     let mut hosts = host_names(&registry.borrow_and_update());
-    let alerts = blocking(&db, |c| store::load_alerts(c)).await?;
+    let (alerts, overrides) = blocking(&db, |c| Ok((store::load_alerts(c)?, store::overrides(c)?))).await?;
+    // The cards judge with the operator's overrides from the start, not after the first round.
+    recorder::status::limits::set_current(Overrides::new(overrides));
     let (mirror, retained) = Mirror::start(alerts.iter(), &hosts, wire::now_ms());
     let settings = config.settings.clone();
     let mut service = Service {

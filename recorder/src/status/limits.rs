@@ -140,10 +140,11 @@ impl Overrides {
         if self.list.is_empty() {
             return Effective { enabled: true, thresholds: builtin, pending_ms: None };
         }
-        let covering: Vec<&Override> = self.list.iter().filter(|o| o.scope.covers(host, rule, subject)).collect();
-        let first = |f: fn(&Override) -> Option<f64>| covering.iter().find_map(|o| f(o));
-        let enabled = covering.iter().find_map(|o| o.enabled).unwrap_or(true);
-        let pending_ms = covering.iter().find_map(|o| o.pending_ms);
+        // No allocation: every card of the fleet resolves each of its subjects.
+        let covering = || self.list.iter().filter(|o| o.scope.covers(host, rule, subject));
+        let first = |f: fn(&Override) -> Option<f64>| covering().find_map(f);
+        let enabled = covering().find_map(|o| o.enabled).unwrap_or(true);
+        let pending_ms = covering().find_map(|o| o.pending_ms);
         let (trigger, critical, clear) = (first(|o| o.trigger), first(|o| o.critical), first(|o| o.clear));
         let thresholds = builtin.map(|default| {
             let warning = trigger.unwrap_or(default.warning);
