@@ -152,17 +152,20 @@ fn capacity_clears_only_past_the_hysteresis_margin() {
     let findings_at = |cap: f64| recorder::state::HostState {
         host_id: "pve1".into(),
         online: true,
-        medium: Some(wire::MediumPayload {
-            schema: wire::SCHEMA_VERSION,
-            host_id: "pve1".into(),
-            ts_ms: 0,
-            seq: 0,
-            boot_id: String::new(),
-            agent_version: String::new(),
-            dropped: 0,
-            errors: Default::default(),
-            data: medium(cap),
-        }),
+        medium: Some(
+            wire::MediumPayload {
+                schema: wire::SCHEMA_VERSION,
+                host_id: "pve1".into(),
+                ts_ms: 0,
+                seq: 0,
+                boot_id: String::new(),
+                agent_version: String::new(),
+                dropped: 0,
+                errors: Default::default(),
+                data: medium(cap),
+            }
+            .into(),
+        ),
         ..Default::default()
     };
     let alert = |e: &Engine| e.get(&id(Rule::PoolCapacity, "rpool")).map(|a| (a.state, a.severity));
@@ -182,25 +185,28 @@ fn a_hot_cpu_clears_only_past_the_hysteresis_margin() {
     let state_at = |c: f64| recorder::state::HostState {
         host_id: "pve1".into(),
         online: true,
-        fast: Some(wire::FastPayload {
-            schema: wire::SCHEMA_VERSION,
-            host_id: "pve1".into(),
-            ts_ms: 0,
-            seq: 0,
-            boot_id: String::new(),
-            agent_version: String::new(),
-            dropped: 0,
-            errors: Default::default(),
-            data: wire::Fast {
-                temps: Some(vec![wire::Temp {
-                    name: "cpu0".into(),
-                    kind: wire::TempKind::Cpu,
-                    celsius: c,
-                    cores_max: None,
-                }]),
-                ..wire::Fast::default()
-            },
-        }),
+        fast: Some(
+            wire::FastPayload {
+                schema: wire::SCHEMA_VERSION,
+                host_id: "pve1".into(),
+                ts_ms: 0,
+                seq: 0,
+                boot_id: String::new(),
+                agent_version: String::new(),
+                dropped: 0,
+                errors: Default::default(),
+                data: wire::Fast {
+                    temps: Some(vec![wire::Temp {
+                        name: "cpu0".into(),
+                        kind: wire::TempKind::Cpu,
+                        celsius: c,
+                        cores_max: None,
+                    }]),
+                    ..wire::Fast::default()
+                },
+            }
+            .into(),
+        ),
         ..Default::default()
     };
     let alert = |e: &Engine| e.get(&id(Rule::CpuTemperature, "cpu0")).map(|a| a.state);

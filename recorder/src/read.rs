@@ -101,12 +101,12 @@ fn set_latest(state: &mut HostState, tier: &str, received: i64, payload: &str) {
     // Stored payloads were validated on the way in; a bad one just stays unshown.
     match Kind::parse(tier) {
         Some(Kind::Fast) => {
-            state.fast = serde_json::from_str(payload).ok();
+            state.fast = serde_json::from_str(payload).ok().map(Arc::new);
             state.fast_received_ms = Some(received);
             state.clock_skew_ms = stored_skew(payload);
         }
-        Some(Kind::Medium) => state.medium = serde_json::from_str(payload).ok(),
-        Some(Kind::Slow) => state.slow = serde_json::from_str(payload).ok(),
+        Some(Kind::Medium) => state.medium = serde_json::from_str(payload).ok().map(Arc::new),
+        Some(Kind::Slow) => state.slow = serde_json::from_str(payload).ok().map(Arc::new),
         Some(Kind::Status) | None => {}
     }
 }

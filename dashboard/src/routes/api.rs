@@ -27,9 +27,9 @@ pub async fn host(
     let host = host.ok_or(AppError::NotFound)?;
     Ok(Json(json!({
         "card": host.card(wire::now_ms()),
-        "fast": host.fast,
-        "medium": host.medium,
-        "slow": host.slow,
+        "fast": host.fast.as_deref(),
+        "medium": host.medium.as_deref(),
+        "slow": host.slow.as_deref(),
         "events": events,
     })))
 }

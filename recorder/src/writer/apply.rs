@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 
 use rusqlite::{params, Transaction};
 use wire::{FastPayload, Kind, Medium, MediumPayload, Payload, SlowPayload};
@@ -109,7 +110,7 @@ fn apply_fast(
                 state.fast_interval_ms = Some(p.ts_ms - prev.ts_ms);
             }
         }
-        state.fast = Some(p.clone());
+        state.fast = Some(Arc::new(p.clone()));
         state.fast_received_ms = Some(now);
     }
     Ok(newer)
@@ -214,10 +215,9 @@ fn apply_medium(
     if newer {
         let previous = state.medium.take();
         state.previous_medium_ts_ms = previous.as_ref().map(|m| m.ts_ms);
-        let previous = previous.map(|m| m.data);
-        medium_events(store.tx, &state.host_id, previous.as_ref(), &p.data, now)?;
+        medium_events(store.tx, &state.host_id, previous.as_ref().map(|m| &m.data), &p.data, now)?;
         state.previous_medium = previous;
-        state.medium = Some(p.clone());
+        state.medium = Some(Arc::new(p.clone()));
     }
     Ok(newer)
 }
@@ -239,8 +239,8 @@ fn apply_slow(
     store.pending.note(p, Kind::Slow, raw, newer, now);
     seen(state, p, now);
     if newer {
-        state.previous_slow = state.slow.take().map(|s| s.data);
-        state.slow = Some(p.clone());
+        state.previous_slow = state.slow.take();
+        state.slow = Some(Arc::new(p.clone()));
     }
     Ok(newer)
 }

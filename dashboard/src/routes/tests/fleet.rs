@@ -251,7 +251,7 @@ fn search_results_are_capped_and_the_rest_counted() {
     let state = recorder::state::HostState {
         host_id: "pve1".into(),
         online: true,
-        medium: Some(Payload {
+        medium: Some(std::sync::Arc::new(Payload {
             schema: 1,
             host_id: "pve1".into(),
             ts_ms: 0,
@@ -261,7 +261,7 @@ fn search_results_are_capped_and_the_rest_counted() {
             dropped: 0,
             errors: BTreeMap::new(),
             data: Medium { vms: Some(vms), ..Medium::default() },
-        }),
+        })),
         ..Default::default()
     };
     let hits = crate::routes::search::search(
