@@ -101,14 +101,23 @@ fn set_latest(state: &mut HostState, tier: &str, received: i64, payload: &str) {
     // Stored payloads were validated on the way in; a bad one just stays unshown.
     match Kind::parse(tier) {
         Some(Kind::Fast) => {
-            state.fast = serde_json::from_str(payload).ok().map(Arc::new);
+            state.fast = held(payload);
             state.fast_received_ms = Some(received);
             state.clock_skew_ms = stored_skew(payload);
         }
-        Some(Kind::Medium) => state.medium = serde_json::from_str(payload).ok().map(Arc::new),
-        Some(Kind::Slow) => state.slow = serde_json::from_str(payload).ok().map(Arc::new),
+        Some(Kind::Medium) => state.medium = held(payload),
+        Some(Kind::Slow) => state.slow = held(payload),
         Some(Kind::Status) | None => {}
     }
+}
+
+/// A stored payload parsed to be held for the life of the server. A parsed vector keeps
+/// the room it grew into (up to twice its length); a clone has just its length, which at
+/// 10,000 hosts is tens of MiB (docs/PERFORMANCE.md). The writer's payloads are clones
+/// already (`apply.rs`).
+fn held<T: serde::de::DeserializeOwned + Clone>(payload: &str) -> Option<Arc<T>> {
+    let parsed: T = serde_json::from_str(payload).ok()?;
+    Some(Arc::new(parsed.clone()))
 }
 
 /// The skew the writer corrected a stored payload for (`agent_ts_ms` is the agent's
