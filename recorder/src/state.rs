@@ -38,6 +38,18 @@ pub struct HostState {
     pub clock_skew_ms: Option<i64>,
 }
 
+/// The slow payload as a host's state holds it: without `snapshots.recent`, the newest
+/// snapshots' names (up to 200 a host), which no page, rule or mirror reads;
+/// `/api/v1/hosts/<id>` reads the whole payload from `latest` (`read::latest_slow`).
+/// A clone, so its vectors have no spare room.
+pub fn held_slow(p: &SlowPayload) -> SlowPayload {
+    let mut held = p.clone();
+    if let Some(snapshots) = held.data.snapshots.as_mut() {
+        snapshots.recent = Vec::new();
+    }
+    held
+}
+
 /// One overview card, also the JSON of a live update and of `/api/v1/hosts`.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Card {

@@ -13,7 +13,7 @@ use super::{exec, Store};
 use crate::ingest::Item;
 use crate::partitions::Series;
 use crate::rollup;
-use crate::state::HostState;
+use crate::state::{held_slow, HostState};
 use crate::status::SharedToken;
 use crate::Stats;
 
@@ -240,7 +240,7 @@ fn apply_slow(
     seen(state, p, now);
     if newer {
         state.previous_slow = state.slow.take();
-        state.slow = Some(Arc::new(p.clone()));
+        state.slow = Some(Arc::new(held_slow(p)));
     }
     Ok(newer)
 }
