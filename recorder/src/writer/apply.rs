@@ -102,7 +102,7 @@ fn apply_fast(
     }
     let newer = state.fast.as_ref().is_none_or(|old| p.ts_ms >= old.ts_ms);
     store.pending.count_rows(p.ts_ms, 1);
-    store.pending.note(p, Kind::Fast, raw, newer, now);
+    store.pending.note(p, Kind::Fast, raw, stamp.agent_ts_ms, newer, now);
     seen(state, p, now);
     if newer {
         if let Some(prev) = &state.fast {
@@ -210,7 +210,7 @@ fn apply_medium(
     ];
     rollup::fold_medium(store.tx, store.parts, &tables, &p.host_id, p.ts_ms)?;
     let newer = state.medium.as_ref().is_none_or(|old| p.ts_ms >= old.ts_ms);
-    store.pending.note(p, Kind::Medium, raw, newer, now);
+    store.pending.note(p, Kind::Medium, raw, stamp.agent_ts_ms, newer, now);
     seen(state, p, now);
     if newer {
         let previous = state.medium.take();
@@ -236,7 +236,7 @@ fn apply_slow(
         return Ok(false);
     }
     let newer = state.slow.as_ref().is_none_or(|old| p.ts_ms >= old.ts_ms);
-    store.pending.note(p, Kind::Slow, raw, newer, now);
+    store.pending.note(p, Kind::Slow, raw, stamp.agent_ts_ms, newer, now);
     seen(state, p, now);
     if newer {
         state.previous_slow = state.slow.take();

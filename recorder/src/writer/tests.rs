@@ -380,3 +380,11 @@ fn a_hosts_state_holds_its_slow_payload_without_the_snapshot_list_the_api_reads_
     assert_eq!(names, ["rpool/data@a", "rpool/data@b"]);
     assert!(read::latest_slow(&reader, "pve2").unwrap().is_none());
 }
+
+#[test]
+fn latest_keeps_a_payload_as_sent_unless_its_time_was_corrected() {
+    let raw = r#"{"host_id":"pve1","ts_ms":1000,"seq":1}"#;
+    assert!(matches!(super::skew::stored_json(raw, 1000, 1000), std::borrow::Cow::Borrowed(r) if r == raw));
+    let fields: serde_json::Value = serde_json::from_str(&super::skew::stored_json(raw, 400, 1000)).unwrap();
+    assert_eq!(fields, serde_json::json!({"host_id": "pve1", "ts_ms": 400, "agent_ts_ms": 1000, "seq": 1}));
+}
