@@ -6,7 +6,7 @@
 //! Every host has a fast, medium and slow sample from an earlier run in the database, so
 //! the server starts with a realistic state for each.
 //!
-//! `ulimit -n 65536; target/release/bench_idle --hosts 10000 [--plain-only]`
+//! `ulimit -n 65536; target/release/bench_idle --hosts 10000 [--plain-only] [--unseeded]`
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -133,11 +133,14 @@ fn main() {
     // As deploy/proxmox-monitor.service runs it.
     let mut server = Server::start_with_hosts(hosts, vec![("MALLOC_ARENA_MAX".into(), "2".into())]);
     // Every host as after an earlier run: its latest sample of each tier in the database,
-    // so the server starts with every host's state to hold.
-    server.stop();
-    let names: Vec<String> = server.tokens.iter().map(|(h, _)| h.clone()).collect();
-    seed(&server.database(), &names, &["fast", "medium", "slow"]);
-    server.start_again();
+    // so the server starts with every host's state to hold. `--unseeded`: hosts registered
+    // and never heard from (the figures before 2026-11-30's seeding).
+    if !argv.iter().any(|a| a == "--unseeded") {
+        server.stop();
+        let names: Vec<String> = server.tokens.iter().map(|(h, _)| h.clone()).collect();
+        seed(&server.database(), &names, &["fast", "medium", "slow"]);
+        server.start_again();
+    }
     let plain = measure("proxmox-monitor", server.child.id(), server.mqtt, Transport::Plain, &server.tokens);
     let ws = (!plain_only).then(|| {
         // A fresh process, so that what the allocator kept from the first run does not
