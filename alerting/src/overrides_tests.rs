@@ -56,9 +56,9 @@ fn state(host: &str, latest: Latest) -> HostState {
     HostState {
         host_id: host.into(),
         online: true,
-        fast: latest.fast.map(|f| payload(host, 0, f.clone())),
-        medium: latest.medium.map(|m| payload(host, 0, m.clone())),
-        slow: latest.slow.map(|s| payload(host, 0, s.clone())),
+        fast: latest.fast.map(|f| payload(host, 0, f.clone()).into()),
+        medium: latest.medium.map(|m| payload(host, 0, m.clone()).into()),
+        slow: latest.slow.map(|s| payload(host, 0, s.clone()).into()),
         ..HostState::default()
     }
 }

@@ -27,9 +27,11 @@ fn stopped_with(stops: Vec<OperatorStop>) -> HostState {
     HostState {
         host_id: "pve1".into(),
         online: true,
-        previous_medium: Some(Medium { vms: Some(vm("running")), ..Medium::default() }),
+        previous_medium: Some(payload(T - 5 * MIN, Medium { vms: Some(vm("running")), ..Medium::default() }).into()),
         previous_medium_ts_ms: Some(T - 5 * MIN),
-        medium: Some(payload(T, Medium { vms: Some(vm("stopped")), operator_stops: Some(stops), ..Medium::default() })),
+        medium: Some(
+            payload(T, Medium { vms: Some(vm("stopped")), operator_stops: Some(stops), ..Medium::default() }).into(),
+        ),
         ..HostState::default()
     }
 }
@@ -77,7 +79,9 @@ fn a_failed_backup_fires_and_resolves_with_the_next_good_one() {
         HostState {
             host_id: "pve1".into(),
             online: true,
-            medium: Some(payload(T, Medium { vms: Some(vm("running")), backups: Some(backups), ..Medium::default() })),
+            medium: Some(
+                payload(T, Medium { vms: Some(vm("running")), backups: Some(backups), ..Medium::default() }).into(),
+            ),
             ..HostState::default()
         }
     };

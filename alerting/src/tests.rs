@@ -153,7 +153,7 @@ fn capacity_clears_only_past_the_hysteresis_margin() {
     let findings_at = |cap: f64| recorder::state::HostState {
         host_id: "pve1".into(),
         online: true,
-        medium: Some(payload("pve1", 0, medium(cap))),
+        medium: Some(payload("pve1", 0, medium(cap)).into()),
         ..Default::default()
     };
     let alert = |e: &Engine| e.get(&id(Rule::PoolCapacity, "rpool")).map(|a| (a.state, a.severity));
@@ -173,19 +173,22 @@ fn a_hot_cpu_clears_only_past_the_hysteresis_margin() {
     let state_at = |c: f64| recorder::state::HostState {
         host_id: "pve1".into(),
         online: true,
-        fast: Some(payload(
-            "pve1",
-            0,
-            wire::Fast {
-                temps: Some(vec![wire::Temp {
-                    name: "cpu0".into(),
-                    kind: wire::TempKind::Cpu,
-                    celsius: c,
-                    cores_max: None,
-                }]),
-                ..wire::Fast::default()
-            },
-        )),
+        fast: Some(
+            payload(
+                "pve1",
+                0,
+                wire::Fast {
+                    temps: Some(vec![wire::Temp {
+                        name: "cpu0".into(),
+                        kind: wire::TempKind::Cpu,
+                        celsius: c,
+                        cores_max: None,
+                    }]),
+                    ..wire::Fast::default()
+                },
+            )
+            .into(),
+        ),
         ..Default::default()
     };
     let alert = |e: &Engine| e.get(&id(Rule::CpuTemperature, "cpu0")).map(|a| a.state);

@@ -2,6 +2,7 @@
 //! the derived payloads.
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use recorder::state::HostState;
 use serde_json::Value;
@@ -47,12 +48,12 @@ fn state() -> HostState {
         online_changed_ms: Some(1764099000000),
         last_seen_ms: Some(1764100000000),
         agent_version: Some("0.1.0".into()),
-        fast: Some(serde_json::from_str(fast).unwrap()),
+        fast: Some(Arc::new(serde_json::from_str(fast).unwrap())),
         fast_received_ms: Some(1764100000000),
         fast_interval_ms: Some(30_400),
-        medium: Some(serde_json::from_str(medium).unwrap()),
+        medium: Some(Arc::new(serde_json::from_str(medium).unwrap())),
         previous_medium: None,
-        slow: Some(serde_json::from_str(slow).unwrap()),
+        slow: Some(Arc::new(serde_json::from_str(slow).unwrap())),
         ..HostState::default()
     }
 }
@@ -140,7 +141,7 @@ fn a_vanished_pool_is_removed_with_its_platform_only_and_a_removed_host_cleared(
     assert!(mirror.sync(&host, &state, 1764100001000, false).is_empty(), "nothing changed");
     assert_eq!(mirror.sync(&host, &state, 1764100001000, true).len(), 4, "birth: everything again");
 
-    state.medium.as_mut().unwrap().data.pools.as_mut().unwrap().retain(|p| p.name != "tank");
+    Arc::make_mut(state.medium.as_mut().unwrap()).data.pools.as_mut().unwrap().retain(|p| p.name != "tank");
     let out = mirror.sync(&host, &state, 1764100001000, false);
     let (topic, config) = &out[0];
     assert_eq!(topic, "homeassistant/device/pmon_pve-host-01/config");
@@ -178,7 +179,7 @@ fn a_vanished_disk_is_removed_with_its_platform_only() {
     let mut mirror = Mirror::new(wire::DiscoveryPrefix::default(), context());
     mirror.sync(&host, &state, 1764100001000, false);
 
-    let slow = state.slow.as_mut().unwrap();
+    let slow = Arc::make_mut(state.slow.as_mut().unwrap());
     slow.ts_ms += 1_800_000;
     slow.data.disks.as_mut().unwrap().retain(|d| d.name != "sda");
     let out = mirror.sync(&host, &state, 1764100001000, false);
@@ -193,7 +194,7 @@ fn a_vanished_disk_is_removed_with_its_platform_only() {
     assert!(slow.get("disk_sda_health").is_none() && slow["disk_nvme0_health"] == "passed", "{slow}");
 
     // A new sample of the same disks changes the state only.
-    state.slow.as_mut().unwrap().ts_ms += 1_800_000;
+    Arc::make_mut(state.slow.as_mut().unwrap()).ts_ms += 1_800_000;
     let out = mirror.sync(&host, &state, 1764100001000, false);
     assert_eq!(out.len(), 1, "only ha/slow");
     assert_eq!(out[0].0, "pmon/v1/pve-host-01/ha/slow");

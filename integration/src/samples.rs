@@ -1,6 +1,12 @@
 //! Realistic validated samples for the benchmarks, built as an agent would send them.
 
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
 use recorder::ingest::{parse, Item};
+use recorder::writer::Writer;
+use recorder::{Retention, Stats};
 use wire::now_ms;
 use wire::{
     DatasetSnapshots, Fast, Guest, Medium, Payload, Pool, Scan, Slow, Snapshot, Snapshots, Storage, Vdev, Versions,
@@ -17,6 +23,16 @@ pub fn fast(host: &str, seq: u64, ts_ms: i64) -> Item {
 
 /// A medium payload of a typical host: 2 pools (mirror of 2), 4 storages, 10 VMs, 5 CTs.
 pub fn medium(host: &str, seq: u64, ts_ms: i64) -> Item {
+    item(host, "medium", seq, ts_ms, medium_data())
+}
+
+/// A slow payload of a typical host: versions and 20 datasets' snapshots (see [`slow_data`]).
+pub fn slow(host: &str, seq: u64, ts_ms: i64) -> Item {
+    item(host, "slow", seq, ts_ms, slow_data())
+}
+
+/// `data` as the agent would publish it on `pmon/v1/<host>/<tier>`, parsed by the recorder.
+fn item<T: serde::Serialize>(host: &str, tier: &str, seq: u64, ts_ms: i64, data: T) -> Item {
     let payload = Payload {
         schema: SCHEMA_VERSION,
         host_id: host.into(),
@@ -26,10 +42,35 @@ pub fn medium(host: &str, seq: u64, ts_ms: i64) -> Item {
         agent_version: "bench".into(),
         dropped: 0,
         errors: Default::default(),
-        data: medium_data(),
+        data,
     };
     let json = serde_json::to_vec(&payload).unwrap();
-    parse(format!("pmon/v1/{host}/medium").as_bytes(), &json, now_ms()).unwrap()
+    parse(format!("pmon/v1/{host}/{tier}").as_bytes(), &json, now_ms()).unwrap()
+}
+
+/// Writes one sample of each of `tiers` ("fast", "medium", "slow") for every host into
+/// the stopped server's database `db`, through the recorder's own writer, as if each host
+/// had sent them in an earlier run.
+pub fn seed(db: &Path, hosts: &[String], tiers: &[&str]) {
+    let conn = recorder::db::open_writer(db).unwrap();
+    let (live, _) = tokio::sync::broadcast::channel(16);
+    let retention = Retention::raw(Duration::from_secs(48 * 3600));
+    let mut writer = Writer::new(conn, live, Arc::new(Stats::default()), retention).unwrap();
+    for chunk in hosts.chunks(1000) {
+        let now = now_ms();
+        let mut batch: Vec<Item> = chunk
+            .iter()
+            .flat_map(|h| {
+                tiers.iter().map(move |tier| match *tier {
+                    "fast" => fast(h, 1, now),
+                    "medium" => medium(h, 1, now),
+                    "slow" => slow(h, 1, now),
+                    other => panic!("no tier {other}"),
+                })
+            })
+            .collect();
+        writer.write_and_settle(&mut batch);
+    }
 }
 
 /// The medium tier's data of a typical host (see [`medium`]).

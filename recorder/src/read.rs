@@ -5,12 +5,12 @@
 
 use std::sync::Arc;
 
-use rusqlite::{Connection, OptionalExtension, Row};
+use rusqlite::{params, Connection, OptionalExtension, Row};
 use serde::Serialize;
-use wire::Kind;
+use wire::{Kind, SlowPayload};
 
 use crate::fleet::Fleet;
-use crate::state::HostState;
+use crate::state::{held_slow, HostState};
 
 /// Every registered host in host id order: the registry is read from `conn`, each
 /// host's state taken from `fleet` (the writer's, no parsing) where it is there, and
@@ -101,14 +101,36 @@ fn set_latest(state: &mut HostState, tier: &str, received: i64, payload: &str) {
     // Stored payloads were validated on the way in; a bad one just stays unshown.
     match Kind::parse(tier) {
         Some(Kind::Fast) => {
-            state.fast = serde_json::from_str(payload).ok();
+            state.fast = held(payload);
             state.fast_received_ms = Some(received);
             state.clock_skew_ms = stored_skew(payload);
         }
-        Some(Kind::Medium) => state.medium = serde_json::from_str(payload).ok(),
-        Some(Kind::Slow) => state.slow = serde_json::from_str(payload).ok(),
+        Some(Kind::Medium) => state.medium = held(payload),
+        Some(Kind::Slow) => state.slow = parsed(payload).map(|p| Arc::new(held_slow(&p))),
         Some(Kind::Status) | None => {}
     }
+}
+
+/// A stored payload parsed to be held for the life of the server. A parsed vector keeps
+/// the room it grew into (up to twice its length); a clone has just its length, which at
+/// 10,000 hosts is tens of MiB (docs/PERFORMANCE.md). The writer's payloads are clones
+/// already (`apply.rs`).
+fn held<T: serde::de::DeserializeOwned + Clone>(payload: &str) -> Option<Arc<T>> {
+    parsed::<T>(payload).map(|p| Arc::new(p.clone()))
+}
+
+fn parsed<T: serde::de::DeserializeOwned>(payload: &str) -> Option<T> {
+    serde_json::from_str(payload).ok()
+}
+
+/// A host's latest slow payload as the agent sent it, `snapshots.recent` included (the
+/// host's state leaves it out: see [`held_slow`]); None if it has sent none.
+pub fn latest_slow(conn: &Connection, host_id: &str) -> rusqlite::Result<Option<SlowPayload>> {
+    let payload: Option<String> = conn
+        .prepare_cached("SELECT payload FROM latest WHERE host_id = ?1 AND tier = ?2")?
+        .query_row(params![host_id, Kind::Slow.as_str()], |r| r.get(0))
+        .optional()?;
+    Ok(payload.as_deref().and_then(parsed))
 }
 
 /// The skew the writer corrected a stored payload for (`agent_ts_ms` is the agent's

@@ -2,8 +2,10 @@
 //! Pure: pages and live updates build cards from the same state with the same code, so a
 //! page load and a live update never disagree.
 
+use std::sync::Arc;
+
 use serde::Serialize;
-use wire::{Fast, FastPayload, GuestStatus, Medium, MediumPayload, Slow, SlowPayload};
+use wire::{Fast, FastPayload, GuestStatus, MediumPayload, SlowPayload};
 
 use crate::status::{self, Facts, Finding, Health, Latest, Level, Overrides, SharedToken};
 
@@ -16,22 +18,36 @@ pub struct HostState {
     pub online_changed_ms: Option<i64>,
     pub last_seen_ms: Option<i64>,
     pub agent_version: Option<String>,
-    pub fast: Option<FastPayload>,
+    // The payloads are shared, not copied, by the fleet's snapshot of this state (fleet.rs)
+    // and by the previous tier's slot: a host's payloads are the bulk of its memory.
+    pub fast: Option<Arc<FastPayload>>,
     pub fast_received_ms: Option<i64>,
     /// Time between the last two fast samples of one agent run.
     pub fast_interval_ms: Option<i64>,
-    pub medium: Option<MediumPayload>,
-    pub previous_medium: Option<Medium>,
+    pub medium: Option<Arc<MediumPayload>>,
+    pub previous_medium: Option<Arc<MediumPayload>>,
     /// When `previous_medium` was collected (its corrected `ts_ms`).
     pub previous_medium_ts_ms: Option<i64>,
-    pub slow: Option<SlowPayload>,
-    pub previous_slow: Option<Slow>,
+    pub slow: Option<Arc<SlowPayload>>,
+    pub previous_slow: Option<Arc<SlowPayload>>,
     /// Set when the gateway saw two agents using this host's token; in memory only (the
     /// gateway's detector starts afresh at a restart too).
     pub shared_token: Option<SharedToken>,
     /// How far the agent's clock is from the server's (positive = ahead), as measured by
     /// the writer (`clock.rs`); None until measured.
     pub clock_skew_ms: Option<i64>,
+}
+
+/// The slow payload as a host's state holds it: without `snapshots.recent`, the newest
+/// snapshots' names (up to 200 a host), which no page, rule or mirror reads;
+/// `/api/v1/hosts/<id>` reads the whole payload from `latest` (`read::latest_slow`).
+/// A clone, so its vectors have no spare room.
+pub fn held_slow(p: &SlowPayload) -> SlowPayload {
+    let mut held = p.clone();
+    if let Some(snapshots) = held.data.snapshots.as_mut() {
+        snapshots.recent = Vec::new();
+    }
+    held
 }
 
 /// One overview card, also the JSON of a live update and of `/api/v1/hosts`.
@@ -114,12 +130,12 @@ impl HostState {
             fast_received_ms: self.fast_received_ms.max(self.online_changed_ms),
             fast_interval_ms: self.fast_interval_ms,
             medium: self.medium.as_ref().map(|p| &p.data),
-            previous_medium: self.previous_medium.as_ref(),
+            previous_medium: self.previous_medium.as_ref().map(|p| &p.data),
             medium_ts_ms: self.medium.as_ref().map(|p| p.ts_ms),
             previous_medium_ts_ms: self.previous_medium_ts_ms,
             daily_backup_max_age_s: status::daily_backup_max_age_s(),
             slow: self.slow.as_ref().map(|p| &p.data),
-            previous_slow: self.previous_slow.as_ref(),
+            previous_slow: self.previous_slow.as_ref().map(|p| &p.data),
             shared_token: self.shared_token.as_ref(),
             clock_skew_ms: self.clock_skew_ms,
         })

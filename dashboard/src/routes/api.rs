@@ -7,7 +7,7 @@ use recorder::state::Card;
 use serde_json::{json, Value};
 
 use crate::error::AppError;
-use crate::routes::{all_hosts, one_host};
+use crate::routes::{all_hosts, one_host, read};
 use crate::AppState;
 
 /// `GET /api/v1/hosts`: every host's card (status, reasons, load, memory, ...).
@@ -25,11 +25,13 @@ pub async fn host(
 ) -> Result<Json<Value>, AppError> {
     let (host, events) = one_host(&state, &host_id, 100).await?;
     let host = host.ok_or(AppError::NotFound)?;
+    // The whole slow payload: the state holds it without its snapshot list.
+    let slow = read(&state.database, move |conn| recorder::read::latest_slow(conn, &host_id)).await?;
     Ok(Json(json!({
         "card": host.card(wire::now_ms()),
-        "fast": host.fast,
-        "medium": host.medium,
-        "slow": host.slow,
+        "fast": host.fast.as_deref(),
+        "medium": host.medium.as_deref(),
+        "slow": slow,
         "events": events,
     })))
 }

@@ -188,6 +188,7 @@ fn temperatures_section(fast: Option<&Fast>, judged: &Judged) -> Section {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Arc;
     use wire::{Pool, Slow, Vdev};
 
     fn payload<T>(data: T) -> wire::Payload<T> {
@@ -225,8 +226,8 @@ mod tests {
             ..Pool::default()
         };
         let state = HostState {
-            slow: Some(payload(Slow { disks: Some(vec![disk]), ..Slow::default() })),
-            medium: Some(payload(Medium { pools: Some(vec![pool]), ..Medium::default() })),
+            slow: Some(Arc::new(payload(Slow { disks: Some(vec![disk]), ..Slow::default() }))),
+            medium: Some(Arc::new(payload(Medium { pools: Some(vec![pool]), ..Medium::default() }))),
             ..HostState::default()
         };
         let sections = sections(&state);

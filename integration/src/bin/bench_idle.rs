@@ -3,7 +3,10 @@
 //! RSS before and after, and the same for Mosquitto 2 over plain MQTT (`/usr/sbin/mosquitto`,
 //! anonymous, started here on a loopback port) in the same run.
 //!
-//! `ulimit -n 65536; target/release/bench_idle --hosts 10000`
+//! Every host has a fast, medium and slow sample from an earlier run in the database, so
+//! the server starts with a realistic state for each.
+//!
+//! `ulimit -n 65536; target/release/bench_idle --hosts 10000 [--plain-only] [--unseeded]`
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -11,6 +14,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use integration::load::{packet, put_str};
+use integration::samples::seed;
 use integration::{free_port, proc_stats, Server};
 
 #[derive(Clone, Copy, Debug)]
@@ -120,25 +124,40 @@ fn mosquitto(port: u16) -> Child {
 
 fn main() {
     let argv: Vec<String> = std::env::args().skip(1).collect();
-    let hosts: usize = match argv.as_slice() {
-        [flag, n] if flag == "--hosts" => n.parse().expect("--hosts N"),
-        [] => 10_000,
-        _ => panic!("usage: bench_idle [--hosts N]"),
-    };
+    let hosts: usize = argv
+        .iter()
+        .position(|a| a == "--hosts")
+        .map_or(10_000, |i| argv.get(i + 1).and_then(|n| n.parse().ok()).expect("--hosts N"));
+    // Plain MQTT and Mosquitto only: the start and the plain connection in half the time.
+    let plain_only = argv.iter().any(|a| a == "--plain-only");
     // As deploy/proxmox-monitor.service runs it.
     let mut server = Server::start_with_hosts(hosts, vec![("MALLOC_ARENA_MAX".into(), "2".into())]);
+    // Every host as after an earlier run: its latest sample of each tier in the database,
+    // so the server starts with every host's state to hold. `--unseeded`: hosts registered
+    // and never heard from (the figures before 2026-11-30's seeding).
+    if !argv.iter().any(|a| a == "--unseeded") {
+        server.stop();
+        let names: Vec<String> = server.tokens.iter().map(|(h, _)| h.clone()).collect();
+        seed(&server.database(), &names, &["fast", "medium", "slow"]);
+        server.start_again();
+    }
     let plain = measure("proxmox-monitor", server.child.id(), server.mqtt, Transport::Plain, &server.tokens);
-    // A fresh process, so that what the allocator kept from the first run does not hide
-    // the second's.
-    server.restart();
-    let ws = measure("proxmox-monitor", server.child.id(), server.http, Transport::Ws, &server.tokens);
+    let ws = (!plain_only).then(|| {
+        // A fresh process, so that what the allocator kept from the first run does not
+        // hide the second's.
+        server.restart();
+        measure("proxmox-monitor", server.child.id(), server.http, Transport::Ws, &server.tokens)
+    });
 
     let port = free_port();
     let mut broker = mosquitto(port);
     let anonymous: Vec<(String, String)> = server.tokens.iter().map(|(h, _)| (h.clone(), "x".into())).collect();
     let reference =
         measure("mosquitto", broker.id(), SocketAddr::from(([127, 0, 0, 1], port)), Transport::Plain, &anonymous);
-    for (transport, (rss, per)) in [("plain", plain), ("WebSocket", ws)] {
+    for (transport, (rss, per)) in [("plain", Some(plain)), ("WebSocket", ws)]
+        .into_iter()
+        .filter_map(|(transport, measured)| Some((transport, measured?)))
+    {
         println!(
             "ratio to mosquitto (plain), {transport}: RSS with all held {:.1}x, per connection {:.1}x",
             rss / reference.0,

@@ -7,14 +7,10 @@
 //! `cargo build --release -p proxmox-monitor -p integration --bins &&
 //!  target/release/bench_pages --hosts 10000 --requests 20`
 
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use integration::samples::{fast, medium};
+use integration::samples::seed;
 use integration::{http_get_with, proc_stats, Server};
-use recorder::writer::Writer;
-use recorder::{Retention, Stats};
-use wire::now_ms;
 
 fn arg(name: &str, default: usize) -> usize {
     let args: Vec<String> = std::env::args().collect();
@@ -29,19 +25,8 @@ fn main() {
 
     // The latest payloads, written by the recorder's own writer.
     let seeded = Instant::now();
-    {
-        let conn = recorder::db::open_writer(&server.database()).unwrap();
-        let (live, _) = tokio::sync::broadcast::channel(16);
-        let mut writer =
-            Writer::new(conn, live, Arc::new(Stats::default()), Retention::raw(Duration::from_secs(48 * 3600)))
-                .unwrap();
-        let names: Vec<String> = server.tokens.iter().map(|(h, _)| h.clone()).collect();
-        for chunk in names.chunks(1000) {
-            let now = now_ms();
-            let mut batch: Vec<_> = chunk.iter().flat_map(|h| [fast(h, 1, now), medium(h, 1, now)]).collect();
-            writer.write_and_settle(&mut batch);
-        }
-    }
+    let names: Vec<String> = server.tokens.iter().map(|(h, _)| h.clone()).collect();
+    seed(&server.database(), &names, &["fast", "medium"]);
     println!("seeded {hosts} hosts (fast + medium) in {:.1} s", seeded.elapsed().as_secs_f64());
 
     let started = Instant::now();

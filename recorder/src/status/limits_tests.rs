@@ -194,17 +194,20 @@ fn cards_read_the_overrides_the_server_runs_with() {
     let state = crate::state::HostState {
         host_id: host.into(),
         online: true,
-        medium: Some(wire::MediumPayload {
-            schema: wire::SCHEMA_VERSION,
-            host_id: host.into(),
-            ts_ms: NOW,
-            seq: 0,
-            boot_id: String::new(),
-            agent_version: String::new(),
-            dropped: 0,
-            errors: Default::default(),
-            data: pools(&[("rpool", "ONLINE", 72.0)]),
-        }),
+        medium: Some(
+            wire::MediumPayload {
+                schema: wire::SCHEMA_VERSION,
+                host_id: host.into(),
+                ts_ms: NOW,
+                seq: 0,
+                boot_id: String::new(),
+                agent_version: String::new(),
+                dropped: 0,
+                errors: Default::default(),
+                data: pools(&[("rpool", "ONLINE", 72.0)]),
+            }
+            .into(),
+        ),
         ..Default::default()
     };
     assert_eq!(state.health(NOW).level, Level::Online);

@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 
 use rusqlite::{params, Transaction};
 use wire::{FastPayload, Kind, Medium, MediumPayload, Payload, SlowPayload};
@@ -12,7 +13,7 @@ use super::{exec, Store};
 use crate::ingest::Item;
 use crate::partitions::Series;
 use crate::rollup;
-use crate::state::HostState;
+use crate::state::{held_slow, HostState};
 use crate::status::SharedToken;
 use crate::Stats;
 
@@ -101,7 +102,7 @@ fn apply_fast(
     }
     let newer = state.fast.as_ref().is_none_or(|old| p.ts_ms >= old.ts_ms);
     store.pending.count_rows(p.ts_ms, 1);
-    store.pending.note(p, Kind::Fast, raw, newer, now);
+    store.pending.note(p, Kind::Fast, raw, stamp.agent_ts_ms, newer, now);
     seen(state, p, now);
     if newer {
         if let Some(prev) = &state.fast {
@@ -109,7 +110,7 @@ fn apply_fast(
                 state.fast_interval_ms = Some(p.ts_ms - prev.ts_ms);
             }
         }
-        state.fast = Some(p.clone());
+        state.fast = Some(Arc::new(p.clone()));
         state.fast_received_ms = Some(now);
     }
     Ok(newer)
@@ -209,15 +210,14 @@ fn apply_medium(
     ];
     rollup::fold_medium(store.tx, store.parts, &tables, &p.host_id, p.ts_ms)?;
     let newer = state.medium.as_ref().is_none_or(|old| p.ts_ms >= old.ts_ms);
-    store.pending.note(p, Kind::Medium, raw, newer, now);
+    store.pending.note(p, Kind::Medium, raw, stamp.agent_ts_ms, newer, now);
     seen(state, p, now);
     if newer {
         let previous = state.medium.take();
         state.previous_medium_ts_ms = previous.as_ref().map(|m| m.ts_ms);
-        let previous = previous.map(|m| m.data);
-        medium_events(store.tx, &state.host_id, previous.as_ref(), &p.data, now)?;
+        medium_events(store.tx, &state.host_id, previous.as_ref().map(|m| &m.data), &p.data, now)?;
         state.previous_medium = previous;
-        state.medium = Some(p.clone());
+        state.medium = Some(Arc::new(p.clone()));
     }
     Ok(newer)
 }
@@ -236,11 +236,11 @@ fn apply_slow(
         return Ok(false);
     }
     let newer = state.slow.as_ref().is_none_or(|old| p.ts_ms >= old.ts_ms);
-    store.pending.note(p, Kind::Slow, raw, newer, now);
+    store.pending.note(p, Kind::Slow, raw, stamp.agent_ts_ms, newer, now);
     seen(state, p, now);
     if newer {
-        state.previous_slow = state.slow.take().map(|s| s.data);
-        state.slow = Some(p.clone());
+        state.previous_slow = state.slow.take();
+        state.slow = Some(Arc::new(held_slow(p)));
     }
     Ok(newer)
 }

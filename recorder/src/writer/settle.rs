@@ -10,7 +10,7 @@ use rusqlite::{params, Transaction};
 use tracing::warn;
 use wire::{Kind, Payload};
 
-use super::{exec, Writer};
+use super::{exec, skew, Writer};
 use crate::db;
 use crate::partitions::{self, hour_of, Series, HOUR_MS};
 use crate::rollup::{self, Parts};
@@ -22,8 +22,8 @@ use crate::rollup::{self, Parts};
 /// committed with their batch.
 #[derive(Default)]
 pub(super) struct Pending {
-    /// (host, tier) → (ts_ms, received, raw payload) of the newest payload.
-    latest: HashMap<(String, Kind), (i64, i64, String)>,
+    /// (host, tier) → the newest payload.
+    latest: HashMap<(String, Kind), Latest>,
     /// host → (when seen, agent version of its newest payload).
     seen: HashMap<String, (i64, String)>,
     /// hour → sample rows stored in it since the last settle.
@@ -34,10 +34,22 @@ pub(super) struct Pending {
     changed: HashSet<String>,
 }
 
+/// A `latest` row to write: the payload's JSON as sent, rewritten at the settle if its
+/// time was corrected (`skew::stored_json`), once rather than for every sample.
+struct Latest {
+    ts_ms: i64,
+    agent_ts_ms: i64,
+    received_ms: i64,
+    raw: String,
+}
+
 impl Pending {
-    pub(super) fn note<T>(&mut self, p: &Payload<T>, tier: Kind, raw: &str, newer: bool, now: i64) {
+    /// Notes a stored payload received at `now`, sent as `raw` at `agent_ts_ms`, `newer`
+    /// than the host's latest of its tier.
+    pub(super) fn note<T>(&mut self, p: &Payload<T>, tier: Kind, raw: &str, agent_ts_ms: i64, newer: bool, now: i64) {
         if newer {
-            self.latest.insert((p.host_id.clone(), tier), (p.ts_ms, now, raw.to_owned()));
+            let latest = Latest { ts_ms: p.ts_ms, agent_ts_ms, received_ms: now, raw: raw.to_owned() };
+            self.latest.insert((p.host_id.clone(), tier), latest);
         }
         // Every sample of a host lands here: allocate only for its first in a settle.
         match self.seen.get_mut(p.host_id.as_str()) {
@@ -68,14 +80,15 @@ impl Pending {
     }
 
     fn flush(&self, tx: &Transaction) -> rusqlite::Result<()> {
-        for ((host, tier), (ts_ms, received_ms, raw)) in &self.latest {
+        for ((host, tier), Latest { ts_ms, agent_ts_ms, received_ms, raw }) in &self.latest {
+            let payload = skew::stored_json(raw, *ts_ms, *agent_ts_ms);
             exec(
                 tx,
                 "INSERT INTO latest (host_id, tier, ts_ms, received_ms, payload) VALUES (?1, ?2, ?3, ?4, ?5)
                  ON CONFLICT (host_id, tier) DO UPDATE SET ts_ms = excluded.ts_ms,
                      received_ms = excluded.received_ms, payload = excluded.payload
                  WHERE excluded.ts_ms >= latest.ts_ms",
-                params![host, tier.as_str(), ts_ms, received_ms, raw],
+                params![host, tier.as_str(), ts_ms, received_ms, payload.as_ref()],
             )?;
         }
         for (host, (seen_ms, version)) in &self.seen {

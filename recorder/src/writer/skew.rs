@@ -3,6 +3,8 @@
 //! stores each sample at its agent's time less that skew. The agent's own time stays in
 //! the stored payload (`agent_ts_ms`) and in the [`Stamp`], on which replays are keyed.
 
+use std::borrow::Cow;
+
 use wire::Payload;
 
 use super::Writer;
@@ -27,17 +29,17 @@ impl Writer {
             .iter_mut()
             .map(|item| match item {
                 Item::Status { .. } | Item::SharedToken(_) => Stamp::default(),
-                Item::Fast(p, raw) => {
+                Item::Fast(p, _) => {
                     let clock = self.clocks.entry(p.host_id.clone()).or_default();
                     if clock.observe(&p.boot_id, p.seq, p.ts_ms, now) {
                         if let Some(state) = self.states.get_mut(&p.host_id) {
                             state.clock_skew_ms = clock.skew_ms();
                         }
                     }
-                    correct(clock, p, raw, now)
+                    correct(clock, p, now)
                 }
-                Item::Medium(p, raw) => correct(self.clocks.entry(p.host_id.clone()).or_default(), p, raw, now),
-                Item::Slow(p, raw) => correct(self.clocks.entry(p.host_id.clone()).or_default(), p, raw, now),
+                Item::Medium(p, _) => correct(self.clocks.entry(p.host_id.clone()).or_default(), p, now),
+                Item::Slow(p, _) => correct(self.clocks.entry(p.host_id.clone()).or_default(), p, now),
             })
             .collect()
     }
@@ -49,19 +51,28 @@ impl Writer {
     }
 }
 
-/// Sets `p.ts_ms` to the time `clock` says it was collected at, and when that differs,
-/// rewrites `raw` (what `latest` stores) to the same time with the agent's as
-/// `agent_ts_ms`.
-fn correct<T>(clock: &mut Clock, p: &mut Payload<T>, raw: &mut String, now: i64) -> Stamp {
+/// Sets `p.ts_ms` to the time `clock` says it was collected at. The raw JSON is left as
+/// sent: only the one that becomes `latest` is rewritten, at the settle ([`stored_json`]).
+fn correct<T>(clock: &mut Clock, p: &mut Payload<T>, now: i64) -> Stamp {
     let agent_ts_ms = p.ts_ms;
-    let at = clock.correct(agent_ts_ms, now);
-    if at != agent_ts_ms {
-        p.ts_ms = at;
-        if let Ok(mut fields) = serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(raw) {
-            fields.insert("ts_ms".into(), at.into());
-            fields.insert("agent_ts_ms".into(), agent_ts_ms.into());
-            *raw = serde_json::Value::Object(fields).to_string();
-        }
-    }
+    p.ts_ms = clock.correct(agent_ts_ms, now);
     Stamp { agent_ts_ms, by_seq: clock.corrected() }
+}
+
+/// The JSON `latest` stores for a payload sent as `raw` at `agent_ts_ms` and stored at
+/// `ts_ms`: as sent, or when the time was corrected, with `ts_ms` the stored time and the
+/// agent's as `agent_ts_ms`.
+pub(super) fn stored_json(raw: &str, ts_ms: i64, agent_ts_ms: i64) -> Cow<'_, str> {
+    if ts_ms == agent_ts_ms {
+        return Cow::Borrowed(raw);
+    }
+    match serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(raw) {
+        Ok(mut fields) => {
+            fields.insert("ts_ms".into(), ts_ms.into());
+            fields.insert("agent_ts_ms".into(), agent_ts_ms.into());
+            Cow::Owned(serde_json::Value::Object(fields).to_string())
+        }
+        // It was parsed on the way in; should it not parse now, it is stored as sent.
+        Err(_) => Cow::Borrowed(raw),
+    }
 }

@@ -357,3 +357,34 @@ fn the_first_packing_pass_converts_hours_left_open_by_an_older_version() {
     assert_eq!(open, 0, "no ended hour is left open");
     assert_eq!(read(&w.conn), before, "every value kept");
 }
+
+#[test]
+fn a_hosts_state_holds_its_slow_payload_without_the_snapshot_list_the_api_reads_it_whole() {
+    let (dir, mut w, _live) = setup();
+    let fleet = w.fleet();
+    let json = format!(
+        r#"{{"schema":1,"host_id":"pve1","ts_ms":{},"boot_id":"b","seq":1,"agent_version":"t","data":{{"snapshots":{{"total":2,"datasets":[{{"dataset":"rpool/data","count":2,"oldest":1,"newest":2,"used":3}}],"recent":[{{"name":"rpool/data@a","used":1,"creation":1}},{{"name":"rpool/data@b","used":2,"creation":2}}],"truncated":false}}}}}}"#,
+        now_ms()
+    );
+    w.write_and_settle(&mut vec![parse(b"pmon/v1/pve1/slow", json.as_bytes(), now_ms()).unwrap()]);
+    let reader = crate::db::open_read(&dir.path().join("w.db")).unwrap();
+    let held = |state: &HostState| {
+        let snapshots = state.slow.as_ref().unwrap().data.snapshots.clone().unwrap();
+        (snapshots.total, snapshots.datasets.len(), snapshots.recent.len())
+    };
+    assert_eq!(held(&fleet.get("pve1").unwrap()), (2, 1, 0), "the writer's state");
+    let restarted = read::parse_states(&reader).unwrap();
+    assert_eq!(held(&restarted[0]), (2, 1, 0), "the state parsed at a restart");
+    let whole = read::latest_slow(&reader, "pve1").unwrap().unwrap();
+    let names: Vec<String> = whole.data.snapshots.unwrap().recent.into_iter().map(|s| s.name).collect();
+    assert_eq!(names, ["rpool/data@a", "rpool/data@b"]);
+    assert!(read::latest_slow(&reader, "pve2").unwrap().is_none());
+}
+
+#[test]
+fn latest_keeps_a_payload_as_sent_unless_its_time_was_corrected() {
+    let raw = r#"{"host_id":"pve1","ts_ms":1000,"seq":1}"#;
+    assert!(matches!(super::skew::stored_json(raw, 1000, 1000), std::borrow::Cow::Borrowed(r) if r == raw));
+    let fields: serde_json::Value = serde_json::from_str(&super::skew::stored_json(raw, 400, 1000)).unwrap();
+    assert_eq!(fields, serde_json::json!({"host_id": "pve1", "ts_ms": 400, "agent_ts_ms": 1000, "seq": 1}));
+}

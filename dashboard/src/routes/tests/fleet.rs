@@ -251,7 +251,7 @@ fn search_results_are_capped_and_the_rest_counted() {
     let state = recorder::state::HostState {
         host_id: "pve1".into(),
         online: true,
-        medium: Some(Payload {
+        medium: Some(std::sync::Arc::new(Payload {
             schema: 1,
             host_id: "pve1".into(),
             ts_ms: 0,
@@ -261,7 +261,7 @@ fn search_results_are_capped_and_the_rest_counted() {
             dropped: 0,
             errors: BTreeMap::new(),
             data: Medium { vms: Some(vms), ..Medium::default() },
-        }),
+        })),
         ..Default::default()
     };
     let hits = crate::routes::search::search(
@@ -461,4 +461,35 @@ async fn search_filters_the_guests_not_backed_up_and_the_host_page_shows_each_ba
     ));
     assert!(html.contains("<td>not covered (none seen since 10 d ago)</td>"));
     assert!(html.contains("last backup failed"), "the card's reason");
+}
+
+#[tokio::test]
+async fn the_api_shows_a_hosts_whole_slow_payload_and_the_page_its_datasets() {
+    let app = TestApp::new().await;
+    app.add_host("pve1");
+    let snapshots = wire::Snapshots {
+        total: 1,
+        datasets: vec![wire::DatasetSnapshots {
+            dataset: "rpool/data/vm-100-disk-0".into(),
+            count: 1,
+            oldest: 1_764_000_000,
+            newest: 1_764_000_000,
+            used: 1 << 20,
+        }],
+        recent: vec![wire::Snapshot { name: "rpool/data/vm-100-disk-0@nightly".into(), used: 1 << 20, creation: 1 }],
+        truncated: false,
+    };
+    let slow = envelope("pve1", wire::now_ms(), wire::Slow { snapshots: Some(snapshots), ..wire::Slow::default() });
+    let conn = recorder::db::open(&app.state.database).unwrap();
+    conn.execute(
+        "INSERT INTO latest (host_id, tier, ts_ms, received_ms, payload) VALUES ('pve1', 'slow', 1, 1, ?1)",
+        [slow],
+    )
+    .unwrap();
+    let cookie = app.login().await;
+    let api: serde_json::Value =
+        serde_json::from_str(&body(app.send(page("/api/v1/hosts/pve1", Some(&cookie))).await).await).unwrap();
+    assert_eq!(api["slow"]["data"]["snapshots"]["recent"][0]["name"], "rpool/data/vm-100-disk-0@nightly", "{api}");
+    let host_page = body(app.send(page("/hosts/pve1", Some(&cookie))).await).await;
+    assert!(host_page.contains("<td>rpool/data/vm-100-disk-0</td>"), "the Snapshots section: {host_page}");
 }
