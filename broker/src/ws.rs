@@ -37,6 +37,10 @@ const MAX_READ: usize = 16 * 1024;
 const MAX_OUT_HEAD: usize = 10;
 
 /// An upgraded connection as the MQTT byte stream inside its binary frames.
+///
+/// Read and write it from one task, as the gateway does: a read may write a pong, and a
+/// socket keeps one waker per direction, so a reader and a writer in two tasks could
+/// each take the other's wake-up.
 pub struct WsStream<S> {
     io: S,
     decoder: Decoder,
