@@ -19,6 +19,7 @@
 //! - [`listener`]: the TCP and TLS listeners, with handshake deadlines and limits.
 //! - [`limit`]: the per-address connect-attempt limit (token buckets, loopback exempt).
 //! - [`stats`]: counters for `/metrics`.
+//! - [`ws`]: MQTT over WebSocket: RFC 6455 frames as the byte stream the gateway serves.
 //!
 //! rumqttd opens no socket of its own: every client reaches it through [`gateway`].
 
@@ -36,6 +37,7 @@ pub mod router;
 mod sessions;
 pub mod stats;
 pub mod subscription;
+pub mod ws;
 
 pub use auth::{hash_token, new_token, Credential, CredentialTable, Identity, Role};
 pub use clones::{CloneDetected, CloneRules};

@@ -206,6 +206,12 @@ fn wait_closed(s: &mut TcpStream, limit: Duration) -> Duration {
 
 /// A WebSocket upgrade request for `/mqtt`, optionally as forwarded by a proxy.
 fn ws_upgrade(http: SocketAddr, forwarded_for: Option<&str>) -> (u16, TcpStream) {
+    let (head, s) = ws_upgrade_answer(http, forwarded_for);
+    (head.split_whitespace().nth(1).unwrap().parse().unwrap(), s)
+}
+
+/// The same, with the answer's whole head.
+pub(crate) fn ws_upgrade_answer(http: SocketAddr, forwarded_for: Option<&str>) -> (String, TcpStream) {
     let mut s = TcpStream::connect(http).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     let xff = forwarded_for.map(|a| format!("X-Forwarded-For: {a}\r\n")).unwrap_or_default();
@@ -221,8 +227,7 @@ fn ws_upgrade(http: SocketAddr, forwarded_for: Option<&str>) -> (u16, TcpStream)
         s.read_exact(&mut byte).expect("an HTTP answer");
         head.push(byte[0]);
     }
-    let head = String::from_utf8_lossy(&head);
-    (head.split_whitespace().nth(1).unwrap().parse().unwrap(), s)
+    (String::from_utf8_lossy(&head).into_owned(), s)
 }
 
 /// A registry command while agents stream data. The registry's transactions are deferred

@@ -17,3 +17,4 @@ mod runbook;
 mod secrets_in_logs;
 mod sessions;
 mod walking_skeleton;
+mod websocket;

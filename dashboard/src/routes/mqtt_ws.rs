@@ -1,15 +1,16 @@
-//! `GET /mqtt`: MQTT over WebSocket (subprotocol `mqtt`), handed to the gateway as a
-//! plain byte stream.
+//! `GET /mqtt`: MQTT over WebSocket (subprotocol `mqtt`). The upgrade is done here, and the
+//! connection goes to the gateway as one stream of the frames' bytes (`broker::ws`): no
+//! WebSocket library, no second task, no buffer of its own (docs/PERFORMANCE.md, "Memory
+//! per held connection").
 
 use std::net::SocketAddr;
 
-use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
-use axum::extract::{ConnectInfo, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
-use bytes::BytesMut;
-use futures_util::{FutureExt, SinkExt, StreamExt};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use base64::Engine;
+use hyper_util::rt::TokioIo;
+use sha1::{Digest, Sha1};
 
 use crate::client::client_addr;
 use crate::AppState;
@@ -17,76 +18,155 @@ use crate::AppState;
 pub async fn upgrade(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    ws: WebSocketUpgrade,
+    request: Request,
 ) -> Response {
-    let client = client_addr(peer, &headers);
+    let (mut parts, _) = request.into_parts();
+    let accept = match check_handshake(&parts.method, &parts.headers) {
+        Ok(accept) => accept,
+        Err(refusal) => return refusal.into_response(),
+    };
+    let Some(on_upgrade) = parts.extensions.remove::<hyper::upgrade::OnUpgrade>() else {
+        return (StatusCode::UPGRADE_REQUIRED, "this connection cannot be upgraded\n").into_response();
+    };
+    let client = client_addr(peer, &parts.headers);
     // The per-address limit and the connection cap, before the upgrade: a refused client
     // costs one small HTTP answer. The opening deadline starts here.
     let Some(admission) = state.gateway.admit(client) else {
         return (StatusCode::TOO_MANY_REQUESTS, [("retry-after", "5")], "too many connection attempts\n")
             .into_response();
     };
-    let max = state.gateway.config().max_payload + 64 * 1024;
-    // Small buffers: an agent's connection is idle but for a few small publishes a minute,
-    // and tungstenite's default 128 KiB read buffer, allocated per connection, was most of
-    // the server's memory with 10,000 agents (docs/PERFORMANCE.md). A large frame still
-    // arrives whole: the buffer grows for it.
-    ws.protocols(["mqtt"])
-        .read_buffer_size(WS_BUFFER)
-        .write_buffer_size(0)
-        .max_message_size(max)
-        .on_upgrade(move |socket| bridge(socket, state.gateway, client, admission))
+    let gateway = state.gateway.clone();
+    // A frame as large as the largest MQTT packet the gateway takes, and some.
+    let max_frame = (gateway.config().max_payload + 64 * 1024) as u64;
+    // hyper hands over the connection once the 101 below is sent.
+    tokio::spawn(async move {
+        if let Ok(upgraded) = on_upgrade.await {
+            let stream = broker::ws::WsStream::new(TokioIo::new(upgraded), max_frame);
+            gateway.serve(stream, client, admission).await;
+        }
+    });
+    let mut answer = Response::new(axum::body::Body::empty());
+    *answer.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    let headers = answer.headers_mut();
+    headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+    headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+    headers.insert(header::SEC_WEBSOCKET_ACCEPT, accept);
+    if offers_mqtt(&parts.headers) {
+        headers.insert(header::SEC_WEBSOCKET_PROTOCOL, HeaderValue::from_static("mqtt"));
+    }
+    answer
 }
 
-/// The WebSocket read buffer per connection, and the most the bridge puts in one frame.
-const WS_BUFFER: usize = 4 * 1024;
-/// What the bridge waits for the gateway's next bytes with.
-const IDLE_READ: usize = 64;
+/// Why an upgrade request is refused, as the answer says it.
+#[derive(Debug, PartialEq, Eq)]
+pub enum HandshakeRefusal {
+    NotGet,
+    NoUpgradeToken,
+    NotWebSocket,
+    NotVersion13,
+    NoKey,
+}
 
-/// Pipes WebSocket binary frames to and from the gateway through an in-memory duplex.
-async fn bridge(socket: WebSocket, gateway: broker::Gateway, client: SocketAddr, admission: broker::Admission) {
-    // The duplex's buffer grows as needed up to this size; idle, it holds nothing.
-    let (ours, theirs) = tokio::io::duplex(64 * 1024);
-    let session = tokio::spawn(async move { gateway.serve(theirs, client, admission).await });
-    let (mut ws_tx, mut ws_rx) = socket.split();
-    let (mut read, mut write) = tokio::io::split(ours);
-    let inbound = async {
-        while let Some(Ok(message)) = ws_rx.next().await {
-            match message {
-                Message::Binary(b) if write.write_all(&b).await.is_err() => break,
-                Message::Close(_) => break,
-                _ => {}
+impl IntoResponse for HandshakeRefusal {
+    fn into_response(self) -> Response {
+        let (status, reason) = match self {
+            HandshakeRefusal::NotGet => (StatusCode::METHOD_NOT_ALLOWED, "a WebSocket upgrade is a GET"),
+            HandshakeRefusal::NoUpgradeToken => {
+                (StatusCode::BAD_REQUEST, "the Connection header must include 'upgrade'")
             }
-        }
-        let _ = write.shutdown().await;
-    };
-    let outbound = async {
-        loop {
-            // Idle, the bridge waits with a few bytes of buffer, not a full one (most
-            // held connections are idle agents); what else is ready then joins the frame.
-            let mut buf = BytesMut::with_capacity(IDLE_READ);
-            match read.read_buf(&mut buf).await {
-                Ok(0) | Err(_) => break,
-                Ok(_) => {}
-            }
-            buf.reserve(WS_BUFFER);
-            while buf.len() < WS_BUFFER {
-                match read.read_buf(&mut buf).now_or_never() {
-                    Some(Ok(n)) if n > 0 => {}
-                    _ => break,
-                }
-            }
-            if ws_tx.send(Message::Binary(buf.freeze())).await.is_err() {
-                break;
-            }
-        }
-        let _ = ws_tx.close().await;
-    };
-    // Whichever side ends first ends the bridge; the gateway sees EOF and cleans up.
-    tokio::select! {
-        _ = inbound => {},
-        _ = outbound => {},
+            HandshakeRefusal::NotWebSocket => (StatusCode::BAD_REQUEST, "the Upgrade header must be 'websocket'"),
+            HandshakeRefusal::NotVersion13 => (StatusCode::BAD_REQUEST, "the Sec-WebSocket-Version header must be 13"),
+            HandshakeRefusal::NoKey => (StatusCode::BAD_REQUEST, "the Sec-WebSocket-Key header is missing"),
+        };
+        (status, format!("{reason}\n")).into_response()
     }
-    let _ = session.await;
+}
+
+/// Checks an RFC 6455 opening request (what axum's `WebSocketUpgrade` checked) and returns
+/// the `Sec-WebSocket-Accept` value for its key.
+pub fn check_handshake(method: &Method, headers: &HeaderMap) -> Result<HeaderValue, HandshakeRefusal> {
+    if method != Method::GET {
+        return Err(HandshakeRefusal::NotGet);
+    }
+    if !has_token(headers, header::CONNECTION, "upgrade") {
+        return Err(HandshakeRefusal::NoUpgradeToken);
+    }
+    if !headers.get(header::UPGRADE).is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"websocket")) {
+        return Err(HandshakeRefusal::NotWebSocket);
+    }
+    if headers.get(header::SEC_WEBSOCKET_VERSION).is_none_or(|v| v != "13") {
+        return Err(HandshakeRefusal::NotVersion13);
+    }
+    let key = headers.get(header::SEC_WEBSOCKET_KEY).ok_or(HandshakeRefusal::NoKey)?;
+    Ok(accept_key(key.as_bytes()))
+}
+
+/// RFC 6455 4.2.2: base64 of the SHA-1 of the key and the protocol's GUID.
+fn accept_key(key: &[u8]) -> HeaderValue {
+    let digest = Sha1::new().chain_update(key).chain_update(b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11").finalize();
+    let value = base64::engine::general_purpose::STANDARD.encode(digest);
+    // Base64 is always a valid header value.
+    HeaderValue::from_str(&value).expect("base64 is visible ASCII")
+}
+
+/// The client offered the `mqtt` subprotocol (a client that offered none gets none).
+fn offers_mqtt(headers: &HeaderMap) -> bool {
+    has_token(headers, header::SEC_WEBSOCKET_PROTOCOL, "mqtt")
+}
+
+/// One of the comma-separated values of `name` headers is `token` (ASCII case ignored).
+fn has_token(headers: &HeaderMap, name: header::HeaderName, token: &str) -> bool {
+    headers
+        .get_all(name)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| t.trim().eq_ignore_ascii_case(token))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        pairs.iter().map(|(k, v)| (header::HeaderName::from_static(k), HeaderValue::from_static(v))).collect()
+    }
+
+    const GOOD: &[(&str, &str)] = &[
+        ("connection", "keep-alive, Upgrade"),
+        ("upgrade", "WebSocket"),
+        ("sec-websocket-version", "13"),
+        ("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ=="),
+    ];
+
+    #[test]
+    fn the_accept_key_is_rfc_6455s_example() {
+        // RFC 6455 section 1.3's example key and answer.
+        assert_eq!(check_handshake(&Method::GET, &request(GOOD)).unwrap(), "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
+    }
+
+    #[test]
+    fn requests_that_are_not_upgrades_are_refused_with_the_reason() {
+        assert_eq!(check_handshake(&Method::POST, &request(GOOD)), Err(HandshakeRefusal::NotGet));
+        let cases = [
+            ("connection", "keep-alive", HandshakeRefusal::NoUpgradeToken),
+            ("upgrade", "h2c", HandshakeRefusal::NotWebSocket),
+            ("sec-websocket-version", "8", HandshakeRefusal::NotVersion13),
+        ];
+        for (name, value, refusal) in cases {
+            let mut headers = request(GOOD);
+            headers.insert(name, HeaderValue::from_static(value));
+            assert_eq!(check_handshake(&Method::GET, &headers), Err(refusal));
+        }
+        let mut headers = request(GOOD);
+        headers.remove("sec-websocket-key");
+        assert_eq!(check_handshake(&Method::GET, &headers), Err(HandshakeRefusal::NoKey));
+    }
+
+    #[test]
+    fn the_mqtt_subprotocol_is_chosen_only_when_offered() {
+        assert!(offers_mqtt(&request(&[("sec-websocket-protocol", "mqttv3.1, mqtt")])));
+        assert!(!offers_mqtt(&request(&[("sec-websocket-protocol", "mqttv3.1")])));
+        assert!(!offers_mqtt(&request(&[])));
+    }
 }
