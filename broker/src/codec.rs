@@ -126,16 +126,25 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Framed<S> {
             if let Some(p) = self.try_next()? {
                 return Ok(p);
             }
-            if self.read.is_empty() {
-                // Also lets go of the allocation the packets just decoded share.
-                self.read = BytesMut::with_capacity(IDLE_READ);
-            } else {
-                self.read.reserve(READ_CHUNK);
-            }
-            if self.stream.read_buf(&mut self.read).await? == 0 {
-                return Err(CodecError::Closed);
-            }
+            self.fill().await?;
         }
+    }
+
+    /// Reads what the client sent next into the buffer, where [`Framed::try_next`] finds
+    /// the packets it completes. Cancel-safe, and resolves to nothing larger than an
+    /// error: a session waits on it rather than on [`Framed::next`], whose packet
+    /// (400 bytes) would be part of the session task's size for as long as it is held.
+    pub async fn fill(&mut self) -> Result<(), CodecError> {
+        if self.read.is_empty() {
+            // Also lets go of the allocation the packets just decoded share.
+            self.read = BytesMut::with_capacity(IDLE_READ);
+        } else {
+            self.read.reserve(READ_CHUNK);
+        }
+        if self.stream.read_buf(&mut self.read).await? == 0 {
+            return Err(CodecError::Closed);
+        }
+        Ok(())
     }
 
     /// Queues a packet; [`Framed::flush`] sends what is queued.

@@ -33,6 +33,8 @@ use crate::sessions::Sessions;
 use crate::stats::Stats;
 
 mod presence;
+#[cfg(test)]
+mod sizes;
 
 use presence::{Joined, Presence};
 
@@ -127,9 +129,12 @@ impl Admission {
     }
 }
 
-/// An accepted connection, from CONNACK on.
+/// An accepted connection, from CONNACK on. Boxed by [`Gateway::open`]: it lives as long
+/// as the session, and an async fn keeps a second copy of what it is handed by value.
 struct Opened<S> {
     framed: Framed<S>,
+    /// The client's address, for the log.
+    peer: SocketAddr,
     identity: Identity,
     /// The session as registered in the presence table.
     session: Joined,
@@ -138,6 +143,8 @@ struct Opened<S> {
     /// The session's own router link: opened at CONNECT, or for a host whose publishes go
     /// to the ingest sink only once it subscribes (or acks a delivery).
     link_tx: Option<LinkTx>,
+    /// The receiving end of `link_tx` as opened at CONNECT, until `run` waits on it.
+    link_rx: Option<LinkRx>,
     /// A host's publishes awaiting their PUBACK, when its publishes go to the ingest sink.
     acks: Option<Acks>,
 }
@@ -245,22 +252,39 @@ impl Gateway {
 
     /// Serves one client connection to its end. `peer` is the client's address (the
     /// forwarded one when behind a trusted proxy); `admission` comes from [`Gateway::admit`].
-    pub async fn serve<S>(&self, stream: S, peer: SocketAddr, admission: Admission)
+    ///
+    /// Not an `async fn`: the stream goes straight into the boxed opening, so that the
+    /// future the connection's task holds for its whole life does not also keep a copy
+    /// of the stream and the admission (an async fn keeps its arguments' room in every
+    /// state). Boxed, like every step below that waits on the router or the ingest sink:
+    /// a session's task is as large as its largest state, and that task was most of a
+    /// held connection's memory (docs/PERFORMANCE.md). Boxed, a step costs its memory
+    /// only while it runs.
+    pub fn serve<S>(&self, stream: S, peer: SocketAddr, admission: Admission) -> impl Future<Output = ()> + Send + '_
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let opening = Box::pin(self.open(stream, peer, admission));
+        async move {
+            if let Some(open) = opening.await {
+                self.hold(open).await;
+            }
+        }
+    }
+
+    /// An opened session, from CONNACK to its end and the `offline` after it.
+    async fn hold<S>(&self, mut open: Box<Opened<S>>)
     where
         S: AsyncRead + AsyncWrite + Unpin + Send,
     {
-        // Boxed, like every step below that waits on the router or the ingest sink: a
-        // session's task is as large as its largest state, and that task was most of a
-        // held connection's memory (docs/PERFORMANCE.md). Boxed, a step costs its memory
-        // only while it runs.
-        let Some((mut open, link_rx)) = Box::pin(self.open(stream, peer, admission)).await else { return };
         let stats = &self.0.stats;
         Stats::add(&stats.accepted);
         stats.sessions.fetch_add(1, Ordering::Relaxed);
+        let peer = open.peer;
         info!(%peer, user = open.identity.name(), "connected");
 
-        let end = self.run(&mut open, link_rx).await;
-        let Opened { identity, session, link_tx, .. } = open;
+        let end = self.run(&mut open).await;
+        let Opened { identity, session, link_tx, .. } = *open;
         if let Some(mut link_tx) = link_tx {
             if !matches!(end, End::Disconnected) {
                 // Boxed: a router send holds rumqttd's whole `Event` (a KiB) while pending.
@@ -284,7 +308,7 @@ impl Gateway {
     /// The opening: the CONNECT within the admission's deadline, the token, the will, the
     /// session's join, a router link and the CONNACK. None when refused (counted and
     /// logged here).
-    async fn open<S>(&self, stream: S, peer: SocketAddr, admission: Admission) -> Option<(Opened<S>, Option<LinkRx>)>
+    async fn open<S>(&self, stream: S, peer: SocketAddr, admission: Admission) -> Option<Box<Opened<S>>>
     where
         S: AsyncRead + AsyncWrite + Unpin + Send,
     {
@@ -330,7 +354,7 @@ impl Gateway {
             secs => Duration::from_secs(u64::from(secs)).mul_f32(1.5),
         };
         let acks = sink_only.then(Acks::new);
-        Some((Opened { framed, identity, session, keepalive, link_tx, acks }, link_rx))
+        Some(Box::new(Opened { framed, peer, identity, session, keepalive, link_tx, link_rx, acks }))
     }
 
     /// Who the CONNECT is: its token (refreshing the credentials once if it fails) and a
@@ -405,11 +429,11 @@ impl Gateway {
 
     /// The session: client packets to the router and the router's notifications to the
     /// client, until the client leaves, breaks a rule, goes quiet or is kicked.
-    async fn run<S>(&self, open: &mut Opened<S>, link_rx: Option<LinkRx>) -> End
+    async fn run<S>(&self, open: &mut Opened<S>) -> End
     where
         S: AsyncRead + AsyncWrite + Unpin + Send,
     {
-        let Opened { framed, identity, session, keepalive, link_tx, acks } = open;
+        let Opened { framed, identity, session, keepalive, link_tx, link_rx, acks, .. } = open;
         let keepalive = *keepalive;
         // Made once per session, not per packet: re-registering a timer and two waiters
         // for every packet cost more CPU under load than the ACL. The idle
@@ -419,7 +443,7 @@ impl Gateway {
         let kicked = session.kick.notified();
         // Boxed, and only for a session with a link: the wait is 500 bytes, and most
         // sessions (agents) have no link.
-        let mut notes = link_rx.map(|rx| Box::pin(next_note(rx)));
+        let mut notes = link_rx.take().map(|rx| Box::pin(next_note(rx)));
         tokio::pin!(idle, kicked);
         loop {
             tokio::select! {
@@ -430,9 +454,16 @@ impl Gateway {
                     }
                     idle.as_mut().reset(last_packet + keepalive);
                 }
-                read = framed.next() => {
+                // What the branches resolve to is kept small (an error, an outcome, a
+                // box): the select's output is part of the session's state while idle.
+                filled = framed.fill() => {
+                    if let Err(e) = filled {
+                        return End::Closed(e);
+                    }
+                    // Any bytes count as life, as a whole packet did before: a client
+                    // sending a packet slower than its keepalive is cut off at max_packet.
                     last_packet = Instant::now();
-                    match Box::pin(self.forward_packets(identity, read, framed, link_tx, acks)).await {
+                    match Box::pin(self.forward_packets(identity, framed, link_tx, acks)).await {
                         Ok(Some(opened)) => notes = Some(Box::pin(next_note(opened))),
                         Ok(None) => {}
                         Err(end) => return end,
@@ -443,34 +474,20 @@ impl Gateway {
                         return end;
                     }
                 }
-                (link_rx, note) = next_of(&mut notes) => {
-                    match note {
-                        Ok(Some(Notification::Unschedule)) => {
-                            if Box::pin(link_rx.wake()).await.is_err() {
-                                return End::RouterGone;
-                            }
-                        }
-                        Ok(Some(note)) => {
-                            if let Some(packet) = Option::<Packet>::from(note) {
-                                if let Err(e) = framed.queue(packet) {
-                                    return End::Closed(e);
-                                }
-                            }
-                            if let Err(e) = framed.flush().await {
-                                return End::Closed(e);
-                            }
-                        }
-                        Ok(None) => {}
-                        Err(_) => return End::RouterGone,
+                note = next_of(&mut notes) => {
+                    // Boxed: a notification is 800 bytes, and the session's task would
+                    // hold room for it while idle.
+                    match Box::pin(deliver(note, framed)).await {
+                        Ok(link_rx) => notes = Some(Box::pin(next_note(link_rx))),
+                        Err(end) => return end,
                     }
-                    notes = Some(Box::pin(next_note(link_rx)));
                 }
             }
         }
     }
 
-    /// Checks and forwards the packet just read and every other whole packet already
-    /// buffered, so a burst (an agent replaying its outage buffer) costs one wake.
+    /// Checks and forwards every whole packet buffered, so a burst (an agent replaying
+    /// its outage buffer) costs one wake.
     /// `Err` ends the session; `Ok(Some(rx))` hands `run` the receiving end of a router
     /// link opened on the way (see `link_for`).
     ///
@@ -483,7 +500,6 @@ impl Gateway {
     async fn forward_packets<S>(
         &self,
         identity: &Identity,
-        mut read: Result<Packet, CodecError>,
         framed: &mut Framed<S>,
         link_tx: &mut Option<LinkTx>,
         acks: &mut Option<Acks>,
@@ -493,8 +509,9 @@ impl Gateway {
     {
         let mut opened = None;
         loop {
-            let packet = match read {
-                Ok(p) => p,
+            let packet = match framed.try_next() {
+                Ok(Some(p)) => p,
+                Ok(None) => return framed.flush().await.map(|()| opened).map_err(End::Closed),
                 // A publish far over the limit is refused by the codec before the ACL
                 // sees it: count it as the same violation (its topic was never decoded).
                 Err(CodecError::TooLarge(n)) => {
@@ -555,11 +572,6 @@ impl Gateway {
                 let _ = framed.flush().await;
                 return Err(End::Disconnected);
             }
-            read = match framed.try_next() {
-                Ok(Some(p)) => Ok(p),
-                Ok(None) => return framed.flush().await.map(|()| opened).map_err(End::Closed),
-                Err(e) => Err(e),
-            };
         }
     }
 
@@ -611,12 +623,42 @@ impl Gateway {
     }
 }
 
+/// A notification from the router, or why there was none, and the link it came on.
+type Note = (LinkRx, Result<Option<Notification>, LinkError>);
+
 /// The session's next notification from the router, with the link handed back: the
 /// session keeps this one future across packets rather than making (and registering) a
-/// new receive for each.
-async fn next_note(mut link_rx: LinkRx) -> (LinkRx, Result<Option<Notification>, LinkError>) {
+/// new receive for each. Boxed: the two are 900 bytes, which the session's task would
+/// otherwise hold while idle (docs/PERFORMANCE.md); only sessions with a link, not
+/// agents, receive notifications.
+async fn next_note(mut link_rx: LinkRx) -> Box<Note> {
     let note = link_rx.next().await;
-    (link_rx, note)
+    Box::new((link_rx, note))
+}
+
+/// The router's notification sent on to the client (or the link woken), and the link
+/// handed back to wait on again.
+async fn deliver<S>(note: Box<Note>, framed: &mut Framed<S>) -> Result<LinkRx, End>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+{
+    let (link_rx, note) = *note;
+    match note {
+        Ok(Some(Notification::Unschedule)) => {
+            if link_rx.wake().await.is_err() {
+                return Err(End::RouterGone);
+            }
+        }
+        Ok(Some(note)) => {
+            if let Some(packet) = Option::<Packet>::from(note) {
+                framed.queue(packet).map_err(End::Closed)?;
+            }
+            framed.flush().await.map_err(End::Closed)?;
+        }
+        Ok(None) => {}
+        Err(_) => return Err(End::RouterGone),
+    }
+    Ok(link_rx)
 }
 
 /// What `wait` gives; pending for ever without one (a session with no router link).
