@@ -11,6 +11,7 @@ use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex as StdMutex, RwLock};
+use std::task::Poll;
 use std::time::Duration;
 
 use rumqttd::local::{LinkError, LinkRx, LinkTx};
@@ -280,11 +281,18 @@ impl Gateway {
         let stats = &self.0.stats;
         Stats::add(&stats.accepted);
         stats.sessions.fetch_add(1, Ordering::Relaxed);
-        let peer = open.peer;
-        info!(%peer, user = open.identity.name(), "connected");
+        info!(peer = %open.peer, user = open.identity.name(), "connected");
 
         let end = self.run(&mut open).await;
-        let Opened { identity, session, link_tx, .. } = *open;
+        // Boxed: what the ending holds across its awaits would otherwise be room in the
+        // session's task while it is idle.
+        Box::pin(self.close(open, end)).await;
+    }
+
+    /// The session's end: the router told, counted and logged, and the presence left.
+    async fn close<S>(&self, open: Box<Opened<S>>, end: End) {
+        let stats = &self.0.stats;
+        let Opened { identity, session, link_tx, peer, .. } = *open;
         if let Some(mut link_tx) = link_tx {
             if !matches!(end, End::Disconnected) {
                 // Boxed: a router send holds rumqttd's whole `Event` (a KiB) while pending.
@@ -662,11 +670,12 @@ where
 }
 
 /// What `wait` gives; pending for ever without one (a session with no router link).
-async fn next_of<F: Future + Unpin>(wait: &mut Option<F>) -> F::Output {
-    match wait {
-        Some(wait) => wait.await,
-        None => std::future::pending().await,
-    }
+/// Polls rather than an async fn, as `next_outcome`: the idle session holds it.
+fn next_of<F: Future + Unpin>(wait: &mut Option<F>) -> impl Future<Output = F::Output> + '_ {
+    std::future::poll_fn(move |cx| match wait {
+        Some(wait) => Pin::new(wait).poll(cx),
+        None => Poll::Pending,
+    })
 }
 
 fn puback(pkid: u16) -> Packet {
@@ -679,12 +688,13 @@ fn disconnect() -> Packet {
 }
 
 /// The next outcome of a publish handed to the ingest sink; pending for ever for a
-/// session without one.
-async fn next_outcome(acks: &mut Option<Acks>) -> Outcome {
-    match acks {
-        Some(acks) => acks.next().await,
-        None => std::future::pending().await,
-    }
+/// session without one. Polls rather than holding a receive future: the idle session
+/// holds this one, and its size is part of every held connection's.
+fn next_outcome(acks: &mut Option<Acks>) -> impl Future<Output = Outcome> + '_ {
+    std::future::poll_fn(move |cx| match acks {
+        Some(acks) => acks.poll_next(cx),
+        None => Poll::Pending,
+    })
 }
 
 /// Writes the PUBACKs that `outcome` (and any others already arrived) allow, in order.

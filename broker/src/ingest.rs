@@ -14,6 +14,7 @@
 //! next publish and stops reading its socket, so TCP slows the agent (which buffers).
 
 use std::collections::VecDeque;
+use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use tokio::sync::mpsc;
@@ -123,11 +124,18 @@ impl Acks {
 
     /// Waits for the next outcome. Pending for ever while nothing is waiting.
     pub async fn next(&mut self) -> Outcome {
-        let Some((_, outcomes)) = &mut self.outcomes else { return std::future::pending().await };
-        match outcomes.recv().await {
-            Some(outcome) => outcome,
-            // Never: `self` holds a sender.
-            None => std::future::pending().await,
+        std::future::poll_fn(|cx| self.poll_next(cx)).await
+    }
+
+    /// [`Acks::next`] as a poll, for a session that waits on it without holding a
+    /// receive future (docs/PERFORMANCE.md, "Memory per held connection"). Pending while
+    /// nothing is waiting, without a wake-up: the caller polls again after `track`.
+    pub fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Outcome> {
+        let Some((_, outcomes)) = &mut self.outcomes else { return Poll::Pending };
+        match outcomes.poll_recv(cx) {
+            Poll::Ready(Some(outcome)) => Poll::Ready(outcome),
+            // Never `Ready(None)`: `self` holds a sender.
+            _ => Poll::Pending,
         }
     }
 
