@@ -257,36 +257,38 @@ impl Gateway {
     /// Not an `async fn`: the stream goes straight into the boxed opening, so that the
     /// future the connection's task holds for its whole life does not also keep a copy
     /// of the stream and the admission (an async fn keeps its arguments' room in every
-    /// state). Boxed, like every step below that waits on the router or the ingest sink:
+    /// state); and `'static`, with a gateway of its own, so that a listener spawns it as
+    /// it is rather than inside an async block, which would keep that room too. Boxed, like every step below that waits on the router or the ingest sink:
     /// a session's task is as large as its largest state, and that task was most of a
     /// held connection's memory (docs/PERFORMANCE.md). Boxed, a step costs its memory
     /// only while it runs.
-    pub fn serve<S>(&self, stream: S, peer: SocketAddr, admission: Admission) -> impl Future<Output = ()> + Send + '_
+    pub fn serve<S>(
+        &self,
+        stream: S,
+        peer: SocketAddr,
+        admission: Admission,
+    ) -> impl Future<Output = ()> + Send + 'static
     where
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
-        let opening = Box::pin(self.open(stream, peer, admission));
+        let gateway = self.clone();
+        let opening = Box::pin(async move { gateway.open(stream, peer, admission).await.map(|open| (gateway, open)) });
         async move {
-            if let Some(open) = opening.await {
-                self.hold(open).await;
-            }
+            let Some((gateway, mut open)) = opening.await else { return };
+            gateway.connected(&open);
+            let end = gateway.run(&mut open).await;
+            // Boxed: what the ending holds across its awaits would otherwise be room in
+            // the session's task while it is idle.
+            Box::pin(gateway.close(open, end)).await;
         }
     }
 
-    /// An opened session, from CONNACK to its end and the `offline` after it.
-    async fn hold<S>(&self, mut open: Box<Opened<S>>)
-    where
-        S: AsyncRead + AsyncWrite + Unpin + Send,
-    {
+    /// Counts and logs a session that has just opened.
+    fn connected<S>(&self, open: &Opened<S>) {
         let stats = &self.0.stats;
         Stats::add(&stats.accepted);
         stats.sessions.fetch_add(1, Ordering::Relaxed);
         info!(peer = %open.peer, user = open.identity.name(), "connected");
-
-        let end = self.run(&mut open).await;
-        // Boxed: what the ending holds across its awaits would otherwise be room in the
-        // session's task while it is idle.
-        Box::pin(self.close(open, end)).await;
     }
 
     /// The session's end: the router told, counted and logged, and the presence left.
@@ -478,8 +480,11 @@ impl Gateway {
                     }
                 }
                 outcome = next_outcome(acks) => {
-                    if let Err(end) = send_acks(acks, outcome, framed).await {
+                    if let Err(end) = queue_acks(acks, outcome, framed) {
                         return end;
+                    }
+                    if let Err(e) = framed.flush().await {
+                        return End::Closed(e);
                     }
                 }
                 note = next_of(&mut notes) => {
@@ -697,8 +702,9 @@ fn next_outcome(acks: &mut Option<Acks>) -> impl Future<Output = Outcome> + '_ {
     })
 }
 
-/// Writes the PUBACKs that `outcome` (and any others already arrived) allow, in order.
-async fn send_acks<S>(acks: &mut Option<Acks>, outcome: Outcome, framed: &mut Framed<S>) -> Result<(), End>
+/// Queues the PUBACKs that `outcome` (and any others already arrived) allow, in order.
+/// Not async, so that its list is not part of the session's state: the caller flushes.
+fn queue_acks<S>(acks: &mut Option<Acks>, outcome: Outcome, framed: &mut Framed<S>) -> Result<(), End>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send,
 {
@@ -710,5 +716,5 @@ where
     for pkid in ready {
         framed.queue(puback(pkid)).map_err(End::Closed)?;
     }
-    framed.flush().await.map_err(End::Closed)
+    Ok(())
 }

@@ -46,29 +46,40 @@ where
 }
 
 /// Accepts MQTT (or, with `tls`, MQTTS) clients until `shutdown` resolves.
+///
+/// Each connection's task is the gateway's (or `serve_tls`'s) future as it is, not wrapped
+/// in an async block: a task is as large as its future, and a wrapper would keep room for
+/// the stream, the address and the admission for the connection's whole life
+/// (docs/PERFORMANCE.md, "Memory per held connection").
 pub async fn serve(
     listener: TcpListener,
     gateway: Gateway,
     tls: Option<TlsAcceptor>,
     shutdown: impl Future<Output = ()>,
 ) {
-    accept_loop(listener, shutdown, |stream, peer| {
-        // Limits first, before any handshake work: a refused client is just closed.
-        let admission = gateway.admit(peer)?;
-        let _ = stream.set_nodelay(true);
-        let gateway = gateway.clone();
-        let tls = tls.clone();
-        Some(async move {
-            match tls {
-                None => gateway.serve(stream, peer, admission).await,
-                // Boxed: a task is as large as its largest state, and the TLS states
-                // (rustls' connection and handshake) would make every plain
-                // connection's task several KiB larger (docs/PERFORMANCE.md).
-                Some(acceptor) => Box::pin(serve_tls(gateway, stream, peer, admission, acceptor)).await,
-            }
-        })
-    })
-    .await
+    match tls {
+        None => {
+            accept_loop(listener, shutdown, |stream, peer| {
+                let admission = admit(&gateway, &stream, peer)?;
+                Some(gateway.serve(stream, peer, admission))
+            })
+            .await
+        }
+        Some(acceptor) => {
+            accept_loop(listener, shutdown, |stream, peer| {
+                let admission = admit(&gateway, &stream, peer)?;
+                Some(serve_tls(gateway.clone(), stream, peer, admission, acceptor.clone()))
+            })
+            .await
+        }
+    }
+}
+
+/// Limits first, before any handshake work: a refused client is just closed.
+fn admit(gateway: &Gateway, stream: &TcpStream, peer: SocketAddr) -> Option<Admission> {
+    let admission = gateway.admit(peer)?;
+    let _ = stream.set_nodelay(true);
+    Some(admission)
 }
 
 /// One MQTTS connection: the TLS handshake, then the gateway.
