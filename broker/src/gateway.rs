@@ -258,10 +258,11 @@ impl Gateway {
     /// future the connection's task holds for its whole life does not also keep a copy
     /// of the stream and the admission (an async fn keeps its arguments' room in every
     /// state); and `'static`, with a gateway of its own, so that a listener spawns it as
-    /// it is rather than inside an async block, which would keep that room too. Boxed, like every step below that waits on the router or the ingest sink:
-    /// a session's task is as large as its largest state, and that task was most of a
-    /// held connection's memory (docs/PERFORMANCE.md). Boxed, a step costs its memory
-    /// only while it runs.
+    /// it is rather than inside an async block, which would keep that room too. Boxed,
+    /// like every step below that waits on the router or the ingest sink: a session's
+    /// task is as large as its largest state, and that task was most of a held
+    /// connection's memory (docs/PERFORMANCE.md). Boxed, a step costs its memory only
+    /// while it runs.
     pub fn serve<S>(
         &self,
         stream: S,
