@@ -145,3 +145,75 @@ fn a_full_disk_holds_ingest_and_loses_nothing_when_space_returns() {
     drop(server);
     drop(tmpfs);
 }
+
+/// While the disk is full long enough for the ingest sink to fill, a CONNECT still gets
+/// its CONNACK within a few seconds. Presence used to be handed to the sink under the
+/// presence lock: a host's `online` waiting for room held every CONNECT (an observer's
+/// too, so nobody could watch the outage), every disconnect and every rotation until the
+/// disk had room again. The states queued meanwhile are stored, in order, afterwards.
+#[test]
+fn a_full_disk_stalls_no_connect() {
+    let (dir, tmpfs) = match Tmpfs::mount("16m") {
+        Ok(mounted) => mounted,
+        Err(why) => {
+            eprintln!("SKIPPED a_full_disk_stalls_no_connect: {why}");
+            return;
+        }
+    };
+    let server = Server::start_in_dir(dir, vec![]);
+    let token = server.add_host("pve-full");
+    let second = server.add_host("pve-second");
+    let watch = server.add_observer("watch");
+    let mut agent = Publisher::connect(server.mqtt, "pve-full", &token).unwrap();
+    let topic = "pmon/v1/pve-full/fast";
+    let mut seq = 0;
+    let mut publish = |agent: &mut Publisher, n: u64| {
+        for _ in 0..n {
+            seq += 1;
+            agent.publish(topic, fast_json("pve-full", "full", seq, wire::now_ms()).as_bytes()).unwrap();
+        }
+        seq
+    };
+    // Reading /metrics makes an API token (a database write): make it while there is room.
+    assert_eq!(server.metric("pmon_recorder_disk_full"), 0);
+    let filler = tmpfs.path.join("filler");
+    assert!(fill(&filler) > 0, "the filler took the free space");
+    let health = format!("http://{}/health", server.http);
+    wait_for("/health to report the full disk", Duration::from_secs(60), || {
+        publish(&mut agent, 50);
+        agent.flush().unwrap();
+        std::thread::sleep(Duration::from_millis(100));
+        http_get(&health).filter(|(code, body)| *code == 503 && body.contains("disk_full"))
+    });
+    // Behind the held batch: the writer's queue (10,000) and then the sink (4,096) fill.
+    let sent = publish(&mut agent, 20_000);
+    let mut received = 0;
+    wait_for("the ingest sink to fill", Duration::from_secs(60), || {
+        let _ = agent.flush();
+        std::thread::sleep(Duration::from_millis(500));
+        let before = std::mem::replace(&mut received, server.metric("pmon_recorder_received_total"));
+        (received == before && received + 5_000 < sent).then_some(())
+    });
+
+    let started = std::time::Instant::now();
+    let host = Publisher::connect(server.mqtt, "pve-second", &second).expect("a host's CONNACK while full");
+    drop(host);
+    let observer = Publisher::connect(server.mqtt, "watch", &watch).expect("an observer's CONNACK while full");
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(5), "two CONNACKs took {took:?} while the disk was full");
+    drop(observer);
+
+    std::fs::remove_file(&filler).unwrap();
+    wait_for("every sample published while full", Duration::from_secs(60), || {
+        let _ = agent.flush();
+        (stored(&server, "pve-full") == sent as i64).then_some(())
+    });
+    let events = "SELECT group_concat(kind) FROM (SELECT kind FROM events WHERE host_id = 'pve-second' ORDER BY id)";
+    wait_for("pve-second's presence stored", Duration::from_secs(20), || {
+        (server.sql::<Option<String>>(events).as_deref() == Some("online,offline")).then_some(())
+    });
+    assert_eq!(server.status_of("pve-second").as_deref(), Some("offline"));
+    assert_eq!(server.metric("pmon_recorder_lost_total"), 0);
+    drop(server);
+    drop(tmpfs);
+}

@@ -1,0 +1,202 @@
+//! The presence outbox: `online`/`offline` decided under the presence lock, published
+//! after it by one task.
+//!
+//! Publishing awaits the ingest sink (the recorder's writer) and the router. While the
+//! writer cannot commit (a full disk) the sink stays full, and when that wait was under
+//! the presence lock every CONNECT, disconnect and rotation queued behind it: nobody, not
+//! even an observer, could connect to watch the outage. So the lock only queues a state
+//! here, and [`run_publisher`] does the waiting.
+//!
+//! Order: states are queued under the presence lock, so in the order sessions started
+//! and ended, and the one publisher takes a host's states oldest first, one at a time:
+//! the recorder and the retained topic apply a host's `online`/`offline` in that order
+//! and end on its last state. A host's queue is bounded ([`PER_HOST`]): a host flapping
+//! faster than the sink drains loses its oldest `online`/`offline` pairs (counted in
+//! `Stats::presence_dropped`), never its last state.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex, Weak};
+
+use rumqttd::local::LinkTx;
+use rumqttd::protocol::{Packet, Publish};
+use tokio::sync::Notify;
+use tracing::warn;
+use wire::{HostId, Kind};
+
+use crate::ingest::{Delivery, Ingest};
+use crate::router::Router;
+
+/// Most states one host may have waiting. Even, so that dropping the oldest pair keeps
+/// the queue alternating between `online` and `offline`.
+pub(super) const PER_HOST: usize = 16;
+
+/// What [`Outbox::queue`] did with a state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Queued {
+    /// Waiting for the publisher.
+    Added,
+    /// The host's newest waiting state is the same already.
+    Merged,
+    /// Waiting, and the host's two oldest waiting states were dropped to make room.
+    DroppedOldestPair,
+}
+
+#[derive(Default)]
+struct Queues {
+    /// Each host's states not yet taken by the publisher, oldest first (true = online).
+    waiting: HashMap<HostId, VecDeque<bool>>,
+    /// Hosts with waiting states, each once: the publisher takes one state of the front
+    /// host and puts the host back at the end if it has more, so one flapping host does
+    /// not hold up the others.
+    turns: VecDeque<HostId>,
+}
+
+/// Presence states waiting to be published. Owned by the gateway; the publisher task
+/// holds only a `Weak` and ends once the gateway is gone.
+pub(super) struct Outbox {
+    /// A short lock, never held across an await.
+    queues: Mutex<Queues>,
+    /// Shared with the publisher task: notified on every queued state and on drop.
+    wake: Arc<Notify>,
+}
+
+impl Outbox {
+    pub(super) fn new() -> Outbox {
+        Outbox { queues: Mutex::default(), wake: Arc::new(Notify::new()) }
+    }
+
+    /// Queues `online` for `host` and wakes the publisher. Never waits.
+    pub(super) fn queue(&self, host: &HostId, online: bool) -> Queued {
+        let queued = {
+            let mut queues = self.queues.lock().unwrap_or_else(|e| e.into_inner());
+            let Queues { waiting, turns } = &mut *queues;
+            let states = waiting.entry(host.clone()).or_default();
+            if states.is_empty() {
+                turns.push_back(host.clone());
+            }
+            if states.back() == Some(&online) {
+                Queued::Merged
+            } else if states.len() >= PER_HOST {
+                states.drain(..2);
+                states.push_back(online);
+                Queued::DroppedOldestPair
+            } else {
+                states.push_back(online);
+                Queued::Added
+            }
+        };
+        self.wake.notify_one();
+        queued
+    }
+
+    /// The next state to publish: the oldest of the host whose turn it is.
+    fn take(&self) -> Option<(HostId, bool)> {
+        let mut queues = self.queues.lock().unwrap_or_else(|e| e.into_inner());
+        let host = queues.turns.pop_front()?;
+        let states = queues.waiting.get_mut(&host)?;
+        let online = states.pop_front()?;
+        if states.is_empty() {
+            queues.waiting.remove(&host);
+        } else {
+            queues.turns.push_back(host.clone());
+        }
+        Some((host, online))
+    }
+}
+
+impl Drop for Outbox {
+    fn drop(&mut self) {
+        // The publisher finds the outbox gone and ends, dropping its link and sink sender.
+        self.wake.notify_one();
+    }
+}
+
+/// The one publisher of presence: takes each queued state and hands it to the ingest
+/// sink (in order with the host's data, which the sink stores) and then to the router,
+/// retained, on the gateway's presence link. Ends when the outbox is dropped.
+pub(super) async fn run_publisher(outbox: Weak<Outbox>, mut link: LinkTx, ingest: Option<Ingest>, router: Router) {
+    let Some(wake) = outbox.upgrade().map(|o| o.wake.clone()) else { return };
+    loop {
+        let next = match outbox.upgrade() {
+            Some(outbox) => outbox.take(),
+            None => return,
+        };
+        match next {
+            Some((host, online)) => publish(&mut link, ingest.as_ref(), &router, &host, online).await,
+            None => wake.notified().await,
+        }
+    }
+}
+
+/// Retained `online`/`offline` on the host's status topic, to the ingest sink and the
+/// router. rumqttd's public API builds only QoS 0 publishes for local links; subscribers
+/// still receive them, retained.
+async fn publish(link: &mut LinkTx, ingest: Option<&Ingest>, router: &Router, host: &HostId, online: bool) {
+    let payload = if online { wire::topic::ONLINE } else { wire::topic::OFFLINE };
+    let publish = Publish::new(host.topic(Kind::Status), payload.to_owned(), true);
+    if let Some(ingest) = ingest {
+        let delivery = Delivery { topic: publish.topic.clone(), payload: publish.payload.clone(), done: None };
+        if !ingest.send(delivery).await {
+            warn!(host = %host, "ingest consumer gone; presence not stored");
+        }
+    }
+    router.backlog().add(publish.topic.len() + publish.payload.len());
+    if link.send(Packet::Publish(publish, None)).await.is_err() {
+        warn!(host = %host, "router gone; presence not published");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn host(name: &str) -> HostId {
+        HostId::parse(name).unwrap()
+    }
+
+    fn drain(outbox: &Outbox) -> Vec<(String, bool)> {
+        std::iter::from_fn(|| outbox.take()).map(|(h, online)| (h.as_str().to_owned(), online)).collect()
+    }
+
+    #[test]
+    fn a_hosts_states_come_out_in_order_and_hosts_take_turns() {
+        let outbox = Outbox::new();
+        let (a, b) = (host("pve-a"), host("pve-b"));
+        assert_eq!(outbox.queue(&a, true), Queued::Added);
+        assert_eq!(outbox.queue(&a, false), Queued::Added);
+        assert_eq!(outbox.queue(&b, true), Queued::Added);
+        assert_eq!(outbox.queue(&a, true), Queued::Added);
+        let taken = drain(&outbox);
+        let expected = [("pve-a", true), ("pve-b", true), ("pve-a", false), ("pve-a", true)];
+        assert_eq!(taken, expected.map(|(h, o)| (h.to_owned(), o)));
+        assert!(outbox.queues.lock().unwrap().waiting.is_empty(), "nothing kept once taken");
+    }
+
+    #[test]
+    fn a_repeated_state_is_merged_with_the_newest_waiting() {
+        let outbox = Outbox::new();
+        let a = host("pve-a");
+        // A takeover: the new session's `online` while the old one's is still waiting.
+        outbox.queue(&a, true);
+        assert_eq!(outbox.queue(&a, true), Queued::Merged);
+        assert_eq!(drain(&outbox), [("pve-a".to_owned(), true)]);
+        // Taken already, so not merged: the publisher sends it again.
+        assert_eq!(outbox.queue(&a, true), Queued::Added);
+    }
+
+    #[test]
+    fn a_flapping_host_loses_its_oldest_pairs_never_its_last_state() {
+        let outbox = Outbox::new();
+        let a = host("pve-a");
+        let flaps = PER_HOST + 5;
+        let results: Vec<Queued> = (0..flaps).map(|i| outbox.queue(&a, i.is_multiple_of(2))).collect();
+        assert!(results[..PER_HOST].iter().all(|q| *q == Queued::Added), "{results:?}");
+        // Full at 16: the 17th, 19th and 21st each make room by dropping a pair.
+        let dropped = results.iter().filter(|q| **q == Queued::DroppedOldestPair).count();
+        assert_eq!(dropped, 3, "{results:?}");
+        let taken: Vec<bool> = drain(&outbox).into_iter().map(|(_, online)| online).collect();
+        assert!(taken.len() <= PER_HOST, "bounded: {}", taken.len());
+        assert_eq!(taken.last(), Some(&(flaps - 1).is_multiple_of(2)), "the last state queued");
+        assert!(taken.windows(2).all(|w| w[0] != w[1]), "still alternating: {taken:?}");
+    }
+}
