@@ -428,6 +428,18 @@ impl Gateway {
         // sessions (agents) have no link.
         let mut notes = link_rx.map(|rx| Box::pin(next_note(rx)));
         tokio::pin!(idle, kicked);
+        if let (Identity::Host(host), Some(online)) = (&*identity, session.online.take()) {
+            // The host's data after its `online`, as the recorder and subscribers expect:
+            // while the ingest sink is full the publisher may not have handed it over
+            // yet, and until then this session reads nothing (as it would, waiting for
+            // the sink). Boxed: most sessions never wait here.
+            tokio::select! {
+                _ = &mut kicked => return End::Kicked,
+                _ = Box::pin(self.0.outbox.wait_handed(host, online)) => {}
+            }
+            last_packet = Instant::now();
+            idle.as_mut().reset(last_packet + keepalive);
+        }
         loop {
             tokio::select! {
                 _ = &mut kicked => return End::Kicked,

@@ -10,7 +10,10 @@
 //! Order: states are queued under the presence lock, so in the order sessions started
 //! and ended, and the one publisher takes a host's states oldest first, one at a time:
 //! the recorder and the retained topic apply a host's `online`/`offline` in that order
-//! and end on its last state. A host's queue is bounded ([`PER_HOST`]): a host flapping
+//! and end on its last state. A host's session reads nothing before its `online` is
+//! handed over ([`Outbox::wait_handed`]), so the host's data still follows its `online`
+//! (and any `offline` of the session before), as when the lock did the publishing. A
+//! host's queue is bounded ([`PER_HOST`]): a host flapping
 //! faster than the sink drains loses its oldest `online`/`offline` pairs (counted in
 //! `Stats::presence_dropped`), never its last state.
 
@@ -41,10 +44,28 @@ pub(super) enum Queued {
     DroppedOldestPair,
 }
 
+/// The number of a queued state among its host's: [`Outbox::wait_handed`] waits for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Ticket(u64);
+
+/// One host's states. Kept once made (one per host that ever connected, a few dozen
+/// bytes), so that its numbers keep growing.
+#[derive(Default)]
+struct HostQueue {
+    /// States not yet taken by the publisher, oldest first, numbered (true = online).
+    waiting: VecDeque<(u64, bool)>,
+    /// The number given to the newest state.
+    last: u64,
+    /// The number of the newest state the publisher has handed over.
+    handed: u64,
+    /// Notified (all waiters) each time the publisher hands one of the host's states
+    /// over; per host, so a hand-over wakes only the sessions of that host.
+    on_handed: Arc<Notify>,
+}
+
 #[derive(Default)]
 struct Queues {
-    /// Each host's states not yet taken by the publisher, oldest first (true = online).
-    waiting: HashMap<HostId, VecDeque<bool>>,
+    hosts: HashMap<HostId, HostQueue>,
     /// Hosts with waiting states, each once: the publisher takes one state of the front
     /// host and puts the host back at the end if it has more, so one flapping host does
     /// not hold up the others.
@@ -66,41 +87,71 @@ impl Outbox {
     }
 
     /// Queues `online` for `host` and wakes the publisher. Never waits.
-    pub(super) fn queue(&self, host: &HostId, online: bool) -> Queued {
+    pub(super) fn queue(&self, host: &HostId, online: bool) -> (Queued, Ticket) {
         let queued = {
             let mut queues = self.queues.lock().unwrap_or_else(|e| e.into_inner());
-            let Queues { waiting, turns } = &mut *queues;
-            let states = waiting.entry(host.clone()).or_default();
-            if states.is_empty() {
+            let Queues { hosts, turns } = &mut *queues;
+            let queue = hosts.entry(host.clone()).or_default();
+            if queue.waiting.is_empty() {
                 turns.push_back(host.clone());
             }
-            if states.back() == Some(&online) {
-                Queued::Merged
-            } else if states.len() >= PER_HOST {
-                states.drain(..2);
-                states.push_back(online);
-                Queued::DroppedOldestPair
+            if queue.waiting.back().is_some_and(|(_, newest)| *newest == online) {
+                (Queued::Merged, Ticket(queue.last))
             } else {
-                states.push_back(online);
-                Queued::Added
+                let dropped = queue.waiting.len() >= PER_HOST;
+                if dropped {
+                    queue.waiting.drain(..2);
+                }
+                queue.last += 1;
+                queue.waiting.push_back((queue.last, online));
+                (if dropped { Queued::DroppedOldestPair } else { Queued::Added }, Ticket(queue.last))
             }
         };
         self.wake.notify_one();
         queued
     }
 
+    /// Waits until the publisher has handed `host`'s state `ticket` over (to the ingest
+    /// sink and the router), or a newer one of the host.
+    pub(super) async fn wait_handed(&self, host: &HostId, ticket: Ticket) {
+        while let Some(on_handed) = self.not_handed(host, ticket) {
+            let handed = on_handed.notified();
+            tokio::pin!(handed);
+            // Registered before the check again, so a hand-over in between is not missed.
+            handed.as_mut().enable();
+            if self.not_handed(host, ticket).is_none() {
+                return;
+            }
+            handed.await;
+        }
+    }
+
+    /// The host's hand-over notifier while its state `ticket` is not handed over yet.
+    fn not_handed(&self, host: &HostId, ticket: Ticket) -> Option<Arc<Notify>> {
+        let queues = self.queues.lock().unwrap_or_else(|e| e.into_inner());
+        let queue = queues.hosts.get(host)?;
+        (queue.handed < ticket.0).then(|| queue.on_handed.clone())
+    }
+
     /// The next state to publish: the oldest of the host whose turn it is.
-    fn take(&self) -> Option<(HostId, bool)> {
+    fn take(&self) -> Option<(HostId, Ticket, bool)> {
         let mut queues = self.queues.lock().unwrap_or_else(|e| e.into_inner());
         let host = queues.turns.pop_front()?;
-        let states = queues.waiting.get_mut(&host)?;
-        let online = states.pop_front()?;
-        if states.is_empty() {
-            queues.waiting.remove(&host);
-        } else {
+        let queue = queues.hosts.get_mut(&host)?;
+        let (number, online) = queue.waiting.pop_front()?;
+        if !queue.waiting.is_empty() {
             queues.turns.push_back(host.clone());
         }
-        Some((host, online))
+        Some((host, Ticket(number), online))
+    }
+
+    /// Notes that the publisher has handed `host`'s state `ticket` over.
+    fn note_handed(&self, host: &HostId, ticket: Ticket) {
+        let mut queues = self.queues.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(queue) = queues.hosts.get_mut(host) {
+            queue.handed = queue.handed.max(ticket.0);
+            queue.on_handed.notify_waiters();
+        }
     }
 }
 
@@ -122,7 +173,13 @@ pub(super) async fn run_publisher(outbox: Weak<Outbox>, mut link: LinkTx, ingest
             None => return,
         };
         match next {
-            Some((host, online)) => publish(&mut link, ingest.as_ref(), &router, &host, online).await,
+            Some((host, ticket, online)) => {
+                publish(&mut link, ingest.as_ref(), &router, &host, online).await;
+                match outbox.upgrade() {
+                    Some(outbox) => outbox.note_handed(&host, ticket),
+                    None => return,
+                }
+            }
             None => wake.notified().await,
         }
     }
@@ -155,21 +212,26 @@ mod tests {
     }
 
     fn drain(outbox: &Outbox) -> Vec<(String, bool)> {
-        std::iter::from_fn(|| outbox.take()).map(|(h, online)| (h.as_str().to_owned(), online)).collect()
+        std::iter::from_fn(|| outbox.take())
+            .map(|(h, ticket, online)| {
+                outbox.note_handed(&h, ticket);
+                (h.as_str().to_owned(), online)
+            })
+            .collect()
     }
 
     #[test]
     fn a_hosts_states_come_out_in_order_and_hosts_take_turns() {
         let outbox = Outbox::new();
         let (a, b) = (host("pve-a"), host("pve-b"));
-        assert_eq!(outbox.queue(&a, true), Queued::Added);
-        assert_eq!(outbox.queue(&a, false), Queued::Added);
-        assert_eq!(outbox.queue(&b, true), Queued::Added);
-        assert_eq!(outbox.queue(&a, true), Queued::Added);
+        assert_eq!(outbox.queue(&a, true).0, Queued::Added);
+        assert_eq!(outbox.queue(&a, false).0, Queued::Added);
+        assert_eq!(outbox.queue(&b, true).0, Queued::Added);
+        assert_eq!(outbox.queue(&a, true).0, Queued::Added);
         let taken = drain(&outbox);
         let expected = [("pve-a", true), ("pve-b", true), ("pve-a", false), ("pve-a", true)];
         assert_eq!(taken, expected.map(|(h, o)| (h.to_owned(), o)));
-        assert!(outbox.queues.lock().unwrap().waiting.is_empty(), "nothing kept once taken");
+        assert!(outbox.queues.lock().unwrap().turns.is_empty(), "nothing waiting once taken");
     }
 
     #[test]
@@ -178,10 +240,10 @@ mod tests {
         let a = host("pve-a");
         // A takeover: the new session's `online` while the old one's is still waiting.
         outbox.queue(&a, true);
-        assert_eq!(outbox.queue(&a, true), Queued::Merged);
+        assert_eq!(outbox.queue(&a, true).0, Queued::Merged);
         assert_eq!(drain(&outbox), [("pve-a".to_owned(), true)]);
         // Taken already, so not merged: the publisher sends it again.
-        assert_eq!(outbox.queue(&a, true), Queued::Added);
+        assert_eq!(outbox.queue(&a, true).0, Queued::Added);
     }
 
     #[test]
@@ -189,7 +251,7 @@ mod tests {
         let outbox = Outbox::new();
         let a = host("pve-a");
         let flaps = PER_HOST + 5;
-        let results: Vec<Queued> = (0..flaps).map(|i| outbox.queue(&a, i.is_multiple_of(2))).collect();
+        let results: Vec<Queued> = (0..flaps).map(|i| outbox.queue(&a, i.is_multiple_of(2)).0).collect();
         assert!(results[..PER_HOST].iter().all(|q| *q == Queued::Added), "{results:?}");
         // Full at 16: the 17th, 19th and 21st each make room by dropping a pair.
         let dropped = results.iter().filter(|q| **q == Queued::DroppedOldestPair).count();
@@ -198,5 +260,27 @@ mod tests {
         assert!(taken.len() <= PER_HOST, "bounded: {}", taken.len());
         assert_eq!(taken.last(), Some(&(flaps - 1).is_multiple_of(2)), "the last state queued");
         assert!(taken.windows(2).all(|w| w[0] != w[1]), "still alternating: {taken:?}");
+    }
+
+    #[tokio::test]
+    async fn a_session_waits_until_its_online_is_handed_over() {
+        let outbox = Arc::new(Outbox::new());
+        let a = host("pve-a");
+        outbox.queue(&a, false);
+        let (_, ticket) = outbox.queue(&a, true);
+        let waiting = tokio::spawn({
+            let (outbox, a) = (outbox.clone(), a.clone());
+            async move { outbox.wait_handed(&a, ticket).await }
+        });
+        let (h, first, online) = outbox.take().unwrap();
+        assert!(!online);
+        outbox.note_handed(&h, first);
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        assert!(!waiting.is_finished(), "the `offline` before it is handed over, not its `online`");
+        let (h, second, online) = outbox.take().unwrap();
+        assert!(online);
+        outbox.note_handed(&h, second);
+        let waited = tokio::time::timeout(std::time::Duration::from_secs(2), waiting).await;
+        waited.expect("the wait ends once its `online` is handed over").unwrap();
     }
 }

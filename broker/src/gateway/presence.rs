@@ -22,7 +22,7 @@ use tokio::sync::Notify;
 use tracing::{debug, info, warn};
 use wire::HostId;
 
-use super::outbox::Queued;
+use super::outbox::{Queued, Ticket};
 use super::Gateway;
 use crate::auth::{CredentialTable, Identity};
 use crate::clones::{CloneDetector, Decision};
@@ -41,6 +41,10 @@ pub(super) struct Presence {
 /// A session registered by [`Gateway::join`].
 pub(super) struct Joined {
     pub id: u64,
+    /// A host's `online`, queued for the publisher: the session hands nothing to the
+    /// ingest sink before it is handed over (`Gateway::run`). None once it is, and for
+    /// observers.
+    pub online: Option<Ticket>,
     /// Notified to close the session (see [`Session::kick`]).
     pub kick: Arc<Notify>,
 }
@@ -139,10 +143,11 @@ impl Gateway {
             }
             None => {}
         }
-        if let Identity::Host(host) = who {
-            self.queue_status(host, true);
-        }
-        Ok(Joined { id, kick })
+        let online = match who {
+            Identity::Host(host) => Some(self.queue_status(host, true)),
+            _ => None,
+        };
+        Ok(Joined { id, online, kick })
     }
 
     /// Acts on the clone detector's decision on a CONNECT of `host` from `addr`: true to
@@ -177,14 +182,16 @@ impl Gateway {
     /// Queues the host's `online`/`offline` for the publisher (see [`super::outbox`]).
     /// Called under the presence lock, so a host's states queue in the order its
     /// sessions started and ended; never waits, so a full ingest sink holds up no CONNECT.
-    fn queue_status(&self, host: &HostId, online: bool) {
-        if self.0.outbox.queue(host, online) == Queued::DroppedOldestPair {
+    fn queue_status(&self, host: &HostId, online: bool) -> Ticket {
+        let (queued, ticket) = self.0.outbox.queue(host, online);
+        if queued == Queued::DroppedOldestPair {
             // Logged at the 1st, 2nd, 4th ... drop: a flapping host must not fill the log.
             let dropped = self.0.stats.presence_dropped.fetch_add(2, Ordering::Relaxed) + 2;
             if (dropped / 2).is_power_of_two() {
                 warn!(host = %host, dropped, "presence waiting to be stored; dropping a host's oldest online/offline pair");
             }
         }
+        ticket
     }
 
     /// Unregisters a session; `offline` only if no newer session of that host is live.
