@@ -6,7 +6,9 @@
 //! wait held the lock, and every CONNECT, disconnect and rotation queued behind it. Now
 //! an observer and a second host still get their CONNACK, a rotation still kicks, and
 //! once the sink drains, the recorder and the retained topic get each host's states in
-//! order and end on its last state.
+//! order and end on its last state, and a host that published at once has its data
+//! stored after its `online` (it came first when the publisher did not hold the session
+//! back).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -14,7 +16,7 @@ use std::time::Duration;
 
 use broker::{hash_token, Credential, CredentialTable, Deliveries, Gateway, GatewayConfig, Role, Router};
 use bytes::BytesMut;
-use rumqttd::protocol::{v4::V4, Connect, Filter, Login, Packet, Protocol, QoS, RetainForwardRule, Subscribe};
+use rumqttd::protocol::{v4::V4, Connect, Filter, Login, Packet, Protocol, Publish, QoS, RetainForwardRule, Subscribe};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::time::{timeout, Instant};
@@ -23,13 +25,14 @@ use tokio::time::{timeout, Instant};
 /// machine, far shorter than "until the disk has room".
 const BOUND: Duration = Duration::from_secs(3);
 
-/// Credentials: hosts `pve-a` and `pve-b`, and the observer `watch`, each with `token`
-/// suffixed by its name; `pve-b`'s token is `b_token`.
+/// Credentials: hosts `pve-a`, `pve-b` and `pve-c`, and the observer `watch`, each with
+/// `token-` and its name; `pve-b`'s token is `b_token`.
 fn table(b_token: &str) -> CredentialTable {
     let credential = |role, token: &str| Credential { role, token_hash: hash_token(token) };
     CredentialTable(HashMap::from([
         ("pve-a".to_owned(), credential(Role::Host, "token-a")),
         ("pve-b".to_owned(), credential(Role::Host, b_token)),
+        ("pve-c".to_owned(), credential(Role::Host, "token-c")),
         ("watch".to_owned(), credential(Role::Observer, "token-watch")),
     ]))
 }
@@ -66,7 +69,7 @@ async fn next_packet(stream: &mut TcpStream, buf: &mut BytesMut) -> Packet {
     }
 }
 
-/// Status deliveries from the sink, as (host, payload), until `count` arrived.
+/// Deliveries from the sink, as (host, payload), until `count` arrived.
 async fn drain(deliveries: &mut Deliveries, count: usize) -> Vec<(String, String)> {
     let mut seen = Vec::new();
     while seen.len() < count {
@@ -104,13 +107,19 @@ async fn a_full_sink_stalls_no_connect_and_presence_ends_on_each_hosts_last_stat
     let (mut host_b, code) = connect(server, "pve-b", "token-b").await;
     assert_eq!(code, 0, "a host gets in while the sink is full");
 
+    // A host that publishes at once: its data must reach the sink after its `online`.
+    let (mut host_c, code) = connect(server, "pve-c", "token-c").await;
+    assert_eq!(code, 0, "a second host gets in while the sink is full");
+    let sample = Publish::new("pmon/v1/pve-c/fast", "sample", false);
+    host_c.write_all(&encode(Packet::Publish(sample, None))).await.unwrap();
+
     let kicked = timeout(BOUND, gateway.set_credentials(table("token-b-rotated"))).await;
     assert_eq!(kicked.expect("a rotation while the sink is full"), 1, "pve-b's session closed");
     let mut rest = Vec::new();
     let read = timeout(BOUND, host_b.read_to_end(&mut rest)).await;
     read.expect("pve-b's connection closed by the rotation").unwrap();
     let online = timeout(BOUND, gateway.online_hosts()).await.expect("the presence table answers");
-    assert!(online.is_empty(), "{online:?}");
+    assert_eq!(online, ["pve-c"]);
 
     let filter = Filter {
         path: "pmon/v1/+/status".to_owned(),
@@ -124,15 +133,21 @@ async fn a_full_sink_stalls_no_connect_and_presence_ends_on_each_hosts_last_stat
     let suback = next_packet(&mut observer, &mut buf).await;
     assert!(matches!(suback, Packet::SubAck(..)), "{suback:?}");
 
-    // Room again: every state reaches the recorder, each host's in order.
-    let stored = drain(&mut deliveries, 4).await;
+    // Room again: every state reaches the recorder, each host's in order, and a host's
+    // data after its `online`.
+    let stored = drain(&mut deliveries, 6).await;
     assert_eq!(states_of(&stored, "pve-a"), ["online", "offline"], "{stored:?}");
     assert_eq!(states_of(&stored, "pve-b"), ["online", "offline"], "{stored:?}");
+    assert_eq!(states_of(&stored, "pve-c"), ["online", "sample"], "{stored:?}");
 
     // The observer's subscription: the retained states and what followed, each host's
-    // last one `offline`, as the sessions ended.
+    // last one its real state.
     let mut last = HashMap::new();
-    while last.get("pve-a") != Some(&"offline".to_owned()) || last.get("pve-b") != Some(&"offline".to_owned()) {
+    let real = HashMap::from([("pve-a", "offline"), ("pve-b", "offline"), ("pve-c", "online")])
+        .into_iter()
+        .map(|(h, s)| (h.to_owned(), s.to_owned()))
+        .collect::<HashMap<_, _>>();
+    while last != real {
         match next_packet(&mut observer, &mut buf).await {
             Packet::Publish(publish, _) => {
                 let topic = String::from_utf8_lossy(&publish.topic).into_owned();
