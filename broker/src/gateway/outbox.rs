@@ -44,19 +44,21 @@ pub(super) enum Queued {
     DroppedOldestPair,
 }
 
-/// The number of a queued state among its host's: [`Outbox::wait_handed`] waits for it.
+/// The number of a queued state (numbers grow across hosts): [`Outbox::wait_handed`]
+/// waits for it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) struct Ticket(u64);
 
-/// One host's states. Kept once made (one per host that ever connected, a few dozen
-/// bytes), so that its numbers keep growing.
-#[derive(Default)]
+/// One host's states while it has some waiting or being published; removed once the
+/// last is handed over, so the outbox holds nothing for quiet hosts (at start it queues
+/// an `offline` for every registered host).
 struct HostQueue {
     /// States not yet taken by the publisher, oldest first, numbered (true = online).
     waiting: VecDeque<(u64, bool)>,
-    /// The number given to the newest state.
+    /// The number given to the host's newest state.
     last: u64,
-    /// The number of the newest state the publisher has handed over.
+    /// Every state of the host numbered up to this one is handed over (a new queue
+    /// starts at the outbox's last number: all the host's earlier states were).
     handed: u64,
     /// Notified (all waiters) each time the publisher hands one of the host's states
     /// over; per host, so a hand-over wakes only the sessions of that host.
@@ -66,6 +68,8 @@ struct HostQueue {
 #[derive(Default)]
 struct Queues {
     hosts: HashMap<HostId, HostQueue>,
+    /// The number given to the newest state of any host.
+    last: u64,
     /// Hosts with waiting states, each once: the publisher takes one state of the front
     /// host and puts the host back at the end if it has more, so one flapping host does
     /// not hold up the others.
@@ -90,8 +94,13 @@ impl Outbox {
     pub(super) fn queue(&self, host: &HostId, online: bool) -> (Queued, Ticket) {
         let queued = {
             let mut queues = self.queues.lock().unwrap_or_else(|e| e.into_inner());
-            let Queues { hosts, turns } = &mut *queues;
-            let queue = hosts.entry(host.clone()).or_default();
+            let Queues { hosts, last, turns } = &mut *queues;
+            let queue = hosts.entry(host.clone()).or_insert_with(|| HostQueue {
+                waiting: VecDeque::new(),
+                last: *last,
+                handed: *last,
+                on_handed: Arc::default(),
+            });
             if queue.waiting.is_empty() {
                 turns.push_back(host.clone());
             }
@@ -102,7 +111,8 @@ impl Outbox {
                 if dropped {
                     queue.waiting.drain(..2);
                 }
-                queue.last += 1;
+                *last += 1;
+                queue.last = *last;
                 queue.waiting.push_back((queue.last, online));
                 (if dropped { Queued::DroppedOldestPair } else { Queued::Added }, Ticket(queue.last))
             }
@@ -148,9 +158,17 @@ impl Outbox {
     /// Notes that the publisher has handed `host`'s state `ticket` over.
     fn note_handed(&self, host: &HostId, ticket: Ticket) {
         let mut queues = self.queues.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(queue) = queues.hosts.get_mut(host) {
-            queue.handed = queue.handed.max(ticket.0);
-            queue.on_handed.notify_waiters();
+        let Some(queue) = queues.hosts.get_mut(host) else { return };
+        queue.handed = queue.handed.max(ticket.0);
+        queue.on_handed.notify_waiters();
+        if queue.waiting.is_empty() && queue.handed == queue.last {
+            // A waiter woken above finds no queue: its state is handed over.
+            queues.hosts.remove(host);
+            if queues.hosts.is_empty() {
+                // The 10,000 `offline`s at start grew these; give the memory back.
+                queues.hosts.shrink_to_fit();
+                queues.turns.shrink_to_fit();
+            }
         }
     }
 }
@@ -231,7 +249,8 @@ mod tests {
         let taken = drain(&outbox);
         let expected = [("pve-a", true), ("pve-b", true), ("pve-a", false), ("pve-a", true)];
         assert_eq!(taken, expected.map(|(h, o)| (h.to_owned(), o)));
-        assert!(outbox.queues.lock().unwrap().turns.is_empty(), "nothing waiting once taken");
+        let queues = outbox.queues.lock().unwrap();
+        assert!(queues.hosts.is_empty() && queues.turns.is_empty(), "nothing kept once handed over");
     }
 
     #[test]
@@ -260,6 +279,19 @@ mod tests {
         assert!(taken.len() <= PER_HOST, "bounded: {}", taken.len());
         assert_eq!(taken.last(), Some(&(flaps - 1).is_multiple_of(2)), "the last state queued");
         assert!(taken.windows(2).all(|w| w[0] != w[1]), "still alternating: {taken:?}");
+    }
+
+    #[test]
+    fn a_state_handed_over_stays_handed_over_when_its_host_queues_again() {
+        let outbox = Outbox::new();
+        let a = host("pve-a");
+        let (_, old) = outbox.queue(&a, true);
+        drain(&outbox);
+        // The host's queue was removed; this makes a new one.
+        outbox.queue(&a, false);
+        let (_, new) = outbox.queue(&a, true);
+        assert!(outbox.not_handed(&a, old).is_none(), "handed over before");
+        assert!(outbox.not_handed(&a, new).is_some(), "waiting");
     }
 
     #[tokio::test]
