@@ -82,8 +82,9 @@ impl Gateway {
         hosts
     }
 
-    /// Publishes the retained status of hosts nobody is connected as, e.g. at start,
-    /// because rumqttd forgets retained messages when the server restarts.
+    /// Queues the retained `offline` of hosts nobody is connected as, e.g. at start,
+    /// because rumqttd forgets retained messages when the server restarts. The publisher
+    /// sends them shortly after this returns.
     pub async fn announce_offline(&self, hosts: &[HostId]) {
         let presence = self.0.presence.lock().await;
         for host in hosts {
