@@ -5,7 +5,7 @@
 use alerting::overrides::{Override, Scope};
 use alerting::store;
 use clap::{Args, Subcommand};
-use recorder::status::{Rule, Thresholds};
+use recorder::status::{Direction, Rule, Thresholds};
 use serde_json::json;
 
 /// Which alerts a change applies to.
@@ -42,14 +42,16 @@ pub enum RuleCommand {
         target: Target,
         /// Where it starts to warn. Numeric rules only: pool_capacity and storage_full
         /// (percent used), scrub_age (days since the last scrub), disk_wear (NVMe percent
-        /// used), load (15-minute load per core), cpu_temperature and nvme_temperature (°C).
+        /// used), load (15-minute load per core), cpu_temperature and nvme_temperature (°C),
+        /// clock_skew (seconds off, either way), disk_spare (NVMe percent spare left; lower
+        /// is worse: warns below the trigger, built in: the drive's own threshold).
         #[arg(long)]
         trigger: Option<f64>,
-        /// Where it becomes critical (scrub_age, disk_wear and load have no critical
-        /// level until one is set).
+        /// Where it becomes critical (scrub_age, disk_wear, load, clock_skew and disk_spare
+        /// have no critical level until one is set).
         #[arg(long)]
         critical: Option<f64>,
-        /// Where a firing alert clears (below --trigger).
+        /// Where a firing alert clears (below --trigger; above it for disk_spare).
         #[arg(long)]
         clear: Option<f64>,
         /// How long the condition must hold before it fires: 0s, 90s, 5m, 1h.
@@ -146,12 +148,15 @@ fn list(conn: &rusqlite::Connection, json: bool) -> anyhow::Result<()> {
             .iter()
             .map(|&rule| {
                 let t = Thresholds::of(rule);
+                // disk_spare's trigger is each drive's own: null here.
+                let fixed = t.filter(|_| rule != Rule::DiskSpare);
                 let own: Vec<_> = overrides.iter().filter(|o| o.scope.rule == rule).map(override_json).collect();
                 json!({
                     "rule": rule.as_str(),
-                    "trigger": t.map(|t| t.warning),
+                    "trigger": fixed.map(|t| t.warning),
                     "critical": t.and_then(|t| t.critical),
-                    "clear": t.map(|t| t.warning - t.clear_margin),
+                    "clear": fixed.map(|t| t.clear()),
+                    "lower_is_worse": t.map(|t| t.direction == Direction::Below),
                     "pending_seconds": settings.for_duration(rule) / 1000,
                     "overrides": own,
                 })
@@ -164,12 +169,14 @@ fn list(conn: &rusqlite::Connection, json: bool) -> anyhow::Result<()> {
     for &rule in &Rule::ALL {
         let t = Thresholds::of(rule);
         let n = |v: Option<f64>| v.map_or_else(|| "-".to_owned(), |v| format!("{v}"));
+        let (trigger, clear) = match t {
+            Some(t) if rule == Rule::DiskSpare => ("drive".to_owned(), format!("drive+{}", t.clear_margin)),
+            _ => (n(t.map(|t| t.warning)), n(t.map(|t| t.clear()))),
+        };
         println!(
-            "{:<18} {:>8} {:>8} {:>8} {:>7}s",
+            "{:<18} {trigger:>8} {:>8} {clear:>8} {:>7}s",
             rule.as_str(),
-            n(t.map(|t| t.warning)),
             critical(t),
-            n(t.map(|t| t.warning - t.clear_margin)),
             settings.for_duration(rule) / 1000
         );
     }

@@ -110,7 +110,8 @@ impl Engine {
             .collect();
         for id in &active {
             let alert = &self.alerts[id];
-            if let Some(thresholds) = id.effective(&self.overrides).thresholds {
+            let builtin = latest.builtin(id.rule, &id.subject);
+            if let Some(thresholds) = self.overrides.resolve_from(host, id.rule, &id.subject, builtin).thresholds {
                 let value =
                     conditions.get(id).and_then(|c| c.1).or_else(|| latest.measure(id.rule, &id.subject, now_ms));
                 match value.and_then(|v| hysteresis(thresholds, v, alert.severity)) {

@@ -228,3 +228,71 @@ fn load_overrides_fire_hold_and_resolve_with_hysteresis_per_core() {
     // Per core on 4 cores: 0.725, 0.75, 0.6, 0.475, 1.6.
     walk(Rule::Load, "", numbers(Rule::Load, 0.75, 0.5, 1.5), at, [2.9, 3.0, 2.4, 1.9, 6.4]);
 }
+
+/// pve1 with its clock `skew_s` seconds behind the server's.
+fn skewed(skew_s: f64, _now: i64) -> HostState {
+    HostState { clock_skew_ms: Some(-(skew_s * 1000.0) as i64), ..state("pve1", Latest::default()) }
+}
+
+/// pve1 with an NVMe drive at `spare` % whose own threshold is 10 %.
+fn spare_left(spare: f64, _now: i64) -> HostState {
+    let nvme = wire::NvmeHealth {
+        available_spare: Some(spare as u64),
+        available_spare_threshold: Some(10),
+        ..wire::NvmeHealth::default()
+    };
+    let disk = wire::Disk { name: "nvme0".into(), nvme: Some(nvme), ..wire::Disk::default() };
+    let slow = wire::Slow { disks: Some(vec![disk]), ..wire::Slow::default() };
+    state("pve1", Latest { slow: Some(&slow), ..Latest::default() })
+}
+
+/// The built-in numbers of `rule` with the default pending duration: `values` are
+/// [quiet, trigger, held, cleared]; the alert fires once the condition held the default
+/// pending duration, holds while the card no longer lists it, and resolves past the clear.
+fn walk_builtin(rule: Rule, subject: &str, at: impl Fn(f64, i64) -> HostState, values: [f64; 4]) {
+    let mut e = Engine::new(Settings::default(), vec![]);
+    let pending = Settings::default().for_duration(rule);
+    let alert = id("pve1", rule, subject);
+    let [quiet, trigger, held, cleared] = values;
+    let mut step = |value: f64, now: i64| {
+        let state = at(value, now);
+        e.evaluate(&state, now);
+        let card = state.findings_under(now, &Overrides::default()).iter().map(|f| f.level).max();
+        (e.get(&alert).map(|a| (a.state, a.severity)), card)
+    };
+    assert_eq!(step(quiet, 0), (None, None), "{rule}: quiet");
+    let warning = Some(Level::Warning);
+    // Pending first unless the default pending duration is 0 (it is for these rules).
+    let first = if pending > 0 { State::Pending } else { State::Firing };
+    assert_eq!(step(trigger, MIN), (Some((first, Level::Warning)), warning), "{rule}: at the trigger");
+    let firing = Some((State::Firing, Level::Warning));
+    assert_eq!(step(trigger, MIN + pending), (firing, warning), "{rule}: after the pending duration");
+    assert_eq!(step(held, 2 * MIN + pending), (firing, None), "{rule}: held short of the clear");
+    assert_eq!(step(cleared, 3 * MIN + pending).0, Some((State::Resolved, Level::Warning)), "{rule}: past the clear");
+    assert_eq!(step(held, 4 * MIN + pending), (Some((State::Resolved, Level::Warning)), None), "{rule}: no re-fire");
+}
+
+#[test]
+fn a_clock_skew_hovering_at_a_minute_fires_once_and_resolves_under_45_s() {
+    walk_builtin(Rule::ClockSkew, "", skewed, [59.0, 60.0, 46.0, 44.0]);
+    walk(
+        Rule::ClockSkew,
+        "",
+        numbers(Rule::ClockSkew, 300.0, 200.0, 900.0),
+        skewed,
+        [299.0, 300.0, 201.0, 199.0, 901.0],
+    );
+}
+
+#[test]
+fn disk_spare_fires_below_the_drives_threshold_and_resolves_5_points_above_it() {
+    walk_builtin(Rule::DiskSpare, "nvme0", spare_left, [10.0, 9.0, 14.0, 15.0]);
+    // An operator's absolute numbers replace the drive's 10 %: warn below 20, clear at 25, critical below 5.
+    walk(
+        Rule::DiskSpare,
+        "nvme0",
+        numbers(Rule::DiskSpare, 20.0, 25.0, 5.0),
+        spare_left,
+        [20.0, 19.0, 24.0, 25.0, 4.0],
+    );
+}

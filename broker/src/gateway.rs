@@ -33,10 +33,12 @@ use crate::router::{self, Router};
 use crate::sessions::Sessions;
 use crate::stats::Stats;
 
+mod outbox;
 mod presence;
 #[cfg(test)]
 mod sizes;
 
+use outbox::Outbox;
 use presence::{Joined, Presence};
 
 /// Limits of the gateway.
@@ -97,6 +99,9 @@ struct Inner {
     config: GatewayConfig,
     credentials: RwLock<Arc<CredentialTable>>,
     presence: Mutex<Presence>,
+    /// Hosts' `online`/`offline`, queued under the presence lock and published by the
+    /// task `new` spawns, which holds a `Weak` of it and ends when the gateway drops.
+    outbox: Arc<Outbox>,
     /// One permit per open connection, up to `max_connections`.
     slots: Arc<Semaphore>,
     /// A short lock, never held across an await.
@@ -187,9 +192,10 @@ impl Gateway {
         };
         let presence = Presence {
             sessions: Sessions::new(config.max_observer_sessions),
-            link,
             clones: CloneDetector::new(config.clones),
         };
+        let outbox = Arc::new(Outbox::new());
+        tokio::spawn(outbox::run_publisher(Arc::downgrade(&outbox), link, ingest.clone(), router.clone()));
         Ok(Gateway(Arc::new(Inner {
             slots: Arc::new(Semaphore::new(config.max_connections)),
             attempts: StdMutex::new(AttemptLimiter::new(config.attempts, config.max_tracked_addresses)),
@@ -200,6 +206,7 @@ impl Gateway {
             config,
             credentials: RwLock::new(Arc::new(CredentialTable::default())),
             presence: Mutex::new(presence),
+            outbox,
             next_session: AtomicU64::new(1),
             stats: Stats::default(),
             clone_events: broadcast::channel(64).0,
@@ -456,6 +463,18 @@ impl Gateway {
         // sessions (agents) have no link.
         let mut notes = link_rx.take().map(|rx| Box::pin(next_note(rx)));
         tokio::pin!(idle, kicked);
+        if let (Identity::Host(host), Some(online)) = (&*identity, session.online.take()) {
+            // The host's data after its `online`, as the recorder and subscribers expect:
+            // while the ingest sink is full the publisher may not have handed it over
+            // yet, and until then this session reads nothing (as it would, waiting for
+            // the sink). Boxed: most sessions never wait here.
+            tokio::select! {
+                _ = &mut kicked => return End::Kicked,
+                _ = Box::pin(self.0.outbox.wait_handed(host, online)) => {}
+            }
+            last_packet = Instant::now();
+            idle.as_mut().reset(last_packet + keepalive);
+        }
         loop {
             tokio::select! {
                 _ = &mut kicked => return End::Kicked,

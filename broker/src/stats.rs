@@ -28,6 +28,9 @@ pub struct Stats {
     /// Trips of the clone detector (two agents sharing one host's token).
     pub clones_detected: AtomicU64,
     pub keepalive_timeouts: AtomicU64,
+    /// Hosts' `online`/`offline` dropped unpublished: a host flapping while the ingest
+    /// sink was full lost its oldest pairs (never its last state).
+    pub presence_dropped: AtomicU64,
     pub sessions: AtomicI64,
     violations: [AtomicU64; Violation::ALL.len()],
 }

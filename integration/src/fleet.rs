@@ -60,9 +60,9 @@ pub fn agent_settings(ws: SocketAddr, host: &str, token: &str, tiers: Intervals,
     }
 }
 
-/// Runs one agent until `stop` changes: the agent's scheduler (unless `idle`, which only
-/// holds the connection) and its publisher, with its outage buffer under `state_dir`.
-pub async fn run_agent(settings: Settings, idle: bool, mut stop: watch::Receiver<()>) {
+/// Runs one agent until `stop` changes: the agent's scheduler and its publisher, with its
+/// outage buffer under `state_dir`.
+pub async fn run_agent(settings: Settings, mut stop: watch::Receiver<()>) {
     let Ok(outbox) = Outbox::open(&settings.state_dir, settings.buffer_max_bytes) else { return };
     let (tx, rx) = mpsc::channel(16);
     let intervals = Intervals { fast: settings.fast, medium: settings.medium, slow: settings.slow };
@@ -71,15 +71,10 @@ pub async fn run_agent(settings: Settings, idle: bool, mut stop: watch::Receiver
         let _ = stop.changed().await;
     };
     let publishing = publisher::run(&settings, rx, outbox, stopped);
-    if idle {
-        let _held = tx;
-        let _ = publishing.await;
-    } else {
-        let scheduling = schedule::run(SimHost { fast_seq: 0 }, envelopes, intervals, tx);
-        tokio::select! {
-            _ = publishing => {}
-            _ = scheduling => {}
-        }
+    let scheduling = schedule::run(SimHost { fast_seq: 0 }, envelopes, intervals, tx);
+    tokio::select! {
+        _ = publishing => {}
+        _ = scheduling => {}
     }
 }
 

@@ -272,16 +272,32 @@ fn rule_overrides_round_trip_through_the_cli_as_json() {
         "built in: warning at one per core, no critical"
     );
     assert_eq!(load["overrides"][0]["critical"].as_f64(), Some(2.0));
-    for numeric in ["scrub_age", "disk_wear"] {
+    for numeric in ["scrub_age", "disk_wear", "clock_skew"] {
         assert!(rule(numeric)["trigger"].is_number() && rule(numeric)["critical"].is_null(), "{numeric}");
     }
+    let skew = rule("clock_skew");
+    assert_eq!((skew["trigger"].as_f64(), skew["clear"].as_f64()), (Some(60.0), Some(45.0)), "built-in, seconds");
+    let spare = rule("disk_spare");
+    assert_eq!(
+        (&spare["trigger"], &spare["clear"], &spare["lower_is_worse"]),
+        (&serde_json::Value::Null, &serde_json::Value::Null, &true.into()),
+        "each drive's own trigger"
+    );
     let table = run(&["rule", "list"]);
     let table = String::from_utf8_lossy(&table.stdout);
     let load_row = table.lines().find(|l| l.starts_with("load ")).unwrap();
     assert_eq!(load_row.split_whitespace().collect::<Vec<_>>(), ["load", "1", "none", "0.9", "900s"], "{table}");
+    let spare_row = table.lines().find(|l| l.starts_with("disk_spare ")).unwrap();
+    assert_eq!(spare_row.split_whitespace().collect::<Vec<_>>(), ["disk_spare", "drive", "none", "drive+5", "0s"]);
 
     for (args, why) in [
         (vec!["rule", "set", "pool_state", "--trigger", "1"], "has no numeric thresholds"),
+        (
+            vec!["rule", "set", "host_silent", "--trigger", "60"],
+            "disk_spare, load, cpu_temperature, nvme_temperature and clock_skew take",
+        ),
+        (vec!["rule", "set", "disk_spare", "--trigger", "10", "--clear", "8"], "--clear 8 must be above --trigger 10"),
+        (vec!["rule", "set", "clock_skew", "--trigger", "60", "--clear", "70"], "must be below --trigger"),
         (vec!["rule", "set", "pool_capacity", "--trigger", "80", "--clear", "90"], "must be below --trigger"),
         (vec!["rule", "disable", "pool_capacity", "--host", "nope"], "no host named nope"),
         (vec!["rule", "disable", "pool_capacity", "--subject", "tank"], "--host"),

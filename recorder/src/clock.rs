@@ -20,7 +20,9 @@ pub const MIN_LIVE: usize = 3;
 /// How far the median may drift from the applied skew before the skew follows it, and
 /// the smallest skew corrected: below it the agent's clock is taken as right.
 pub const TOLERANCE_MS: i64 = 2_000;
-/// From this skew on, the host gets a `clock_skew` warning.
+/// From this skew on, the host gets a `clock_skew` warning: the built-in trigger
+/// (`status::CLOCK_SKEW_S`, which an operator may move per host). The correction below
+/// does not depend on it.
 pub const WARN_SKEW_MS: i64 = 60_000;
 
 /// The clock of one host, as the writer sees it.

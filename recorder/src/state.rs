@@ -147,6 +147,7 @@ impl HostState {
             fast: self.fast.as_ref().map(|p| &p.data),
             medium: self.medium.as_ref().map(|p| &p.data),
             slow: self.slow.as_ref().map(|p| &p.data),
+            clock_skew_ms: self.clock_skew_ms,
         }
     }
 

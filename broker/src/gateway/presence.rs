@@ -1,6 +1,10 @@
 //! Presence: who is connected, judged and registered under one lock, and the retained
 //! `online`/`offline` the gateway publishes from it.
 //!
+//! The lock is held only for decisions: publishing a state waits for the ingest sink and
+//! the router, which a full disk can stall for as long as it lasts, so it is queued in
+//! the [`super::outbox`] and published by one task after the lock.
+//!
 //! A CONNECT is judged and joined in one critical section: whether its token is still
 //! valid, whether a host's CONNECT is a takeover from another address (the clone
 //! detector), and the join that replaces the session it was judged against. Taken apart,
@@ -13,32 +17,34 @@ use std::net::IpAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use rumqttd::local::LinkTx;
-use rumqttd::protocol::{ConnectReturnCode, Packet, Publish};
+use rumqttd::protocol::ConnectReturnCode;
 use tokio::sync::Notify;
 use tracing::{debug, info, warn};
-use wire::{HostId, Kind};
+use wire::HostId;
 
+use super::outbox::{Queued, Ticket};
 use super::Gateway;
 use crate::auth::{CredentialTable, Identity};
 use crate::clones::{CloneDetector, Decision};
-use crate::ingest::Delivery;
 use crate::sessions::{Displaced, Session, Sessions};
 use crate::stats::Stats;
 
-/// What the presence lock guards: the live sessions, the link presence is published on,
-/// and the clone detector. One lock for all, so that `online` and `offline` of one host
-/// are published in the order their sessions started and ended, and a takeover is judged
-/// against the session it replaces.
+/// What the presence lock guards: the live sessions and the clone detector. One lock for
+/// both, so that a takeover is judged against the session it replaces, and `online` and
+/// `offline` of one host are queued for publishing (`queue_status`) in the order their
+/// sessions started and ended. Nothing under it awaits anything but the lock itself.
 pub(super) struct Presence {
     pub sessions: Sessions,
-    pub link: LinkTx,
     pub clones: CloneDetector,
 }
 
 /// A session registered by [`Gateway::join`].
 pub(super) struct Joined {
     pub id: u64,
+    /// A host's `online`, queued for the publisher: the session hands nothing to the
+    /// ingest sink before it is handed over (`Gateway::run`). None once it is, and for
+    /// observers.
+    pub online: Option<Ticket>,
     /// Notified to close the session (see [`Session::kick`]).
     pub kick: Arc<Notify>,
 }
@@ -76,13 +82,14 @@ impl Gateway {
         hosts
     }
 
-    /// Publishes the retained status of hosts nobody is connected as, e.g. at start,
-    /// because rumqttd forgets retained messages when the server restarts.
+    /// Queues the retained `offline` of hosts nobody is connected as, e.g. at start,
+    /// because rumqttd forgets retained messages when the server restarts. The publisher
+    /// sends them shortly after this returns.
     pub async fn announce_offline(&self, hosts: &[HostId]) {
-        let mut presence = self.0.presence.lock().await;
+        let presence = self.0.presence.lock().await;
         for host in hosts {
             if presence.sessions.host(host.as_str()).is_none() {
-                self.publish_status(&mut presence.link, host, false).await;
+                self.queue_status(host, false);
             }
         }
     }
@@ -137,10 +144,11 @@ impl Gateway {
             }
             None => {}
         }
-        if let Identity::Host(host) = who {
-            self.publish_status(&mut presence.link, host, true).await;
-        }
-        Ok(Joined { id, kick })
+        let online = match who {
+            Identity::Host(host) => Some(self.queue_status(host, true)),
+            _ => None,
+        };
+        Ok(Joined { id, online, kick })
     }
 
     /// Acts on the clone detector's decision on a CONNECT of `host` from `addr`: true to
@@ -172,22 +180,19 @@ impl Gateway {
         }
     }
 
-    /// Retained `online`/`offline` on the host's status topic, on the presence link (and
-    /// to the ingest sink, in order with the host's data). rumqttd's public API builds
-    /// only QoS 0 publishes for local links; subscribers still receive them, retained.
-    async fn publish_status(&self, link: &mut LinkTx, host: &HostId, online: bool) {
-        let payload = if online { wire::topic::ONLINE } else { wire::topic::OFFLINE };
-        let publish = Publish::new(host.topic(Kind::Status), payload.to_owned(), true);
-        if let Some(ingest) = &self.0.ingest {
-            let delivery = Delivery { topic: publish.topic.clone(), payload: publish.payload.clone(), done: None };
-            if !ingest.send(delivery).await {
-                warn!(host = %host, "ingest consumer gone; presence not stored");
+    /// Queues the host's `online`/`offline` for the publisher (see [`super::outbox`]).
+    /// Called under the presence lock, so a host's states queue in the order its
+    /// sessions started and ended; never waits, so a full ingest sink holds up no CONNECT.
+    fn queue_status(&self, host: &HostId, online: bool) -> Ticket {
+        let (queued, ticket) = self.0.outbox.queue(host, online);
+        if queued == Queued::DroppedOldestPair {
+            // Logged at the 1st, 2nd, 4th ... drop: a flapping host must not fill the log.
+            let dropped = self.0.stats.presence_dropped.fetch_add(2, Ordering::Relaxed) + 2;
+            if (dropped / 2).is_power_of_two() {
+                warn!(host = %host, dropped, "presence waiting to be stored; dropping a host's oldest online/offline pair");
             }
         }
-        self.0.router.backlog().add(publish.topic.len() + publish.payload.len());
-        if link.send(Packet::Publish(publish, None)).await.is_err() {
-            warn!(host = %host, "router gone; presence not published");
-        }
+        ticket
     }
 
     /// Unregisters a session; `offline` only if no newer session of that host is live.
@@ -195,7 +200,7 @@ impl Gateway {
         let mut presence = self.0.presence.lock().await;
         if presence.sessions.leave(who, id) {
             if let Identity::Host(host) = who {
-                self.publish_status(&mut presence.link, host, false).await;
+                self.queue_status(host, false);
             }
         }
     }

@@ -2,7 +2,7 @@
 //! network and disk I/O rates, temperatures. Pure: a host's state in, table rows out.
 
 use recorder::state::HostState;
-use recorder::status::{limits, pool_level, Level, Overrides, Rule};
+use recorder::status::{limits, pool_level, Level, Overrides, Rule, Thresholds};
 use wire::{Disk, Fast, Medium, TempKind};
 
 use super::pages::{Row, Section};
@@ -82,7 +82,10 @@ impl Judged<'_> {
 fn worn(d: &Disk, judged: &Judged) -> bool {
     d.nvme.as_ref().is_some_and(|n| {
         n.percentage_used.is_some_and(|u| judged.flags(Rule::DiskWear, &d.name, u as f64))
-            || matches!((n.available_spare, n.available_spare_threshold), (Some(s), Some(t)) if s < t)
+            || n.available_spare.is_some_and(|s| {
+                let builtin = Some(Thresholds::for_drive(n.available_spare_threshold));
+                judged.limits.flags_from(judged.host, Rule::DiskSpare, &d.name, s as f64, builtin)
+            })
     })
 }
 

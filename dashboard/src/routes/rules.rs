@@ -88,14 +88,15 @@ async fn render(state: &AppState, session: &Session, error: Option<String>) -> R
         .iter()
         .map(|&rule| {
             let t = Thresholds::of(rule);
+            let spare_margin = t.filter(|_| rule == Rule::DiskSpare).map(|t| t.clear_margin);
             RuleRow {
                 rule: rule.as_str(),
-                trigger: number(t.map(|t| t.warning)),
+                trigger: spare_margin.map_or_else(|| number(t.map(|t| t.warning)), |_| "drive".to_owned()),
                 critical: match t {
                     Some(t) => t.critical.map_or_else(|| "none".to_owned(), |c| format!("{c}")),
                     None => String::new(),
                 },
-                clear: number(t.map(|t| t.warning - t.clear_margin)),
+                clear: spare_margin.map_or_else(|| number(t.map(|t| t.clear())), |m| format!("drive+{m}")),
                 pending: seconds(Some(settings.for_duration(rule))),
             }
         })

@@ -5,7 +5,7 @@
 //!
 //! `cargo build --release -p proxmox-monitor -p integration --bins &&
 //!  target/release/bench_fleet [--agents 1000] [--seconds 60] [--fast 10] [--medium 60]
-//!  [--slow 300] [--broker both|ours|mosquitto] [--idle]`
+//!  [--slow 300] [--broker both|ours|mosquitto]`
 //! (`scripts/bench` does this, installs mosquitto and raises `ulimit -n`.)
 //!
 //! Latency, the same for both brokers: from the agent's envelope (`ts_ms`, stamped just
@@ -13,7 +13,8 @@
 //! `pmon/v1/+/+` at QoS 1 on the same machine. Our server also reports publish → commit
 //! (its `pmon_recorder_commit_lag_seconds` histogram, bucket bounds). `msgs_per_s` is the
 //! observer's deliveries per second over the window; CPU is the broker process's over the
-//! window (100 = one core). `--idle` only holds the N connections and reports RSS.
+//! window (100 = one core). Idle connections alone are measured by
+//! `bench_idle` (plain and WebSocket, with Mosquitto beside).
 //!
 //! Ends with exactly one line for our server:
 //! `agents=N msgs_per_s=X p50_ms=Y p99_ms=Z server_rss_mb=W server_cpu_pct=C`.
@@ -33,7 +34,6 @@ struct Args {
     tiers: Intervals,
     ours: bool,
     mosquitto: bool,
-    idle: bool,
 }
 
 fn args() -> Args {
@@ -44,7 +44,6 @@ fn args() -> Args {
         tiers: Intervals { fast: secs("10"), medium: secs("60"), slow: secs("300") },
         ours: true,
         mosquitto: true,
-        idle: false,
     };
     let mut argv = std::env::args().skip(1);
     while let Some(flag) = argv.next() {
@@ -64,10 +63,9 @@ fn args() -> Args {
                     _ => panic!("--broker both|ours|mosquitto"),
                 };
             }
-            "--idle" => a.idle = true,
             other => panic!(
                 "unknown argument {other}; use --agents N --seconds N --fast S --medium S --slow S \
-                 --broker both|ours|mosquitto --idle"
+                 --broker both|ours|mosquitto"
             ),
         }
     }
@@ -123,9 +121,7 @@ fn main() -> anyhow::Result<()> {
         let ws = server.http;
         let target = Target { ws, tcp: server.mqtt, pid: server.child.id(), observer, hosts: server.tokens.clone() };
         let figures = runtime.block_on(run(&a, target))?;
-        if !a.idle {
-            commit_lag(&server);
-        }
+        commit_lag(&server);
         results.push(("ours", figures));
     }
     if let [(_, theirs), (_, ours)] = &results[..] {
@@ -134,15 +130,12 @@ fn main() -> anyhow::Result<()> {
             ratio(ours.rss_mb, theirs.rss_mb),
             ratio(ours.cpu_pct, theirs.cpu_pct)
         );
-        if !a.idle {
-            print!(
-                ", p50 {}, p99 {}, msgs_per_s {}",
-                ratio(ours.p50_ms.into(), theirs.p50_ms.into()),
-                ratio(ours.p99_ms.into(), theirs.p99_ms.into()),
-                ratio(ours.msgs_per_s, theirs.msgs_per_s)
-            );
-        }
-        println!();
+        println!(
+            ", p50 {}, p99 {}, msgs_per_s {}",
+            ratio(ours.p50_ms.into(), theirs.p50_ms.into()),
+            ratio(ours.p99_ms.into(), theirs.p99_ms.into()),
+            ratio(ours.msgs_per_s, theirs.msgs_per_s)
+        );
     }
     if let Some((_, ours)) = results.iter().find(|(name, _)| *name == "ours") {
         println!("{}", ours.line(a.agents));
@@ -167,21 +160,20 @@ fn anon() -> (String, String) {
 async fn run(a: &Args, target: Target) -> anyhow::Result<Figures> {
     let observer = fleet::observe(target.tcp, &target.observer.0, &target.observer.1);
     let seen = &observer.seen;
-    let rss_before = proc_stats(target.pid).rss_kib;
     let state = tempfile::tempdir()?;
     let (stop, stopping) = watch::channel(());
     let started = Instant::now();
     // Connect at most 500 a second: the listen backlog of either broker is finite.
     for (i, (host, token)) in target.hosts.iter().enumerate() {
         let settings = fleet::agent_settings(target.ws, host, token, a.tiers, state.path());
-        tokio::spawn(fleet::run_agent(settings, a.idle, stopping.clone()));
+        tokio::spawn(fleet::run_agent(settings, stopping.clone()));
         if i % 50 == 49 {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
     wait_online(seen, a.agents, Duration::from_secs(60 + a.agents as u64 / 50)).await?;
     eprintln!("{} agents online in {:.1} s", a.agents, started.elapsed().as_secs_f64());
-    let figures = if a.idle { hold(&target, rss_before, a.agents).await } else { measure(a, &target, seen).await };
+    let figures = measure(a, &target, seen).await;
     let _ = stop.send(());
     tokio::time::sleep(Duration::from_secs(3)).await;
     Ok(figures)
@@ -198,27 +190,6 @@ async fn wait_online(seen: &Mutex<Deliveries>, agents: usize, limit: Duration) -
             anyhow::bail!("only {online} of {agents} agents came online within {limit:?}");
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
-/// `--idle`: the connections held for 10 s; RSS at the end, CPU over the 10 s.
-async fn hold(target: &Target, rss_before_kib: u64, agents: usize) -> Figures {
-    tokio::time::sleep(Duration::from_secs(5)).await;
-    let cpu = proc_stats(target.pid).cpu_seconds;
-    tokio::time::sleep(Duration::from_secs(10)).await;
-    let end = proc_stats(target.pid);
-    let per_agent_kib = end.rss_kib.saturating_sub(rss_before_kib) as f64 / agents as f64;
-    eprintln!(
-        "idle: rss {:.1} MB before the agents, {:.1} MB with them: {per_agent_kib:.1} KiB per connection",
-        rss_before_kib as f64 / 1024.0,
-        end.rss_kib as f64 / 1024.0
-    );
-    Figures {
-        msgs_per_s: 0.0,
-        p50_ms: 0,
-        p99_ms: 0,
-        rss_mb: end.rss_kib as f64 / 1024.0,
-        cpu_pct: (end.cpu_seconds - cpu) * 10.0,
     }
 }
 

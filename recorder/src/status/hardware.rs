@@ -3,7 +3,7 @@
 
 use wire::{Disk, Fast, Slow, TempKind};
 
-use super::{Facts, Finding, Level, Rule};
+use super::{Facts, Finding, Level, Rule, Thresholds};
 
 /// The same disk in an earlier slow payload: by serial when both have one, else by name.
 fn same_disk<'a>(previous: &'a Slow, disk: &Disk) -> Option<&'a Disk> {
@@ -48,18 +48,30 @@ pub(super) fn disks(f: &Facts, out: &mut Vec<Finding>) {
             let message = format!("{what} has used {used}% of its rated endurance");
             out.push(Finding::new(Rule::DiskWear, name, level, Some(used as f64), message));
         }
-        if let (Some(spare), Some(threshold)) = (nvme.available_spare, nvme.available_spare_threshold) {
-            if spare < threshold {
-                let message = format!("{what} has {spare}% spare blocks left, below its threshold of {threshold}%");
-                out.push(Finding::new(Rule::DiskSpare, name, Warning, Some(spare as f64), message));
-            }
-        }
+        spare(f, disk, nvme, &what, out);
         let old = before.and_then(|b| b.nvme.as_ref()).and_then(|n| n.media_errors);
         if grew(nvme.media_errors, old) {
             let now = nvme.media_errors.unwrap_or(0);
             let message = format!("{what}: media errors grew from {} to {now}", old.unwrap_or(0));
             out.push(Finding::new(Rule::DiskMediaErrors, name, Warning, Some(now as f64), message));
         }
+    }
+}
+
+/// An NVMe disk's available spare below its trigger: the drive's own threshold unless an
+/// operator set one (`rule set disk_spare --trigger`).
+fn spare(f: &Facts, disk: &Disk, nvme: &wire::NvmeHealth, what: &str, out: &mut Vec<Finding>) {
+    let Some(spare) = nvme.available_spare else { return };
+    let builtin = Thresholds::for_drive(nvme.available_spare_threshold);
+    let Some(thresholds) = f.limits.resolve_from(f.host_id, Rule::DiskSpare, &disk.name, Some(builtin)).thresholds
+    else {
+        return;
+    };
+    if let Some(level) = thresholds.level(spare as f64) {
+        let below = thresholds.critical.filter(|_| level == Level::Critical).unwrap_or(thresholds.warning);
+        let whose = if below == builtin.warning { "its" } else { "the" };
+        let message = format!("{what} has {spare}% spare blocks left, below {whose} threshold of {below}%");
+        out.push(Finding::new(Rule::DiskSpare, Some(&disk.name), level, Some(spare as f64), message));
     }
 }
 

@@ -5,7 +5,7 @@ use std::net::IpAddr;
 
 use wire::Fast;
 
-use super::{load_per_core, Facts, Finding, Level, Rule};
+use super::{load_per_core, skew_s, Facts, Finding, Level, Rule};
 
 /// Two or more agents seen using one host's token (a cloned VM, a copied agent.toml):
 /// the gateway's clone detector tripped (`broker::clones`).
@@ -73,10 +73,14 @@ pub(super) fn load(f: &Facts, fast: &Fast, out: &mut Vec<Finding>) {
     }
 }
 
-/// The agent's clock at least [`crate::clock::WARN_SKEW_MS`] off the server's, either way.
+/// The agent's clock off the server's, either way, by its trigger or more (built in:
+/// [`crate::clock::WARN_SKEW_MS`]). The value is the skew's size in seconds, what the
+/// thresholds and alerting's hysteresis compare; the message says which way.
 pub(super) fn clock_skew(f: &Facts, out: &mut Vec<Finding>) {
-    if let Some(skew) = f.clock_skew_ms.filter(|s| s.abs() >= crate::clock::WARN_SKEW_MS) {
+    let Some(skew) = f.clock_skew_ms else { return };
+    let Some(thresholds) = f.thresholds(Rule::ClockSkew, "") else { return };
+    if let Some(level) = thresholds.level(skew_s(skew)) {
         let message = format!("clock is {}", crate::clock::describe(skew));
-        out.push(Finding::new(Rule::ClockSkew, None, Level::Warning, Some(skew as f64 / 1000.0), message));
+        out.push(Finding::new(Rule::ClockSkew, None, level, Some(skew_s(skew)), message));
     }
 }

@@ -67,12 +67,12 @@ impl Override {
 
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum OverrideError {
-    #[error("rule {0} has no numeric thresholds; only pool_capacity, storage_full, scrub_age, disk_wear, load, cpu_temperature and nvme_temperature take --trigger, --critical and --clear")]
+    #[error("rule {0} has no numeric thresholds; only pool_capacity, storage_full, scrub_age, disk_wear, disk_spare, load, cpu_temperature, nvme_temperature and clock_skew take --trigger, --critical and --clear")]
     NotNumeric(&'static str),
-    #[error("--clear {clear} must be below --trigger {trigger}: an alert clears under where it fires")]
-    ClearNotBelow { clear: f64, trigger: f64 },
-    #[error("--critical {critical} must not be below --trigger {trigger}")]
-    CriticalBelow { critical: f64, trigger: f64 },
+    #[error("--clear {clear} must be {side} --trigger {trigger}: an alert clears on the good side of where it fires")]
+    ClearNotPast { clear: f64, trigger: f64, side: &'static str },
+    #[error("--critical {critical} must not be {side} --trigger {trigger}: critical is the worse level")]
+    CriticalMilder { critical: f64, trigger: f64, side: &'static str },
     #[error("--subject needs --host: a subject is a pool, storage, guest or disk of one host")]
     SubjectWithoutHost,
     #[error("nothing to set: give --trigger, --critical, --clear or --pending")]
@@ -87,17 +87,18 @@ impl Override {
             return Err(OverrideError::SubjectWithoutHost);
         }
         let numeric = self.trigger.is_some() || self.critical.is_some() || self.clear.is_some();
-        if numeric && Thresholds::of(self.scope.rule).is_none() {
-            return Err(OverrideError::NotNumeric(self.scope.rule.as_str()));
-        }
+        let Some(builtin) = Thresholds::of(self.scope.rule) else {
+            return if numeric { Err(OverrideError::NotNumeric(self.scope.rule.as_str())) } else { Ok(()) };
+        };
+        let direction = builtin.direction;
         if let (Some(clear), Some(trigger)) = (self.clear, self.trigger) {
-            if clear >= trigger {
-                return Err(OverrideError::ClearNotBelow { clear, trigger });
+            if direction.margin(trigger, clear) <= 0.0 {
+                return Err(OverrideError::ClearNotPast { clear, trigger, side: direction.good_side() });
             }
         }
         if let (Some(critical), Some(trigger)) = (self.critical, self.trigger) {
-            if critical < trigger {
-                return Err(OverrideError::CriticalBelow { critical, trigger });
+            if direction.severer(critical, trigger) != critical {
+                return Err(OverrideError::CriticalMilder { critical, trigger, side: direction.good_side() });
             }
         }
         Ok(())
@@ -136,7 +137,12 @@ impl Overrides {
     /// The settings for `subject` ('' for the host itself) of `rule` on `host`: each
     /// field from the most specific scope that sets it.
     pub fn resolve(&self, host: &str, rule: Rule, subject: &str) -> Effective {
-        let builtin = Thresholds::of(rule);
+        self.resolve_from(host, rule, subject, Thresholds::of(rule))
+    }
+
+    /// As [`Overrides::resolve`], over `builtin` thresholds that depend on the subject (a
+    /// drive's own spare threshold: `Latest::builtin`, `Thresholds::for_drive`).
+    pub fn resolve_from(&self, host: &str, rule: Rule, subject: &str, builtin: Option<Thresholds>) -> Effective {
         if self.list.is_empty() {
             return Effective { enabled: true, thresholds: builtin, pending_ms: None };
         }
@@ -147,11 +153,14 @@ impl Overrides {
         let pending_ms = covering().find_map(|o| o.pending_ms);
         let (trigger, critical, clear) = (first(|o| o.trigger), first(|o| o.critical), first(|o| o.clear));
         let thresholds = builtin.map(|default| {
+            let direction = default.direction;
             let warning = trigger.unwrap_or(default.warning);
-            let critical = critical.or(default.critical).map(|c| c.max(warning));
-            // A clear at or above the trigger (set at another scope) keeps the default margin.
-            let clear_margin = clear.map(|c| warning - c).filter(|m| *m > 0.0).unwrap_or(default.clear_margin);
-            Thresholds { warning, critical, clear_margin }
+            // A critical milder than the trigger (set at another scope) moves to the trigger.
+            let critical = critical.or(default.critical).map(|c| direction.severer(c, warning));
+            // A clear not on the good side of the trigger (set at another scope) keeps the default margin.
+            let clear_margin =
+                clear.map(|c| direction.margin(warning, c)).filter(|m| *m > 0.0).unwrap_or(default.clear_margin);
+            Thresholds { warning, critical, clear_margin, direction }
         });
         Effective { enabled, thresholds, pending_ms }
     }
@@ -162,7 +171,13 @@ impl Overrides {
     /// enabled and the value at or above its trigger. Pages mark a row with it where the
     /// card has a reason.
     pub fn flags(&self, host: &str, rule: Rule, subject: &str, value: f64) -> bool {
-        let effective = self.resolve(host, rule, subject);
+        self.flags_from(host, rule, subject, value, Thresholds::of(rule))
+    }
+
+    /// As [`Overrides::flags`], over `builtin` thresholds that depend on the subject
+    /// (disk_spare: [`Thresholds::for_drive`]).
+    pub fn flags_from(&self, host: &str, rule: Rule, subject: &str, value: f64, builtin: Option<Thresholds>) -> bool {
+        let effective = self.resolve_from(host, rule, subject, builtin);
         effective.enabled && effective.thresholds.is_some_and(|t| t.level(value).is_some())
     }
 }
@@ -293,11 +308,11 @@ mod tests {
         assert_eq!(with(|o| o.trigger = Some(80.0)), Ok(()));
         assert!(matches!(
             with(|o| (o.trigger, o.clear) = (Some(80.0), Some(80.0))),
-            Err(OverrideError::ClearNotBelow { .. })
+            Err(OverrideError::ClearNotPast { .. })
         ));
         assert!(matches!(
             with(|o| (o.trigger, o.critical) = (Some(80.0), Some(70.0))),
-            Err(OverrideError::CriticalBelow { .. })
+            Err(OverrideError::CriticalMilder { .. })
         ));
         let mut o = Override::new(scope(Rule::PoolState, None, None));
         o.trigger = Some(1.0);

@@ -1,6 +1,6 @@
 //! The operator's overrides as the status rules apply them: a changed trigger moves a
 //! card's level, a disabled rule is no reason on the card, and alerting measures the
-//! subjects of the newly numeric rules (scrub age, disk wear, load).
+//! subjects of the newly numeric rules (scrub age, disk wear, load, clock skew, disk spare).
 
 use wire::{Fast, Medium, NvmeHealth, Pool, Scan, ScanFunction, ScanState, Slow};
 
@@ -172,7 +172,7 @@ fn rules_and_levels(found: &[Finding]) -> Vec<(Rule, Level)> {
 fn alerting_measures_scrub_age_wear_and_load_per_core() {
     let (m, slow) = (scrubbed(40), worn(93));
     let fast = Fast { load15: Some(3.0), cpus: Some(4), ..Fast::default() };
-    let latest = Latest { fast: Some(&fast), medium: Some(&m), slow: Some(&slow) };
+    let latest = Latest { fast: Some(&fast), medium: Some(&m), slow: Some(&slow), clock_skew_ms: None };
     assert_eq!(latest.measure(Rule::ScrubAge, "rpool", NOW), Some(40.0));
     assert_eq!(latest.measure(Rule::ScrubAge, "tank", NOW), None);
     assert_eq!(latest.measure(Rule::DiskWear, "nvme0", NOW), Some(93.0));
@@ -216,4 +216,105 @@ fn cards_read_the_overrides_the_server_runs_with() {
     limits::set_current(Overrides::default());
     assert_eq!(health.reasons, ["pool rpool is 72% full"]);
     assert_eq!(state.health(NOW).level, Level::Online, "back to the built-in numbers");
+}
+
+fn spare(spare: u64, threshold: Option<u64>) -> Slow {
+    let nvme =
+        NvmeHealth { available_spare: Some(spare), available_spare_threshold: threshold, ..NvmeHealth::default() };
+    Slow {
+        disks: Some(vec![wire::Disk { name: "nvme0".into(), nvme: Some(nvme), ..wire::Disk::default() }]),
+        ..Slow::default()
+    }
+}
+
+#[test]
+fn clock_skew_warns_at_a_minute_unless_an_operator_moved_it() {
+    let odd = Overrides::new(vec![
+        set(Rule::ClockSkew, Some("pve1"), None, |o| o.trigger = Some(300.0)),
+        set(Rule::ClockSkew, Some("pve2"), None, |o| o.critical = Some(200.0)),
+    ]);
+    let found = |host, skew_ms| {
+        let mut f = facts(host, &odd);
+        f.clock_skew_ms = Some(skew_ms);
+        rules_and_levels(&findings(&f))
+    };
+    let warning = [(Rule::ClockSkew, Level::Warning)];
+    assert_eq!(found("pve3", 59_999), [], "built in: under a minute is fine");
+    assert_eq!(found("pve3", 60_000), warning, "built in: a minute either way warns");
+    assert_eq!(found("pve3", -60_000), warning);
+    assert_eq!(found("pve1", -252_000), [], "pve1's clock may be 5 min off");
+    assert_eq!(found("pve1", 300_000), warning);
+    assert_eq!(found("pve2", -252_000), [(Rule::ClockSkew, Level::Critical)], "pve2's critical at 200 s");
+}
+
+#[test]
+fn disk_spare_warns_below_the_drives_threshold_unless_an_operator_set_one() {
+    let limits = Overrides::new(vec![
+        set(Rule::DiskSpare, Some("pve1"), None, |o| o.trigger = Some(20.0)),
+        set(Rule::DiskSpare, Some("pve2"), None, |o| o.critical = Some(3.0)),
+    ]);
+    let found = |host, slow: &Slow| {
+        let mut f = facts(host, &limits);
+        f.slow = Some(slow);
+        findings(&f)
+    };
+    let warning = [(Rule::DiskSpare, Level::Warning)];
+    assert_eq!(rules_and_levels(&found("pve3", &spare(10, Some(10)))), [], "at the drive's threshold: fine");
+    let low = found("pve3", &spare(9, Some(10)));
+    assert_eq!(rules_and_levels(&low), warning);
+    assert_eq!(low[0].message, "disk nvme0 has 9% spare blocks left, below its threshold of 10%");
+    assert_eq!(rules_and_levels(&found("pve3", &spare(15, Some(20)))), warning, "each drive its own");
+    assert_eq!(rules_and_levels(&found("pve3", &spare(0, None))), [], "no threshold reported: not judged");
+    let raised = found("pve1", &spare(15, Some(10)));
+    assert_eq!(rules_and_levels(&raised), warning, "pve1 warns below 20 %");
+    assert_eq!(raised[0].message, "disk nvme0 has 15% spare blocks left, below the threshold of 20%");
+    assert_eq!(rules_and_levels(&found("pve1", &spare(3, None))), warning, "the operator's trigger needs none");
+    assert_eq!(rules_and_levels(&found("pve2", &spare(2, Some(10)))), [(Rule::DiskSpare, Level::Critical)]);
+}
+
+#[test]
+fn lower_is_worse_holds_until_the_value_is_back_above_the_margin() {
+    let drive = Thresholds::for_drive(Some(10));
+    assert_eq!((drive.warning, drive.clear(), drive.direction), (10.0, 15.0, Direction::Below));
+    assert_eq!(drive.level(9.0), Some(Level::Warning));
+    assert_eq!(drive.level_with_hysteresis(14.0, Some(Level::Warning)), Some(Level::Warning), "held");
+    assert_eq!(drive.level_with_hysteresis(15.0, Some(Level::Warning)), None, "back 5 points above");
+    let critical = Thresholds { critical: Some(3.0), ..drive };
+    assert_eq!(critical.level_with_hysteresis(7.0, Some(Level::Critical)), Some(Level::Critical));
+    assert_eq!(critical.level_with_hysteresis(8.0, Some(Level::Critical)), Some(Level::Warning));
+    assert_eq!(CLOCK_SKEW_S.clear(), 45.0);
+    assert_eq!(CLOCK_SKEW_S.level_with_hysteresis(45.0, Some(Level::Warning)), Some(Level::Warning));
+    assert_eq!(CLOCK_SKEW_S.level_with_hysteresis(44.9, Some(Level::Warning)), None);
+
+    let (slow, medium) = (spare(12, Some(10)), Medium::default());
+    let latest = Latest { slow: Some(&slow), medium: Some(&medium), clock_skew_ms: Some(-50_500), ..Latest::default() };
+    assert_eq!(latest.measure(Rule::ClockSkew, "", NOW), Some(50.5), "either way");
+    assert_eq!(latest.measure(Rule::DiskSpare, "nvme0", NOW), Some(12.0));
+    assert_eq!(latest.builtin(Rule::DiskSpare, "nvme0"), Some(drive));
+    assert_eq!(latest.builtin(Rule::ClockSkew, ""), Some(CLOCK_SKEW_S));
+}
+
+#[test]
+fn a_lower_is_worse_override_is_checked_and_resolved_the_other_way() {
+    let spare_set = |f: fn(&mut Override)| set(Rule::DiskSpare, Some("pve1"), None, f);
+    let clear_under = spare_set(|o| (o.trigger, o.clear) = (Some(10.0), Some(8.0))).check().unwrap_err();
+    assert_eq!(
+        clear_under.to_string(),
+        "--clear 8 must be above --trigger 10: an alert clears on the good side of where it fires"
+    );
+    assert!(matches!(
+        spare_set(|o| (o.trigger, o.critical) = (Some(10.0), Some(15.0))).check(),
+        Err(OverrideError::CriticalMilder { .. })
+    ));
+    assert_eq!(spare_set(|o| (o.trigger, o.critical, o.clear) = (Some(10.0), Some(5.0), Some(12.0))).check(), Ok(()));
+    let clock = set(Rule::ClockSkew, None, None, |o| (o.trigger, o.clear) = (Some(60.0), Some(70.0)));
+    assert!(matches!(clock.check(), Err(OverrideError::ClearNotPast { side: "below", .. })));
+
+    let limits = Overrides::new(vec![spare_set(|o| (o.clear, o.critical) = (Some(18.0), Some(40.0)))]);
+    let t = limits
+        .resolve_from("pve1", Rule::DiskSpare, "nvme0", Some(Thresholds::for_drive(Some(10))))
+        .thresholds
+        .unwrap();
+    assert_eq!((t.warning, t.clear_margin), (10.0, 8.0), "the drive's trigger, the operator's clear");
+    assert_eq!(t.critical, Some(10.0), "a critical over the trigger moves down to it");
 }

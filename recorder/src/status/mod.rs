@@ -25,8 +25,9 @@ pub use guests::{guest_still_stopped, guests, OPERATOR_STOP_SLACK_S};
 pub use host::{SharedToken, SHARED_TOKEN_HOLD_MS};
 pub use limits::{Effective, Override, OverrideError, Overrides, Scope};
 pub use thresholds::{
-    load_per_core, measure, measure_fast, measure_slow, pct, scrub_age_days, Latest, Thresholds, CPU_TEMPERATURE,
-    DISK_WEAR, DISK_WEAR_PCT, LOAD_PER_CORE, NVME_TEMPERATURE, POOL_CAPACITY, SCRUB_AGE_DAYS, STORAGE_FULL,
+    load_per_core, measure, measure_fast, measure_slow, pct, scrub_age_days, skew_s, Direction, Latest, Thresholds,
+    CLOCK_SKEW_S, CPU_TEMPERATURE, DISK_SPARE, DISK_WEAR, DISK_WEAR_PCT, LOAD_PER_CORE, NVME_TEMPERATURE,
+    POOL_CAPACITY, SCRUB_AGE_DAYS, STORAGE_FULL,
 };
 pub use zfs::pool_level;
 

@@ -298,7 +298,7 @@ fn a_clock_a_minute_off_either_way_is_a_warning() {
     assert!(findings(&f).is_empty());
     f.clock_skew_ms = Some(-252_000);
     let found = findings(&f);
-    assert_eq!((found[0].rule, found[0].level, found[0].value), (Rule::ClockSkew, Level::Warning, Some(-252.0)));
+    assert_eq!((found[0].rule, found[0].level, found[0].value), (Rule::ClockSkew, Level::Warning, Some(252.0)));
     assert_eq!(found[0].message, "clock is 4 min 12 s behind the server");
 }
 

@@ -94,6 +94,12 @@ fn write_gateway(text: &mut Text, state: &AppState) {
         "Sessions closed for silence.",
         load(&g.keepalive_timeouts) as f64,
     );
+    text.single(
+        "pmon_mqtt_presence_dropped_total",
+        "counter",
+        "Hosts' online/offline dropped unstored: a host flapping while the recorder could not store.",
+        load(&g.presence_dropped) as f64,
+    );
 }
 
 /// What the recorder received, stored and lost.

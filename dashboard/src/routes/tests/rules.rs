@@ -24,6 +24,8 @@ async fn the_rules_page_sets_disables_enables_and_resets_overrides() {
     assert!(html.contains("<td>load</td><td>1</td><td>none</td><td>0.9</td>"), "{html}");
     assert!(html.contains("<td>scrub_age</td><td>35</td><td>none</td><td>30</td>"), "{html}");
     assert!(html.contains("<td>pool_state</td><td></td><td></td><td></td>"), "{html}");
+    assert!(html.contains("<td>clock_skew</td><td>60</td><td>none</td><td>45</td>"), "{html}");
+    assert!(html.contains("<td>disk_spare</td><td>drive</td><td>none</td><td>drive+5</td>"), "{html}");
     assert_eq!(inline_code(&html), Vec::<String>::new());
 
     let set = "rule=pool_capacity&host=pve1&subject=&trigger=70&critical=&clear=65&pending=5m&action=set";
@@ -59,6 +61,8 @@ async fn the_rules_page_sets_disables_enables_and_resets_overrides() {
     for (bad, why) in [
         ("rule=pool_state&trigger=3&action=set", "has no numeric thresholds"),
         ("rule=pool_capacity&trigger=80&clear=85&action=set", "must be below"),
+        ("rule=disk_spare&trigger=10&clear=8&action=set", "--clear 8 must be above --trigger 10"),
+        ("rule=host_silent&trigger=60&action=set", "has no numeric thresholds"),
         ("rule=pool_capacity&host=nope&trigger=80&action=set", "no host named nope"),
         ("rule=pool_capacity&subject=tank&action=disable", "--subject needs --host"),
         ("rule=nope&action=disable", "unknown rule nope"),
