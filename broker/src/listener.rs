@@ -84,15 +84,19 @@ fn admit(gateway: &Gateway, stream: &TcpStream, peer: SocketAddr) -> Option<Admi
 
 /// One MQTTS connection: the TLS handshake, then the gateway.
 async fn serve_tls(gateway: Gateway, stream: TcpStream, peer: SocketAddr, admission: Admission, acceptor: TlsAcceptor) {
-    // One deadline for the handshake and the CONNECT together.
-    match tokio::time::timeout_at(admission.deadline(), acceptor.accept(stream)).await {
-        Ok(Ok(tls_stream)) => gateway.serve(tls_stream, peer, admission).await,
-        Ok(Err(e)) => debug!(%peer, error = %e, "TLS handshake failed"),
+    // One deadline for the handshake and the CONNECT together. Boxed: rustls' handshake
+    // states are several KiB, which the task would otherwise keep for the session's life.
+    // The session is awaited after the `match`, whose handshake result (the 1.2 KiB TLS
+    // stream) would otherwise stay room in the task while it runs.
+    let session = match Box::pin(tokio::time::timeout_at(admission.deadline(), acceptor.accept(stream))).await {
+        Ok(Ok(tls_stream)) => gateway.serve(tls_stream, peer, admission),
+        Ok(Err(e)) => return debug!(%peer, error = %e, "TLS handshake failed"),
         Err(_) => {
             Stats::add(&gateway.stats().connect_timeouts);
-            debug!(%peer, "TLS handshake timed out");
+            return debug!(%peer, "TLS handshake timed out");
         }
-    }
+    };
+    session.await
 }
 
 /// A rustls acceptor from PEM files (`TLS_CERT`, `TLS_KEY`).
@@ -113,4 +117,20 @@ pub fn tls_acceptor(cert: &Path, key: &Path) -> anyhow::Result<TlsAcceptor> {
         .with_single_cert(certs, key)
         .context("TLS_CERT and TLS_KEY do not form a valid pair")?;
     Ok(TlsAcceptor::from(Arc::new(config)))
+}
+
+#[cfg(test)]
+mod tests {
+    /// The size of the future `f` returns, without calling it.
+    fn size5<A, B, C, D, E, Fut>(_: impl FnOnce(A, B, C, D, E) -> Fut) -> usize {
+        std::mem::size_of::<Fut>()
+    }
+
+    #[test]
+    fn an_mqtts_connections_task_keeps_no_handshake_state() {
+        // Measured 640 bytes (rustc 1.95), from 6,584 with the handshake and its result
+        // (the TLS stream) inline: room the task kept for the session's whole life.
+        let size = size5(super::serve_tls);
+        assert!(size <= 768, "an MQTTS connection's future is {size} bytes");
+    }
 }
