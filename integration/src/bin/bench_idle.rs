@@ -10,12 +10,12 @@
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use integration::fleet::Mosquitto;
 use integration::load::{packet, put_str};
 use integration::samples::seed;
-use integration::{free_port, proc_stats, Server};
+use integration::{proc_stats, Server};
 
 #[derive(Clone, Copy, Debug)]
 enum Transport {
@@ -125,32 +125,6 @@ fn measure(what: &str, pid: u32, addr: SocketAddr, transport: Transport, clients
     (after, per)
 }
 
-/// Mosquitto with a plain MQTT listener on `port` and a WebSocket one on `port + 1`.
-fn mosquitto(port: u16) -> Child {
-    let dir = std::env::temp_dir().join(format!("bench_idle_mosquitto_{port}"));
-    std::fs::create_dir_all(&dir).unwrap();
-    let conf = dir.join("mosquitto.conf");
-    let ws = port + 1;
-    std::fs::write(
-        &conf,
-        format!(
-            "listener {port} 127.0.0.1\nallow_anonymous true\nmax_connections -1\n\
-             listener {ws} 127.0.0.1\nprotocol websockets\nallow_anonymous true\nmax_connections -1\n\
-             persistence false\n"
-        ),
-    )
-    .unwrap();
-    let child = Command::new("/usr/sbin/mosquitto")
-        .arg("-c")
-        .arg(&conf)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start /usr/sbin/mosquitto (apt-get install mosquitto)");
-    std::thread::sleep(Duration::from_secs(1));
-    child
-}
-
 fn main() {
     let argv: Vec<String> = std::env::args().skip(1).collect();
     let hosts: usize = argv
@@ -178,21 +152,17 @@ fn main() {
         measure("proxmox-monitor", server.child.id(), server.http, Transport::Ws, &server.tokens)
     });
 
-    // A fresh Mosquitto per transport too, and a port pair nobody holds (the WebSocket
-    // listener is the next port).
+    // A fresh Mosquitto per transport too.
     let anonymous: Vec<(String, String)> = server.tokens.iter().map(|(h, _)| (h.clone(), "x".into())).collect();
     let transports: &[Transport] = if plain_only { &[Transport::Plain] } else { &[Transport::Plain, Transport::Ws] };
     let mut reference = Vec::new();
     for &transport in transports {
-        let port = free_port_pair();
-        let mut broker = mosquitto(port);
+        let broker = Mosquitto::start().expect("start mosquitto");
         let addr = match transport {
-            Transport::Plain => SocketAddr::from(([127, 0, 0, 1], port)),
-            Transport::Ws => SocketAddr::from(([127, 0, 0, 1], port + 1)),
+            Transport::Plain => broker.tcp,
+            Transport::Ws => broker.ws,
         };
-        reference.push(measure("mosquitto", broker.id(), addr, transport, &anonymous));
-        let _ = broker.kill();
-        let _ = broker.wait();
+        reference.push(measure("mosquitto", broker.pid(), addr, transport, &anonymous));
     }
     let ours = [("plain", Some(plain)), ("WebSocket", ws)].into_iter().filter_map(|(t, m)| Some((t, m?)));
     for ((transport, (rss, per)), (mosquitto_rss, mosquitto_per)) in ours.zip(reference) {
@@ -201,15 +171,5 @@ fn main() {
             rss / mosquitto_rss,
             per / mosquitto_per
         );
-    }
-}
-
-/// A free port whose next port is free too.
-fn free_port_pair() -> u16 {
-    loop {
-        let port = free_port();
-        if port < u16::MAX && std::net::TcpListener::bind(("127.0.0.1", port + 1)).is_ok() {
-            return port;
-        }
     }
 }
