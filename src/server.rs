@@ -143,14 +143,7 @@ pub async fn run(
         dashboard::VERSION
     );
 
-    let outcome = tokio::select! {
-        _ = shutdown => Ok(()),
-        ended = &mut watcher => Err(watcher_ended(ended)),
-    };
-    match &outcome {
-        Ok(()) => info!("shutting down"),
-        Err(e) => warn!(reason = format!("{e:#}"), "shutting down"),
-    }
+    let outcome = serving(shutdown, &mut watcher).await;
     let _ = stop_tx.send(true);
     for task in mqtt_tasks {
         let _ = task.await;
@@ -172,16 +165,27 @@ pub async fn run(
     outcome
 }
 
-/// Why the registry watcher ended before shutdown (`serve` prints it as it exits). It
-/// does so by itself only when the database file was removed or replaced
-/// ([`DatabaseReplaced`]); the server stops then, and on a panic too, since no credential
-/// would change any more.
-fn watcher_ended(ended: Result<Result<(), DatabaseReplaced>, tokio::task::JoinError>) -> anyhow::Error {
-    match ended {
-        Ok(Err(replaced)) => anyhow::Error::from(replaced),
-        Ok(Ok(())) => anyhow::anyhow!("the registry watcher stopped before shutdown; restart the server"),
-        Err(e) => anyhow::anyhow!("the registry watcher failed ({e}); restart the server"),
+/// Waits for `shutdown`, or for the registry watcher to end before it: Err says why
+/// (`serve` prints it as it exits). The watcher ends by itself only when the database
+/// file was removed or replaced ([`DatabaseReplaced`]); the server stops then, and on a
+/// panic too, since no credential would change any more.
+async fn serving(
+    shutdown: impl std::future::Future<Output = ()>,
+    watcher: &mut JoinHandle<Result<(), DatabaseReplaced>>,
+) -> anyhow::Result<()> {
+    let outcome = tokio::select! {
+        _ = shutdown => Ok(()),
+        ended = watcher => Err(match ended {
+            Ok(Err(replaced)) => anyhow::Error::from(replaced),
+            Ok(Ok(())) => anyhow::anyhow!("the registry watcher stopped before shutdown; restart the server"),
+            Err(e) => anyhow::anyhow!("the registry watcher failed ({e}); restart the server"),
+        }),
+    };
+    match &outcome {
+        Ok(()) => info!("shutting down"),
+        Err(e) => warn!(reason = format!("{e:#}"), "shutting down"),
     }
+    outcome
 }
 
 /// The gateway, with a refresh that checks the registry at once when a CONNECT fails, so
