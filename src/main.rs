@@ -142,7 +142,10 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
-            ExitCode::FAILURE
+            match e.downcast_ref::<proxmox_monitor::registry::DatabaseReplaced>() {
+                Some(_) => ExitCode::from(proxmox_monitor::registry::DatabaseReplaced::EXIT_STATUS),
+                None => ExitCode::FAILURE,
+            }
         }
     }
 }
@@ -221,11 +224,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
 
 /// Copies the whole database in one backup step: one read transaction, so the copy is
 /// consistent even while the recorder commits (a stepwise copy would restart on every
-/// commit and might never finish).
+/// commit and might never finish). The copy gets a registry id of its own, so that a
+/// server it is restored under (in place) installs its credentials whatever its version.
 fn backup(src: &rusqlite::Connection, path: &std::path::Path) -> anyhow::Result<()> {
     let mut dst = rusqlite::Connection::open(path)?;
-    let backup = rusqlite::backup::Backup::new(src, &mut dst)?;
-    backup.step(-1)?;
+    rusqlite::backup::Backup::new(src, &mut dst)?.step(-1)?;
+    recorder::hosts::new_registry_id(&dst)?;
     Ok(())
 }
 

@@ -14,7 +14,7 @@ use tokio_rustls::TlsAcceptor;
 use tracing::{info, warn};
 
 use crate::config::ServerConfig;
-use crate::registry::{install_credentials, Installed, RegistryWatcher};
+use crate::registry::{install_credentials, DatabaseReplaced, Installed, RegistryWatcher};
 
 /// Where a server listens, as bound (port 0 resolved).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -112,17 +112,16 @@ pub async fn run(
 
     // rumqttd forgets retained messages on restart: republish every host's status.
     // Nobody is connected yet, so that is `offline` until each agent comes back.
-    installed.install(&gateway, &registry.current()).await;
+    installed.install(&gateway, &registry).await;
     let hosts: Vec<wire::HostId> = registry.current().hosts.iter().cloned().collect();
     gateway.announce_offline(&hosts).await;
 
     let (stop_tx, stop_rx) = watch::channel(false);
-    let watcher = {
+    let mut watcher = {
         let (registry, stop) = (registry.clone(), stop_rx.clone());
         tokio::spawn(async move { registry.run(stop).await })
     };
-    let credentials =
-        tokio::spawn(install_credentials(registry.subscribe(), installed, gateway.clone(), stop_rx.clone()));
+    let credentials = tokio::spawn(install_credentials(registry.clone(), installed, gateway.clone(), stop_rx.clone()));
     let clones = tokio::spawn(report_clones(gateway.clone_events(), recorder.reports.clone(), stop_rx.clone()));
 
     let Listeners { http, mqtt, mqtts, bound } = listeners;
@@ -144,8 +143,7 @@ pub async fn run(
         dashboard::VERSION
     );
 
-    shutdown.await;
-    info!("shutting down");
+    let outcome = serving(shutdown, &mut watcher).await;
     let _ = stop_tx.send(true);
     for task in mqtt_tasks {
         let _ = task.await;
@@ -153,7 +151,9 @@ pub async fn run(
     if let Err(e) = web.await {
         warn!(error = %e, "web server task failed");
     }
-    let _ = watcher.await;
+    if outcome.is_ok() {
+        let _ = watcher.await;
+    }
     let _ = credentials.await;
     let _ = clones.await;
     log_exit("alerting", alerting.await);
@@ -162,7 +162,30 @@ pub async fn run(
     }
     recorder.shutdown().await;
     info!("stopped");
-    Ok(())
+    outcome
+}
+
+/// Waits for `shutdown`, or for the registry watcher to end before it: Err says why
+/// (`serve` prints it as it exits). The watcher ends by itself only when the database
+/// file was removed or replaced ([`DatabaseReplaced`]); the server stops then, and on a
+/// panic too, since no credential would change any more.
+async fn serving(
+    shutdown: impl std::future::Future<Output = ()>,
+    watcher: &mut JoinHandle<Result<(), DatabaseReplaced>>,
+) -> anyhow::Result<()> {
+    let outcome = tokio::select! {
+        _ = shutdown => Ok(()),
+        ended = watcher => Err(match ended {
+            Ok(Err(replaced)) => anyhow::Error::from(replaced),
+            Ok(Ok(())) => anyhow::anyhow!("the registry watcher stopped before shutdown; restart the server"),
+            Err(e) => anyhow::anyhow!("the registry watcher failed ({e}); restart the server"),
+        }),
+    };
+    match &outcome {
+        Ok(()) => info!("shutting down"),
+        Err(e) => warn!(reason = format!("{e:#}"), "shutting down"),
+    }
+    outcome
 }
 
 /// The gateway, with a refresh that checks the registry at once when a CONNECT fails, so
@@ -186,7 +209,7 @@ async fn start_gateway(
                 // Installed here rather than left to the install loop, so the CONNECT
                 // retries against it; a None counts too: the loop may have installed
                 // the very credential this CONNECT needs meanwhile.
-                installed.install(&gateway, &registry.current()).await;
+                installed.install(&gateway, &registry).await;
                 true
             })
         })

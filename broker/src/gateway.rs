@@ -82,8 +82,8 @@ impl Default for GatewayConfig {
 /// (through [`Gateway::set_credentials`]) and says whether that worked, so that a host
 /// registered a moment ago by another process gets in at once. The refresher installs the
 /// table itself, rather than returning it, so that it can order every install (its own and
-/// the server's install loop's) by version: a table installed late over a newer one would
-/// refuse, and kick, credentials made in between.
+/// the server's install loop's): a table installed late over a newer one would refuse, and
+/// kick, credentials made in between.
 pub type Refresh = Arc<dyn Fn(Gateway) -> Pin<Box<dyn Future<Output = bool> + Send>> + Send + Sync>;
 
 struct Inner {

@@ -13,6 +13,7 @@ mod homeassistant;
 mod ops;
 mod packaging;
 mod recorder;
+mod restore;
 mod runbook;
 mod secrets_in_logs;
 mod sessions;

@@ -27,6 +27,7 @@ const MIGRATIONS: &[Migration] = &[
     Migration { sql: include_str!("migrations/010_ha_credentials.sql"), then: None },
     Migration { sql: include_str!("migrations/011_rule_overrides.sql"), then: None },
     Migration { sql: include_str!("migrations/012_packed_hours.sql"), then: None },
+    Migration { sql: include_str!("migrations/013_registry_id.sql"), then: None },
 ];
 
 /// The schema version this binary expects.

@@ -172,9 +172,34 @@ pub fn host_ids(conn: &Connection) -> rusqlite::Result<Vec<HostId>> {
 
 /// Changes whenever a credential changes, from any process.
 pub fn credentials_version(conn: &Connection) -> rusqlite::Result<i64> {
-    conn.query_row("SELECT value FROM meta WHERE key = 'credentials_version'", [], |r| r.get(0))
-        .optional()
-        .map(|v| v.unwrap_or(0))
+    meta_value(conn, "credentials_version")
+}
+
+/// Which copy of the database this is: random, and new in every backup
+/// ([`new_registry_id`]), so that restoring one changes it even where the version does not.
+pub fn registry_id(conn: &Connection) -> rusqlite::Result<i64> {
+    meta_value(conn, "registry_id")
+}
+
+/// Gives a copy of the database (a backup just written) a registry id of its own.
+pub fn new_registry_id(conn: &Connection) -> rusqlite::Result<()> {
+    conn.execute("UPDATE meta SET value = random() WHERE key = 'registry_id'", [])?;
+    Ok(())
+}
+
+/// `(registry_id, credentials_version)` in one statement: what the running server compares
+/// to learn that the registry changed, by an edit or a restore.
+pub fn registry_stamp(conn: &Connection) -> rusqlite::Result<(i64, i64)> {
+    conn.query_row(
+        "SELECT coalesce((SELECT value FROM meta WHERE key = 'registry_id'), 0),
+                coalesce((SELECT value FROM meta WHERE key = 'credentials_version'), 0)",
+        [],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )
+}
+
+fn meta_value(conn: &Connection, key: &str) -> rusqlite::Result<i64> {
+    conn.query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0)).optional().map(|v| v.unwrap_or(0))
 }
 
 /// Every credential, for the gateway. Home Assistant credentials get `discovery_prefix`
@@ -202,18 +227,28 @@ pub fn credential_table(conn: &Connection, discovery_prefix: &DiscoveryPrefix) -
 }
 
 /// The registry as the running server sees it: the gateway's credentials and the hosts
-/// Home Assistant and alerting cover, at one `credentials_version`.
+/// Home Assistant and alerting cover, at one `credentials_version` of one database copy.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Registry {
+    /// The database copy's [`registry_id`]: a restored backup has another.
+    pub id: i64,
     pub version: i64,
     pub credentials: CredentialTable,
     pub hosts: BTreeSet<HostId>,
+}
+
+impl Registry {
+    /// What [`registry_stamp`] read when this registry was loaded.
+    pub fn stamp(&self) -> (i64, i64) {
+        (self.id, self.version)
+    }
 }
 
 /// Reads the [`Registry`] in one read transaction, so that its version and content agree.
 pub fn registry(conn: &Connection, discovery_prefix: &DiscoveryPrefix) -> rusqlite::Result<Registry> {
     let tx = conn.unchecked_transaction()?;
     let registry = Registry {
+        id: registry_id(&tx)?,
         version: credentials_version(&tx)?,
         credentials: credential_table(&tx, discovery_prefix)?,
         hosts: host_ids(&tx)?.into_iter().collect(),
@@ -260,6 +295,12 @@ mod tests {
         assert_eq!(r.hosts.iter().map(HostId::as_str).collect::<Vec<_>>(), ["pve1", "pve2"]);
         assert!(r.credentials.verify("pve1", &token).is_some());
         assert_eq!(r.credentials.0.len(), 3, "hosts and the observer");
+        assert_eq!(r.stamp(), registry_stamp(&conn).unwrap());
+        assert_ne!(r.id, 0, "set by the migration");
+        // A backup's copy gets an id of its own; its version stays.
+        new_registry_id(&conn).unwrap();
+        let (id, version) = registry_stamp(&conn).unwrap();
+        assert!(id != r.id && version == r.version);
     }
 
     #[test]

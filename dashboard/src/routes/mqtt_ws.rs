@@ -3,6 +3,7 @@
 //! WebSocket library, no second task, no buffer of its own (docs/PERFORMANCE.md, "Memory
 //! per held connection").
 
+use std::future::Future;
 use std::net::SocketAddr;
 
 use axum::extract::{ConnectInfo, Request, State};
@@ -38,11 +39,13 @@ pub async fn upgrade(
     let gateway = state.gateway.clone();
     // A frame as large as the largest MQTT packet the gateway takes, and some.
     let max_frame = (gateway.config().max_payload + 64 * 1024) as u64;
-    // hyper hands over the connection once the 101 below is sent.
+    // hyper hands over the connection once the 101 below is sent. The session gets a
+    // task of its own, the gateway's future as it is, like the listeners': awaited in
+    // this short task instead, it would keep room for what this task holds (the address,
+    // the admission) for the session's whole life.
     tokio::spawn(async move {
         if let Ok(upgraded) = on_upgrade.await {
-            let stream = broker::ws::WsStream::new(TokioIo::new(upgraded), max_frame);
-            gateway.serve(stream, client, admission).await;
+            tokio::spawn(session(&gateway, upgraded, client, admission, max_frame));
         }
     });
     let mut answer = Response::new(axum::body::Body::empty());
@@ -55,6 +58,17 @@ pub async fn upgrade(
         headers.insert(header::SEC_WEBSOCKET_PROTOCOL, HeaderValue::from_static("mqtt"));
     }
     answer
+}
+
+/// The gateway's session over an upgraded connection: `Gateway::serve`'s future, unwrapped.
+fn session(
+    gateway: &broker::Gateway,
+    upgraded: hyper::upgrade::Upgraded,
+    client: SocketAddr,
+    admission: broker::Admission,
+    max_frame: u64,
+) -> impl Future<Output = ()> + Send + 'static {
+    gateway.serve(broker::ws::WsStream::new(TokioIo::new(upgraded), max_frame), client, admission)
 }
 
 /// Why an upgrade request is refused, as the answer says it.
@@ -161,6 +175,25 @@ mod tests {
         let mut headers = request(GOOD);
         headers.remove("sec-websocket-key");
         assert_eq!(check_handshake(&Method::GET, &headers), Err(HandshakeRefusal::NoKey));
+    }
+
+    /// The size of the future `f` returns, without calling it.
+    fn size4<A, B, C, D, Fut>(_: impl FnOnce(A, B, C, D) -> Fut) -> usize {
+        std::mem::size_of::<Fut>()
+    }
+
+    fn size5<A, B, C, D, E, Fut>(_: impl FnOnce(A, B, C, D, E) -> Fut) -> usize {
+        std::mem::size_of::<Fut>()
+    }
+
+    #[test]
+    fn a_websocket_sessions_task_is_the_gateways_future_and_nothing_more() {
+        type Stream = broker::ws::WsStream<TokioIo<hyper::upgrade::Upgraded>>;
+        let spawned = size5(session);
+        let serve = size4(broker::Gateway::serve::<Stream>);
+        assert_eq!(spawned, serve, "the spawned session wraps the gateway's future");
+        // broker's `gateway::sizes` bound for a held session's future.
+        assert!(spawned <= 480, "a WebSocket session's future is {spawned} bytes");
     }
 
     #[test]
