@@ -82,8 +82,10 @@ impl Engine {
     /// Evaluates one host's state at `now_ms`, its findings judged under this engine's
     /// overrides (the ones the cards read too, set in the same round).
     pub fn evaluate(&mut self, state: &HostState, now_ms: i64) {
-        let findings = state.findings_under(now_ms, &self.overrides);
-        self.apply_latest(&state.host_id, &findings, state.latest(), now_ms);
+        // Decoded once: the findings and the hysteresis read the same payloads.
+        let decoded = state.decoded();
+        let findings = decoded.findings_under(now_ms, &self.overrides);
+        self.apply_latest(&state.host_id, &findings, decoded.latest(), now_ms);
     }
 
     /// Applies `findings` of `host` (and its `medium`, for hysteresis and latches).

@@ -32,6 +32,19 @@ impl<T: Serialize + DeserializeOwned> Held<T> {
     pub fn get(&self) -> T {
         postcard::from_bytes(&self.bytes).expect("held bytes decode as the type they were encoded from")
     }
+
+    /// The value changed by `change`, held anew (tests build a host's next sample so).
+    pub fn changed(&self, change: impl FnOnce(&mut T)) -> Held<T> {
+        let mut value = self.get();
+        change(&mut value);
+        Held::new(&value)
+    }
+}
+
+impl<T: Serialize + DeserializeOwned> From<T> for Held<T> {
+    fn from(value: T) -> Held<T> {
+        Held::new(&value)
+    }
 }
 
 impl<T> Held<T> {

@@ -10,13 +10,15 @@ use std::sync::Arc;
 
 use recorder::state::HostState;
 use recorder::status::Level;
-use wire::{Fast, Guest, GuestStatus, Medium, Pool, PoolState, Storage};
+use wire::{Fast, Guest, GuestStatus, Medium, MediumPayload, Pool, PoolState, Storage};
 
 use super::text::Text;
 
 /// One host with what the page needs of it, worked out once.
 pub(super) struct Host {
     pub state: Arc<HostState>,
+    /// Decoded from the state once for the page.
+    pub medium: Option<MediumPayload>,
     pub level: Level,
 }
 
@@ -29,7 +31,7 @@ impl Host {
 
     fn medium(&self) -> Option<&Medium> {
         self.state.online.then_some(())?;
-        self.state.medium.as_ref().map(|p| &p.data)
+        self.medium.as_ref().map(|p| &p.data)
     }
 
     fn id(&self) -> &str {

@@ -23,7 +23,12 @@ pub async fn metrics(State(state): State<AppState>) -> Result<impl IntoResponse,
     let hosts: Vec<fleet::Host> = all_hosts(&state)
         .await?
         .into_iter()
-        .map(|state| fleet::Host { level: state.health(now).level, state })
+        .map(|state| {
+            let decoded = state.decoded();
+            let level = decoded.health(now).level;
+            let medium = decoded.medium;
+            fleet::Host { state, medium, level }
+        })
         .collect();
     let mut text = Text::default();
     let counts = StatusCounts::of(hosts.iter().map(|h| h.level));
