@@ -7,7 +7,9 @@ use std::sync::Arc;
 use serde::Serialize;
 use wire::{Fast, FastPayload, GuestStatus, Held, Medium, MediumPayload, Slow, SlowPayload};
 
-use crate::status::{self, Facts, Finding, Health, Latest, Level, Overrides, SharedToken};
+use crate::status::{
+    self, Facts, Finding, Health, Latest, Level, Overrides, PreviousMedium, PreviousSlow, SharedToken,
+};
 
 /// Everything known about one host's current state.
 #[derive(Debug, Clone, Default)]
@@ -27,12 +29,14 @@ pub struct HostState {
     /// Time between the last two fast samples of one agent run.
     pub fast_interval_ms: Option<i64>,
     pub medium: Option<Held<MediumPayload>>,
-    pub previous_medium: Option<Held<MediumPayload>>,
+    /// What the rules compare `medium` with, of the medium sample before it.
+    pub previous_medium: Option<Arc<PreviousMedium>>,
     /// When `previous_medium` was collected (its corrected `ts_ms`).
     pub previous_medium_ts_ms: Option<i64>,
     /// Without `snapshots.recent`: see [`held_slow`].
     pub slow: Option<Held<SlowPayload>>,
-    pub previous_slow: Option<Held<SlowPayload>>,
+    /// What the rules compare `slow` with, of the slow sample before it.
+    pub previous_slow: Option<Arc<PreviousSlow>>,
     /// Set when the gateway saw two agents using this host's token; in memory only (the
     /// gateway's detector starts afresh at a restart too).
     pub shared_token: Option<SharedToken>,
@@ -56,9 +60,7 @@ pub fn held_slow(mut p: SlowPayload) -> Held<SlowPayload> {
 pub struct Decoded<'a> {
     pub state: &'a HostState,
     pub medium: Option<MediumPayload>,
-    pub previous_medium: Option<MediumPayload>,
     pub slow: Option<SlowPayload>,
-    pub previous_slow: Option<SlowPayload>,
 }
 
 /// One overview card, also the JSON of a live update and of `/api/v1/hosts`.
@@ -120,13 +122,7 @@ impl Card {
 impl HostState {
     /// The state with its medium and slow payloads decoded; read it once and pass it on.
     pub fn decoded(&self) -> Decoded<'_> {
-        Decoded {
-            state: self,
-            medium: self.medium.as_ref().map(Held::get),
-            previous_medium: self.previous_medium.as_ref().map(Held::get),
-            slow: self.slow.as_ref().map(Held::get),
-            previous_slow: self.previous_slow.as_ref().map(Held::get),
-        }
+        Decoded { state: self, medium: self.medium.as_ref().map(Held::get), slow: self.slow.as_ref().map(Held::get) }
     }
 
     /// Decodes for this one read: a caller that also reads the payloads uses [`Self::decoded`].
@@ -182,12 +178,12 @@ impl Decoded<'_> {
             fast_received_ms: state.fast_received_ms.max(state.online_changed_ms),
             fast_interval_ms: state.fast_interval_ms,
             medium: self.medium_data(),
-            previous_medium: self.previous_medium.as_ref().map(|p| &p.data),
+            previous_medium: state.previous_medium.as_deref(),
             medium_ts_ms: self.medium.as_ref().map(|p| p.ts_ms),
             previous_medium_ts_ms: state.previous_medium_ts_ms,
             daily_backup_max_age_s: status::daily_backup_max_age_s(),
             slow: self.slow_data(),
-            previous_slow: self.previous_slow.as_ref().map(|p| &p.data),
+            previous_slow: state.previous_slow.as_deref(),
             shared_token: state.shared_token.as_ref(),
             clock_skew_ms: state.clock_skew_ms,
         })

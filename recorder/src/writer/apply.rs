@@ -14,7 +14,7 @@ use crate::ingest::Item;
 use crate::partitions::Series;
 use crate::rollup;
 use crate::state::{held_slow, HostState};
-use crate::status::SharedToken;
+use crate::status::{PreviousMedium, PreviousSlow, SharedToken};
 use crate::Stats;
 
 /// Applies one item; returns whether the host's card may have changed.
@@ -217,7 +217,7 @@ fn apply_medium(
     if newer {
         state.previous_medium_ts_ms = old.as_ref().map(|m| m.ts_ms);
         medium_events(store.tx, &state.host_id, old.as_ref().map(|m| &m.data), &p.data, now)?;
-        state.previous_medium = state.medium.take();
+        state.previous_medium = old.as_ref().map(|m| Arc::new(PreviousMedium::of(&m.data)));
         state.medium = Some(Held::new(p));
     }
     Ok(newer)
@@ -236,11 +236,12 @@ fn apply_slow(
         stats.duplicates.fetch_add(1, Ordering::Relaxed);
         return Ok(false);
     }
-    let newer = state.slow.as_ref().is_none_or(|old| p.ts_ms >= old.get().ts_ms);
+    let old = state.slow.as_ref().map(Held::get);
+    let newer = old.as_ref().is_none_or(|old| p.ts_ms >= old.ts_ms);
     store.pending.note(p, Kind::Slow, raw, stamp.agent_ts_ms, newer, now);
     seen(state, p, now);
     if newer {
-        state.previous_slow = state.slow.take();
+        state.previous_slow = old.as_ref().map(|s| Arc::new(PreviousSlow::of(&s.data)));
         state.slow = Some(held_slow(p.clone()));
     }
     Ok(newer)
