@@ -82,8 +82,10 @@ impl Engine {
     /// Evaluates one host's state at `now_ms`, its findings judged under this engine's
     /// overrides (the ones the cards read too, set in the same round).
     pub fn evaluate(&mut self, state: &HostState, now_ms: i64) {
-        let findings = state.findings_under(now_ms, &self.overrides);
-        self.apply_latest(&state.host_id, &findings, state.latest(), now_ms);
+        // Decoded once: the findings and the hysteresis read the same payloads.
+        let decoded = state.decoded();
+        let findings = decoded.findings_under(now_ms, &self.overrides);
+        self.apply_latest(&state.host_id, &findings, decoded.latest(), now_ms);
     }
 
     /// Applies `findings` of `host` (and its `medium`, for hysteresis and latches).
@@ -101,9 +103,8 @@ impl Engine {
             .map(|f| (identity(f.rule, f.subject.as_deref().unwrap_or("")), (f.level, f.value, f.message.clone())))
             .collect();
         let active: Vec<Identity> = self
-            .alerts
-            .values()
-            .filter(|a| a.identity.host == host && a.state.is_active())
+            .alerts_of(host)
+            .filter(|a| a.state.is_active())
             // An offline host's other alerts are frozen: nothing is known about them.
             .filter(|a| !offline || a.identity.rule == Rule::HostOffline)
             .map(|a| a.identity.clone())
@@ -148,6 +149,16 @@ impl Engine {
                 self.clear_quietly(&id, now_ms);
             }
         }
+    }
+
+    /// The alerts of `host`: a range of the map, which is ordered by host first (a scan of
+    /// every alert for every host made a round quadratic: 1.4 s at 10,000 hosts with two
+    /// alerts each).
+    fn alerts_of<'a>(&'a self, host: &'a str) -> impl Iterator<Item = &'a Alert> + 'a {
+        // Rule::ALL is not empty: the smallest rule exists.
+        let first_rule = Rule::ALL.into_iter().min().expect("Rule::ALL is not empty");
+        let first = Identity { host: host.to_owned(), rule: first_rule, subject: String::new() };
+        self.alerts.range(first..).take_while(move |(id, _)| id.host == host).map(|(_, a)| a)
     }
 
     /// The condition of `id` holds at `now_ms`.

@@ -170,7 +170,7 @@ fn walk(rule: Rule, subject: &str, limits: Override, at: impl Fn(f64, i64) -> Ho
     let mut step = |value: f64, now: i64| {
         let state = at(value, now);
         e.evaluate(&state, now);
-        let card = state.findings_under(now, &limits).iter().map(|f| f.level).max();
+        let card = state.decoded().findings_under(now, &limits).iter().map(|f| f.level).max();
         (e.get(&alert).map(|a| (a.state, a.severity)), card)
     };
     assert_eq!(step(under, 0), (None, None), "{rule}: under the trigger");
@@ -257,7 +257,7 @@ fn walk_builtin(rule: Rule, subject: &str, at: impl Fn(f64, i64) -> HostState, v
     let mut step = |value: f64, now: i64| {
         let state = at(value, now);
         e.evaluate(&state, now);
-        let card = state.findings_under(now, &Overrides::default()).iter().map(|f| f.level).max();
+        let card = state.decoded().findings_under(now, &Overrides::default()).iter().map(|f| f.level).max();
         (e.get(&alert).map(|a| (a.state, a.severity)), card)
     };
     assert_eq!(step(quiet, 0), (None, None), "{rule}: quiet");

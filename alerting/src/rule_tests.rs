@@ -2,7 +2,7 @@
 //! (no alert) against a guest that stopped on its own, and a failed backup.
 
 use recorder::state::HostState;
-use recorder::status::Rule;
+use recorder::status::{PreviousMedium, Rule};
 use wire::{Guest, Medium, MediumPayload, OperatorStop};
 
 use crate::alert::{Identity, State};
@@ -27,7 +27,7 @@ fn stopped_with(stops: Vec<OperatorStop>) -> HostState {
     HostState {
         host_id: "pve1".into(),
         online: true,
-        previous_medium: Some(payload(T - 5 * MIN, Medium { vms: Some(vm("running")), ..Medium::default() }).into()),
+        previous_medium: Some(PreviousMedium::of(&Medium { vms: Some(vm("running")), ..Medium::default() }).into()),
         previous_medium_ts_ms: Some(T - 5 * MIN),
         medium: Some(
             payload(T, Medium { vms: Some(vm("stopped")), operator_stops: Some(stops), ..Medium::default() }).into(),

@@ -67,6 +67,20 @@ fn a_condition_true_at_first_sight_fires_after_group_wait_and_resolves_once() {
 }
 
 #[test]
+fn a_host_clears_only_its_own_alerts_even_when_another_hosts_name_extends_it() {
+    // The engine reads a host's alerts as a range of its map (by host first): pve1's
+    // range must end before pve10's and start after pve0's.
+    let mut e = Engine::new(Settings::default(), vec![]);
+    for host in ["pve0", "pve1", "pve10"] {
+        e.apply(host, &[degraded()], None, 0);
+    }
+    e.apply("pve1", &[], None, MIN);
+    let state = |host: &str| e.get(&Identity { host: host.into(), ..id(Rule::PoolState, "rpool") }).unwrap().state;
+    assert_eq!(state("pve1"), State::Resolved);
+    assert_eq!((state("pve0"), state("pve10")), (State::Firing, State::Firing));
+}
+
+#[test]
 fn what_resolves_within_group_wait_is_never_sent() {
     let mut e = Engine::new(Settings::default(), vec![]);
     step(&mut e, &[degraded()], 0);

@@ -10,7 +10,7 @@
 //! A value the agent could not collect is `null`; Home Assistant's MQTT sensor shows a
 //! rendered `None` as unknown rather than as an error.
 
-use recorder::state::HostState;
+use recorder::state::Decoded;
 use recorder::status::Level;
 use serde_json::{json, Map, Value};
 use wire::{Disk, GuestStatus, PoolState};
@@ -92,8 +92,9 @@ fn round1(x: f64) -> f64 {
 
 /// `pmon/v1/<host>/ha/fast`: load, CPU, memory without ARC, ARC, swap, root filesystem,
 /// uptime, the host's status with its reasons, and the count of its firing alerts.
-pub fn fast(state: &HostState, alerts_firing: usize, now_ms: i64) -> Flat {
-    let health = state.health(now_ms);
+pub fn fast(host: &Decoded, alerts_firing: usize, now_ms: i64) -> Flat {
+    let state = host.state;
+    let health = host.health(now_ms);
     let f = state.fast.as_ref().map(|p| &p.data);
     let get = |g: fn(&wire::Fast) -> Option<f64>| f.and_then(g).map(round1);
     let mem_total = f.and_then(|f| f.mem_total);
@@ -122,12 +123,12 @@ pub fn fast(state: &HostState, alerts_firing: usize, now_ms: i64) -> Flat {
 
 /// `pmon/v1/<host>/ha/medium`: running VMs and containers, each pool's health and
 /// capacity, each storage's usage.
-pub fn medium(state: &HostState) -> Flat {
-    let m = state.medium.as_ref().map(|p| &p.data);
+pub fn medium(host: &Decoded) -> Flat {
+    let m = host.medium_data();
     let running =
         |g: Option<&Vec<wire::Guest>>| g.map(|g| g.iter().filter(|g| g.status == GuestStatus::Running).count());
     let mut out = Flat::new();
-    out.insert("ts".into(), json!(state.medium.as_ref().map(|p| p.ts_ms)));
+    out.insert("ts".into(), json!(host.medium.as_ref().map(|p| p.ts_ms)));
     out.insert("vms_running".into(), json!(running(m.and_then(|m| m.vms.as_ref()))));
     out.insert("cts_running".into(), json!(running(m.and_then(|m| m.cts.as_ref()))));
     for pool in m.and_then(|m| m.pools.as_ref()).into_iter().flatten() {
@@ -141,10 +142,10 @@ pub fn medium(state: &HostState) -> Flat {
 }
 
 /// `pmon/v1/<host>/ha/slow`: each disk's SMART health and temperature (`null` in standby).
-pub fn slow(state: &HostState) -> Flat {
+pub fn slow(host: &Decoded) -> Flat {
     let mut out = Flat::new();
-    out.insert("ts".into(), json!(state.slow.as_ref().map(|p| p.ts_ms)));
-    for disk in state.slow.as_ref().and_then(|p| p.data.disks.as_ref()).into_iter().flatten() {
+    out.insert("ts".into(), json!(host.slow.as_ref().map(|p| p.ts_ms)));
+    for disk in host.slow_data().and_then(|s| s.disks.as_ref()).into_iter().flatten() {
         out.insert(disk_health_key(&disk.name), json!(disk_health(disk)));
         out.insert(disk_temperature_key(&disk.name), json!(disk.temp_c.map(round1)));
     }

@@ -17,7 +17,7 @@
 
 use std::collections::BTreeMap;
 
-use recorder::state::HostState;
+use recorder::state::{Decoded, HostState};
 use serde_json::{json, Map, Value};
 use wire::{HostId, Kind, Medium, ServerKind, Slow};
 
@@ -121,7 +121,8 @@ fn bytes() -> Value {
 /// The device-discovery config of `host`, pure: Home Assistant's whole view of the host,
 /// its pools and storages as `state` has them (components gone since the last config are
 /// added by [`declare_removed`]).
-pub fn config(host: &HostId, state: &HostState, ctx: &Context) -> Value {
+pub fn config(host: &HostId, decoded: &Decoded, ctx: &Context) -> Value {
+    let state = decoded.state;
     let fast = host.server_topic(ServerKind::HaFast);
     let medium = host.server_topic(ServerKind::HaMedium);
     let slow = host.server_topic(ServerKind::HaSlow);
@@ -129,18 +130,18 @@ pub fn config(host: &HostId, state: &HostState, ctx: &Context) -> Value {
         Builder { device_id: wire::topic::device_id(host), status: host.topic(Kind::Status), components: Map::new() };
     b.presence(&fast);
     b.fast_sensors(&fast, fast_expire_s(state));
-    b.medium_sensors(&medium, state.medium.as_ref().map(|p| &p.data));
-    b.slow_sensors(&slow, state.slow.as_ref().map(|p| &p.data));
+    b.medium_sensors(&medium, decoded.medium_data());
+    b.slow_sensors(&slow, decoded.slow_data());
     json!({
-        "device": device(host, state, ctx, &b.device_id),
+        "device": device(host, decoded.slow_data(), ctx, &b.device_id),
         "origin": {"name": "proxmox-monitor", "sw_version": ctx.version, "support_url": ctx.base_url},
         "components": b.components,
     })
 }
 
 /// The device itself: its name, model and where its dashboard page is.
-fn device(host: &HostId, state: &HostState, ctx: &Context, device_id: &str) -> Value {
-    let sw_version = state.slow.as_ref().and_then(|s| s.data.versions.as_ref()).and_then(|v| v.pve_manager.clone());
+fn device(host: &HostId, slow: Option<&Slow>, ctx: &Context, device_id: &str) -> Value {
+    let sw_version = slow.and_then(|s| s.versions.as_ref()).and_then(|v| v.pve_manager.clone());
     let mut device = json!({
         "identifiers": [device_id],
         "name": host.as_str(),

@@ -18,7 +18,7 @@ use recorder::state::{Card, HostState};
 use tokio::sync::{broadcast, mpsc, watch};
 use tokio::time::Instant;
 use tracing::{info, warn};
-use wire::{DiscoveryPrefix, HostId, ServerKind};
+use wire::{DiscoveryPrefix, Held, HostId, MediumPayload, ServerKind, SlowPayload};
 
 use crate::derived;
 use crate::discovery::{self, Context};
@@ -61,8 +61,10 @@ struct Published {
     /// Components published before and gone since: declared with their platform only.
     removed: BTreeMap<String, String>,
     fast: String,
-    medium: String,
-    slow: String,
+    /// The payloads the last medium and slow states were derived from: a state is
+    /// published again only when its payload's bytes changed.
+    medium: Option<Held<MediumPayload>>,
+    slow: Option<Held<SlowPayload>>,
 }
 
 /// The messages that bring Home Assistant up to date, decided without I/O.
@@ -90,8 +92,11 @@ impl Mirror {
     /// of them with `force` (Home Assistant's birth).
     pub fn sync(&mut self, host: &HostId, state: &HostState, now_ms: i64, force: bool) -> Vec<Publication> {
         let ctx = &self.context;
-        let mut config = discovery::config(host, state, ctx);
+        // Decoded once for the config and the three states.
+        let decoded = state.decoded();
+        let mut config = discovery::config(host, &decoded, ctx);
         let full = discovery::platforms(&config);
+        let force = force || !self.published.contains_key(host);
         let p = self.published.entry(host.clone()).or_default();
         for (id, platform) in &p.components {
             if !full.contains_key(id) {
@@ -108,20 +113,20 @@ impl Mirror {
             p.config = config;
         }
         let firing = self.alerts.get(host.as_str()).copied().unwrap_or(0);
-        let fast = serde_json::Value::Object(derived::fast(state, firing, now_ms)).to_string();
+        let fast = serde_json::Value::Object(derived::fast(&decoded, firing, now_ms)).to_string();
         if force || fast != p.fast {
             out.push((host.server_topic(ServerKind::HaFast), fast.clone().into_bytes()));
             p.fast = fast;
         }
-        let medium = serde_json::Value::Object(derived::medium(state)).to_string();
-        if force || medium != p.medium {
-            out.push((host.server_topic(ServerKind::HaMedium), medium.clone().into_bytes()));
-            p.medium = medium;
+        if force || p.medium != state.medium {
+            let medium = serde_json::Value::Object(derived::medium(&decoded)).to_string();
+            out.push((host.server_topic(ServerKind::HaMedium), medium.into_bytes()));
+            p.medium = state.medium.clone();
         }
-        let slow = serde_json::Value::Object(derived::slow(state)).to_string();
-        if force || slow != p.slow {
-            out.push((host.server_topic(ServerKind::HaSlow), slow.clone().into_bytes()));
-            p.slow = slow;
+        if force || p.slow != state.slow {
+            let slow = serde_json::Value::Object(derived::slow(&decoded)).to_string();
+            out.push((host.server_topic(ServerKind::HaSlow), slow.into_bytes()));
+            p.slow = state.slow.clone();
         }
         out
     }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use recorder::state::HostState;
 use serde_json::Value;
-use wire::HostId;
+use wire::{Held, HostId};
 
 use crate::discovery::{self, Context};
 use crate::{derived, service::Mirror};
@@ -51,9 +51,9 @@ fn state() -> HostState {
         fast: Some(Arc::new(serde_json::from_str(fast).unwrap())),
         fast_received_ms: Some(1764100000000),
         fast_interval_ms: Some(30_400),
-        medium: Some(Arc::new(serde_json::from_str(medium).unwrap())),
+        medium: Some(Held::new(&serde_json::from_str::<wire::MediumPayload>(medium).unwrap())),
         previous_medium: None,
-        slow: Some(Arc::new(serde_json::from_str(slow).unwrap())),
+        slow: Some(Held::new(&serde_json::from_str::<wire::SlowPayload>(slow).unwrap())),
         ..HostState::default()
     }
 }
@@ -64,7 +64,7 @@ fn host() -> HostId {
 
 #[test]
 fn the_device_config_matches_the_golden_file() {
-    let config = discovery::config(&host(), &state(), &context());
+    let config = discovery::config(&host(), &state().decoded(), &context());
     let text = serde_json::to_string_pretty(&config).unwrap() + "\n";
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(GOLDEN);
     if std::env::var_os("UPDATE_GOLDEN").is_some() {
@@ -95,10 +95,11 @@ fn template_keys(config: &Value) -> Vec<(String, String)> {
 #[test]
 fn every_template_key_is_in_the_derived_payload_of_its_topic() {
     let (host, state) = (host(), state());
-    let config = discovery::config(&host, &state, &context());
-    let fast = derived::fast(&state, 2, 1764100001000);
-    let medium = derived::medium(&state);
-    let slow = derived::slow(&state);
+    let decoded = state.decoded();
+    let config = discovery::config(&host, &decoded, &context());
+    let fast = derived::fast(&decoded, 2, 1764100001000);
+    let medium = derived::medium(&decoded);
+    let slow = derived::slow(&decoded);
     let keys = template_keys(&config);
     assert!(keys.len() > 20, "{keys:?}");
     for (topic, key) in keys {
@@ -141,7 +142,7 @@ fn a_vanished_pool_is_removed_with_its_platform_only_and_a_removed_host_cleared(
     assert!(mirror.sync(&host, &state, 1764100001000, false).is_empty(), "nothing changed");
     assert_eq!(mirror.sync(&host, &state, 1764100001000, true).len(), 4, "birth: everything again");
 
-    Arc::make_mut(state.medium.as_mut().unwrap()).data.pools.as_mut().unwrap().retain(|p| p.name != "tank");
+    state.medium = state.medium.map(|m| m.changed(|m| m.data.pools.as_mut().unwrap().retain(|p| p.name != "tank")));
     let out = mirror.sync(&host, &state, 1764100001000, false);
     let (topic, config) = &out[0];
     assert_eq!(topic, "homeassistant/device/pmon_pve-host-01/config");
@@ -179,9 +180,12 @@ fn a_vanished_disk_is_removed_with_its_platform_only() {
     let mut mirror = Mirror::new(wire::DiscoveryPrefix::default(), context());
     mirror.sync(&host, &state, 1764100001000, false);
 
-    let slow = Arc::make_mut(state.slow.as_mut().unwrap());
-    slow.ts_ms += 1_800_000;
-    slow.data.disks.as_mut().unwrap().retain(|d| d.name != "sda");
+    state.slow = state.slow.map(|s| {
+        s.changed(|s| {
+            s.ts_ms += 1_800_000;
+            s.data.disks.as_mut().unwrap().retain(|d| d.name != "sda");
+        })
+    });
     let out = mirror.sync(&host, &state, 1764100001000, false);
     let topics: Vec<&str> = out.iter().map(|(t, _)| t.as_str()).collect();
     assert_eq!(topics, ["homeassistant/device/pmon_pve-host-01/config", "pmon/v1/pve-host-01/ha/slow"]);
@@ -194,7 +198,7 @@ fn a_vanished_disk_is_removed_with_its_platform_only() {
     assert!(slow.get("disk_sda_health").is_none() && slow["disk_nvme0_health"] == "passed", "{slow}");
 
     // A new sample of the same disks changes the state only.
-    Arc::make_mut(state.slow.as_mut().unwrap()).ts_ms += 1_800_000;
+    state.slow = state.slow.map(|s| s.changed(|s| s.ts_ms += 1_800_000));
     let out = mirror.sync(&host, &state, 1764100001000, false);
     assert_eq!(out.len(), 1, "only ha/slow");
     assert_eq!(out[0].0, "pmon/v1/pve-host-01/ha/slow");

@@ -182,3 +182,43 @@ pub fn slow_data() -> Slow {
         disks: None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wire::Held;
+
+    fn envelope<T>(data: T) -> Payload<T> {
+        let head = Payload {
+            schema: SCHEMA_VERSION,
+            host_id: "pve-host-01".into(),
+            ts_ms: now_ms(),
+            boot_id: "bench".into(),
+            seq: 1,
+            agent_version: "0.1.0".into(),
+            dropped: 0,
+            errors: Default::default(),
+            data: (),
+        };
+        head.with_data(data)
+    }
+
+    /// What the recorder holds per host (issue 15, docs/PERFORMANCE.md "Held payloads"): the
+    /// typical host's payloads held encoded are under a third of their JSON (and the medium
+    /// about a sixth of the heap the parsed value took).
+    #[test]
+    fn the_typical_hosts_held_payloads_are_a_fraction_of_their_json() {
+        let medium = envelope(medium_data());
+        let (held, json) = (Held::new(&medium).bytes().len(), serde_json::to_vec(&medium).unwrap().len());
+        eprintln!("medium: held {held} bytes, JSON {json} bytes");
+        assert!(held * 3 < json, "held {held} bytes, JSON {json} bytes");
+        let mut slow = envelope(slow_data());
+        let slow_json = serde_json::to_vec(&slow).unwrap().len();
+        slow.data.snapshots.as_mut().unwrap().recent.clear();
+        let slow_held = Held::new(&slow).bytes().len();
+        eprintln!("slow: held {slow_held} bytes (without snapshots.recent), JSON {slow_json} bytes");
+        assert!(slow_held * 3 < slow_json, "held {slow_held} bytes, JSON {slow_json} bytes");
+        let fast = Held::new(&envelope(fast_data(1))).bytes().len();
+        eprintln!("fast: {fast} bytes encoded (held parsed)");
+    }
+}

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use rusqlite::{params, Connection, OptionalExtension, Row};
 use serde::Serialize;
-use wire::{Kind, SlowPayload};
+use wire::{Held, Kind, SlowPayload};
 
 use crate::fleet::Fleet;
 use crate::state::{held_slow, HostState};
@@ -101,22 +101,16 @@ fn set_latest(state: &mut HostState, tier: &str, received: i64, payload: &str) {
     // Stored payloads were validated on the way in; a bad one just stays unshown.
     match Kind::parse(tier) {
         Some(Kind::Fast) => {
-            state.fast = held(payload);
+            // Held parsed, as a clone: a parsed vector keeps the room it grew into (up to
+            // twice its length), a clone just its length (the writer's are clones too).
+            state.fast = parsed(payload).map(|p: wire::FastPayload| Arc::new(p.clone()));
             state.fast_received_ms = Some(received);
             state.clock_skew_ms = stored_skew(payload);
         }
-        Some(Kind::Medium) => state.medium = held(payload),
-        Some(Kind::Slow) => state.slow = parsed(payload).map(|p| Arc::new(held_slow(&p))),
+        Some(Kind::Medium) => state.medium = parsed(payload).map(|p| Held::new(&p)),
+        Some(Kind::Slow) => state.slow = parsed(payload).map(held_slow),
         Some(Kind::Status) | None => {}
     }
-}
-
-/// A stored payload parsed to be held for the life of the server. A parsed vector keeps
-/// the room it grew into (up to twice its length); a clone has just its length, which at
-/// 10,000 hosts is tens of MiB (docs/PERFORMANCE.md). The writer's payloads are clones
-/// already (`apply.rs`).
-fn held<T: serde::de::DeserializeOwned + Clone>(payload: &str) -> Option<Arc<T>> {
-    parsed::<T>(payload).map(|p| Arc::new(p.clone()))
 }
 
 fn parsed<T: serde::de::DeserializeOwned>(payload: &str) -> Option<T> {

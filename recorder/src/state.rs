@@ -5,9 +5,11 @@
 use std::sync::Arc;
 
 use serde::Serialize;
-use wire::{Fast, FastPayload, GuestStatus, MediumPayload, SlowPayload};
+use wire::{Fast, FastPayload, GuestStatus, Held, Medium, MediumPayload, Slow, SlowPayload};
 
-use crate::status::{self, Facts, Finding, Health, Latest, Level, Overrides, SharedToken};
+use crate::status::{
+    self, Facts, Finding, Health, Latest, Level, Overrides, PreviousMedium, PreviousSlow, SharedToken,
+};
 
 /// Everything known about one host's current state.
 #[derive(Debug, Clone, Default)]
@@ -19,17 +21,22 @@ pub struct HostState {
     pub last_seen_ms: Option<i64>,
     pub agent_version: Option<String>,
     // The payloads are shared, not copied, by the fleet's snapshot of this state (fleet.rs)
-    // and by the previous tier's slot: a host's payloads are the bulk of its memory.
+    // and by the previous tier's slot: a host's payloads are the bulk of its memory, so
+    // medium and slow are held encoded ([`Held`], about a sixth of their parsed size) and
+    // decoded by [`HostState::decoded`]. Fast stays parsed: small, and read on every card.
     pub fast: Option<Arc<FastPayload>>,
     pub fast_received_ms: Option<i64>,
     /// Time between the last two fast samples of one agent run.
     pub fast_interval_ms: Option<i64>,
-    pub medium: Option<Arc<MediumPayload>>,
-    pub previous_medium: Option<Arc<MediumPayload>>,
+    pub medium: Option<Held<MediumPayload>>,
+    /// What the rules compare `medium` with, of the medium sample before it.
+    pub previous_medium: Option<Arc<PreviousMedium>>,
     /// When `previous_medium` was collected (its corrected `ts_ms`).
     pub previous_medium_ts_ms: Option<i64>,
-    pub slow: Option<Arc<SlowPayload>>,
-    pub previous_slow: Option<Arc<SlowPayload>>,
+    /// Without `snapshots.recent`: see [`held_slow`].
+    pub slow: Option<Held<SlowPayload>>,
+    /// What the rules compare `slow` with, of the slow sample before it.
+    pub previous_slow: Option<Arc<PreviousSlow>>,
     /// Set when the gateway saw two agents using this host's token; in memory only (the
     /// gateway's detector starts afresh at a restart too).
     pub shared_token: Option<SharedToken>,
@@ -41,13 +48,19 @@ pub struct HostState {
 /// The slow payload as a host's state holds it: without `snapshots.recent`, the newest
 /// snapshots' names (up to 200 a host), which no page, rule or mirror reads;
 /// `/api/v1/hosts/<id>` reads the whole payload from `latest` (`read::latest_slow`).
-/// A clone, so its vectors have no spare room.
-pub fn held_slow(p: &SlowPayload) -> SlowPayload {
-    let mut held = p.clone();
-    if let Some(snapshots) = held.data.snapshots.as_mut() {
+pub fn held_slow(mut p: SlowPayload) -> Held<SlowPayload> {
+    if let Some(snapshots) = p.data.snapshots.as_mut() {
         snapshots.recent = Vec::new();
     }
-    held
+    Held::new(&p)
+}
+
+/// A host's state with its held payloads decoded: built once per host per request or
+/// round ([`HostState::decoded`]); its findings, card and latest samples borrow from it.
+pub struct Decoded<'a> {
+    pub state: &'a HostState,
+    pub medium: Option<MediumPayload>,
+    pub slow: Option<SlowPayload>,
 }
 
 /// One overview card, also the JSON of a live update and of `/api/v1/hosts`.
@@ -107,6 +120,40 @@ impl Card {
 }
 
 impl HostState {
+    /// The state with its medium and slow payloads decoded; read it once and pass it on.
+    pub fn decoded(&self) -> Decoded<'_> {
+        Decoded { state: self, medium: self.medium.as_ref().map(Held::get), slow: self.slow.as_ref().map(Held::get) }
+    }
+
+    /// Decodes for this one read: a caller that also reads the payloads uses [`Self::decoded`].
+    pub fn health(&self, now_ms: i64) -> Health {
+        self.decoded().health(now_ms)
+    }
+
+    /// Decodes for this one read, as [`Self::health`].
+    pub fn findings(&self, now_ms: i64) -> Vec<Finding> {
+        self.decoded().findings(now_ms)
+    }
+
+    /// Decodes for this one read, as [`Self::health`].
+    pub fn card(&self, now_ms: i64) -> Card {
+        self.decoded().card(now_ms)
+    }
+}
+
+impl Decoded<'_> {
+    pub fn medium_data(&self) -> Option<&Medium> {
+        self.medium.as_ref().map(|p| &p.data)
+    }
+
+    pub fn slow_data(&self) -> Option<&Slow> {
+        self.slow.as_ref().map(|p| &p.data)
+    }
+
+    pub fn fast_data(&self) -> Option<&Fast> {
+        self.state.fast.as_ref().map(|p| &p.data)
+    }
+
     pub fn health(&self, now_ms: i64) -> Health {
         status::health(&self.findings(now_ms))
     }
@@ -120,42 +167,44 @@ impl HostState {
     /// What is wrong with the host at `now_ms` under `limits`: alerting passes the
     /// overrides it read this round (the same ones the cards then read).
     pub fn findings_under(&self, now_ms: i64, limits: &Overrides) -> Vec<Finding> {
+        let state = self.state;
         status::findings(&Facts {
-            host_id: &self.host_id,
+            host_id: &state.host_id,
             limits,
-            online: self.online,
+            online: state.online,
             now_ms,
-            fast: self.fast.as_ref().map(|p| &p.data),
+            fast: self.fast_data(),
             // Silence counts from the later of the last sample and the reconnect.
-            fast_received_ms: self.fast_received_ms.max(self.online_changed_ms),
-            fast_interval_ms: self.fast_interval_ms,
-            medium: self.medium.as_ref().map(|p| &p.data),
-            previous_medium: self.previous_medium.as_ref().map(|p| &p.data),
+            fast_received_ms: state.fast_received_ms.max(state.online_changed_ms),
+            fast_interval_ms: state.fast_interval_ms,
+            medium: self.medium_data(),
+            previous_medium: state.previous_medium.as_deref(),
             medium_ts_ms: self.medium.as_ref().map(|p| p.ts_ms),
-            previous_medium_ts_ms: self.previous_medium_ts_ms,
+            previous_medium_ts_ms: state.previous_medium_ts_ms,
             daily_backup_max_age_s: status::daily_backup_max_age_s(),
-            slow: self.slow.as_ref().map(|p| &p.data),
-            previous_slow: self.previous_slow.as_ref().map(|p| &p.data),
-            shared_token: self.shared_token.as_ref(),
-            clock_skew_ms: self.clock_skew_ms,
+            slow: self.slow_data(),
+            previous_slow: state.previous_slow.as_deref(),
+            shared_token: state.shared_token.as_ref(),
+            clock_skew_ms: state.clock_skew_ms,
         })
     }
 
     /// The latest sample of each tier, where alerting measures a numeric rule's subject.
     pub fn latest(&self) -> Latest<'_> {
         Latest {
-            fast: self.fast.as_ref().map(|p| &p.data),
-            medium: self.medium.as_ref().map(|p| &p.data),
-            slow: self.slow.as_ref().map(|p| &p.data),
-            clock_skew_ms: self.clock_skew_ms,
+            fast: self.fast_data(),
+            medium: self.medium_data(),
+            slow: self.slow_data(),
+            clock_skew_ms: self.state.clock_skew_ms,
         }
     }
 
     pub fn card(&self, now_ms: i64) -> Card {
+        let state = self.state;
         let health = self.health(now_ms);
-        let fast = self.fast.as_ref().map(|p| &p.data);
+        let fast = self.fast_data();
         let get = |f: fn(&Fast) -> Option<f64>| fast.and_then(f);
-        let medium = self.medium.as_ref().map(|p| &p.data);
+        let medium = self.medium_data();
         let pools = medium.and_then(|m| m.pools.as_ref());
         let running = |g: Option<&Vec<wire::Guest>>| {
             g.map_or((0, 0), |g| (g.iter().filter(|g| g.status == GuestStatus::Running).count(), g.len()))
@@ -163,12 +212,12 @@ impl HostState {
         let (vms_running, vms_total) = running(medium.and_then(|m| m.vms.as_ref()));
         let (cts_running, cts_total) = running(medium.and_then(|m| m.cts.as_ref()));
         Card {
-            host_id: self.host_id.clone(),
+            host_id: state.host_id.clone(),
             status: health.level,
             reasons: health.reasons,
-            online: self.online,
-            last_seen_ms: self.last_seen_ms,
-            agent_version: self.agent_version.clone(),
+            online: state.online,
+            last_seen_ms: state.last_seen_ms,
+            agent_version: state.agent_version.clone(),
             load1: get(|f| f.load1),
             load15: get(|f| f.load15),
             cpus: fast.and_then(|f| f.cpus),

@@ -64,12 +64,12 @@ pub struct BackupJob {
     pub all: bool,
     /// The guests it names (when not `all`); for a pool job, the pool's guests as the agent
     /// read them (`pvesh get /pools/<pool>`).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(default)]
     pub vmids: Vec<u32>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(default)]
     pub exclude: Vec<u32>,
     /// The pool whose guests it backs up.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub pool: Option<String>,
 }
 
@@ -99,11 +99,11 @@ pub struct GuestBackup {
     /// False when the task or its log says this guest's backup failed.
     pub ok: bool,
     /// The failure, when `ok` is false (at most [`Backups::ERROR_CAP`] characters).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub error: Option<String>,
     /// When `ok` is false, the end of its last successful backup, if one is known (when
     /// `ok`, that is `end`, not repeated: see [`GuestBackup::last_success`]).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub last_ok: Option<i64>,
 }
 

@@ -9,12 +9,14 @@
 //!   disk is matched to the ZFS vdevs on it.
 //! - [`value`]: the payloads' enumerated strings (pool state, guest status, ...), each
 //!   keeping values it does not know.
+//! - [`held`]: a payload held in memory encoded (postcard), decoded when read.
 //!
 //! Every type here matches `topics.md` exactly; no other crate spells a topic by hand.
 //! This crate does no I/O; it reads only the clock ([`now_ms`]).
 
 pub mod alerts;
 pub mod backups;
+pub mod held;
 pub mod payload;
 #[cfg(test)]
 mod proptests;
@@ -23,6 +25,7 @@ pub mod topic;
 pub mod value;
 
 pub use backups::{BackupJob, Backups, Coverage, GuestBackup, OperatorStop};
+pub use held::Held;
 pub use payload::*;
 pub use signals::{AtaHealth, Disk, DiskIo, NetIf, NetKind, NvmeHealth, Temp, TempKind};
 pub use topic::{DiscoveryPrefix, HostId, HostIdError, Kind, ServerKind, Topic, TopicError, PREFIX};

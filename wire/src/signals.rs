@@ -88,7 +88,7 @@ pub struct Temp {
     pub kind: TempKind,
     pub celsius: f64,
     /// The hottest core (coretemp "Core N", k10temp "TccdN") of a CPU package.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub cores_max: Option<f64>,
 }
 
@@ -107,24 +107,24 @@ pub struct Disk {
     /// `ATA`, `NVMe`, `SCSI`, as smartctl says.
     pub protocol: String,
     /// The disk's names under `/dev/disk/by-id` (whole disk, no `-partN`).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(default)]
     pub ids: Vec<String>,
     pub model: Option<String>,
     pub serial: Option<String>,
     pub capacity: Option<u64>,
     /// The disk was asleep and was not woken (`-n standby`): no SMART data this time.
-    #[serde(default, skip_serializing_if = "is_false")]
+    #[serde(default)]
     pub standby: bool,
     /// SMART overall health: false means the disk itself predicts its failure.
     pub smart_passed: Option<bool>,
     pub temp_c: Option<f64>,
     pub power_on_hours: Option<u64>,
     /// smartctl's exit status, a bit mask (bits 2–7: see [`Disk::status_notes`]); 0 when clean.
-    #[serde(default, skip_serializing_if = "is_zero")]
+    #[serde(default)]
     pub smartctl_status: u8,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub ata: Option<AtaHealth>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub nvme: Option<NvmeHealth>,
 }
 
@@ -151,14 +151,6 @@ pub struct NvmeHealth {
     pub media_errors: Option<u64>,
     pub available_spare: Option<u64>,
     pub available_spare_threshold: Option<u64>,
-}
-
-fn is_false(b: &bool) -> bool {
-    !*b
-}
-
-fn is_zero(n: &u8) -> bool {
-    *n == 0
 }
 
 impl Disk {

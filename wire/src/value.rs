@@ -9,6 +9,7 @@
 
 use std::fmt;
 
+use serde::de::{self, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// Defines a string enum: known variants with their wire strings, and `Other(String)`.
@@ -69,9 +70,24 @@ macro_rules! string_enum {
             }
         }
 
+        // Read as a borrowed string where the format allows: a known value then allocates
+        // nothing (the recorder decodes every host's held payloads on every fleet read).
         impl<'de> Deserialize<'de> for $name {
             fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-                String::deserialize(deserializer).map($name::from)
+                struct Text;
+                impl Visitor<'_> for Text {
+                    type Value = $name;
+                    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                        f.write_str("a string")
+                    }
+                    fn visit_str<E: de::Error>(self, s: &str) -> Result<$name, E> {
+                        Ok($name::from(s))
+                    }
+                    fn visit_string<E: de::Error>(self, s: String) -> Result<$name, E> {
+                        Ok($name::from(s))
+                    }
+                }
+                deserializer.deserialize_str(Text)
             }
         }
     };

@@ -27,10 +27,11 @@ pub async fn host(
     let host = host.ok_or(AppError::NotFound)?;
     // The whole slow payload: the state holds it without its snapshot list.
     let slow = read(&state.database, move |conn| recorder::read::latest_slow(conn, &host_id)).await?;
+    let decoded = host.decoded();
     Ok(Json(json!({
-        "card": host.card(wire::now_ms()),
+        "card": decoded.card(wire::now_ms()),
         "fast": host.fast.as_deref(),
-        "medium": host.medium.as_deref(),
+        "medium": decoded.medium,
         "slow": slow,
         "events": events,
     })))

@@ -4,17 +4,16 @@
 
 use std::collections::HashSet;
 
-use recorder::state::HostState;
+use recorder::state::Decoded;
 use recorder::status::Rule;
-use wire::{Backups, Coverage};
+use wire::{Backups, Coverage, Medium};
 
 use crate::format::ago;
 
 /// The subjects (`vm/101`) with a `backup_failed` or `backup_age` finding: the same rules
 /// that colour the card and raise the alerts.
-pub fn flagged(state: &HostState, now_ms: i64) -> HashSet<String> {
-    state
-        .findings(now_ms)
+pub fn flagged(host: &Decoded, now_ms: i64) -> HashSet<String> {
+    host.findings(now_ms)
         .into_iter()
         .filter(|f| matches!(f.rule, Rule::BackupFailed | Rule::BackupAge))
         .filter_map(|f| f.subject)
@@ -22,8 +21,8 @@ pub fn flagged(state: &HostState, now_ms: i64) -> HashSet<String> {
 }
 
 /// The host's backups section, if its agent sent one.
-pub fn of(state: &HostState) -> Option<&Backups> {
-    state.medium.as_ref().and_then(|p| p.data.backups.as_ref())
+pub fn of(medium: Option<&Medium>) -> Option<&Backups> {
+    medium.and_then(|m| m.backups.as_ref())
 }
 
 /// The backup cell of guest `vmid`: "ok, 5 h ago", "FAILED 2 h ago: why", "not covered",

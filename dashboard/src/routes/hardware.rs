@@ -1,7 +1,7 @@
 //! The host page's hardware sections: disks (SMART, with the pool vdevs on each disk),
 //! network and disk I/O rates, temperatures. Pure: a host's state in, table rows out.
 
-use recorder::state::HostState;
+use recorder::state::Decoded;
 use recorder::status::{limits, pool_level, Level, Overrides, Rule, Thresholds};
 use wire::{Disk, Fast, Medium, TempKind};
 
@@ -90,12 +90,12 @@ fn worn(d: &Disk, judged: &Judged) -> bool {
 }
 
 /// Disks, network, disk I/O and temperatures, in that order.
-pub fn sections(s: &HostState) -> Vec<Section> {
-    let medium = s.medium.as_ref().map(|p| &p.data);
-    let fast = s.fast.as_ref().map(|p| &p.data);
-    let disks = s.slow.as_ref().and_then(|p| p.data.disks.as_deref()).unwrap_or_default();
+pub fn sections(s: &Decoded) -> Vec<Section> {
+    let medium = s.medium_data();
+    let fast = s.fast_data();
+    let disks = s.slow_data().and_then(|s| s.disks.as_deref()).unwrap_or_default();
     let limits = limits::current();
-    let judged = Judged { host: &s.host_id, limits: &limits };
+    let judged = Judged { host: &s.state.host_id, limits: &limits };
     vec![
         disks_section(medium, disks, &judged),
         network_section(fast),
@@ -191,7 +191,8 @@ fn temperatures_section(fast: Option<&Fast>, judged: &Judged) -> Section {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::Arc;
+    use recorder::state::HostState;
+    use wire::Held;
     use wire::{Pool, Slow, Vdev};
 
     fn payload<T>(data: T) -> wire::Payload<T> {
@@ -229,16 +230,17 @@ mod tests {
             ..Pool::default()
         };
         let state = HostState {
-            slow: Some(Arc::new(payload(Slow { disks: Some(vec![disk]), ..Slow::default() }))),
-            medium: Some(Arc::new(payload(Medium { pools: Some(vec![pool]), ..Medium::default() }))),
+            slow: Some(Held::new(&payload(Slow { disks: Some(vec![disk]), ..Slow::default() }))),
+            medium: Some(Held::new(&payload(Medium { pools: Some(vec![pool]), ..Medium::default() }))),
             ..HostState::default()
         };
-        let sections = sections(&state);
+        let decoded = state.decoded();
+        let sections = sections(&decoded);
         let row = &sections[0].rows[0];
         assert!(row.bad);
         assert_eq!(row.cells[3], "FAILED (SMART status says failing)");
         assert_eq!(row.cells[7], "rpool/ata-WDC_X_WD-ABC123-part3 (FAULTED)");
-        let disks = state.slow.as_ref().unwrap().data.disks.as_ref().unwrap();
+        let disks = decoded.slow_data().unwrap().disks.as_ref().unwrap();
         assert_eq!(disk_of_vdev(disks, "ata-WDC_X_WD-ABC123-part3").map(|d| d.name.as_str()), Some("sdb"));
         assert!(sections[1].rows.is_empty() && sections[3].rows.is_empty());
     }

@@ -20,7 +20,7 @@ use crate::routes::{one_host, parse_query, read};
 use crate::session::Session;
 use crate::status::HostStatus;
 use crate::AppState;
-use recorder::state::{Card, HostState};
+use recorder::state::{Card, Decoded, HostState};
 use recorder::status::{pool_level, Level, Rule};
 use wire::{Backups, Disk, Guest, Medium, Pool, Slow, Vdev};
 
@@ -137,13 +137,13 @@ impl Section {
 }
 
 /// The host page's tables, in the order the page shows them.
-fn sections(s: &HostState, now_ms: i64) -> Vec<Section> {
-    let medium = s.medium.as_ref().map(|p| &p.data);
-    let slow = s.slow.as_ref().map(|p| &p.data);
+fn sections(s: &Decoded, now_ms: i64) -> Vec<Section> {
+    let medium = s.medium_data();
+    let slow = s.slow_data();
     let mut out = vec![pools_section(medium, slow, now_ms)];
     out.extend(hardware::sections(s));
-    out.push(storages_section(&s.host_id, medium));
-    let backups = Guests { backups: backups::of(s), flagged: backups::flagged(s, now_ms), now_ms };
+    out.push(storages_section(&s.state.host_id, medium));
+    let backups = Guests { backups: backups::of(medium), flagged: backups::flagged(s, now_ms), now_ms };
     out.push(guests_section("Virtual machines", "vm", medium.and_then(|m| m.vms.as_deref()), &backups));
     out.push(guests_section("Containers", "ct", medium.and_then(|m| m.cts.as_deref()), &backups));
     out.push(snapshots_section(slow, now_ms));
@@ -304,8 +304,8 @@ fn chosen_range(query: Result<Query<HostQuery>, QueryRejection>) -> Result<Range
 }
 
 /// Guest names by history subject ("vm/101"), from the latest medium sample.
-fn guest_names(s: &HostState) -> HashMap<String, String> {
-    let Some(m) = s.medium.as_ref().map(|p| &p.data) else { return HashMap::new() };
+fn guest_names(m: Option<&Medium>) -> HashMap<String, String> {
+    let Some(m) = m else { return HashMap::new() };
     let kinds = [("vm", m.vms.as_ref()), ("ct", m.cts.as_ref())];
     kinds
         .into_iter()
@@ -328,12 +328,14 @@ pub async fn host(
     let window = (now - range.duration_ms(), now);
     let id = host.host_id.clone();
     let history = read(&state.database, move |conn| HostHistory::read(conn, &id, window)).await?;
-    let charts = HostCharts::new(&history, range, now, host.fast_interval_ms, &guest_names(&host));
+    // Decoded once for the whole page.
+    let decoded = host.decoded();
+    let charts = HostCharts::new(&history, range, now, host.fast_interval_ms, &guest_names(decoded.medium_data()));
     let mut errors: Vec<(String, String)> = Vec::new();
     let tiers = [
         ("fast", host.fast.as_ref().map(|p| &p.errors)),
-        ("medium", host.medium.as_ref().map(|p| &p.errors)),
-        ("slow", host.slow.as_ref().map(|p| &p.errors)),
+        ("medium", decoded.medium.as_ref().map(|p| &p.errors)),
+        ("slow", decoded.slow.as_ref().map(|p| &p.errors)),
     ];
     for (tier, errs) in tiers {
         for (name, message) in errs.into_iter().flatten() {
@@ -341,12 +343,12 @@ pub async fn host(
         }
     }
     let page = HostPage {
-        c: CardView::new(&host.card(now), now),
+        c: CardView::new(&decoded.card(now), now),
         ranges: Range::ALL.into_iter().map(|r| (r.as_str(), r.label(), r == range)).collect(),
         range_label: range.label(),
         charts,
         facts: fast_facts(&host),
-        sections: sections(&host, now),
+        sections: sections(&decoded, now),
         errors,
         events: events.into_iter().map(|e| (ago(Some(e.ts_ms), now), e.kind, e.message)).collect(),
         csrf: session.csrf,

@@ -31,11 +31,10 @@ pub fn guest_still_stopped(medium: &Medium, subject: &str) -> bool {
 pub(super) fn stopped(f: &Facts, medium: &Medium, out: &mut Vec<Finding>) {
     let Some(previous) = f.previous_medium else { return };
     for (subject, guest) in guests(medium) {
-        let before = guests(previous).find(|(s, _)| *s == subject).map(|(_, g)| g);
         // A lock (backup, migrate, snapshot) on either side explains the stop.
         let unexpected = guest.status == GuestStatus::Stopped
             && guest.lock.is_none()
-            && before.is_some_and(|b| b.status == GuestStatus::Running && b.lock.is_none())
+            && previous.was_running(&subject)
             && operator_stop(f, medium, guest.vmid).is_none();
         if unexpected {
             let message = format!("guest {subject} ({}) stopped", guest.name);

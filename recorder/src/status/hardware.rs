@@ -1,18 +1,9 @@
 //! Rules about the hardware: disks' SMART health, reallocated sectors, NVMe wear, spare
 //! and media errors, and CPU and NVMe temperatures.
 
-use wire::{Disk, Fast, Slow, TempKind};
+use wire::{Disk, Fast, TempKind};
 
 use super::{Facts, Finding, Level, Rule, Thresholds};
-
-/// The same disk in an earlier slow payload: by serial when both have one, else by name.
-fn same_disk<'a>(previous: &'a Slow, disk: &Disk) -> Option<&'a Disk> {
-    let disks = previous.disks.as_ref()?;
-    match &disk.serial {
-        Some(serial) => disks.iter().find(|d| d.serial.as_ref() == Some(serial)),
-        None => disks.iter().find(|d| d.name == disk.name),
-    }
-}
 
 /// A counter that is higher now than in the previous reading of the same disk.
 fn grew(now: Option<u64>, before: Option<u64>) -> bool {
@@ -32,7 +23,7 @@ pub(super) fn disks(f: &Facts, out: &mut Vec<Finding>) {
             let message = format!("{what} fails its SMART health check");
             out.push(Finding::new(Rule::DiskHealth, name, Critical, None, message));
         }
-        let before = f.previous_slow.and_then(|p| same_disk(p, disk));
+        let before = f.previous_slow.and_then(|p| p.same_disk(disk));
         if let (Some(ata), Some(old)) = (&disk.ata, before.and_then(|b| b.ata.as_ref())) {
             let sectors = |a: &wire::AtaHealth| a.reallocated.unwrap_or(0) + a.pending.unwrap_or(0);
             if grew(ata.reallocated, old.reallocated) || grew(ata.pending, old.pending) {
@@ -49,7 +40,7 @@ pub(super) fn disks(f: &Facts, out: &mut Vec<Finding>) {
             out.push(Finding::new(Rule::DiskWear, name, level, Some(used as f64), message));
         }
         spare(f, disk, nvme, &what, out);
-        let old = before.and_then(|b| b.nvme.as_ref()).and_then(|n| n.media_errors);
+        let old = before.and_then(|b| b.media_errors);
         if grew(nvme.media_errors, old) {
             let now = nvme.media_errors.unwrap_or(0);
             let message = format!("{what}: media errors grew from {} to {now}", old.unwrap_or(0));

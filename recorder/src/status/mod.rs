@@ -13,6 +13,7 @@ mod guests;
 mod hardware;
 mod host;
 pub mod limits;
+mod previous;
 mod storage;
 mod thresholds;
 mod zfs;
@@ -24,6 +25,7 @@ pub use backups::{allowed_age_s, daily_backup_max_age_s, set_daily_backup_max_ag
 pub use guests::{guest_still_stopped, guests, OPERATOR_STOP_SLACK_S};
 pub use host::{SharedToken, SHARED_TOKEN_HOLD_MS};
 pub use limits::{Effective, Override, OverrideError, Overrides, Scope};
+pub use previous::{DiskCounters, PreviousMedium, PreviousSlow};
 pub use thresholds::{
     load_per_core, measure, measure_fast, measure_slow, pct, scrub_age_days, skew_s, Direction, Latest, Thresholds,
     CLOCK_SKEW_S, CPU_TEMPERATURE, DISK_SPARE, DISK_WEAR, DISK_WEAR_PCT, LOAD_PER_CORE, NVME_TEMPERATURE,
@@ -193,8 +195,8 @@ pub struct Facts<'a> {
     pub fast_received_ms: Option<i64>,
     pub fast_interval_ms: Option<i64>,
     pub medium: Option<&'a Medium>,
-    /// The medium payload before `medium`, to see error counters grow and guests stop.
-    pub previous_medium: Option<&'a Medium>,
+    /// Of the medium payload before `medium`, to see error counters grow and guests stop.
+    pub previous_medium: Option<&'a PreviousMedium>,
     /// When `medium` and `previous_medium` were collected (server time), to tell whether an
     /// operator's stop task falls between them.
     pub medium_ts_ms: Option<i64>,
@@ -202,8 +204,8 @@ pub struct Facts<'a> {
     /// How old a daily backup job's last backup may get ([`daily_backup_max_age_s`]).
     pub daily_backup_max_age_s: i64,
     pub slow: Option<&'a Slow>,
-    /// The slow payload before `slow`, to see a disk's sector and media error counts grow.
-    pub previous_slow: Option<&'a Slow>,
+    /// Of the slow payload before `slow`, to see a disk's sector and media error counts grow.
+    pub previous_slow: Option<&'a PreviousSlow>,
     /// The last time the gateway saw two agents using this host's token.
     pub shared_token: Option<&'a SharedToken>,
     /// The agent's clock minus the server's, ms (see `clock.rs`).

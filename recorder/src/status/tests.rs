@@ -77,10 +77,11 @@ fn growing_errors_are_critical_and_old_scrubs_warn() {
         medium(vec![p])
     };
     let (before, after) = (with_errors(1), with_errors(3));
+    let (was_before, was_after) = (PreviousMedium::of(&before), PreviousMedium::of(&after));
     let mut f = facts(None, Some(&after));
-    f.previous_medium = Some(&before);
+    f.previous_medium = Some(&was_before);
     assert_eq!(evaluate(&f).level, Level::Critical);
-    f.previous_medium = Some(&after);
+    f.previous_medium = Some(&was_after);
     let h = evaluate(&f);
     assert_eq!(h.level, Level::Warning, "errors that did not grow are a warning, not news");
     assert_eq!(h.reasons, ["pool rpool has 3 read/write/checksum errors"]);
@@ -159,11 +160,12 @@ fn scrub_errors_inactive_storage_and_unexpected_stops() {
         ..Medium::default()
     };
     let (running, stopped) = (guests("running", None), guests("stopped", None));
+    let was_running = PreviousMedium::of(&running);
     let mut f = facts(None, Some(&stopped));
-    f.previous_medium = Some(&running);
+    f.previous_medium = Some(&was_running);
     let found = findings(&f);
     assert_eq!((found[0].rule, found[0].subject.as_deref()), (Rule::GuestStopped, Some("vm/101")));
-    let backup = guests("running", Some("backup"));
+    let backup = PreviousMedium::of(&guests("running", Some("backup")));
     f.previous_medium = Some(&backup);
     assert!(findings(&f).is_empty(), "a backup's lock explains the stop");
     f.previous_medium = None;
@@ -224,7 +226,7 @@ fn disk_rules() {
     );
     assert_eq!(found[0].message, "disk sdb (WDC X) fails its SMART health check");
 
-    let before = slow(vec![ata("sda", 1, 0), nvme(91, 5, 1)]);
+    let before = PreviousSlow::of(&slow(vec![ata("sda", 1, 0), nvme(91, 5, 1)]));
     f.previous_slow = Some(&before);
     let found = findings(&f);
     assert_eq!(
@@ -238,10 +240,11 @@ fn disk_rules() {
         ]
     );
     assert_eq!(found[1].message, "disk sda: reallocated/pending sectors grew from 1 to 3");
-    f.previous_slow = Some(&now);
+    let was_now = PreviousSlow::of(&now);
+    f.previous_slow = Some(&was_now);
     assert_eq!(findings(&f).len(), 3, "counts that did not grow are not news");
 
-    let renamed = slow(vec![Disk { name: "sdz".into(), ..ata("sda", 0, 0) }]);
+    let renamed = PreviousSlow::of(&slow(vec![Disk { name: "sdz".into(), ..ata("sda", 0, 0) }]));
     f.previous_slow = Some(&renamed);
     assert!(
         findings(&f).iter().any(|x| x.rule == Rule::DiskSectors),
@@ -317,7 +320,7 @@ fn vm(vmid: u32, status: &str) -> wire::Guest {
 
 #[test]
 fn an_operators_stop_explains_a_stopped_guest() {
-    let running = Medium { vms: Some(vec![vm(101, "running")]), ..Medium::default() };
+    let was_running = PreviousMedium::of(&Medium { vms: Some(vec![vm(101, "running")]), ..Medium::default() });
     let stopped_with = |stops: Vec<wire::OperatorStop>| Medium {
         vms: Some(vec![vm(101, "stopped")]),
         operator_stops: Some(stops),
@@ -339,7 +342,7 @@ fn an_operators_stop_explains_a_stopped_guest() {
     ] {
         let stopped = stopped_with(stops);
         let mut f = facts(None, Some(&stopped));
-        f.previous_medium = Some(&running);
+        f.previous_medium = Some(&was_running);
         let found: Vec<Rule> = findings(&f).iter().map(|f| f.rule).collect();
         let expected = if expect_finding { vec![Rule::GuestStopped] } else { vec![] };
         assert_eq!(found, expected, "{case}");

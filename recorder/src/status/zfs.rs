@@ -18,10 +18,6 @@ pub fn pool_level(state: &PoolState) -> Level {
 }
 
 /// The vdev errors of the pool named `pool` in `medium`, if it is there.
-fn pool_errors(medium: &Medium, pool: &str) -> Option<u64> {
-    Some(medium.pools.as_ref()?.iter().find(|p| p.name == pool)?.vdev_errors())
-}
-
 /// Every pool's findings, pool by pool.
 pub(super) fn pools(f: &Facts, medium: &Medium, out: &mut Vec<Finding>) {
     for pool in medium.pools.iter().flatten() {
@@ -51,7 +47,7 @@ fn errors(f: &Facts, pool: &Pool, out: &mut Vec<Finding>) {
     if errors == 0 {
         return;
     }
-    let grown = f.previous_medium.and_then(|prev| pool_errors(prev, &pool.name)).is_some_and(|before| errors > before);
+    let grown = f.previous_medium.and_then(|prev| prev.pool_errors(&pool.name)).is_some_and(|before| errors > before);
     let (level, message) = if grown {
         (Level::Critical, format!("pool {} has new read/write/checksum errors ({errors} in all)", pool.name))
     } else {

@@ -6,7 +6,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use rusqlite::{params, Transaction};
-use wire::{FastPayload, Kind, Medium, MediumPayload, Payload, SlowPayload};
+use wire::{FastPayload, Held, Kind, Medium, MediumPayload, Payload, SlowPayload};
 
 use super::skew::Stamp;
 use super::{exec, Store};
@@ -14,7 +14,7 @@ use crate::ingest::Item;
 use crate::partitions::Series;
 use crate::rollup;
 use crate::state::{held_slow, HostState};
-use crate::status::SharedToken;
+use crate::status::{PreviousMedium, PreviousSlow, SharedToken};
 use crate::Stats;
 
 /// Applies one item; returns whether the host's card may have changed.
@@ -209,15 +209,16 @@ fn apply_medium(
         (rollup::Group::Guest, store.table(Series::Guest, p.ts_ms)?),
     ];
     rollup::fold_medium(store.tx, store.parts, &tables, &p.host_id, p.ts_ms)?;
-    let newer = state.medium.as_ref().is_none_or(|old| p.ts_ms >= old.ts_ms);
+    // Decoded once: for its time here and for the timeline's diff below.
+    let old = state.medium.as_ref().map(Held::get);
+    let newer = old.as_ref().is_none_or(|old| p.ts_ms >= old.ts_ms);
     store.pending.note(p, Kind::Medium, raw, stamp.agent_ts_ms, newer, now);
     seen(state, p, now);
     if newer {
-        let previous = state.medium.take();
-        state.previous_medium_ts_ms = previous.as_ref().map(|m| m.ts_ms);
-        medium_events(store.tx, &state.host_id, previous.as_ref().map(|m| &m.data), &p.data, now)?;
-        state.previous_medium = previous;
-        state.medium = Some(Arc::new(p.clone()));
+        state.previous_medium_ts_ms = old.as_ref().map(|m| m.ts_ms);
+        medium_events(store.tx, &state.host_id, old.as_ref().map(|m| &m.data), &p.data, now)?;
+        state.previous_medium = old.as_ref().map(|m| Arc::new(PreviousMedium::of(&m.data)));
+        state.medium = Some(Held::new(p));
     }
     Ok(newer)
 }
@@ -235,12 +236,13 @@ fn apply_slow(
         stats.duplicates.fetch_add(1, Ordering::Relaxed);
         return Ok(false);
     }
-    let newer = state.slow.as_ref().is_none_or(|old| p.ts_ms >= old.ts_ms);
+    let old = state.slow.as_ref().map(Held::get);
+    let newer = old.as_ref().is_none_or(|old| p.ts_ms >= old.ts_ms);
     store.pending.note(p, Kind::Slow, raw, stamp.agent_ts_ms, newer, now);
     seen(state, p, now);
     if newer {
-        state.previous_slow = state.slow.take();
-        state.slow = Some(Arc::new(held_slow(p)));
+        state.previous_slow = old.as_ref().map(|s| Arc::new(PreviousSlow::of(&s.data)));
+        state.slow = Some(held_slow(p.clone()));
     }
     Ok(newer)
 }

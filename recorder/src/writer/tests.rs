@@ -369,7 +369,7 @@ fn a_hosts_state_holds_its_slow_payload_without_the_snapshot_list_the_api_reads_
     w.write_and_settle(&mut vec![parse(b"pmon/v1/pve1/slow", json.as_bytes(), now_ms()).unwrap()]);
     let reader = crate::db::open_read(&dir.path().join("w.db")).unwrap();
     let held = |state: &HostState| {
-        let snapshots = state.slow.as_ref().unwrap().data.snapshots.clone().unwrap();
+        let snapshots = state.slow.as_ref().unwrap().get().data.snapshots.unwrap();
         (snapshots.total, snapshots.datasets.len(), snapshots.recent.len())
     };
     assert_eq!(held(&fleet.get("pve1").unwrap()), (2, 1, 0), "the writer's state");

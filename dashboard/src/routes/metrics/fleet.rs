@@ -18,9 +18,32 @@ use super::text::Text;
 pub(super) struct Host {
     pub state: Arc<HostState>,
     pub level: Level,
+    /// What the page reads of the medium payload: its guests only with the per-guest
+    /// series, so that 10,000 decoded payloads are never in memory at once.
+    medium: Option<Medium>,
+    /// (kind, guests, running guests) of VMs and containers.
+    guest_counts: Option<[(&'static str, usize, usize); 2]>,
 }
 
 impl Host {
+    /// Decodes the host's state once: its level, and the parts of its medium payload
+    /// the page reads.
+    pub fn new(state: Arc<HostState>, now_ms: i64, guests: bool) -> Host {
+        let decoded = state.decoded();
+        let level = decoded.health(now_ms).level;
+        let mut medium = decoded.medium.map(|p| p.data);
+        let guest_counts = medium.as_ref().map(|m| {
+            kinds(m).map(|(kind, g)| (kind, g.len(), g.iter().filter(|g| g.status == GuestStatus::Running).count()))
+        });
+        if let Some(m) = medium.as_mut() {
+            (m.backups, m.operator_stops) = (None, None);
+            if !guests {
+                (m.vms, m.cts) = (None, None);
+            }
+        }
+        Host { state, level, medium, guest_counts }
+    }
+
     /// The latest fast figures, while the agent is connected.
     fn fast(&self) -> Option<&Fast> {
         self.state.online.then_some(())?;
@@ -29,7 +52,7 @@ impl Host {
 
     fn medium(&self) -> Option<&Medium> {
         self.state.online.then_some(())?;
-        self.state.medium.as_ref().map(|p| &p.data)
+        self.medium.as_ref()
     }
 
     fn id(&self) -> &str {
@@ -262,9 +285,10 @@ fn write_guest_counts(text: &mut Text, hosts: &[Host]) {
     ] {
         text.family(name, "gauge", help);
         for h in hosts {
-            let Some(medium) = h.medium() else { continue };
-            for (kind, guests) in kinds(medium) {
-                let n = guests.iter().filter(|g| !running_only || g.status == GuestStatus::Running).count();
+            // As every medium series: while the agent is connected.
+            let Some(counts) = h.guest_counts.as_ref().filter(|_| h.state.online) else { continue };
+            for &(kind, all, running) in counts {
+                let n = if running_only { running } else { all };
                 text.sample(name, &[("host", h.id()), ("kind", kind)], n as u64);
             }
         }

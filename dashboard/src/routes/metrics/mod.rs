@@ -20,16 +20,14 @@ use text::Text;
 
 pub async fn metrics(State(state): State<AppState>) -> Result<impl IntoResponse, AppError> {
     let now = wire::now_ms();
-    let hosts: Vec<fleet::Host> = all_hosts(&state)
-        .await?
-        .into_iter()
-        .map(|state| fleet::Host { level: state.health(now).level, state })
-        .collect();
+    let guests = state.metrics.guests;
+    let hosts: Vec<fleet::Host> =
+        all_hosts(&state).await?.into_iter().map(|host| fleet::Host::new(host, now, guests)).collect();
     let mut text = Text::default();
     let counts = StatusCounts::of(hosts.iter().map(|h| h.level));
     let by_status = counts.iter().map(|(level, n)| (level.as_str(), n as u64));
     text.by_label("pmon_hosts", "gauge", "Registered hosts by status.", "status", by_status);
-    fleet::write(&mut text, &hosts, state.metrics.guests);
+    fleet::write(&mut text, &hosts, guests);
     write_server(&mut text, &state);
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], text.into_string()))
 }

@@ -251,7 +251,7 @@ fn search_results_are_capped_and_the_rest_counted() {
     let state = recorder::state::HostState {
         host_id: "pve1".into(),
         online: true,
-        medium: Some(std::sync::Arc::new(Payload {
+        medium: Some(wire::Held::new(&Payload {
             schema: 1,
             host_id: "pve1".into(),
             ts_ms: 0,
