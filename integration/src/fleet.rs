@@ -1,14 +1,15 @@
 //! The fleet simulator's parts (`bench_fleet`): simulated agents that run the agent
 //! crate's own scheduler and publisher (rumqttc, MQTT over WebSocket, real tokens), an
-//! observer that times each delivery, and Mosquitto 2 as a pass-through broker to compare
-//! with. Only the collectors are simulated: each tier's data is a realistic fixed payload.
+//! observer that times each delivery, a relay that can drop every agent's connection at
+//! once, and Mosquitto 2 as a pass-through broker to compare with. Only the collectors are
+//! simulated: each tier's data is a realistic fixed payload.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use proxmox_monitor_agent::collect::Errors;
 use proxmox_monitor_agent::config::{ServerUrl, Settings};
@@ -20,7 +21,9 @@ use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use tokio::sync::{mpsc, watch};
 use wire::{HostId, Kind, Topic};
 
-use crate::{free_port, samples, wait_for};
+use crate::{free_port, samples, terminate, wait_for};
+
+pub use crate::relay::Relay;
 
 /// A simulated host's collectors: the same realistic payload every time (the fast tier's
 /// CPU and uptime move), so the broker and the recorder see what a real fleet sends.
@@ -78,12 +81,13 @@ pub async fn run_agent(settings: Settings, mut stop: watch::Receiver<()>) {
     }
 }
 
-/// What the observer saw: hosts announced online, and while recording, each tier
-/// payload's delivery latency (receipt − the payload's `ts_ms`, stamped by the agent's
-/// envelope just before it is handed to the publisher).
+/// What the observer saw: hosts announced online (when each first was, since the map was
+/// last cleared), and while recording, each tier payload's delivery latency (receipt − the
+/// payload's `ts_ms`, stamped by the agent's envelope just before it is handed to the
+/// publisher).
 #[derive(Default)]
 pub struct Deliveries {
-    pub online: HashSet<String>,
+    pub online: HashMap<String, Instant>,
     pub recording: bool,
     pub latencies_ms: Vec<u32>,
 }
@@ -152,7 +156,7 @@ fn delivered(seen: &Mutex<Deliveries>, topic: &str, payload: &[u8]) {
     let mut seen = seen.lock().unwrap();
     if topic.kind == Kind::Status {
         if payload == wire::topic::ONLINE.as_bytes() {
-            seen.online.insert(topic.host.to_string());
+            seen.online.entry(topic.host.to_string()).or_insert_with(Instant::now);
         }
     } else if seen.recording {
         if let Some(ts) = ts_ms(payload) {
@@ -181,6 +185,7 @@ pub struct Mosquitto {
     child: Child,
     pub tcp: SocketAddr,
     pub ws: SocketAddr,
+    config: PathBuf,
     _dir: tempfile::TempDir,
 }
 
@@ -188,32 +193,45 @@ impl Mosquitto {
     pub fn start() -> anyhow::Result<Mosquitto> {
         let dir = tempfile::tempdir()?;
         let (tcp, ws) = (free_port(), free_port());
-        let config = format!(
+        let config_text = format!(
             "per_listener_settings false\nallow_anonymous true\npersistence false\n\
              max_queued_messages 1000000\nlog_dest stderr\nlog_type error\nlog_type warning\n\
              listener {tcp} 127.0.0.1\nlistener {ws} 127.0.0.1\nprotocol websockets\n"
         );
-        let path = dir.path().join("mosquitto.conf");
-        std::fs::write(&path, config)?;
-        let child = Command::new("mosquitto")
-            .arg("-c")
-            .arg(&path)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .spawn()
-            .map_err(|e| anyhow::anyhow!("cannot run mosquitto ({e}): apt-get install mosquitto"))?;
+        let config = dir.path().join("mosquitto.conf");
+        std::fs::write(&config, config_text)?;
         let tcp = SocketAddr::from(([127, 0, 0, 1], tcp));
         let ws = SocketAddr::from(([127, 0, 0, 1], ws));
-        let broker = Mosquitto { child, tcp, ws, _dir: dir };
-        for addr in [tcp, ws] {
-            wait_for("mosquitto listening", Duration::from_secs(10), || std::net::TcpStream::connect(addr).ok());
-        }
-        Ok(broker)
+        let child = spawn_mosquitto(&config, [tcp, ws])?;
+        Ok(Mosquitto { child, tcp, ws, config, _dir: dir })
+    }
+
+    /// Stops it with SIGTERM and starts it again on the same ports (nothing persisted:
+    /// retained messages are gone, as after a real restart with `persistence false`).
+    pub fn restart(&mut self) -> anyhow::Result<()> {
+        terminate(&mut self.child);
+        self.child = spawn_mosquitto(&self.config, [self.tcp, self.ws])?;
+        Ok(())
     }
 
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
+}
+
+/// Runs `mosquitto -c config` and waits until it accepts connections on `listeners`.
+fn spawn_mosquitto(config: &Path, listeners: [SocketAddr; 2]) -> anyhow::Result<Child> {
+    let child = Command::new("mosquitto")
+        .arg("-c")
+        .arg(config)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .spawn()
+        .map_err(|e| anyhow::anyhow!("cannot run mosquitto ({e}): apt-get install mosquitto"))?;
+    for addr in listeners {
+        wait_for("mosquitto listening", Duration::from_secs(10), || std::net::TcpStream::connect(addr).ok());
+    }
+    Ok(child)
 }
 
 impl Drop for Mosquitto {
