@@ -1,8 +1,7 @@
 //! The fleet simulator's parts (`bench_fleet`): simulated agents that run the agent
 //! crate's own scheduler and publisher (rumqttc, MQTT over WebSocket, real tokens), an
-//! observer that times each delivery, a relay that can drop every agent's connection at
-//! once, and Mosquitto 2 as a pass-through broker to compare with. Only the collectors are
-//! simulated: each tier's data is a realistic fixed payload.
+//! observer that times each delivery, and Mosquitto 2 as a pass-through broker to compare
+//! with. Only the collectors are simulated: each tier's data is a realistic fixed payload.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -22,8 +21,6 @@ use tokio::sync::{mpsc, watch};
 use wire::{HostId, Kind, Topic};
 
 use crate::{free_port, samples, terminate, wait_for};
-
-pub use crate::relay::Relay;
 
 /// A simulated host's collectors: the same realistic payload every time (the fast tier's
 /// CPU and uptime move), so the broker and the recorder see what a real fleet sends.
@@ -109,7 +106,10 @@ impl Drop for Observer {
 /// runtime of its own, so that thousands of simulated agents cannot starve it (its
 /// timings and its keepalive would suffer).
 pub fn observe(addr: SocketAddr, user: &str, password: &str) -> Observer {
-    let mut options = MqttOptions::new(format!("{user}-observer"), addr.ip().to_string(), addr.port());
+    // A client id of its own, so that two observers of one credential do not replace each other.
+    static OBSERVERS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = OBSERVERS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let mut options = MqttOptions::new(format!("{user}-observer-{n}"), addr.ip().to_string(), addr.port());
     options.set_credentials(user, password).set_max_packet_size(1 << 20, 1 << 20);
     options.set_keep_alive(Duration::from_secs(60)).set_inflight(1000);
     let seen = Arc::new(Mutex::new(Deliveries::default()));
@@ -144,7 +144,11 @@ async fn observe_loop(options: MqttOptions, record: &Mutex<Deliveries>, ready: s
             Ok(_) => {}
             Err(e) => {
                 eprintln!("observer: {e}; reconnecting");
-                tokio::time::sleep(Duration::from_secs(1)).await;
+                // Soon: after a broker restart (`bench_fleet --reconnect restart`) it must be
+                // subscribed again before most agents are back, to see their `online` live.
+                // Our server's retained replay holds at most 100 of them (rumqttd's
+                // MAX_INFLIGHT; docs/RELIABILITY.md).
+                tokio::time::sleep(Duration::from_millis(100)).await;
             }
         }
     }

@@ -6,7 +6,7 @@
 pub mod fleet;
 mod in_process;
 pub mod load;
-mod relay;
+pub mod relay;
 pub mod samples;
 pub mod smtp_sink;
 

@@ -2,10 +2,16 @@
 //! agents see when the reverse proxy in front of the server restarts (Caddy closes its
 //! WebSocket connections on a restart, and on a config reload unless `stream_close_delay`
 //! is set), and what the server sees too. `bench_fleet --reconnect drop` puts it between
-//! the simulated agents and the broker.
+//! the simulated agents and the broker, in processes of their own ([`RelayProcess`]): a
+//! relayed connection is two sockets, and the agents' process already holds one per agent
+//! against an open-file limit (20,000 on the bench machine, not raisable without root).
 
+use std::io::{BufRead, Write};
 use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Child, ChildStdin, Command, Stdio};
 
+use anyhow::Context;
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::watch;
 
@@ -74,6 +80,69 @@ async fn accept(listener: TcpListener, target: SocketAddr, mut cut: watch::Recei
             }
         }
     }
+}
+
+/// A relay in a child process: `program --relay TARGET` (a binary whose `main` calls
+/// [`serve_relay_process`] on that flag). Killed on drop.
+pub struct RelayProcess {
+    /// Where clients connect.
+    pub addr: SocketAddr,
+    child: Child,
+    commands: ChildStdin,
+}
+
+impl RelayProcess {
+    pub fn spawn(program: &Path, target: SocketAddr) -> anyhow::Result<RelayProcess> {
+        let mut child = Command::new(program)
+            .arg("--relay")
+            .arg(target.to_string())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .with_context(|| format!("cannot run {} --relay", program.display()))?;
+        let commands = child.stdin.take().context("piped stdin")?;
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().context("piped stdout")?).read_line(&mut line)?;
+        let addr = line.trim().strip_prefix("relay ").and_then(|a| a.parse().ok());
+        let addr = addr.with_context(|| format!("the relay printed {line:?}, not `relay ADDR`"))?;
+        Ok(RelayProcess { addr, child, commands })
+    }
+
+    /// Closes every connection relayed so far (see [`Relay::cut`]), without waiting.
+    pub fn cut(&mut self) -> anyhow::Result<()> {
+        self.commands.write_all(b"cut\n")?;
+        Ok(self.commands.flush()?)
+    }
+}
+
+impl Drop for RelayProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The child's side of [`RelayProcess`]: relays to `target`, prints `relay ADDR`, cuts on
+/// every line read from stdin, and ends when stdin closes.
+pub fn serve_relay_process(target: SocketAddr) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let relay = runtime.block_on(Relay::start(target))?;
+    println!("relay {}", relay.addr);
+    std::io::stdout().flush()?;
+    let (lines, mut commands) = tokio::sync::mpsc::unbounded_channel();
+    std::thread::spawn(move || {
+        for line in std::io::stdin().lock().lines() {
+            if line.is_err() || lines.send(()).is_err() {
+                return;
+            }
+        }
+    });
+    runtime.block_on(async {
+        while commands.recv().await.is_some() {
+            relay.cut();
+        }
+    });
+    Ok(())
 }
 
 /// Copies both ways until either side closes or the relay is cut.

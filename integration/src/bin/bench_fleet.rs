@@ -19,8 +19,9 @@
 //! `--reconnect drop|restart` measures a reconnect storm instead of the window: once every
 //! agent is online (and 15 s more), all of them lose their connection at once and each
 //! reconnects with the agent's own code and backoff (1 s, 2 s, 4 s ... × 50–100 %).
-//! `drop`: the agents connect through a relay ([`integration::fleet::Relay`], standing in
-//! for Caddy) which closes every connection both ways, the broker alive (a proxy restart).
+//! `drop`: the agents connect through relays ([`integration::relay`], standing in for
+//! Caddy; processes of their own, at most 5,000 connections each) which close every
+//! connection both ways, the broker alive (a proxy restart).
 //! `restart`: the broker is stopped with SIGTERM and started again on the same ports (and
 //! for ours the same database), as an upgrade does. Timed from that moment to each host's
 //! next `online` at the observer: `all_online_s` for the last, p50/p99 per host, `back_s`
@@ -35,7 +36,8 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use integration::fleet::{self, Deliveries, Mosquitto, Relay};
+use integration::fleet::{self, Deliveries, Mosquitto};
+use integration::relay::{self, RelayProcess};
 use integration::{proc_stats, Server};
 use proxmox_monitor_agent::schedule::Intervals;
 use tokio::sync::watch;
@@ -203,7 +205,15 @@ struct Target {
     hosts: Vec<(String, String)>,
 }
 
+/// Connections per relay process: two sockets each, under a 20,000 open-file limit.
+const PER_RELAY: usize = 5000;
+
 fn main() -> anyhow::Result<()> {
+    if let [flag, target] = &std::env::args().skip(1).collect::<Vec<_>>()[..] {
+        if flag == "--relay" {
+            return relay::serve_relay_process(target.parse()?);
+        }
+    }
     let a = args();
     if std::env::var_os("TEST_SERVER_LOG").is_none() {
         // rumqttd logs every link's end at ERROR ("no-connection id N is already gone").
@@ -270,14 +280,17 @@ async fn run(a: &Args, target: Target, restart: &mut dyn FnMut() -> u32) -> anyh
     let seen = &observer.seen;
     let state = tempfile::tempdir()?;
     let (stop, stopping) = watch::channel(());
-    let relay = match a.reconnect {
-        Some(Storm::Drop) => Some(Relay::start(target.ws).await?),
-        _ => None,
-    };
+    let mut relays = Vec::new();
+    if let Some(Storm::Drop) = a.reconnect {
+        let program = std::env::current_exe()?;
+        for _ in 0..a.agents.div_ceil(PER_RELAY) {
+            relays.push(RelayProcess::spawn(&program, target.ws)?);
+        }
+    }
     let started = Instant::now();
     // Connect at most 500 a second: the listen backlog of either broker is finite.
     for (i, (host, token)) in target.hosts.iter().enumerate() {
-        let ws = relay.as_ref().map_or(target.ws, |relay| relay.addr);
+        let ws = if relays.is_empty() { target.ws } else { relays[i % relays.len()].addr };
         let settings = fleet::agent_settings(ws, host, token, a.tiers, state.path());
         tokio::spawn(fleet::run_agent(settings, stopping.clone()));
         if i % 50 == 49 {
@@ -291,7 +304,7 @@ async fn run(a: &Args, target: Target, restart: &mut dyn FnMut() -> u32) -> anyh
     eprintln!("{} agents online in {:.1} s", a.agents, started.elapsed().as_secs_f64());
     let outcome = match a.reconnect {
         None => Outcome::Steady(measure(a, &target, seen).await),
-        Some(storm) => Outcome::Storm(reconnect(a, storm, &target, seen, relay.as_ref(), restart).await),
+        Some(storm) => Outcome::Storm(reconnect(a, storm, &target, seen, &mut relays, restart).await?),
     };
     let _ = stop.send(());
     tokio::time::sleep(Duration::from_secs(3)).await;
@@ -311,31 +324,33 @@ async fn wait_online(seen: &Mutex<Deliveries>, agents: usize, limit: Duration) -
 }
 
 /// After 15 s (the connection burst's presence and first payloads are through), drops
-/// every agent's connection at once (`relay` cuts them, or `restart` restarts the broker)
-/// and times each host's next `online` from that moment.
+/// every agent's connection at once (the `relays` cut them, or `restart` restarts the
+/// broker) and times each host's next `online` from that moment.
 async fn reconnect(
     a: &Args,
     storm: Storm,
     target: &Target,
     seen: &Mutex<Deliveries>,
-    relay: Option<&Relay>,
+    relays: &mut [RelayProcess],
     restart: &mut dyn FnMut() -> u32,
-) -> Reconnected {
+) -> anyhow::Result<Reconnected> {
     tokio::time::sleep(Duration::from_secs(15)).await;
     // Every host is online and stays so until the drop: an `online` from now on is new.
     seen.lock().unwrap().online.clear();
     let start = Instant::now();
-    let pid = match (storm, relay) {
-        (Storm::Drop, Some(relay)) => {
-            relay.cut();
+    let pid = match storm {
+        Storm::Drop => {
+            for relay in relays {
+                relay.cut()?;
+            }
             target.pid
         }
         // Blocks this thread only: it drives nothing but this function, the agents run on
         // the runtime's workers and the observer on its own thread.
-        _ => restart(),
+        Storm::Restart => restart(),
     };
     let back_s = if matches!(storm, Storm::Restart) { start.elapsed().as_secs_f64() } else { 0.0 };
-    let limit = Duration::from_secs(120 + a.agents as u64 / 50);
+    let limit = Duration::from_secs(60 + a.agents as u64 / 100);
     let online = wait_online(seen, a.agents, limit).await;
     let mut after_ms: Vec<u32> = {
         let seen = seen.lock().unwrap();
@@ -344,7 +359,7 @@ async fn reconnect(
     let p50_ms = fleet::quantile(&mut after_ms, 0.5);
     let p99_ms = fleet::quantile(&mut after_ms, 0.99);
     let last_s = after_ms.last().map_or(0.0, |ms| f64::from(*ms) / 1000.0);
-    Reconnected {
+    Ok(Reconnected {
         storm,
         online,
         back_s,
@@ -352,7 +367,7 @@ async fn reconnect(
         p50_ms,
         p99_ms,
         rss_mb: proc_stats(pid).rss_kib as f64 / 1024.0,
-    }
+    })
 }
 
 /// A warm-up (every tier has fired once: the scheduler's start offsets are at most 15 s),
