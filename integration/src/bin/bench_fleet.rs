@@ -49,6 +49,8 @@ struct Args {
     ours: bool,
     mosquitto: bool,
     reconnect: Option<Storm>,
+    /// How long every agent stays online before the reconnect storm.
+    settle: Duration,
 }
 
 /// How `--reconnect` drops every connection at once.
@@ -78,6 +80,7 @@ fn args() -> Args {
         ours: true,
         mosquitto: true,
         reconnect: None,
+        settle: secs("15"),
     };
     let mut argv = std::env::args().skip(1);
     while let Some(flag) = argv.next() {
@@ -104,9 +107,10 @@ fn args() -> Args {
                     _ => panic!("--reconnect drop|restart"),
                 };
             }
+            "--settle" => a.settle = secs(&value()),
             other => panic!(
                 "unknown argument {other}; use --agents N --seconds N --fast S --medium S --slow S \
-                 --broker both|ours|mosquitto --reconnect drop|restart"
+                 --broker both|ours|mosquitto --reconnect drop|restart --settle S"
             ),
         }
     }
@@ -323,7 +327,7 @@ async fn wait_online(seen: &Mutex<Deliveries>, agents: usize, limit: Duration) -
     }
 }
 
-/// After 15 s (the connection burst's presence and first payloads are through), drops
+/// After `--settle` (default 15 s: every tier has fired once), drops
 /// every agent's connection at once (the `relays` cut them, or `restart` restarts the
 /// broker) and times each host's next `online` from that moment.
 async fn reconnect(
@@ -334,7 +338,7 @@ async fn reconnect(
     relays: &mut [RelayProcess],
     restart: &mut dyn FnMut() -> u32,
 ) -> anyhow::Result<Reconnected> {
-    tokio::time::sleep(Duration::from_secs(15)).await;
+    tokio::time::sleep(a.settle).await;
     // Every host is online and stays so until the drop: an `online` from now on is new.
     seen.lock().unwrap().online.clear();
     let start = Instant::now();
