@@ -13,6 +13,7 @@ mod homeassistant;
 mod ops;
 mod packaging;
 mod recorder;
+mod retained;
 mod runbook;
 mod secrets_in_logs;
 mod sessions;

@@ -327,9 +327,9 @@ async fn wait_online(seen: &Mutex<Deliveries>, agents: usize, limit: Duration) -
     }
 }
 
-/// After `--settle` (default 15 s: every tier has fired once), drops
-/// every agent's connection at once (the `relays` cut them, or `restart` restarts the
-/// broker) and times each host's next `online` from that moment.
+/// After `--settle` (default 15 s: every tier has fired once), drops every agent's
+/// connection at once (the `relays` cut them, or `restart` restarts the broker) and times
+/// each host's next `online` from that moment.
 async fn reconnect(
     a: &Args,
     storm: Storm,
