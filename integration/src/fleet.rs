@@ -3,12 +3,12 @@
 //! observer that times each delivery, and Mosquitto 2 as a pass-through broker to compare
 //! with. Only the collectors are simulated: each tier's data is a realistic fixed payload.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use proxmox_monitor_agent::collect::Errors;
 use proxmox_monitor_agent::config::{ServerUrl, Settings};
@@ -20,7 +20,7 @@ use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use tokio::sync::{mpsc, watch};
 use wire::{HostId, Kind, Topic};
 
-use crate::{free_port, samples, wait_for};
+use crate::{free_port, samples, terminate, wait_for};
 
 /// A simulated host's collectors: the same realistic payload every time (the fast tier's
 /// CPU and uptime move), so the broker and the recorder see what a real fleet sends.
@@ -78,12 +78,13 @@ pub async fn run_agent(settings: Settings, mut stop: watch::Receiver<()>) {
     }
 }
 
-/// What the observer saw: hosts announced online, and while recording, each tier
-/// payload's delivery latency (receipt − the payload's `ts_ms`, stamped by the agent's
-/// envelope just before it is handed to the publisher).
+/// What the observer saw: hosts announced online (when each first was, since the map was
+/// last cleared), and while recording, each tier payload's delivery latency (receipt − the
+/// payload's `ts_ms`, stamped by the agent's envelope just before it is handed to the
+/// publisher).
 #[derive(Default)]
 pub struct Deliveries {
-    pub online: HashSet<String>,
+    pub online: HashMap<String, Instant>,
     pub recording: bool,
     pub latencies_ms: Vec<u32>,
 }
@@ -105,7 +106,10 @@ impl Drop for Observer {
 /// runtime of its own, so that thousands of simulated agents cannot starve it (its
 /// timings and its keepalive would suffer).
 pub fn observe(addr: SocketAddr, user: &str, password: &str) -> Observer {
-    let mut options = MqttOptions::new(format!("{user}-observer"), addr.ip().to_string(), addr.port());
+    // A client id of its own, so that two observers of one credential do not replace each other.
+    static OBSERVERS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = OBSERVERS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let mut options = MqttOptions::new(format!("{user}-observer-{n}"), addr.ip().to_string(), addr.port());
     options.set_credentials(user, password).set_max_packet_size(1 << 20, 1 << 20);
     options.set_keep_alive(Duration::from_secs(60)).set_inflight(1000);
     let seen = Arc::new(Mutex::new(Deliveries::default()));
@@ -140,7 +144,11 @@ async fn observe_loop(options: MqttOptions, record: &Mutex<Deliveries>, ready: s
             Ok(_) => {}
             Err(e) => {
                 eprintln!("observer: {e}; reconnecting");
-                tokio::time::sleep(Duration::from_secs(1)).await;
+                // Soon: after a broker restart (`bench_fleet --reconnect restart`) it must be
+                // subscribed again before most agents are back, to see their `online` live.
+                // Our server's retained replay holds at most 100 of them (rumqttd's
+                // MAX_INFLIGHT; docs/RELIABILITY.md).
+                tokio::time::sleep(Duration::from_millis(100)).await;
             }
         }
     }
@@ -152,7 +160,7 @@ fn delivered(seen: &Mutex<Deliveries>, topic: &str, payload: &[u8]) {
     let mut seen = seen.lock().unwrap();
     if topic.kind == Kind::Status {
         if payload == wire::topic::ONLINE.as_bytes() {
-            seen.online.insert(topic.host.to_string());
+            seen.online.entry(topic.host.to_string()).or_insert_with(Instant::now);
         }
     } else if seen.recording {
         if let Some(ts) = ts_ms(payload) {
@@ -181,6 +189,7 @@ pub struct Mosquitto {
     child: Child,
     pub tcp: SocketAddr,
     pub ws: SocketAddr,
+    config: PathBuf,
     _dir: tempfile::TempDir,
 }
 
@@ -188,32 +197,45 @@ impl Mosquitto {
     pub fn start() -> anyhow::Result<Mosquitto> {
         let dir = tempfile::tempdir()?;
         let (tcp, ws) = (free_port(), free_port());
-        let config = format!(
+        let config_text = format!(
             "per_listener_settings false\nallow_anonymous true\npersistence false\n\
              max_queued_messages 1000000\nlog_dest stderr\nlog_type error\nlog_type warning\n\
              listener {tcp} 127.0.0.1\nlistener {ws} 127.0.0.1\nprotocol websockets\n"
         );
-        let path = dir.path().join("mosquitto.conf");
-        std::fs::write(&path, config)?;
-        let child = Command::new("mosquitto")
-            .arg("-c")
-            .arg(&path)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .spawn()
-            .map_err(|e| anyhow::anyhow!("cannot run mosquitto ({e}): apt-get install mosquitto"))?;
+        let config = dir.path().join("mosquitto.conf");
+        std::fs::write(&config, config_text)?;
         let tcp = SocketAddr::from(([127, 0, 0, 1], tcp));
         let ws = SocketAddr::from(([127, 0, 0, 1], ws));
-        let broker = Mosquitto { child, tcp, ws, _dir: dir };
-        for addr in [tcp, ws] {
-            wait_for("mosquitto listening", Duration::from_secs(10), || std::net::TcpStream::connect(addr).ok());
-        }
-        Ok(broker)
+        let child = spawn_mosquitto(&config, [tcp, ws])?;
+        Ok(Mosquitto { child, tcp, ws, config, _dir: dir })
+    }
+
+    /// Stops it with SIGTERM and starts it again on the same ports (nothing persisted:
+    /// retained messages are gone, as after a real restart with `persistence false`).
+    pub fn restart(&mut self) -> anyhow::Result<()> {
+        terminate(&mut self.child);
+        self.child = spawn_mosquitto(&self.config, [self.tcp, self.ws])?;
+        Ok(())
     }
 
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
+}
+
+/// Runs `mosquitto -c config` and waits until it accepts connections on `listeners`.
+fn spawn_mosquitto(config: &Path, listeners: [SocketAddr; 2]) -> anyhow::Result<Child> {
+    let child = Command::new("mosquitto")
+        .arg("-c")
+        .arg(config)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .spawn()
+        .map_err(|e| anyhow::anyhow!("cannot run mosquitto ({e}): apt-get install mosquitto"))?;
+    for addr in listeners {
+        wait_for("mosquitto listening", Duration::from_secs(10), || std::net::TcpStream::connect(addr).ok());
+    }
+    Ok(child)
 }
 
 impl Drop for Mosquitto {

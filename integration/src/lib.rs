@@ -6,6 +6,7 @@
 pub mod fleet;
 mod in_process;
 pub mod load;
+pub mod relay;
 pub mod samples;
 pub mod smtp_sink;
 

@@ -14,6 +14,7 @@ mod ops;
 mod packaging;
 mod recorder;
 mod restore;
+mod retained;
 mod runbook;
 mod secrets_in_logs;
 mod sessions;

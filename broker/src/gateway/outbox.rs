@@ -183,7 +183,7 @@ impl Drop for Outbox {
 /// The one publisher of presence: takes each queued state and hands it to the ingest
 /// sink (in order with the host's data, which the sink stores) and then to the router,
 /// retained, on the gateway's presence link. Ends when the outbox is dropped.
-pub(super) async fn run_publisher(outbox: Weak<Outbox>, mut link: LinkTx, ingest: Option<Ingest>, router: Router) {
+pub(super) async fn run_publisher(outbox: Weak<Outbox>, mut link: LinkTx, mut ingest: Option<Ingest>, router: Router) {
     let Some(wake) = outbox.upgrade().map(|o| o.wake.clone()) else { return };
     loop {
         let next = match outbox.upgrade() {
@@ -192,7 +192,12 @@ pub(super) async fn run_publisher(outbox: Weak<Outbox>, mut link: LinkTx, ingest
         };
         match next {
             Some((host, ticket, online)) => {
-                publish(&mut link, ingest.as_ref(), &router, &host, online).await;
+                if !publish(&mut link, ingest.as_ref(), &router, &host, online).await {
+                    // The recorder stops before the sessions end at shutdown: logged once,
+                    // not once for each of 10,000 hosts' `offline`.
+                    warn!(host = %host, "ingest consumer gone (the server is stopping?); presence no longer stored");
+                    ingest = None;
+                }
                 match outbox.upgrade() {
                     Some(outbox) => outbox.note_handed(&host, ticket),
                     None => return,
@@ -205,20 +210,20 @@ pub(super) async fn run_publisher(outbox: Weak<Outbox>, mut link: LinkTx, ingest
 
 /// Retained `online`/`offline` on the host's status topic, to the ingest sink and the
 /// router. rumqttd's public API builds only QoS 0 publishes for local links; subscribers
-/// still receive them, retained.
-async fn publish(link: &mut LinkTx, ingest: Option<&Ingest>, router: &Router, host: &HostId, online: bool) {
+/// still receive them, retained. False when the ingest sink's consumer is gone.
+async fn publish(link: &mut LinkTx, ingest: Option<&Ingest>, router: &Router, host: &HostId, online: bool) -> bool {
     let payload = if online { wire::topic::ONLINE } else { wire::topic::OFFLINE };
     let publish = Publish::new(host.topic(Kind::Status), payload.to_owned(), true);
+    let mut stored = true;
     if let Some(ingest) = ingest {
         let delivery = Delivery { topic: publish.topic.clone(), payload: publish.payload.clone(), done: None };
-        if !ingest.send(delivery).await {
-            warn!(host = %host, "ingest consumer gone; presence not stored");
-        }
+        stored = ingest.send(delivery).await;
     }
     router.backlog().add(publish.topic.len() + publish.payload.len());
     if link.send(Packet::Publish(publish, None)).await.is_err() {
         warn!(host = %host, "router gone; presence not published");
     }
+    stored
 }
 
 #[cfg(test)]
