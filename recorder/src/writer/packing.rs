@@ -54,6 +54,11 @@ impl Writer {
             if packing.cells > 0 {
                 info!(cells = packing.cells, "packed the hour rollups of ended blocks");
             }
+            // A pass reads pages of every host's hour rows, which ingest does not read: at
+            // 10,000 hosts they filled ~11 MiB of the writer's page cache (heaptrack).
+            if let Err(e) = self.conn.execute_batch("PRAGMA shrink_memory") {
+                warn!(error = %e, "could not free the page cache after packing");
+            }
             return true;
         };
         match self.pack_one(part, packing) {
