@@ -1466,7 +1466,8 @@ fn forward_device_data(
         // NOTE: ideally we want to limit the number of read messages
         // and skip the messages previously read while reading next time.
         // but for now, we just try to read all messages and drop the excess ones
-        // proxmox-monitor: every retained message is kept on the request, none dropped
+        // proxmox-monitor: no longer drops the excess (the NOTE above): every retained
+        // message is kept on the request and sent on this and the following reads
         request.retained_to_send = datalog.read_retained_messages(&request.filter).into();
 
         // we only want to forward retained messages once
