@@ -20,7 +20,6 @@ use crate::session::Session;
 use crate::status::HostStatus;
 use crate::AppState;
 use recorder::state::HostState;
-use wire::Held;
 
 /// Hits shown per section; the rest are counted ("N more").
 pub const RESULTS_CAP: usize = 500;
@@ -82,19 +81,18 @@ pub fn search(states: &[Arc<HostState>], q: &str, backup: BackupFilter, now_ms: 
         return hits;
     }
     for state in states {
+        // Decoded once: the guests, the card and the backup findings all read it.
+        let decoded = state.decoded();
         // The host's status is worked out only for a host with a hit.
         let mut status = None;
-        let mut status_of = |state: &HostState| *status.get_or_insert_with(|| HostStatus::of(&state.card(now_ms)));
-        // Only the medium payload is read for every host; the whole state is decoded
-        // (card, backup findings) only for a host the search reports or filters on.
-        let medium = state.medium.as_ref().map(Held::get);
-        let medium = medium.as_ref().map(|p| &p.data);
+        let mut status_of = || *status.get_or_insert_with(|| HostStatus::of(&decoded.card(now_ms)));
+        let medium = decoded.medium_data();
         if !q.is_empty() && backup == BackupFilter::Any && state.host_id.to_lowercase().contains(&q) {
             if hits.hosts.len() < RESULTS_CAP {
                 let count = |g: Option<&Vec<wire::Guest>>| g.map_or(0, Vec::len);
                 hits.hosts.push(HostHit {
                     host_id: state.host_id.clone(),
-                    host_status: status_of(state),
+                    host_status: status_of(),
                     last_seen: ago(state.last_seen_ms, now_ms),
                     guests: format!(
                         "{} VMs · {} CTs",
@@ -109,7 +107,7 @@ pub fn search(states: &[Arc<HostState>], q: &str, backup: BackupFilter, now_ms: 
         let Some(medium) = medium else { continue };
         let host_backups = backups::of(Some(medium));
         let flagged = match backup {
-            BackupFilter::Missing if host_backups.is_some() => backups::flagged(&state.decoded(), now_ms),
+            BackupFilter::Missing if host_backups.is_some() => backups::flagged(&decoded, now_ms),
             _ => Default::default(),
         };
         let mut guests: Vec<(&'static str, &wire::Guest)> = [("VM", medium.vms.as_ref()), ("CT", medium.cts.as_ref())]
@@ -138,7 +136,7 @@ pub fn search(states: &[Arc<HostState>], q: &str, backup: BackupFilter, now_ms: 
                 status: g.status.to_string(),
                 tags: g.tags.join(", "),
                 host_id: state.host_id.clone(),
-                host_status: status_of(state),
+                host_status: status_of(),
                 backup: backups::cell(host_backups, g.vmid, now_ms),
             });
         }

@@ -17,7 +17,6 @@ pub fn pool_level(state: &PoolState) -> Level {
     }
 }
 
-/// The vdev errors of the pool named `pool` in `medium`, if it is there.
 /// Every pool's findings, pool by pool.
 pub(super) fn pools(f: &Facts, medium: &Medium, out: &mut Vec<Finding>) {
     for pool in medium.pools.iter().flatten() {
